@@ -1,0 +1,23 @@
+// Every schema of the dense_conv library, in one place. Implementations live per backend:
+// csrc/cpu/*.cpp (TORCH_LIBRARY_IMPL(dense_conv, CPU, m)) and csrc/cuda/*.cu (..., CUDA, m).
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing dense_conv._C loads this shared object, which runs the TORCH_LIBRARY registrations below.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(dense_conv, m) {
+  // dense: out[b, i*Cr + r] = impulse[b, i] (*) response[b, r], causally cropped to the impulse size.
+  m.def("dense_conv2d(Tensor response, Tensor impulse) -> Tensor");
+  m.def("dense_conv2d_grad_impulse(Tensor grad_out, Tensor response) -> Tensor");
+  m.def("dense_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt response_height, SymInt response_width) -> Tensor");
+  // sparse: out[b, c] = impulse[b, c] (*) response[b, c].
+  m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
+  m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response) -> Tensor");
+  m.def("sparse_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt response_height, SymInt response_width) -> Tensor");
+}
