@@ -14,10 +14,10 @@ PyObject* PyInit__C(void) {
 TORCH_LIBRARY(dense_conv, m) {
   // dense: out[b, i*Cr + r] = impulse[b, i] (*) response[b, r], causally cropped to the impulse size.
   m.def("dense_conv2d(Tensor response, Tensor impulse) -> Tensor");
-  m.def("dense_conv2d_grad_impulse(Tensor grad_out, Tensor response) -> Tensor");
-  m.def("dense_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt response_height, SymInt response_width) -> Tensor");
+  m.def("dense_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
+  m.def("dense_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt[] response_shape) -> Tensor");
   // sparse: out[b, c] = impulse[b, c] (*) response[b, c].
   m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
-  m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response) -> Tensor");
-  m.def("sparse_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt response_height, SymInt response_width) -> Tensor");
+  m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
+  m.def("sparse_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt[] response_shape) -> Tensor");
 }

@@ -1,0 +1,100 @@
+"""Python side of the conv ops: the public functions, fake (meta) kernels and autograd.
+
+The kernels are C++/CUDA (csrc/); the schemas are declared once, in csrc/ops.cpp.
+"""
+import torch
+
+_lib = torch.ops.dense_conv
+
+
+def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+    """Every impulse channel convolved with every response channel, per sample.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, Ci*Cr, Hi, Wi] with
+    out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
+    (true convolution, causally cropped to the impulse size).
+    """
+    return _lib.dense_conv2d(response, impulse)
+
+
+def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+    """Channel c of impulse convolved with channel c of response, per sample.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi], same causal crop as dense_conv2d.
+    """
+    return _lib.sparse_conv2d(response, impulse)
+
+
+def cuda_kernels_compiled() -> bool:
+    """True when the extension was built with its CUDA kernels."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key("dense_conv::dense_conv2d", "CUDA")
+
+
+# ---- fake (meta) kernels: shapes only, so torch.compile can trace through the ops ----
+
+def _check_sizes(response_shape, impulse_shape, sparse):
+    name = "sparse_conv2d" if sparse else "dense_conv2d"
+    torch._check(len(response_shape) == 4, lambda: f"{name}: response must be 4-D, got shape {tuple(response_shape)}")
+    torch._check(len(impulse_shape) == 4, lambda: f"{name}: impulse must be 4-D, got shape {tuple(impulse_shape)}")
+    torch._check(response_shape[0] == impulse_shape[0], lambda: f"{name}: batch mismatch, response has "
+                 f"B={response_shape[0]} but impulse has B={impulse_shape[0]}")
+    if sparse:
+        torch._check(response_shape[1] == impulse_shape[1], lambda: f"{name}: channel mismatch, response has "
+                     f"C={response_shape[1]} but impulse has C={impulse_shape[1]}")
+
+
+def _check_pair(a, a_name, b, b_name, sparse):
+    name = "sparse_conv2d" if sparse else "dense_conv2d"
+    for t, n in ((a, a_name), (b, b_name)):
+        torch._check(t.is_floating_point(), lambda: f"{name}: {n} must be a floating-point tensor, got {t.dtype}")
+    torch._check(a.dtype == b.dtype, lambda: f"{name}: {a_name} has dtype {a.dtype} but {b_name} has {b.dtype}")
+    torch._check(a.device == b.device, lambda: f"{name}: {a_name} is on {a.device} but {b_name} on {b.device}")
+
+
+def _out_shape(response_shape, impulse_shape, sparse):
+    B, Ci, Hi, Wi = impulse_shape
+    return (B, Ci if sparse else Ci * response_shape[1], Hi, Wi)
+
+
+def _register(prefix, sparse):
+    forward = getattr(_lib, f"{prefix}_conv2d")
+    grad_impulse = getattr(_lib, f"{prefix}_conv2d_grad_impulse")
+    grad_response = getattr(_lib, f"{prefix}_conv2d_grad_response")
+
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d")
+    def _(response, impulse):
+        _check_pair(response, "response", impulse, "impulse", sparse)
+        _check_sizes(response.shape, impulse.shape, sparse)
+        return impulse.new_empty(_out_shape(response.shape, impulse.shape, sparse))
+
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d_grad_impulse")
+    def _(grad_out, response, impulse_shape):
+        _check_pair(grad_out, "grad_out", response, "response", sparse)
+        _check_sizes(response.shape, impulse_shape, sparse)
+        return grad_out.new_empty(tuple(impulse_shape))
+
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d_grad_response")
+    def _(grad_out, impulse, response_shape):
+        _check_pair(grad_out, "grad_out", impulse, "impulse", sparse)
+        _check_sizes(response_shape, impulse.shape, sparse)
+        return grad_out.new_empty(tuple(response_shape))
+
+    def setup_context(ctx, inputs, output):
+        response, impulse = inputs
+        ctx.save_for_backward(response, impulse)
+
+    def backward(ctx, grad_out):
+        response, impulse = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        g_response = g_impulse = None
+        if ctx.needs_input_grad[0]:
+            g_response = grad_response(grad_out, impulse, list(response.shape))
+        if ctx.needs_input_grad[1]:
+            g_impulse = grad_impulse(grad_out, response, list(impulse.shape))
+        return g_response, g_impulse
+
+    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d", backward, setup_context=setup_context)
+
+
+_register("dense", sparse=False)
+_register("sparse", sparse=True)
