@@ -20,4 +20,9 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
   m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
   m.def("sparse_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt[] response_shape) -> Tensor");
+  // octave_downsample: y[..., m] = sum_n filter[n] * x[..., 2m + n - (N-1)/2] (N odd), m < ceil(T/2), applied
+  // `levels` times; the levels' outputs are packed along the last dim (level 1 first).
+  m.def("octave_downsample(Tensor x, Tensor filter, int levels) -> Tensor");
+  m.def("octave_downsample_grad_input(Tensor grad, Tensor filter, SymInt length, int levels) -> Tensor");
+  m.def("octave_downsample_grad_filter(Tensor grad, Tensor x, Tensor out, Tensor filter, int levels) -> Tensor");
 }

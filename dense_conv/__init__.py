@@ -7,3 +7,5 @@ from . import _C  # noqa: F401  (loads the compiled kernels and registers the to
 from ._ops import dense_conv2d, sparse_conv2d, cuda_kernels_compiled
 
 __all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled"]
+from .octave import octave_downsample, halfband_filter  # noqa: E402
+from .cqt import CQT, cqt_definition, cqt_octave_reference  # noqa: E402

@@ -1,0 +1,308 @@
+"""Constant-Q transform computed octave by octave, trainable, following librosa >= 0.10 (`librosa.cqt`).
+
+Conventions (librosa's): f_k = fmin * 2^(k/B); alpha = (r^2-1)/(r^2+1), r = 2^(1/B); Q = filter_scale/alpha;
+L_k = Q*sr/f_k; kernel k = window of n_k = floor(L_k/2) - floor(-L_k/2) samples (periodic, scipy's
+get_window) times exp(2 pi i f_k t / sr), t = floor(-L_k/2) ... , L1-normalised; frames centred on
+t*hop, 1 + T // hop of them; C[k, t] = L_k * sum_d x[t*hop + d] * conj-free kernel(-d), divided by
+sqrt(L_k) when scale=True (a unit cosine at f_k reads 0.5*sqrt(L_k)); zero padding ('constant').
+
+The octave method (the user's "iterative" CQT, and librosa's): the top octave of kernels is applied
+at the full rate; the signal is low-passed and decimated by 2 (`octave_downsample`, a zero-phase
+half-band FIR) and the *same* kernels give the next octave down, and so on. At octave i (0 = top)
+the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same continuous window and
+exponential stretched by 2^i.
+
+`cqt_definition` is the float64 reference: one full-rate kernel per bin (the user's "definition").
+For octave i it samples that stretched continuous kernel at the full rate (for cosine-sum windows
+such as hann, the periodic window of n'*2^i samples), so the octave method approximates it to the
+decimator's ripple/aliasing (~1e-5) instead of differing by the O(1/n) rounding of window lengths.
+"""
+import functools
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter, octave_downsample, \
+    octave_downsample_reference
+
+__all__ = ["CQT", "cqt_definition", "cqt_octave_reference", "cqt_frequencies", "CQTKernels", "note_names"]
+
+_OUTPUTS = ("complex", "magnitude", "power")
+
+
+def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.ndarray:
+    return fmin * 2.0 ** (np.arange(n_bins, dtype=np.float64) / bins_per_octave)
+
+
+def note_names(freqs) -> list:
+    """Note names (C1, C#1, ...) of the nearest equal-tempered notes (A4 = 440 Hz)."""
+    names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+    out = []
+    for f in np.asarray(freqs, dtype=np.float64):
+        midi = int(round(69 + 12 * math.log2(f / 440.0)))
+        out.append(f"{names[midi % 12]}{midi // 12 - 1}")
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _window(window, n: int) -> np.ndarray:
+    import scipy.signal
+    return np.asarray(scipy.signal.get_window(window, n, fftbins=True), dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def _window_bandwidth(window) -> float:
+    # librosa.filters.window_bandwidth: equivalent noise bandwidth in bins, from a 1000-point window
+    w = _window(window, 1000)
+    return float(1000 * np.sum(w ** 2) / np.sum(np.abs(w)) ** 2)
+
+
+def _hashable(window):
+    return tuple(window) if isinstance(window, list) else window
+
+
+class CQTKernels:
+    """Top-octave kernel set and layout of a CQT (float64 numpy, computed once).
+
+    kernels: complex [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d];
+    L1-normalised and multiplied by sqrt(L) (scale=True) or L (scale=False).
+    """
+
+    def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None):
+        sr, fmin = float(sr), float(fmin)
+        if n_bins < 1 or bins_per_octave < 1:
+            raise ValueError(f"CQT: n_bins and bins_per_octave must be >= 1, got {n_bins}, {bins_per_octave}")
+        if fmin <= 0:
+            raise ValueError(f"CQT: fmin must be > 0, got {fmin}")
+        self.sr, self.fmin, self.n_bins, self.bpo = sr, fmin, int(n_bins), int(bins_per_octave)
+        self.filter_scale, self.window, self.scale = float(filter_scale), _hashable(window), bool(scale)
+        self.n_octaves = int(math.ceil(self.n_bins / self.bpo))
+        self.n_filters = min(self.bpo, self.n_bins)
+        self.freqs = cqt_frequencies(self.n_bins, fmin, self.bpo)
+        r = 2.0 ** (1.0 / self.bpo)
+        self.alpha = (r * r - 1.0) / (r * r + 1.0)
+        self.Q = self.filter_scale / self.alpha
+        self.lengths = self.Q * sr / self.freqs
+        # librosa's check: the highest kernel's band edge (centre + half its noise bandwidth) below Nyquist
+        self.cutoff = float(np.max(self.freqs * (1.0 + 0.5 * _window_bandwidth(self.window) / self.Q)))
+        if self.cutoff > sr / 2:
+            raise ValueError(
+                f"CQT: the top bin f={self.freqs[-1]:.1f} Hz has its band edge at {self.cutoff:.1f} Hz, above the "
+                f"Nyquist frequency {sr / 2:.1f} Hz; reduce n_bins or fmin (or raise sr)")
+        if hop_length is not None:
+            step = 2 ** (self.n_octaves - 1)
+            if hop_length < 1 or hop_length % step != 0:
+                raise ValueError(
+                    f"CQT: hop_length={hop_length} must be a positive multiple of 2^(n_octaves-1) = {step} "
+                    f"({self.n_octaves} octaves are decimated {self.n_octaves - 1} times); use e.g. "
+                    f"hop_length={max(step, (hop_length // step) * step)} or fewer bins")
+        top = self.freqs[-self.n_filters:]
+        top_len = self.lengths[-self.n_filters:]
+        # per top-octave kernel: librosa's integer window size and time origin
+        self.t0 = np.floor(-top_len / 2).astype(np.int64)
+        self.n = (np.floor(top_len / 2) - self.t0).astype(np.int64)
+        # offsets d covered: d = -t0 - j, j = 0..n-1
+        self.dmax = int(np.max(-self.t0))
+        self.dmin = int(np.min(-self.t0 - self.n + 1))
+        self.width = self.dmax - self.dmin + 1
+        K = np.zeros((self.n_filters, self.width), dtype=np.complex128)
+        for k in range(self.n_filters):
+            w = _window(self.window, int(self.n[k]))
+            j = np.arange(self.n[k])
+            d = -self.t0[k] - j
+            v = w / np.sum(np.abs(w)) * np.exp(-2j * np.pi * top[k] * d / sr)
+            v *= np.sqrt(top_len[k]) if self.scale else top_len[k]
+            K[k, d - self.dmin] = v
+        self.kernels = K
+
+    def octave_gain(self, i: int) -> float:
+        """Factor applied to octave i (0 = top), computed with the top-octave kernels at rate sr/2^i."""
+        return 2.0 ** (0.5 * i) if self.scale else 2.0 ** i
+
+    def octave_bins(self, i: int):
+        """(first kernel index used, number of bins) of octave i; the lowest octave may be partial."""
+        nb = min(self.n_filters, self.n_bins - i * self.n_filters)
+        return self.n_filters - nb, nb
+
+    def real_weight(self, dtype=torch.float32) -> torch.Tensor:
+        """[n_filters, 2, width] real weights: (real, imaginary) rows of each kernel."""
+        return torch.tensor(np.stack([self.kernels.real, self.kernels.imag], axis=1), dtype=dtype)
+
+
+def _check_input(x: torch.Tensor, name="CQT"):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: input must be a floating-point tensor (float32/float64), got {x.dtype}; "
+                        f"convert it with x.float()")
+    if x.dim() not in (1, 2, 3):
+        raise ValueError(f"{name}: input must be [T], [B, T] or [B, C, T], got shape {tuple(x.shape)}")
+
+
+def _frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str) -> torch.Tensor:
+    """out[r, f, c] = sum_d x[r, f*hop + d] * w[c, d - dmin] for x [R, T] -> [R, n_frames, C]."""
+    T = x.shape[-1]
+    width = w.shape[-1]
+    left = max(0, -dmin)
+    right = max(0, (n_frames - 1) * hop + dmin + width - T)
+    if pad_mode == "constant" or (left == 0 and right == 0):
+        xp = torch.nn.functional.pad(x, (left, right))
+    else:
+        xp = _reflect_pad(x, left, right)
+    start = dmin + left
+    fr = xp[:, start:start + (n_frames - 1) * hop + width].unfold(-1, width, hop)  # [R, F, width]
+    return fr @ w.t()
+
+
+def _reflect_pad(x, left, right):
+    # numpy/librosa 'reflect' (no edge repeat), repeated reflection when the pad is longer than x
+    T = x.shape[-1]
+    if T == 1:
+        return torch.nn.functional.pad(x, (left, right), mode="replicate")
+    idx = torch.arange(-left, T + right, device=x.device)
+    period = 2 * (T - 1)
+    idx = torch.remainder(idx, period)
+    idx = torch.where(idx >= T, period - idx, idx)
+    return x[:, idx]
+
+
+def _finish(c: torch.Tensor, output: str) -> torch.Tensor:
+    """c [..., n_bins, F, 2] (real, imag) -> requested output."""
+    if output == "complex":
+        return torch.view_as_complex(c.contiguous()) if c.dtype in (torch.float32, torch.float64) else \
+            torch.complex(c[..., 0].float(), c[..., 1].float())
+    p = c[..., 0] * c[..., 0] + c[..., 1] * c[..., 1]
+    if output == "power":
+        return p
+    # safe sqrt: no inf/NaN gradient at p == 0 (silent input); |d|C|/d re| = |re|/|C| <= 1 elsewhere
+    return torch.sqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
+
+
+def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate):
+    """Shared octave loop. x [R, T]; weight [n_filters, 2, width]; decimate(x, levels) -> list."""
+    R, T = x.shape
+    n_frames = 1 + T // hop
+    levels = ker.n_octaves - 1
+    sigs = [x] + (decimate(x, levels) if levels > 0 else [])
+    outs = []
+    for i in range(ker.n_octaves):
+        first, nb = ker.octave_bins(i)
+        w = weight[first:].reshape(nb * 2, -1)
+        c = _frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode)  # [R, F, nb*2]
+        outs.append(c.view(R, n_frames, nb, 2) * ker.octave_gain(i))
+    c = torch.cat(outs[::-1], dim=2)  # bins ascending
+    return _finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
+
+
+class CQT(nn.Module):
+    """Constant-Q transform (librosa.cqt conventions), computed octave by octave with shared kernels.
+
+    Input [T], [B, T] or [B, C, T] (float32/float64); output [..., n_bins, 1 + T // hop_length],
+    complex, magnitude (with a gradient-safe sqrt) or power. trainable=True makes the one octave of
+    kernels (shared by all octaves) a parameter `kernels` [n_filters, 2, width] (real/imag rows);
+    trainable_filter=True also makes the decimation filter a parameter.
+    """
+
+    def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: float = 32.70319566257483,
+                 n_bins: int = 288, bins_per_octave: int = 36, filter_scale: float = 1.0, window="hann",
+                 scale: bool = True, pad_mode: str = "constant", output: str = "complex",
+                 trainable: bool = False, trainable_filter: bool = False,
+                 downsample_filter: Optional[torch.Tensor] = None, use_op: bool = True):
+        super().__init__()
+        if output not in _OUTPUTS:
+            raise ValueError(f"CQT: output must be one of {_OUTPUTS}, got {output!r}")
+        if pad_mode not in ("constant", "reflect"):
+            raise ValueError(f"CQT: pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
+        self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length)
+        self.sr, self.hop_length, self.n_bins, self.bins_per_octave = float(sr), int(hop_length), int(n_bins), \
+            int(bins_per_octave)
+        self.pad_mode, self.output, self.use_op = pad_mode, output, use_op
+        w = self.ker.real_weight(torch.float32)
+        if trainable:
+            self.kernels = nn.Parameter(w)
+        else:
+            self.register_buffer("kernels", w, persistent=False)
+        if downsample_filter is None:
+            # flat to the top kernel's band edge after decimation, alias-free below it
+            edge = self.ker.cutoff / (self.sr / 2)  # fraction of Nyquist, same at every octave
+            passband = max(DEFAULT_PASSBAND, edge / 2)
+            if self.ker.n_octaves > 1 and passband >= 0.49:
+                raise ValueError(f"CQT: the top bin's band edge is at {edge:.3f} of Nyquist; octave decimation "
+                                 f"needs it below ~0.98; reduce n_bins or fmin")
+            downsample_filter = halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
+        f = downsample_filter.detach().clone().to(torch.float32)
+        if trainable_filter:
+            self.downsample_filter = nn.Parameter(f)
+        else:
+            self.register_buffer("downsample_filter", f, persistent=False)
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        return self.ker.freqs
+
+    def extra_repr(self):
+        return (f"sr={self.sr:g}, hop_length={self.hop_length}, n_bins={self.n_bins}, "
+                f"bins_per_octave={self.bins_per_octave}, output={self.output!r}, "
+                f"filter_taps={self.downsample_filter.numel()}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x)
+        lead = x.shape[:-1]
+        xr = x.reshape(-1, x.shape[-1])
+        dt = x.dtype
+        weight = self.kernels.to(dt)
+        filt = self.downsample_filter.to(dt)
+        if self.use_op:
+            dec = lambda s, levels: octave_downsample(s, filt, levels) if levels > 1 else [octave_downsample(s, filt)]
+        else:
+            dec = lambda s, levels: (lambda o: o if isinstance(o, list) else [o])(
+                octave_downsample_reference(s, filt, levels))
+        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, dec)
+        return c.reshape(*lead, *c.shape[1:])
+
+
+def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
+                         bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
+                         output="complex", downsample_filter: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Pure-PyTorch octave CQT (conv1d decimation, no custom op); same result as CQT(use_op=False)."""
+    m = CQT(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode, output,
+            downsample_filter=downsample_filter, use_op=False)
+    return m.to(x.device)(x)
+
+
+def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
+                   bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
+                   output="complex") -> torch.Tensor:
+    """Float64 definition CQT: one full-rate kernel per bin (see the module docstring). Slow; for tests."""
+    _check_input(x, "cqt_definition")
+    ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, None)
+    lead = x.shape[:-1]
+    xr = x.reshape(-1, x.shape[-1]).to(torch.float64)
+    n_frames = 1 + xr.shape[-1] // hop_length
+    outs = []
+    for i in range(ker.n_octaves):
+        first, nb = ker.octave_bins(i)
+        s = 2 ** i
+        dmin, dmax = s * ker.dmin, s * ker.dmax
+        W = np.zeros((nb, 2, dmax - dmin + 1))
+        for b in range(nb):
+            kk = first + b
+            k = ker.n_bins - 1 - i * ker.n_filters - (ker.n_filters - 1 - kk)  # global bin index
+            n = int(ker.n[kk]) * s
+            w = _window(ker.window, n)
+            jf = np.arange(n)
+            d = -s * int(ker.t0[kk]) - jf
+            L = ker.lengths[k]
+            v = w / np.sum(np.abs(w)) * np.exp(-2j * np.pi * ker.freqs[k] * d / sr)
+            v *= np.sqrt(L) if scale else L
+            W[b, 0, d - dmin] = v.real
+            W[b, 1, d - dmin] = v.imag
+        Wt = torch.tensor(W.reshape(nb * 2, -1), dtype=torch.float64, device=x.device)
+        c = _frames(xr, Wt, dmin, hop_length, n_frames, pad_mode)
+        outs.append(c.view(xr.shape[0], n_frames, nb, 2))
+    c = torch.cat(outs[::-1], dim=2)
+    c = _finish(c.transpose(1, 2), output)
+    return c.reshape(*lead, *c.shape[1:])
