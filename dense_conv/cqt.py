@@ -142,17 +142,18 @@ def _check_input(x: torch.Tensor, name="CQT"):
         raise ValueError(f"{name}: input must be [T], [B, T] or [B, C, T], got shape {tuple(x.shape)}")
 
 
-def _frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str) -> torch.Tensor:
-    """out[r, f, c] = sum_d x[r, f*hop + d] * w[c, d - dmin] for x [R, T] -> [R, n_frames, C]."""
+def _frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str,
+            offset: int = 0) -> torch.Tensor:
+    """out[r, f, c] = sum_d x[r, offset + f*hop + d] * w[c, d - dmin] for x [R, T] -> [R, n_frames, C]."""
     T = x.shape[-1]
     width = w.shape[-1]
-    left = max(0, -dmin)
-    right = max(0, (n_frames - 1) * hop + dmin + width - T)
+    left = max(0, -(offset + dmin))
+    right = max(0, offset + (n_frames - 1) * hop + dmin + width - T)
     if pad_mode == "constant" or (left == 0 and right == 0):
         xp = torch.nn.functional.pad(x, (left, right))
     else:
         xp = _reflect_pad(x, left, right)
-    start = dmin + left
+    start = offset + dmin + left
     fr = xp[:, start:start + (n_frames - 1) * hop + width].unfold(-1, width, hop)  # [R, F, width]
     return fr @ w.t()
 
@@ -181,17 +182,24 @@ def _finish(c: torch.Tensor, output: str) -> torch.Tensor:
     return torch.sqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
 
 
-def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate):
+def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate, filter_taps):
     """Shared octave loop. x [R, T]; weight [n_filters, 2, width]; decimate(x, levels) -> list."""
     R, T = x.shape
     n_frames = 1 + T // hop
     levels = ker.n_octaves - 1
-    sigs = [x] + (decimate(x, levels) if levels > 0 else [])
+    # 'constant': zero-pad the full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a
+    # side, so the decimated octaves keep the low-passed signal's tails that spread past the ends
+    # (dropping them costs ~10% of |C| on the edge frames). Z is a multiple of 2^levels: the
+    # octaves stay on the same sample grid (level i sample m <-> full-rate sample 2^i m - Z).
+    Z = (2 ** levels) * ((filter_taps + 1) // 2) if (levels > 0 and pad_mode == "constant") else 0
+    xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
+    sigs = [x] + (decimate(xz, levels) if levels > 0 else [])
     outs = []
     for i in range(ker.n_octaves):
         first, nb = ker.octave_bins(i)
         w = weight[first:].reshape(nb * 2, -1)
-        c = _frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode)  # [R, F, nb*2]
+        off = (Z >> i) if i > 0 else 0
+        c = _frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode, off)  # [R, F, nb*2]
         outs.append(c.view(R, n_frames, nb, 2) * ker.octave_gain(i))
     c = torch.cat(outs[::-1], dim=2)  # bins ascending
     return _finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
@@ -260,7 +268,7 @@ class CQT(nn.Module):
         else:
             dec = lambda s, levels: (lambda o: o if isinstance(o, list) else [o])(
                 octave_downsample_reference(s, filt, levels))
-        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, dec)
+        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, dec, filt.numel())
         return c.reshape(*lead, *c.shape[1:])
 
 

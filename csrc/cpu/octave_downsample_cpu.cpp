@@ -60,6 +60,7 @@ void forward_level(Rows<const T> in, Rows<T> out, int64_t rows, const T* f, int6
       gather_phases(in.row(r), in.len, m0, P, cnt + 2 * P, ev, od);
       std::fill(acc, acc + cnt, T(0));
       for (int64_t n = 0; n < N; ++n) {
+        if (f[n] == T(0)) continue;  // half-band filters: every other tap is zero
         const int64_t e = n - M;
         const T* src = (e % 2 == 0) ? ev + P + e / 2 : od + P + (e - 1) / 2;
         axpy_row(acc, f[n], src, cnt);
@@ -91,6 +92,7 @@ void backward_level(Rows<const T> g, Rows<T> gx, const Rows<const T>* add, int64
       std::fill(ae, ae + cnt, T(0));
       std::fill(ao, ao + cnt, T(0));
       for (int64_t n = 0; n < N; ++n) {
+        if (f[n] == T(0)) continue;
         const int64_t e = n - M;
         if (e % 2 == 0) axpy_row(ae, f[n], gb + P - e / 2, cnt);
         else axpy_row(ao, f[n], gb + P - (e - 1) / 2, cnt);

@@ -1,0 +1,131 @@
+"""octave_downsample: CPU kernel against the float64 conv1d reference, autograd, opcheck, filter design."""
+import pytest
+import torch
+
+import dense_conv as dc
+from dense_conv.octave import halfband_filter, halfband_response, octave_downsample_reference
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() and dc.cuda_kernels_compiled() else [])
+TOL = {torch.float32: 2e-6, torch.float64: 1e-13, torch.float16: 2e-3, torch.bfloat16: 2e-2}
+
+
+def _as_list(y):
+    return y if isinstance(y, list) else [y]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (7,), (2, 3, 101), (5000,), (2, 4099)])
+@pytest.mark.parametrize("levels", [1, 3])
+@pytest.mark.parametrize("taps", [1, 3, 83])
+def test_forward_matches_reference(device, dtype, shape, levels, taps):
+    g = torch.Generator().manual_seed(sum(shape) + taps + levels)
+    x = torch.randn(shape, generator=g, dtype=torch.float64)
+    f = torch.randn(taps, generator=g, dtype=torch.float64)
+    ref = _as_list(octave_downsample_reference(x, f, levels))
+    out = _as_list(dc.octave_downsample(x.to(device, dtype), f.to(device, dtype), levels))
+    assert len(out) == levels
+    for o, r in zip(out, ref):
+        assert o.shape == r.shape and o.dtype == dtype
+        scale = r.abs().max().clamp_min(1.0)
+        assert (o.double().cpu() - r).abs().max() <= TOL[dtype] * scale * taps ** 0.5 * 4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_default_filter_and_noncontiguous(device):
+    x = torch.randn(3, 2000, device=device).transpose(0, 1).contiguous().transpose(0, 1)[:, ::2]
+    assert not x.is_contiguous()
+    y = dc.octave_downsample(x)
+    r = octave_downsample_reference(x.double().cpu(), halfband_filter(dtype=torch.float64))
+    assert torch.allclose(y.double().cpu(), r, atol=1e-5)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4])
+def test_gradcheck(levels):
+    g = torch.Generator().manual_seed(levels)
+    x = torch.randn(2, 37, generator=g, dtype=torch.float64, requires_grad=True)
+    f = torch.randn(9, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, f):
+        return torch.cat(_as_list(dc.octave_downsample(x, f, levels)), dim=-1)
+
+    assert torch.autograd.gradcheck(fn, (x, f))
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+def test_backward_matches_reference_float32(levels):
+    x = torch.randn(2, 3, 3001, requires_grad=True)
+    f = halfband_filter().requires_grad_()
+    w = [torch.randn(o.shape) for o in _as_list(octave_downsample_reference(x, f, levels))]
+    loss = sum((o * wi).sum() for o, wi in zip(_as_list(dc.octave_downsample(x, f, levels)), w))
+    gx, gf = torch.autograd.grad(loss, (x, f))
+    xd, fd = x.detach().double().requires_grad_(), f.detach().double().requires_grad_()
+    loss = sum((o * wi.double()).sum() for o, wi in zip(_as_list(octave_downsample_reference(xd, fd, levels)), w))
+    rx, rf = torch.autograd.grad(loss, (xd, fd))
+    assert (gx.double() - rx).abs().max() <= 1e-5 * rx.abs().max()
+    assert (gf.double() - rf).abs().max() <= 1e-5 * rf.abs().max()
+
+
+def test_opcheck():
+    x = torch.randn(2, 3, 50, dtype=torch.float64)
+    f = torch.randn(7, dtype=torch.float64)
+    for levels in (1, 3):
+        for rg in (False, True):
+            torch.library.opcheck(torch.ops.dense_conv.octave_downsample,
+                                  (x.clone().requires_grad_(rg), f.clone().requires_grad_(rg), levels))
+    g = torch.randn(2, 3, 25 + 13 + 7, dtype=torch.float64)
+    torch.library.opcheck(torch.ops.dense_conv.octave_downsample_grad_input, (g, f, 50, 3))
+    torch.library.opcheck(torch.ops.dense_conv.octave_downsample_grad_filter,
+                          (g, x, torch.ops.dense_conv.octave_downsample(x, f, 3), f, 3))
+
+
+def test_compile():
+    x = torch.randn(4, 300, requires_grad=True)
+    f = halfband_filter().requires_grad_()
+    fn = torch.compile(lambda x, f: dc.octave_downsample(x, f, 2)[1].square().sum(), fullgraph=True, backend="eager")
+    fn(x, f).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and f.grad is not None
+
+
+def test_errors():
+    f = halfband_filter()
+    with pytest.raises((TypeError, RuntimeError), match="floating"):
+        dc.octave_downsample(torch.ones(10, dtype=torch.int64), f)
+    with pytest.raises((ValueError, RuntimeError), match="odd"):
+        dc.octave_downsample(torch.randn(10), torch.randn(4))
+    with pytest.raises((ValueError, RuntimeError), match="levels"):
+        dc.octave_downsample(torch.randn(10), f, 0)
+    with pytest.raises(RuntimeError, match="dtype"):
+        torch.ops.dense_conv.octave_downsample(torch.randn(10), f.double(), 1)
+
+
+def test_empty():
+    assert dc.octave_downsample(torch.randn(3, 0)).shape == (3, 0)
+    assert dc.octave_downsample(torch.randn(0, 10)).shape == (0, 5)
+
+
+def test_zero_phase_tone_alignment():
+    # a tone in the passband keeps its phase: output sample m sits on input sample 2m
+    t = torch.arange(20000, dtype=torch.float64)
+    x = torch.cos(0.3 * torch.pi * t + 0.4)
+    y = dc.octave_downsample(x, halfband_filter(dtype=torch.float64))
+    expect = torch.cos(0.3 * torch.pi * 2 * torch.arange(y.numel(), dtype=torch.float64) + 0.4)
+    assert (y[100:-100] - expect[100:-100]).abs().max() < 2e-5
+
+
+@pytest.mark.parametrize("passband,atten,taps,ripple_db,stop_db", [
+    (0.42, 100.0, 83, 1e-4, -100.0),    # the default
+    (0.378, 88.0, 47, 4.5e-4, -87.5),   # the design quoted in docs/semantics.md
+    (0.378, 116.0, 63, 2e-5, -115.0),
+])
+def test_halfband_design(passband, atten, taps, ripple_db, stop_db):
+    h = halfband_filter(passband, atten, dtype=torch.float64)
+    assert h.numel() == taps and h.numel() % 2 == 1
+    assert torch.equal(h, h.flip(0))                      # zero phase
+    assert abs(h.sum().item() - 1.0) < 1e-14              # unit DC gain
+    m = (taps - 1) // 2
+    even = torch.arange(-m, m + 1) % 2 == 0
+    even[m] = False
+    assert (h[even] == 0).all()                           # half-band zeros
+    ripple, stop = halfband_response(h, passband)
+    assert ripple <= ripple_db and stop <= stop_db
