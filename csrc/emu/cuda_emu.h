@@ -323,6 +323,11 @@ inline void fiber_main(void* arg) {
 
 inline void start_fiber(int t) {
   // Initial frame popped by dc_emu_switch_context: r15 r14 r13 r12 rbx rbp, return address.
+#if DC_EMU_ASAN
+  // An exited fiber never returns from fiber_main: its frames' redzones stay poisoned at the top.
+  constexpr size_t kExitFrames = 32 * 1024;
+  __asan_unpoison_memory_region(stack_lo(t) + kStackBytes - kExitFrames, kExitFrames);
+#endif
   uintptr_t top = (reinterpret_cast<uintptr_t>(stack_lo(t)) + kStackBytes - 64) & ~uintptr_t(15);
   void** sp = reinterpret_cast<void**>(top) - 7;
   sp[0] = nullptr;                                              // r15
@@ -683,11 +688,22 @@ inline void check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem)
          " allowed (above 48 KiB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize))");
 }
 
+// The CUDA thread that is running, for sanitizer reports.
+inline void describe_current_thread() {
+  Runtime& r = rt();
+  if (r.in_launch && r.current >= 0) std::fprintf(stderr, "dc_emu: sanitizer report from %s\n", where(r.current).c_str());
+}
+
 // Runs every block of the grid; the whole launch is synchronous.
 inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem,
                      void (*invoke)(void*), void* ctx) {
   Runtime& r = rt();
   if (r.in_launch) fail("kernel launch from inside an emulated kernel");
+#if DC_EMU_ASAN
+  // Sanitizer reports show the host stack; this names the CUDA block and thread as well.
+  static const bool death_callback_set = (__sanitizer_set_death_callback(&describe_current_thread), true);
+  (void)death_callback_set;
+#endif
   const KernelInfo& info = kernel_info(kernel);
   r.kernel_name = info.name.empty() ? name : info.name.c_str();
   check_launch(kernel, grid, block, smem);
@@ -760,12 +776,6 @@ template <typename... Params>
 Launch<Params...> make_launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t,
                               const char* name) {
   return Launch<Params...>{kernel, grid, block, smem, name};
-}
-
-// The CUDA thread that is running, for sanitizer reports.
-inline void describe_current_thread() {
-  Runtime& r = rt();
-  if (r.in_launch && r.current >= 0) std::fprintf(stderr, "dc_emu: the error above happened in %s\n", where(r.current).c_str());
 }
 
 }  // namespace dc_emu

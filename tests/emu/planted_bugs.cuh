@@ -30,7 +30,7 @@ inline void launch_block_sum(const float* in, float* out, int n, bool missing_sy
 }
 
 // out[i] = in[i] + in[i + 1] (in has n + 1 elements) through a shared tile with a one-element halo.
-enum TileBug { kTileCorrect = 0, kHaloNotLoaded = 1, kHaloPastInput = 2 };
+enum TileBug { kTileCorrect = 0, kHaloNotLoaded = 1, kHaloPastInput = 2, kIndexPastTile = 3 };
 
 template <int kBug>
 __global__ void tile_pair_sum_kernel(const float* in, float* out, int n) {
@@ -42,7 +42,10 @@ __global__ void tile_pair_sum_kernel(const float* in, float* out, int n) {
   if (kBug == kHaloPastInput && t == 0) tile[kBlock] = in[start + kBlock + 1];
   // Bug kHaloNotLoaded: nobody loads tile[kBlock], the last thread reads it anyway.
   __syncthreads();
-  if (i < n) out[i] = tile[t] + tile[t + 1];
+  // Bug kIndexPastTile: an off-by-one in the shared index, past the end of the tile array.
+  const int next = kBug == kIndexPastTile ? t + 2 : t + 1;
+  if (kBug == kIndexPastTile && t == 0) tile[kBlock] = 0.0f;
+  if (i < n) out[i] = tile[t] + tile[next];
 }
 
 inline void launch_tile_pair_sum(const float* in, float* out, int n, int bug) {
@@ -51,6 +54,8 @@ inline void launch_tile_pair_sum(const float* in, float* out, int n, int bug) {
     DC_LAUNCH(tile_pair_sum_kernel<kHaloNotLoaded>, grid, block, 0, nullptr)(in, out, n);
   else if (bug == kHaloPastInput)
     DC_LAUNCH(tile_pair_sum_kernel<kHaloPastInput>, grid, block, 0, nullptr)(in, out, n);
+  else if (bug == kIndexPastTile)
+    DC_LAUNCH(tile_pair_sum_kernel<kIndexPastTile>, grid, block, 0, nullptr)(in, out, n);
   else
     DC_LAUNCH(tile_pair_sum_kernel<kTileCorrect>, grid, block, 0, nullptr)(in, out, n);
 }
