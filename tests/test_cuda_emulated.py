@@ -31,7 +31,10 @@ SHAPES = {
     "partial_tiles_multi_chunk": (2, 2, 3, 17, 65, 9, 17),
     "kernel_1x1": (1, 3, 2, 6, 5, 1, 1),
     "kernel_larger_than_image": (2, 1, 2, 4, 6, 7, 9),
-    "Cr9_two_response_chunks": (1, 2, 9, 5, 6, 2, 3),
+    "Cr9_two_response_chunks": (1, 2, 9, 5, 6, 2, 3),   # forward blocks of 5 + 4 responses
+    "Cr5_users_response_count": (2, 2, 5, 9, 20, 4, 3),
+    "Cr7": (1, 1, 7, 4, 9, 2, 2),
+    "Cr8_one_full_block": (1, 1, 8, 3, 5, 3, 1),
     "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
 }

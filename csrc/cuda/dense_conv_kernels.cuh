@@ -57,14 +57,19 @@ constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
 DC_HOST_DEVICE inline long long min_ll(long long a, long long b) { return a < b ? a : b; }
 DC_HOST_DEVICE inline long long max_ll(long long a, long long b) { return a > b ? a : b; }
 
-// Number of response channels handled together by one forward block (a template parameter: register
-// arrays). Double accumulators take two registers each; double stops at 2 to stay clear of spills.
+// Most response channels one forward block accumulates (a template parameter: register arrays).
+// Double accumulators take two registers each; double stops at 2 to stay clear of spills.
+template <typename scalar_t>
+constexpr int max_responses_per_block() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kMaxResponsesPerBlockDouble : kMaxResponsesPerBlock;
+}
+
+// Responses per forward block: Cr split into the fewest chunks, of equal size where possible, so no
+// accumulator is wasted on a response that does not exist (Cr = 5 gives 5, Cr = 9 gives 5 + 4).
 template <typename scalar_t>
 int responses_per_block(long long Cr) {
-  const int cap = sizeof(typename AccType<scalar_t>::type) == 8 ? kMaxResponsesPerBlockDouble : kMaxResponsesPerBlock;
-  int rc = 1;
-  while (rc < Cr && rc < cap) rc *= 2;
-  return rc;
+  const long long chunks = ceil_div(Cr, max_responses_per_block<scalar_t>());
+  return (int)ceil_div(Cr, chunks);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -157,35 +162,36 @@ template <typename scalar_t>
 LaunchConfig dense_forward_config(const ConvShape& s) {
   const long long rc = responses_per_block<scalar_t>(s.Cr);
   const long long blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
-  return {dim3((unsigned)blocks), dim3(kThreads), 0};
+  const size_t smem = (kWindowRows * kWindowCols + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
+  return {dim3((unsigned)blocks), dim3(kThreads), smem};
 }
 
 template <typename scalar_t, int RC>
 void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvShape& s,
                              cudaStream_t stream) {
-  using acc_t = typename AccType<scalar_t>::type;
-  LaunchConfig cfg = dense_forward_config<scalar_t>(s);
-  cfg.smem_bytes = (kWindowRows * kWindowCols + RC * kTapRows * kTapCols) * sizeof(acc_t);
+  const LaunchConfig cfg = dense_forward_config<scalar_t>(s);  // computed for RC == responses_per_block(Cr)
   auto* kernel = &dense_forward_kernel<scalar_t, RC>;  // a pointer: template commas cannot pass through a macro
   DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
       response, impulse, out, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows),
       (unsigned)ceil_div(s.Cr, RC));
 }
 
+// Picks the instantiation RC = rc among 1..RC_MAX.
+template <typename scalar_t, int RC_MAX>
+void launch_dense_forward_pick(int rc, const scalar_t* response, const scalar_t* impulse, scalar_t* out,
+                               const ConvShape& s, cudaStream_t stream) {
+  if constexpr (RC_MAX > 1) {
+    if (rc < RC_MAX) return launch_dense_forward_pick<scalar_t, RC_MAX - 1>(rc, response, impulse, out, s, stream);
+  }
+  launch_dense_forward_rc<scalar_t, RC_MAX>(response, impulse, out, s, stream);
+}
+
 // Host entry point; sizes must be non-empty (the caller returns early otherwise).
 template <typename scalar_t>
 void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, scalar_t* out, ConvShape s,
                           cudaStream_t stream) {
-  switch (responses_per_block<scalar_t>(s.Cr)) {
-    case 1: return launch_dense_forward_rc<scalar_t, 1>(response, impulse, out, s, stream);
-    case 2: return launch_dense_forward_rc<scalar_t, 2>(response, impulse, out, s, stream);
-    default:
-      if constexpr (sizeof(typename AccType<scalar_t>::type) == 4) {
-        if (responses_per_block<scalar_t>(s.Cr) == 4)
-          return launch_dense_forward_rc<scalar_t, 4>(response, impulse, out, s, stream);
-        return launch_dense_forward_rc<scalar_t, kMaxResponsesPerBlock>(response, impulse, out, s, stream);
-      }
-  }
+  launch_dense_forward_pick<scalar_t, max_responses_per_block<scalar_t>()>(responses_per_block<scalar_t>(s.Cr),
+                                                                           response, impulse, out, s, stream);
 }
 
 // ------------------------------------------------------------------------------------------------
