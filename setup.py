@@ -15,7 +15,7 @@ import shutil
 import sys
 
 import torch
-from setuptools import find_packages, setup
+from setuptools import setup
 from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -94,13 +94,9 @@ def build_extension():
     )
 
 
+# Metadata lives in pyproject.toml; this file only describes the extension.
 setup(
-    name="dense_conv",
-    version="0.1.0",
-    description="Per-sample dense/sparse 2-D convolution and a trainable CQT as PyTorch custom ops",
-    packages=find_packages(include=["dense_conv", "dense_conv.*"]),
     ext_modules=[build_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
     options={"bdist_wheel": {"py_limited_api": "cp39"}},
-    python_requires=">=3.9",
 )

@@ -1,0 +1,434 @@
+// CUDA kernels of dense_conv2d (forward, grad_impulse, grad_response) and their launch code.
+//
+// No ATen here: this header is compiled by nvcc for the extension (dense_conv_cuda.cu) and by g++
+// under the test-only CPU emulator (csrc/emu/), from the same text. All pointers are contiguous NCHW.
+//
+//   out[b, i*Cr+r, y, x]   = sum_{p<=y, q<=x} impulse[b,i,y-p,x-q] * response[b,r,p,q]
+//   grad_impulse[b,i,y,x]  = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]  (y+p<Hi, x+q<Wi)
+//   grad_response[b,r,p,q] = sum_i sum_{y,x} g[b,i*Cr+r,y,x] * impulse[b,i,y-p,x-q]
+//
+// Shared scheme: the taps are walked in chunks of at most TAP_ROWS x TAP_COLS; for each chunk a block
+// stages the response taps and the impulse (or gradient) window they touch in shared memory, so each
+// global value is read once per block and chunk. Chunks outside the causal window are skipped by the
+// loop bounds. Accumulation is in float (double for double inputs).
+// sparse_conv2d runs these kernels on [B*C, 1, ...] views (csrc/sparse_conv.cpp).
+#pragma once
+
+#include "compat.cuh"
+
+namespace dc {
+
+struct ConvShape {
+  long long B, Ci, Cr, Hi, Wi, Hr, Wr;
+};
+
+template <typename scalar_t>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+
+// Tile and chunk sizes (shared by the kernels and their launch configuration).
+constexpr int kThreads = 256;
+constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling
+constexpr int kTileRows = 16;             // forward / grad_impulse: output rows per block
+constexpr int kTileCols = 64;             // ... output columns per block
+constexpr int kColsPerThread = 4;         // ... each thread: 4 columns, kTileCols/kColsPerThread apart
+constexpr int kThreadCols = kTileCols / kColsPerThread;  // 16 threads across, 16 down
+constexpr int kTapRows = 8;               // forward / grad_impulse: response taps staged per chunk
+constexpr int kTapCols = 16;
+constexpr int kMaxResponsesPerBlock = 8;  // forward: accumulators per pixel (all Cr when Cr <= 8)
+constexpr int kMaxResponsesPerBlockDouble = 2;
+constexpr int kWindowRows = kTileRows + kTapRows - 1;
+constexpr int kWindowCols = kTileCols + kTapCols - 1;
+
+constexpr int kGrTapRows = 16;            // grad_response: taps per block (one tap per thread group)
+constexpr int kGrTapCols = 16;
+constexpr int kGrPixRows = 8;             // grad_response: pixel tile staged per step
+constexpr int kGrPixCols = 32;
+constexpr int kGrResponses = 8;           // grad_response: responses per block
+constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial sums per (b, r, p, q)
+constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
+constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
+
+DC_HOST_DEVICE inline long long min_ll(long long a, long long b) { return a < b ? a : b; }
+DC_HOST_DEVICE inline long long max_ll(long long a, long long b) { return a > b ? a : b; }
+
+// Most response channels one forward block accumulates (a template parameter: register arrays).
+// Double accumulators take two registers each; double stops at 2 to stay clear of spills.
+template <typename scalar_t>
+constexpr int max_responses_per_block() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kMaxResponsesPerBlockDouble : kMaxResponsesPerBlock;
+}
+
+// Responses per forward block: Cr split into the fewest chunks, of equal size where possible, so no
+// accumulator is wasted on a response that does not exist (Cr = 5 gives 5, Cr = 9 gives 5 + 4).
+template <typename scalar_t>
+int responses_per_block(long long Cr) {
+  const long long chunks = ceil_div(Cr, max_responses_per_block<scalar_t>());
+  return (int)ceil_div(Cr, chunks);
+}
+
+// ------------------------------------------------------------------------------------------------
+// forward
+// ------------------------------------------------------------------------------------------------
+
+// Block: a kTileRows x kTileCols tile of out[b, i*Cr + r0 .. r0+RC-1]; each impulse value staged once
+// serves all RC responses.
+template <typename scalar_t, int RC>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
+    dense_forward_kernel(const scalar_t* __restrict__ response, const scalar_t* __restrict__ impulse,
+                         scalar_t* __restrict__ out, ConvShape s, unsigned tiles_x, unsigned tiles_y,
+                         unsigned r_chunks) {
+  using acc_t = typename AccType<scalar_t>::type;
+  acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowCols]
+  acc_t* taps = window + kWindowRows * kWindowCols;         // [RC][kTapRows][kTapCols]
+
+  // 32-bit block arithmetic: the launch checks that the grid fits, and 64-bit division is a slow call.
+  unsigned block = blockIdx.x;
+  const unsigned tx_tile = block % tiles_x;  block /= tiles_x;
+  const unsigned ty_tile = block % tiles_y;  block /= tiles_y;
+  const unsigned r_chunk = block % r_chunks; block /= r_chunks;
+  const long long i = block % (unsigned)s.Ci;
+  const long long b = block / (unsigned)s.Ci;
+  const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols, r0 = r_chunk * RC;
+  const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
+
+  const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
+  acc_t acc[kColsPerThread][RC];
+#pragma unroll
+  for (int k = 0; k < kColsPerThread; ++k)
+#pragma unroll
+    for (int r = 0; r < RC; ++r) acc[k][r] = acc_t(0);
+
+  // Causal window: tap p reaches row y only if p <= y; the tile's last row is y0 + kTileRows - 1.
+  const long long p_end = min_ll(s.Hr, y0 + kTileRows), q_end = min_ll(s.Wr, x0 + kTileCols);
+  for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
+    const int np = (int)min_ll(kTapRows, p_end - p0);
+    for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
+      const int nq = (int)min_ll(kTapCols, q_end - q0);
+      // window[a][c] = impulse[wy0 + a][wx0 + c], zero outside the image.
+      const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
+      for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
+        const int a = e / kWindowCols, c = e % kWindowCols;
+        const long long yy = wy0 + a, xx = wx0 + c;
+        window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
+      }
+      for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
+        const int r = e / (kTapRows * kTapCols), dp = (e / kTapCols) % kTapRows, dq = e % kTapCols;
+        const long long rr = r0 + r;
+        taps[e] = (rr < s.Cr && dp < np && dq < nq)
+                      ? acc_t(response[((b * s.Cr + rr) * s.Hr + p0 + dp) * s.Wr + q0 + dq])
+                      : acc_t(0);
+      }
+      __syncthreads();
+      for (int dp = 0; dp < np; ++dp) {
+        const acc_t* window_row = window + (ty + np - 1 - dp) * kWindowCols + tx + nq - 1;
+        for (int dq = 0; dq < nq; ++dq) {
+          acc_t w[RC];
+#pragma unroll
+          for (int r = 0; r < RC; ++r) w[r] = taps[(r * kTapRows + dp) * kTapCols + dq];
+#pragma unroll
+          for (int k = 0; k < kColsPerThread; ++k) {
+            const acc_t v = window_row[k * kThreadCols - dq];
+#pragma unroll
+            for (int r = 0; r < RC; ++r) acc[k][r] += v * w[r];
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+
+  const long long y = y0 + ty;
+  if (y >= s.Hi) return;  // no barrier follows
+#pragma unroll
+  for (int r = 0; r < RC; ++r) {
+    const long long rr = r0 + r;
+    if (rr >= s.Cr) break;
+    scalar_t* out_row = out + (((b * s.Ci + i) * s.Cr + rr) * s.Hi + y) * s.Wi;
+#pragma unroll
+    for (int k = 0; k < kColsPerThread; ++k) {
+      const long long x = x0 + tx + k * kThreadCols;
+      if (x < s.Wi) out_row[x] = static_cast<scalar_t>(acc[k][r]);
+    }
+  }
+}
+
+template <typename scalar_t>
+LaunchConfig dense_forward_config(const ConvShape& s) {
+  const long long rc = responses_per_block<scalar_t>(s.Cr);
+  const long long blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
+  const size_t smem = (kWindowRows * kWindowCols + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
+  return {dim3((unsigned)blocks), dim3(kThreads), smem};
+}
+
+template <typename scalar_t, int RC>
+void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvShape& s,
+                             cudaStream_t stream) {
+  const LaunchConfig cfg = dense_forward_config<scalar_t>(s);  // computed for RC == responses_per_block(Cr)
+  auto* kernel = &dense_forward_kernel<scalar_t, RC>;  // a pointer: template commas cannot pass through a macro
+  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+      response, impulse, out, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows),
+      (unsigned)ceil_div(s.Cr, RC));
+}
+
+// Picks the instantiation RC = rc among 1..RC_MAX.
+template <typename scalar_t, int RC_MAX>
+void launch_dense_forward_pick(int rc, const scalar_t* response, const scalar_t* impulse, scalar_t* out,
+                               const ConvShape& s, cudaStream_t stream) {
+  if constexpr (RC_MAX > 1) {
+    if (rc < RC_MAX) return launch_dense_forward_pick<scalar_t, RC_MAX - 1>(rc, response, impulse, out, s, stream);
+  }
+  launch_dense_forward_rc<scalar_t, RC_MAX>(response, impulse, out, s, stream);
+}
+
+// Host entry point; sizes must be non-empty (the caller returns early otherwise).
+template <typename scalar_t>
+void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, scalar_t* out, ConvShape s,
+                          cudaStream_t stream) {
+  launch_dense_forward_pick<scalar_t, max_responses_per_block<scalar_t>()>(responses_per_block<scalar_t>(s.Cr),
+                                                                           response, impulse, out, s, stream);
+}
+
+// ------------------------------------------------------------------------------------------------
+// grad_impulse: a correlation of grad_out with the response, summed over r.
+// ------------------------------------------------------------------------------------------------
+
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
+    dense_grad_impulse_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ response,
+                              scalar_t* __restrict__ grad_impulse, ConvShape s, unsigned tiles_x, unsigned tiles_y) {
+  using acc_t = typename AccType<scalar_t>::type;
+  acc_t* window = dc_dynamic_smem<acc_t>();          // [kWindowRows][kWindowCols] of grad_out
+  acc_t* taps = window + kWindowRows * kWindowCols;  // [kTapRows][kTapCols]
+
+  unsigned block = blockIdx.x;
+  const unsigned tx_tile = block % tiles_x;  block /= tiles_x;
+  const unsigned ty_tile = block % tiles_y;  block /= tiles_y;
+  const long long i = block % (unsigned)s.Ci;
+  const long long b = block / (unsigned)s.Ci;
+  const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols;
+  const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
+
+  acc_t acc[kColsPerThread];
+#pragma unroll
+  for (int k = 0; k < kColsPerThread; ++k) acc[k] = acc_t(0);
+
+  // Anti-causal window: tap p reaches grad row y+p only while y0 + p < Hi.
+  const long long p_end = min_ll(s.Hr, s.Hi - y0), q_end = min_ll(s.Wr, s.Wi - x0);
+  for (long long r = 0; r < s.Cr; ++r) {
+    const scalar_t* g = grad + ((b * s.Ci + i) * s.Cr + r) * s.Hi * s.Wi;
+    const scalar_t* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
+    for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
+      const int np = (int)min_ll(kTapRows, p_end - p0);
+      for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
+        const int nq = (int)min_ll(kTapCols, q_end - q0);
+        // window[a][c] = g[y0 + p0 + a][x0 + q0 + c], zero outside the image.
+        for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
+          const long long yy = y0 + p0 + e / kWindowCols, xx = x0 + q0 + e % kWindowCols;
+          window[e] = (yy < s.Hi && xx < s.Wi) ? acc_t(g[yy * s.Wi + xx]) : acc_t(0);
+        }
+        for (int e = threadIdx.x; e < kTapRows * kTapCols; e += kThreads) {
+          const int dp = e / kTapCols, dq = e % kTapCols;
+          taps[e] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
+        }
+        __syncthreads();
+        for (int dp = 0; dp < np; ++dp) {
+          const acc_t* window_row = window + (ty + dp) * kWindowCols + tx;
+          for (int dq = 0; dq < nq; ++dq) {
+            const acc_t w = taps[dp * kTapCols + dq];
+#pragma unroll
+            for (int k = 0; k < kColsPerThread; ++k) acc[k] += window_row[k * kThreadCols + dq] * w;
+          }
+        }
+        __syncthreads();
+      }
+    }
+  }
+
+  const long long y = y0 + ty;
+  if (y >= s.Hi) return;
+  scalar_t* gi_row = grad_impulse + ((b * s.Ci + i) * s.Hi + y) * s.Wi;
+#pragma unroll
+  for (int k = 0; k < kColsPerThread; ++k) {
+    const long long x = x0 + tx + k * kThreadCols;
+    if (x < s.Wi) gi_row[x] = static_cast<scalar_t>(acc[k]);
+  }
+}
+
+template <typename scalar_t>
+LaunchConfig dense_grad_impulse_config(const ConvShape& s) {
+  using acc_t = typename AccType<scalar_t>::type;
+  const long long blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * s.Ci * s.B;
+  return {dim3((unsigned)blocks), dim3(kThreads), (kWindowRows * kWindowCols + kTapRows * kTapCols) * sizeof(acc_t)};
+}
+
+template <typename scalar_t>
+void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* response, scalar_t* grad_impulse, ConvShape s,
+                               cudaStream_t stream) {
+  const LaunchConfig cfg = dense_grad_impulse_config<scalar_t>(s);
+  auto* kernel = &dense_grad_impulse_kernel<scalar_t>;
+  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+      grad_out, response, grad_impulse, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows));
+}
+
+// ------------------------------------------------------------------------------------------------
+// grad_response: a reduction over Ci*Hi*Wi pixels for each of Cr*Hr*Wr taps. Deterministic in two
+// passes: each block sums one row slab into its own partial, then a second kernel adds the slabs in
+// a fixed order (no float atomics).
+// ------------------------------------------------------------------------------------------------
+
+struct GradResponsePlan {
+  long long r_chunks, tap_chunks_p, tap_chunks_q, slabs, slab_rows;
+  int tap_rows, tap_cols;  // tap chunk extent (<= kGrTapRows x kGrTapCols)
+
+  DC_HOST_DEVICE long long partial_count(const ConvShape& s) const { return s.B * slabs * s.Cr * s.Hr * s.Wr; }
+};
+
+inline GradResponsePlan grad_response_plan(const ConvShape& s) {
+  GradResponsePlan plan;
+  plan.tap_rows = (int)min_ll(kGrTapRows, s.Hr);
+  plan.tap_cols = (int)min_ll(kGrTapCols, s.Wr);
+  plan.r_chunks = ceil_div(s.Cr, kGrResponses);
+  plan.tap_chunks_p = ceil_div(s.Hr, plan.tap_rows);
+  plan.tap_chunks_q = ceil_div(s.Wr, plan.tap_cols);
+  // Rows per slab: a multiple of the staged pixel rows, with at most kGrMaxSlabs slabs.
+  plan.slab_rows = ceil_div(max_ll(1, ceil_div(s.Hi, kGrMaxSlabs)), kGrPixRows) * kGrPixRows;
+  plan.slabs = ceil_div(s.Hi, plan.slab_rows);
+  return plan;
+}
+
+// Block: (b, slab, response chunk, tap chunk). Thread t owns tap t % n_taps of the chunk and every
+// lanes-th pixel of each staged tile (lane = t / n_taps); the lanes are then summed in shared memory.
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
+    dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
+                                       typename AccType<scalar_t>::type* __restrict__ partial, ConvShape s,
+                                       GradResponsePlan plan) {
+  using acc_t = typename AccType<scalar_t>::type;
+  acc_t* g_tile = dc_dynamic_smem<acc_t>();                      // [kGrResponses][kGrPixRows][kGrPixCols]
+  acc_t* window = g_tile + kGrResponses * kGrPixRows * kGrPixCols;  // [kGrWindowRows][kGrWindowCols]
+  acc_t* lane_sums = g_tile;                                     // reused at the end: [lanes][n_taps][kGrResponses]
+
+  unsigned block = blockIdx.x;
+  const long long tq_chunk = block % (unsigned)plan.tap_chunks_q; block /= (unsigned)plan.tap_chunks_q;
+  const long long tp_chunk = block % (unsigned)plan.tap_chunks_p; block /= (unsigned)plan.tap_chunks_p;
+  const long long r_chunk = block % (unsigned)plan.r_chunks;      block /= (unsigned)plan.r_chunks;
+  const long long slab = block % (unsigned)plan.slabs;
+  const long long b = block / (unsigned)plan.slabs;
+  const long long p0 = tp_chunk * plan.tap_rows, q0 = tq_chunk * plan.tap_cols, r0 = r_chunk * kGrResponses;
+  const int np = (int)min_ll(plan.tap_rows, s.Hr - p0), nq = (int)min_ll(plan.tap_cols, s.Wr - q0);
+  const int n_taps = np * nq, lanes = kThreads / n_taps;
+  const int tap = threadIdx.x % n_taps, lane = threadIdx.x / n_taps;
+  const int dp = tap / nq, dq = tap % nq;
+  const bool active = lane < lanes;  // threads beyond lanes * n_taps only help staging
+  const int nr = (int)min_ll(kGrResponses, s.Cr - r0);
+  const long long slab_begin = slab * plan.slab_rows, slab_end = min_ll(s.Hi, slab_begin + plan.slab_rows);
+
+  acc_t acc[kGrResponses];
+#pragma unroll
+  for (int r = 0; r < kGrResponses; ++r) acc[r] = acc_t(0);
+
+  for (long long i = 0; i < s.Ci; ++i) {
+    const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
+    // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
+    for (long long y0 = max_ll(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
+      for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
+        for (int e = threadIdx.x; e < kGrResponses * kGrPixRows * kGrPixCols; e += kThreads) {
+          const int r = e / (kGrPixRows * kGrPixCols), yy = (e / kGrPixCols) % kGrPixRows, xx = e % kGrPixCols;
+          const long long y = y0 + yy, x = x0 + xx;
+          g_tile[e] = (r < nr && y < slab_end && x < s.Wi)
+                          ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
+                          : acc_t(0);
+        }
+        // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (nq-1) + c], zero outside the image.
+        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
+        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowCols; e += kThreads) {
+          const long long yy = wy0 + e / kGrWindowCols, xx = wx0 + e % kGrWindowCols;
+          window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
+        }
+        __syncthreads();
+        if (active) {
+          for (int pix = lane; pix < kGrPixRows * kGrPixCols; pix += lanes) {
+            const int yy = pix / kGrPixCols, xx = pix % kGrPixCols;
+            const acc_t v = window[(yy + np - 1 - dp) * kGrWindowCols + xx + nq - 1 - dq];
+#pragma unroll
+            for (int r = 0; r < kGrResponses; ++r) acc[r] += g_tile[(r * kGrPixRows + yy) * kGrPixCols + xx] * v;
+          }
+        }
+        __syncthreads();
+      }
+    }
+  }
+
+  // Sum the lanes in a fixed order: lane_sums[lane][tap][r].
+  if (active) {
+#pragma unroll
+    for (int r = 0; r < kGrResponses; ++r) lane_sums[(lane * n_taps + tap) * kGrResponses + r] = acc[r];
+  }
+  __syncthreads();
+  if (lane == 0) {
+    for (int r = 0; r < nr; ++r) {
+      acc_t sum = acc_t(0);
+      for (int l = 0; l < lanes; ++l) sum += lane_sums[(l * n_taps + tap) * kGrResponses + r];
+      // partial[b][slab][r][p][q]
+      partial[(((b * plan.slabs + slab) * s.Cr + r0 + r) * s.Hr + p0 + dp) * s.Wr + q0 + dq] = sum;
+    }
+  }
+}
+
+template <typename scalar_t>
+__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
+    dense_grad_response_reduce_kernel(const typename AccType<scalar_t>::type* __restrict__ partial,
+                                      scalar_t* __restrict__ grad_response, ConvShape s, long long slabs) {
+  using acc_t = typename AccType<scalar_t>::type;
+  const long long per_sample = s.Cr * s.Hr * s.Wr, total = s.B * per_sample;
+  for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
+       e += (long long)gridDim.x * blockDim.x) {
+    const long long b = e / per_sample, k = e % per_sample;
+    acc_t sum = acc_t(0);
+    for (long long slab = 0; slab < slabs; ++slab) sum += partial[(b * slabs + slab) * per_sample + k];
+    grad_response[e] = static_cast<scalar_t>(sum);
+  }
+}
+
+template <typename scalar_t>
+LaunchConfig dense_grad_response_partial_config(const ConvShape& s, const GradResponsePlan& plan) {
+  using acc_t = typename AccType<scalar_t>::type;
+  const long long blocks = s.B * plan.slabs * plan.r_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
+  const long long staged = kGrResponses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowCols;
+  return {dim3((unsigned)blocks), dim3(kThreads), staged * sizeof(acc_t)};
+}
+
+inline LaunchConfig dense_grad_response_reduce_config(const ConvShape& s) {
+  const long long blocks = min_ll(ceil_div(s.B * s.Cr * s.Hr * s.Wr, kThreads), 65536);
+  return {dim3((unsigned)blocks), dim3(kThreads), 0};
+}
+
+// Bytes of scratch memory launch_dense_grad_response needs (the per-slab partial sums).
+template <typename scalar_t>
+size_t dense_grad_response_workspace_bytes(ConvShape s) {
+  return (size_t)grad_response_plan(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
+}
+
+template <typename scalar_t>
+void launch_dense_grad_response(const scalar_t* grad_out, const scalar_t* impulse, scalar_t* grad_response,
+                                void* workspace, ConvShape s, cudaStream_t stream) {
+  using acc_t = typename AccType<scalar_t>::type;
+  const GradResponsePlan plan = grad_response_plan(s);
+  acc_t* partial = static_cast<acc_t*>(workspace);
+  const LaunchConfig partial_cfg = dense_grad_response_partial_config<scalar_t>(s, plan);
+  auto* partial_kernel = &dense_grad_response_partial_kernel<scalar_t>;
+  DC_LAUNCH(partial_kernel, partial_cfg.grid, partial_cfg.block, partial_cfg.smem_bytes, stream)(grad_out, impulse,
+                                                                                                 partial, s, plan);
+  const LaunchConfig reduce_cfg = dense_grad_response_reduce_config(s);
+  auto* reduce_kernel = &dense_grad_response_reduce_kernel<scalar_t>;
+  DC_LAUNCH(reduce_kernel, reduce_cfg.grid, reduce_cfg.block, reduce_cfg.smem_bytes, stream)(partial, grad_response, s,
+                                                                                             plan.slabs);
+}
+
+}  // namespace dc

@@ -1,0 +1,948 @@
+// Test-only CUDA emulator: runs the project's CUDA kernel headers on the CPU under g++.
+//
+// Included by csrc/cuda/compat.cuh when DC_CUDA_EMULATOR is defined; never part of the extension.
+// Model (see /work/shared/docs/cuda-without-gpu.md):
+//   * every CUDA thread of a block is a fiber with its own guarded stack; blocks run one at a time
+//     on the calling OS thread, so `__shared__` arrays are function statics;
+//   * between two sync points (__syncthreads, warp ops, exit) the block's runnable fibers run in
+//     forward, reverse or seeded-random order; blocks run in forward, reverse or shuffled order;
+//   * shared memory (static and dynamic) is filled with 0xFF bytes (NaN for floats) before each block;
+//   * divergent barriers, barriers after exited threads, warp-op deadlocks, mismatched warp ops and
+//     fiber stack overflows raise dc_emu::Error naming the kernel, block and thread.
+//
+// Restriction: kernels that declare static `__shared__` arrays must be templates or `inline` (as any
+// kernel defined in a header should be): their statics are found through the symbol table of the
+// loaded object, by the kernel's mangled name, to be poisoned before every block.
+#pragma once
+
+#if !defined(__x86_64__)
+#error "the CUDA emulator's fiber switch is written for x86-64"
+#endif
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <exception>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <new>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DC_EMU_ASAN 1
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#else
+#define DC_EMU_ASAN 0
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// CUDA keywords
+// ---------------------------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline __attribute__((always_inline))
+#define __shared__ static
+#define __constant__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
+// __restrict__ is already a g++ keyword.
+
+// ---------------------------------------------------------------------------------------------
+// Built-in types and variables
+// ---------------------------------------------------------------------------------------------
+struct uint3 {
+  unsigned x, y, z;
+};
+
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+};
+
+#define DC_EMU_VECTOR2(T, name, align)                                     \
+  struct __attribute__((aligned(align))) name {                            \
+    T x, y;                                                                \
+  };                                                                       \
+  inline name make_##name(T x, T y) { return name{x, y}; }
+#define DC_EMU_VECTOR3(T, name)                                            \
+  struct name {                                                            \
+    T x, y, z;                                                             \
+  };                                                                       \
+  inline name make_##name(T x, T y, T z) { return name{x, y, z}; }
+#define DC_EMU_VECTOR4(T, name, align)                                     \
+  struct __attribute__((aligned(align))) name {                            \
+    T x, y, z, w;                                                          \
+  };                                                                       \
+  inline name make_##name(T x, T y, T z, T w) { return name{x, y, z, w}; }
+
+DC_EMU_VECTOR2(float, float2, 8)
+DC_EMU_VECTOR3(float, float3)
+DC_EMU_VECTOR4(float, float4, 16)
+DC_EMU_VECTOR2(double, double2, 16)
+DC_EMU_VECTOR2(int, int2, 8)
+DC_EMU_VECTOR3(int, int3)
+DC_EMU_VECTOR4(int, int4, 16)
+DC_EMU_VECTOR2(unsigned, uint2, 8)
+DC_EMU_VECTOR4(unsigned, uint4, 16)
+DC_EMU_VECTOR2(long long, longlong2, 16)
+
+// Set by the scheduler before every switch into a fiber. Reads after a sync point see the new
+// values because every sync point is an opaque call.
+inline uint3 threadIdx;
+inline uint3 blockIdx;
+inline dim3 blockDim;
+inline dim3 gridDim;
+constexpr int warpSize = 32;
+
+typedef struct CUstream_st* cudaStream_t;
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9 };
+enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+  cudaFuncAttributePreferredSharedMemoryCarveout = 9,
+};
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaPeekAtLastError() { return cudaSuccess; }
+inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "emulated error"; }
+
+// ---------------------------------------------------------------------------------------------
+// Fiber switch (x86-64 System V): saves callee-saved registers on the old stack, loads the new
+// stack pointer. About 20x cheaper than swapcontext, which makes a signal-mask syscall each time.
+// A new fiber's frame "returns" into dc_emu_fiber_trampoline with r12 = argument, r13 = function.
+// ---------------------------------------------------------------------------------------------
+extern "C" void dc_emu_switch_context(void** save_sp, void* load_sp);
+extern "C" void dc_emu_fiber_trampoline();
+asm(R"(
+  .text
+  .weak dc_emu_switch_context
+  .hidden dc_emu_switch_context
+  .type dc_emu_switch_context, @function
+dc_emu_switch_context:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size dc_emu_switch_context, .-dc_emu_switch_context
+
+  .weak dc_emu_fiber_trampoline
+  .hidden dc_emu_fiber_trampoline
+  .type dc_emu_fiber_trampoline, @function
+dc_emu_fiber_trampoline:
+  movq %r12, %rdi
+  callq *%r13
+  ud2
+  .size dc_emu_fiber_trampoline, .-dc_emu_fiber_trampoline
+)");
+
+namespace dc_emu {
+
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class Order { forward, reverse, random };
+
+struct Options {
+  Order order = Order::forward;
+  uint64_t seed = 0;
+};
+
+inline Options& options() {
+  static Options o;
+  return o;
+}
+
+// Called by the test harness: order of threads between sync points and of blocks in the grid.
+inline void set_schedule(Order order, uint64_t seed = 0) { options() = Options{order, seed}; }
+
+enum class Status : uint8_t { runnable, at_barrier, at_warp_op, exited };
+enum class WarpOpKind : uint8_t { syncwarp, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+
+inline const char* warp_op_name(WarpOpKind k) {
+  switch (k) {
+    case WarpOpKind::syncwarp: return "__syncwarp";
+    case WarpOpKind::shfl_idx: return "__shfl_sync";
+    case WarpOpKind::shfl_up: return "__shfl_up_sync";
+    case WarpOpKind::shfl_down: return "__shfl_down_sync";
+    case WarpOpKind::shfl_xor: return "__shfl_xor_sync";
+    case WarpOpKind::ballot: return "__ballot_sync";
+    case WarpOpKind::any: return "__any_sync";
+    case WarpOpKind::all: return "__all_sync";
+  }
+  return "?";
+}
+
+struct ThreadSlot {
+  Status status = Status::runnable;
+  const char* file = "";  // call site of the sync point the thread waits at
+  int line = 0;
+  // barrier predicate (__syncthreads_count/and/or) or warp-op operands
+  int predicate = 0;
+  WarpOpKind op = WarpOpKind::syncwarp;
+  unsigned mask = 0;
+  int arg = 0;
+  int width = 32;
+  uint64_t value = 0;
+  uint64_t result = 0;
+};
+
+constexpr size_t kStackBytes = 256 * 1024;
+constexpr size_t kGuardBytes = 64 * 1024;  // PROT_NONE below every stack
+constexpr int kMaxThreads = 1024;
+constexpr size_t kMaxDefaultSmem = 48 * 1024;
+constexpr size_t kMaxOptInSmem = 227 * 1024;  // sm_90; sm_80 allows 163 KiB
+
+struct Runtime {
+  // fiber stacks: kMaxThreads slots of [guard | stack], reserved once
+  char* pool = nullptr;
+  std::vector<void*> fiber_sp;
+  void* scheduler_sp = nullptr;
+  std::vector<ThreadSlot> threads;
+  int nthreads = 0;
+  int current = -1;  // running fiber, -1 in the scheduler
+  bool in_launch = false;
+  bool stacks_dirty = false;  // a fiber was abandoned (error): its stack shadow needs a reset
+  // the launch being run
+  const char* kernel_name = "";
+  void (*invoke)(void*) = nullptr;
+  void* invoke_ctx = nullptr;
+  unsigned char* dynamic_smem = nullptr;
+  size_t dynamic_smem_bytes = 0;
+  std::exception_ptr fiber_error;
+  int barrier_result = 0;
+  std::mt19937_64 rng;
+  // stack overflow: the SIGSEGV handler jumps back to the launch
+  sigjmp_buf overflow_jump;
+  std::unordered_map<const void*, int> max_dynamic_smem;  // cudaFuncSetAttribute opt-ins
+#if DC_EMU_ASAN
+  const void* scheduler_stack_bottom = nullptr;
+  size_t scheduler_stack_size = 0;
+#endif
+};
+
+inline Runtime& rt() {
+  static Runtime r;
+  return r;
+}
+
+inline size_t slot_bytes() { return kGuardBytes + kStackBytes; }
+inline char* stack_lo(int t) { return rt().pool + size_t(t) * slot_bytes() + kGuardBytes; }
+
+inline std::string dim_string(unsigned x, unsigned y, unsigned z) {
+  return "(" + std::to_string(x) + "," + std::to_string(y) + "," + std::to_string(z) + ")";
+}
+inline uint3 thread_index(int t) {
+  unsigned bx = blockDim.x, by = blockDim.y;
+  return uint3{unsigned(t) % bx, (unsigned(t) / bx) % by, unsigned(t) / (bx * by)};
+}
+inline std::string where(int t) {
+  uint3 ti = thread_index(t);
+  return std::string("kernel ") + rt().kernel_name + " block " + dim_string(blockIdx.x, blockIdx.y, blockIdx.z) +
+         " thread " + dim_string(ti.x, ti.y, ti.z);
+}
+inline std::string site(const ThreadSlot& s) { return std::string(s.file) + ":" + std::to_string(s.line); }
+
+[[noreturn]] inline void fail(const std::string& what) { throw Error("dc_emu: " + what); }
+
+// ---- fiber switching ------------------------------------------------------------------------
+
+inline void switch_to(void** save_sp, void* load_sp, const void* target_bottom, size_t target_size, bool dying) {
+#if DC_EMU_ASAN
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(dying ? nullptr : &fake_stack, target_bottom, target_size);
+  dc_emu_switch_context(save_sp, load_sp);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#else
+  (void)target_bottom, (void)target_size, (void)dying;
+  dc_emu_switch_context(save_sp, load_sp);
+#endif
+}
+
+// From a fiber: give control back to the scheduler (the thread waits at a sync point or exited).
+inline void yield_to_scheduler(bool dying = false) {
+  Runtime& r = rt();
+  int t = r.current;
+#if DC_EMU_ASAN
+  switch_to(&r.fiber_sp[t], r.scheduler_sp, r.scheduler_stack_bottom, r.scheduler_stack_size, dying);
+#else
+  switch_to(&r.fiber_sp[t], r.scheduler_sp, nullptr, 0, dying);
+#endif
+}
+
+inline void fiber_main(void* arg) {
+  Runtime& r = rt();
+#if DC_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &r.scheduler_stack_bottom, &r.scheduler_stack_size);
+#endif
+  int t = int(reinterpret_cast<intptr_t>(arg));
+  try {
+    r.invoke(r.invoke_ctx);
+  } catch (...) {
+    r.fiber_error = std::current_exception();
+  }
+  r.threads[t].status = Status::exited;
+  yield_to_scheduler(/*dying=*/true);
+  std::abort();  // an exited fiber is never resumed
+}
+
+inline void start_fiber(int t) {
+  // Initial frame popped by dc_emu_switch_context: r15 r14 r13 r12 rbx rbp, return address.
+#if DC_EMU_ASAN
+  // An exited fiber never returns from fiber_main: its frames' redzones stay poisoned at the top.
+  constexpr size_t kExitFrames = 32 * 1024;
+  __asan_unpoison_memory_region(stack_lo(t) + kStackBytes - kExitFrames, kExitFrames);
+#endif
+  uintptr_t top = (reinterpret_cast<uintptr_t>(stack_lo(t)) + kStackBytes - 64) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top) - 7;
+  sp[0] = nullptr;                                              // r15
+  sp[1] = nullptr;                                              // r14
+  sp[2] = reinterpret_cast<void*>(&fiber_main);                 // r13: function
+  sp[3] = reinterpret_cast<void*>(intptr_t(t));                 // r12: argument
+  sp[4] = nullptr;                                              // rbx
+  sp[5] = nullptr;                                              // rbp
+  sp[6] = reinterpret_cast<void*>(&dc_emu_fiber_trampoline);    // return address
+  rt().fiber_sp[t] = sp;
+}
+
+inline void resume(int t) {
+  Runtime& r = rt();
+  r.current = t;
+  threadIdx = thread_index(t);
+  switch_to(&r.scheduler_sp, r.fiber_sp[t], stack_lo(t), kStackBytes, false);
+  r.current = -1;
+}
+
+// ---- stack overflow detection ---------------------------------------------------------------
+
+inline struct sigaction& previous_segv_action() {
+  static struct sigaction a;
+  return a;
+}
+
+inline void on_segv(int sig, siginfo_t* info, void* ucontext) {
+  Runtime& r = rt();
+  uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  uintptr_t pool = reinterpret_cast<uintptr_t>(r.pool);
+  if (r.in_launch && r.current >= 0 && addr >= pool && addr < pool + kMaxThreads * slot_bytes() &&
+      (addr - pool) % slot_bytes() < kGuardBytes) {
+    siglongjmp(r.overflow_jump, 1);
+  }
+  // Not a fiber guard page: let the previous handler (or the default action) deal with it.
+  sigaction(SIGSEGV, &previous_segv_action(), nullptr);
+  (void)sig, (void)ucontext;
+}
+
+// Installs the guard-page handler (on its own signal stack) for the duration of a launch.
+class OverflowHandlerScope {
+ public:
+  OverflowHandlerScope() {
+#if !DC_EMU_ASAN  // ASan reports stack overflows itself
+    static std::vector<char> alt_stack(64 * 1024);
+    stack_t ss{};
+    ss.ss_sp = alt_stack.data();
+    ss.ss_size = alt_stack.size();
+    sigaltstack(&ss, &old_stack_);
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &previous_segv_action());
+#endif
+  }
+  ~OverflowHandlerScope() {
+#if !DC_EMU_ASAN
+    sigaction(SIGSEGV, &previous_segv_action(), nullptr);
+    sigaltstack(&old_stack_, nullptr);
+#endif
+  }
+
+ private:
+  stack_t old_stack_{};
+};
+
+inline void reserve_stacks() {
+  Runtime& r = rt();
+  if (r.pool) return;
+  size_t bytes = kMaxThreads * slot_bytes();
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) fail("cannot reserve fiber stacks");
+  r.pool = static_cast<char*>(p);
+  for (int t = 0; t < kMaxThreads; ++t) mprotect(r.pool + size_t(t) * slot_bytes(), kGuardBytes, PROT_NONE);
+  r.fiber_sp.assign(kMaxThreads, nullptr);
+}
+
+// ---- static shared memory: found by symbol name, poisoned before every block ----------------
+
+struct MemoryRange {
+  unsigned char* begin;
+  size_t bytes;
+};
+
+struct KernelInfo {
+  std::string name;  // demangled, when the symbol table has it
+  std::vector<MemoryRange> static_smem;
+};
+
+// Static locals of a function with mangled name _Z<encoding> are named _ZZ<encoding>E<name>...;
+// `__shared__` arrays cannot have initialisers, so they are the function's objects in .bss.
+inline KernelInfo find_kernel_info(const void* kernel) {
+  KernelInfo kernel_info;
+  std::vector<MemoryRange>& ranges = kernel_info.static_smem;
+  Dl_info info{};
+  link_map* map = nullptr;
+  if (!dladdr1(kernel, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) || !map) return kernel_info;
+  std::string path = (map->l_name && map->l_name[0]) ? map->l_name : "/proc/self/exe";
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (image.size() < sizeof(Elf64_Ehdr)) return kernel_info;
+  auto* eh = reinterpret_cast<const Elf64_Ehdr*>(image.data());
+  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff == 0) return kernel_info;
+  auto* sections = reinterpret_cast<const Elf64_Shdr*>(image.data() + eh->e_shoff);
+  const Elf64_Shdr* symtab = nullptr;
+  for (int i = 0; i < eh->e_shnum; ++i)
+    if (sections[i].sh_type == SHT_SYMTAB) symtab = &sections[i];
+  if (!symtab) return kernel_info;
+  auto* syms = reinterpret_cast<const Elf64_Sym*>(image.data() + symtab->sh_offset);
+  size_t nsyms = symtab->sh_size / sizeof(Elf64_Sym);
+  const char* names = image.data() + sections[symtab->sh_link].sh_offset;
+  uintptr_t bias = map->l_addr;
+
+  std::string kernel_symbol;
+  for (size_t i = 0; i < nsyms; ++i)
+    if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && syms[i].st_value &&
+        bias + syms[i].st_value == reinterpret_cast<uintptr_t>(kernel)) {
+      kernel_symbol = names + syms[i].st_name;
+      break;
+    }
+  if (kernel_symbol.empty()) return kernel_info;
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(kernel_symbol.c_str(), nullptr, nullptr, &status);
+  kernel_info.name = status == 0 && demangled ? demangled : kernel_symbol;
+  std::free(demangled);
+  std::string prefix = kernel_symbol.rfind("_Z", 0) == 0
+                           ? "_ZZ" + kernel_symbol.substr(2) + "E"
+                           : "_ZZ" + std::to_string(kernel_symbol.size()) + kernel_symbol + "E";
+  for (size_t i = 0; i < nsyms; ++i) {
+    const Elf64_Sym& s = syms[i];
+    if (ELF64_ST_TYPE(s.st_info) != STT_OBJECT || s.st_size == 0) continue;
+    if (s.st_shndx == SHN_UNDEF || s.st_shndx >= eh->e_shnum || sections[s.st_shndx].sh_type != SHT_NOBITS)
+      continue;
+    if (std::strncmp(names + s.st_name, prefix.c_str(), prefix.size()) != 0) continue;
+    ranges.push_back({reinterpret_cast<unsigned char*>(bias + s.st_value), size_t(s.st_size)});
+  }
+  return kernel_info;
+}
+
+inline const KernelInfo& kernel_info(const void* kernel) {
+  static std::unordered_map<const void*, KernelInfo> cache;
+  auto it = cache.find(kernel);
+  if (it == cache.end()) it = cache.emplace(kernel, find_kernel_info(kernel)).first;
+  return it->second;
+}
+
+// ---- warp operations ------------------------------------------------------------------------
+
+// Resolves every warp op whose named, non-exited lanes have all arrived; all results of a group
+// are computed before any lane continues. Returns whether some thread became runnable.
+inline bool resolve_warp_ops() {
+  Runtime& r = rt();
+  bool progressed = false;
+  for (int base = 0; base < r.nthreads; base += 32) {
+    int lanes = std::min(32, r.nthreads - base);
+    unsigned live = 0;
+    for (int l = 0; l < lanes; ++l)
+      if (r.threads[base + l].status != Status::exited) live |= 1u << l;
+    for (int l = 0; l < lanes; ++l) {
+      ThreadSlot& me = r.threads[base + l];
+      if (me.status != Status::at_warp_op) continue;
+      if (!(me.mask & (1u << l)))
+        fail(std::string(warp_op_name(me.op)) + " at " + site(me) + ": mask does not name the calling lane, " +
+             where(base + l));
+      unsigned group = me.mask & live;
+      bool arrived = true;
+      for (int k = 0; k < lanes; ++k)
+        if ((group >> k & 1) && r.threads[base + k].status != Status::at_warp_op) arrived = false;
+      if (!arrived) continue;
+      for (int k = 0; k < lanes; ++k) {
+        const ThreadSlot& other = r.threads[base + k];
+        if ((group >> k & 1) && (other.op != me.op || other.mask != me.mask))
+          fail("mismatched warp ops: " + where(base + l) + " at " + warp_op_name(me.op) + " " + site(me) +
+               ", " + where(base + k) + " at " + warp_op_name(other.op) + " " + site(other));
+      }
+      // Lanes that are not in the group (not named, exited, past the block) read as poison.
+      auto value_of = [&](int src_lane) -> uint64_t {
+        return (src_lane >= 0 && src_lane < 32 && (group >> src_lane & 1)) ? r.threads[base + src_lane].value
+                                                                           : ~uint64_t(0);
+      };
+      uint64_t ballot = 0;
+      for (int k = 0; k < lanes; ++k)
+        if ((group >> k & 1) && r.threads[base + k].value != 0) ballot |= 1ull << k;
+      for (int k = 0; k < lanes; ++k) {
+        if (!(group >> k & 1)) continue;
+        ThreadSlot& t = r.threads[base + k];
+        int w = t.width;
+        if (t.op >= WarpOpKind::shfl_idx && t.op <= WarpOpKind::shfl_xor && (w < 1 || w > 32 || (w & (w - 1))))
+          fail(std::string(warp_op_name(t.op)) + " at " + site(t) + ": width " + std::to_string(w) +
+               " is not a power of two <= 32, " + where(base + k));
+        int segment = k & ~(w - 1);
+        switch (t.op) {
+          case WarpOpKind::syncwarp: t.result = 0; break;
+          case WarpOpKind::shfl_idx: t.result = value_of(segment + (t.arg & (w - 1))); break;
+          case WarpOpKind::shfl_up: t.result = k - t.arg < segment ? t.value : value_of(k - t.arg); break;
+          case WarpOpKind::shfl_down: t.result = k + t.arg >= segment + w ? t.value : value_of(k + t.arg); break;
+          case WarpOpKind::shfl_xor: {
+            int src = k ^ t.arg;
+            t.result = src >= segment + w ? t.value : value_of(src);
+            break;
+          }
+          case WarpOpKind::ballot: t.result = ballot; break;
+          case WarpOpKind::any: t.result = ballot != 0; break;
+          case WarpOpKind::all: t.result = ballot == group; break;
+        }
+      }
+      for (int k = 0; k < lanes; ++k)
+        if (group >> k & 1) r.threads[base + k].status = Status::runnable;
+      progressed = true;
+    }
+  }
+  return progressed;
+}
+
+inline uint64_t warp_op(WarpOpKind op, unsigned mask, uint64_t value, int arg, int width, const char* file,
+                        int line) {
+  Runtime& r = rt();
+  if (r.current < 0) fail(std::string(warp_op_name(op)) + " called outside an emulated kernel");
+  ThreadSlot& me = r.threads[r.current];
+  me.op = op;
+  me.mask = mask;
+  me.value = value;
+  me.arg = arg;
+  me.width = width;
+  me.file = file;
+  me.line = line;
+  me.status = Status::at_warp_op;
+  yield_to_scheduler();
+  return r.threads[r.current].result;
+}
+
+template <typename T>
+inline uint64_t to_bits(T v) {
+  static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp shuffles move at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  if (sizeof(T) < 8) bits |= ~uint64_t(0) << (8 * sizeof(T));  // keeps poisoned reads all-ones
+  return bits;
+}
+template <typename T>
+inline T from_bits(uint64_t bits) {
+  T v;
+  std::memcpy(&v, &bits, sizeof(T));
+  return v;
+}
+
+// ---- barriers and the block scheduler -------------------------------------------------------
+
+inline int barrier(int predicate, const char* file, int line) {
+  Runtime& r = rt();
+  if (r.current < 0) fail("__syncthreads called outside an emulated kernel");
+  ThreadSlot& me = r.threads[r.current];
+  me.status = Status::at_barrier;
+  me.file = file;
+  me.line = line;
+  me.predicate = predicate;
+  yield_to_scheduler();
+  return r.barrier_result;
+}
+
+[[noreturn]] inline void report_deadlock() {
+  Runtime& r = rt();
+  std::string msg = "deadlock: no thread can make progress;";
+  int shown = 0;
+  for (int t = 0; t < r.nthreads && shown < 6; ++t) {
+    const ThreadSlot& s = r.threads[t];
+    if (s.status == Status::at_warp_op) {
+      msg += " " + where(t) + " waits at " + warp_op_name(s.op) + " " + site(s) + ";";
+      ++shown;
+    }
+  }
+  for (int t = 0; t < r.nthreads && shown < 8; ++t) {
+    const ThreadSlot& s = r.threads[t];
+    if (s.status == Status::at_barrier) {
+      msg += " " + where(t) + " waits at __syncthreads " + site(s) + ";";
+      ++shown;
+    }
+  }
+  fail(msg);
+}
+
+inline void run_block(const std::vector<MemoryRange>& static_smem) {
+  Runtime& r = rt();
+  for (const MemoryRange& m : static_smem) std::memset(m.begin, 0xFF, m.bytes);
+  if (r.dynamic_smem_bytes) std::memset(r.dynamic_smem, 0xFF, r.dynamic_smem_bytes);
+  const int n = r.nthreads;
+  for (int t = 0; t < n; ++t) {
+    r.threads[t] = ThreadSlot{};
+    start_fiber(t);
+  }
+  std::vector<int> order(n);
+  for (;;) {
+    order.clear();
+    for (int t = 0; t < n; ++t)
+      if (r.threads[t].status == Status::runnable) order.push_back(t);
+    if (options().order == Order::reverse) std::reverse(order.begin(), order.end());
+    if (options().order == Order::random) std::shuffle(order.begin(), order.end(), r.rng);
+    for (int t : order) {
+      resume(t);
+      if (r.fiber_error) {
+        r.stacks_dirty = true;
+        std::exception_ptr e = std::exchange(r.fiber_error, nullptr);
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          fail(std::string(ex.what()) + " (in " + where(t) + ")");
+        }
+      }
+    }
+    if (resolve_warp_ops()) continue;
+    int exited = 0, waiting = 0, first_exited = -1;
+    for (int t = 0; t < n; ++t) {
+      if (r.threads[t].status == Status::exited && first_exited < 0) first_exited = t;
+      exited += r.threads[t].status == Status::exited;
+      waiting += r.threads[t].status == Status::at_barrier;
+    }
+    if (exited == n) return;
+    r.stacks_dirty = true;  // any error below abandons live fibers
+    if (waiting != n - exited) report_deadlock();
+    int first = 0;
+    while (r.threads[first].status != Status::at_barrier) ++first;
+    const ThreadSlot& ref = r.threads[first];
+    if (exited)
+      fail("__syncthreads at " + site(ref) + " reached after " + where(first_exited) +
+           " exited: every thread of the block must reach every barrier (" + std::to_string(exited) + " of " +
+           std::to_string(n) + " threads exited)");
+    int count = 0;
+    for (int t = 0; t < n; ++t) {
+      const ThreadSlot& s = r.threads[t];
+      if (s.line != ref.line || std::strcmp(s.file, ref.file) != 0)
+        fail("divergent __syncthreads: " + where(first) + " waits at " + site(ref) + ", " + where(t) +
+             " waits at " + site(s));
+      count += s.predicate != 0;
+    }
+    r.barrier_result = count;
+    for (int t = 0; t < n; ++t) r.threads[t].status = Status::runnable;
+    r.stacks_dirty = false;
+  }
+}
+
+inline void check_launch(const void* kernel, dim3 grid, dim3 block, size_t smem) {
+  unsigned long long threads = 1ull * block.x * block.y * block.z;
+  if (!grid.x || !grid.y || !grid.z || !threads)
+    fail(std::string("invalid launch of ") + rt().kernel_name + ": empty grid or block");
+  if (threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64)
+    fail(std::string("invalid launch of ") + rt().kernel_name + ": block " + dim_string(block.x, block.y, block.z) +
+         " exceeds 1024 threads or the per-dimension limits");
+  if (grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u)
+    fail(std::string("invalid launch of ") + rt().kernel_name + ": grid " + dim_string(grid.x, grid.y, grid.z) +
+         " exceeds the limits");
+  auto opt_in = rt().max_dynamic_smem.find(kernel);
+  size_t allowed = opt_in == rt().max_dynamic_smem.end() ? kMaxDefaultSmem : size_t(opt_in->second);
+  if (smem > allowed)
+    fail(std::string("invalid launch of ") + rt().kernel_name + ": " + std::to_string(smem) +
+         " bytes of dynamic shared memory, more than the " + std::to_string(allowed) +
+         " allowed (above 48 KiB needs cudaFuncSetAttribute(MaxDynamicSharedMemorySize))");
+}
+
+// The CUDA thread that is running, for sanitizer reports.
+inline void describe_current_thread() {
+  Runtime& r = rt();
+  if (r.in_launch && r.current >= 0) std::fprintf(stderr, "dc_emu: sanitizer report from %s\n", where(r.current).c_str());
+}
+
+// Runs every block of the grid; the whole launch is synchronous.
+inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem,
+                     void (*invoke)(void*), void* ctx) {
+  Runtime& r = rt();
+  if (r.in_launch) fail("kernel launch from inside an emulated kernel");
+#if DC_EMU_ASAN
+  // Sanitizer reports show the host stack; this names the CUDA block and thread as well.
+  static const bool death_callback_set = (__sanitizer_set_death_callback(&describe_current_thread), true);
+  (void)death_callback_set;
+#endif
+  const KernelInfo& info = kernel_info(kernel);
+  r.kernel_name = info.name.empty() ? name : info.name.c_str();
+  check_launch(kernel, grid, block, smem);
+  reserve_stacks();
+#if DC_EMU_ASAN
+  if (r.stacks_dirty) __asan_unpoison_memory_region(r.pool, kMaxThreads * slot_bytes());
+#endif
+  r.stacks_dirty = false;
+  r.invoke = invoke;
+  r.invoke_ctx = ctx;
+  r.nthreads = int(block.x * block.y * block.z);
+  r.threads.assign(r.nthreads, ThreadSlot{});
+  r.rng.seed(options().seed);
+  gridDim = grid;
+  blockDim = block;
+  // Exact-size allocation so that ASan sees reads past the dynamic shared memory.
+  struct AlignedFree {
+    void operator()(void* p) const { ::operator delete(p, std::align_val_t(16)); }
+  };
+  std::unique_ptr<void, AlignedFree> dynamic(::operator new(smem ? smem : 1, std::align_val_t(16)));
+  r.dynamic_smem = static_cast<unsigned char*>(dynamic.get());
+  r.dynamic_smem_bytes = smem;
+
+  size_t nblocks = size_t(grid.x) * grid.y * grid.z;
+  std::vector<size_t> block_order(nblocks);
+  for (size_t i = 0; i < nblocks; ++i) block_order[i] = i;
+  if (options().order == Order::reverse) std::reverse(block_order.begin(), block_order.end());
+  if (options().order == Order::random) std::shuffle(block_order.begin(), block_order.end(), r.rng);
+
+  struct LaunchScope {
+    OverflowHandlerScope overflow;
+    LaunchScope() { rt().in_launch = true; }
+    ~LaunchScope() {
+      rt().in_launch = false;
+      rt().current = -1;
+      rt().dynamic_smem = nullptr;
+    }
+  } scope;
+  // Stack overflow: the SIGSEGV handler jumps here, out of the overflowing fiber.
+  if (sigsetjmp(r.overflow_jump, 1)) {
+    r.stacks_dirty = true;
+    fail("fiber stack overflow (" + std::to_string(kStackBytes / 1024) + " KiB per CUDA thread) in " +
+         where(r.current));
+  }
+  for (size_t b : block_order) {
+    blockIdx = uint3{unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / (size_t(grid.x) * grid.y))};
+    run_block(info.static_smem);
+  }
+}
+
+template <typename... Params>
+struct Launch {
+  void (*kernel)(Params...);
+  dim3 grid, block;
+  size_t smem;
+  const char* name;
+
+  template <typename... Args>
+  void operator()(Args&&... args) const {
+    static_assert(sizeof...(Args) == sizeof...(Params), "wrong number of kernel arguments");
+    // Each fiber's call copies these into its own by-value parameters.
+    std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
+    auto call = [&] { std::apply(kernel, params); };
+    run_grid(reinterpret_cast<const void*>(kernel), name, grid, block, smem,
+             [](void* c) { (*static_cast<decltype(call)*>(c))(); }, &call);
+  }
+};
+
+template <typename... Params>
+Launch<Params...> make_launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t,
+                              const char* name) {
+  return Launch<Params...>{kernel, grid, block, smem, name};
+}
+
+}  // namespace dc_emu
+
+#define DC_LAUNCH(kernel, grid, block, smem_bytes, stream) \
+  ::dc_emu::make_launch(kernel, grid, block, smem_bytes, stream, #kernel)
+
+template <typename T>
+inline T* dc_dynamic_smem() {
+  return reinterpret_cast<T*>(dc_emu::rt().dynamic_smem);
+}
+
+template <typename Kernel>
+inline cudaError_t cudaFuncSetAttribute(Kernel* kernel, cudaFuncAttribute attr, int value) {
+  if (attr == cudaFuncAttributeMaxDynamicSharedMemorySize) {
+    if (value < 0 || size_t(value) > dc_emu::kMaxOptInSmem) return cudaErrorInvalidValue;
+    dc_emu::rt().max_dynamic_smem[reinterpret_cast<const void*>(kernel)] = value;
+  }
+  return cudaSuccess;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synchronisation and warp intrinsics
+// ---------------------------------------------------------------------------------------------
+inline void __syncthreads(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  dc_emu::barrier(0, file, line);
+}
+inline int __syncthreads_count(int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return dc_emu::barrier(pred, file, line);
+}
+inline int __syncthreads_or(int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return dc_emu::barrier(pred, file, line) != 0;
+}
+inline int __syncthreads_and(int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return dc_emu::barrier(pred, file, line) == int(blockDim.x * blockDim.y * blockDim.z);
+}
+inline void __syncwarp(unsigned mask = 0xffffffffu, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  dc_emu::warp_op(dc_emu::WarpOpKind::syncwarp, mask, 0, 0, 32, file, line);
+}
+inline void __threadfence() {}
+inline void __threadfence_block() {}
+
+template <typename T>
+inline T __shfl_sync(unsigned mask, T var, int src_lane, int width = warpSize, const char* file = __builtin_FILE(),
+                     int line = __builtin_LINE()) {
+  using namespace dc_emu;
+  return from_bits<T>(warp_op(WarpOpKind::shfl_idx, mask, to_bits(var), src_lane, width, file, line));
+}
+template <typename T>
+inline T __shfl_up_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
+                        const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  using namespace dc_emu;
+  return from_bits<T>(warp_op(WarpOpKind::shfl_up, mask, to_bits(var), int(delta), width, file, line));
+}
+template <typename T>
+inline T __shfl_down_sync(unsigned mask, T var, unsigned delta, int width = warpSize,
+                          const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  using namespace dc_emu;
+  return from_bits<T>(warp_op(WarpOpKind::shfl_down, mask, to_bits(var), int(delta), width, file, line));
+}
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T var, int lane_mask, int width = warpSize,
+                         const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  using namespace dc_emu;
+  return from_bits<T>(warp_op(WarpOpKind::shfl_xor, mask, to_bits(var), lane_mask, width, file, line));
+}
+inline unsigned __ballot_sync(unsigned mask, int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return unsigned(dc_emu::warp_op(dc_emu::WarpOpKind::ballot, mask, pred != 0, 0, 32, file, line));
+}
+inline int __any_sync(unsigned mask, int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return int(dc_emu::warp_op(dc_emu::WarpOpKind::any, mask, pred != 0, 0, 32, file, line));
+}
+inline int __all_sync(unsigned mask, int pred, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  return int(dc_emu::warp_op(dc_emu::WarpOpKind::all, mask, pred != 0, 0, 32, file, line));
+}
+inline unsigned __activemask() {
+  // Lanes of the calling warp that have not exited (the emulator has no intra-warp divergence).
+  dc_emu::Runtime& r = dc_emu::rt();
+  int base = r.current & ~31;
+  unsigned mask = 0;
+  for (int l = 0; l < 32 && base + l < r.nthreads; ++l)
+    if (r.threads[base + l].status != dc_emu::Status::exited) mask |= 1u << l;
+  return mask;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomics (blocks and threads never run concurrently, so plain read-modify-write is atomic)
+// ---------------------------------------------------------------------------------------------
+template <typename T>
+inline T atomicAdd(T* address, T value) {
+  static_assert(std::is_arithmetic_v<T>, "atomicAdd on arithmetic types only");
+  T old = *address;
+  *address = old + value;
+  return old;
+}
+template <typename T>
+inline T atomicMax(T* address, T value) {
+  T old = *address;
+  *address = old < value ? value : old;
+  return old;
+}
+template <typename T>
+inline T atomicMin(T* address, T value) {
+  T old = *address;
+  *address = value < old ? value : old;
+  return old;
+}
+template <typename T>
+inline T atomicExch(T* address, T value) {
+  return std::exchange(*address, value);
+}
+template <typename T>
+inline T atomicCAS(T* address, T compare, T value) {
+  T old = *address;
+  if (old == compare) *address = value;
+  return old;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loads and math
+// ---------------------------------------------------------------------------------------------
+// Read-only cached load; a misaligned vector load faults on a GPU, so it is an error here too.
+template <typename T>
+inline T __ldg(const T* p) {
+  if (reinterpret_cast<uintptr_t>(p) % alignof(T) != 0) {
+    dc_emu::Runtime& r = dc_emu::rt();
+    dc_emu::fail("misaligned __ldg of " + std::to_string(sizeof(T)) + " bytes (alignment " +
+                 std::to_string(alignof(T)) + ")" + (r.current >= 0 ? " in " + dc_emu::where(r.current) : ""));
+  }
+  return *p;
+}
+
+// CUDA's device min/max: any arithmetic mix, fmin/fmax semantics for floating point.
+template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+inline std::common_type_t<A, B> min(A a, B b) {
+  using C = std::common_type_t<A, B>;
+  if constexpr (std::is_floating_point_v<C>) return std::fmin(C(a), C(b));
+  else return C(b) < C(a) ? C(b) : C(a);
+}
+template <typename A, typename B, typename = std::enable_if_t<std::is_arithmetic_v<A> && std::is_arithmetic_v<B>>>
+inline std::common_type_t<A, B> max(A a, B b) {
+  using C = std::common_type_t<A, B>;
+  if constexpr (std::is_floating_point_v<C>) return std::fmax(C(a), C(b));
+  else return C(a) < C(b) ? C(b) : C(a);
+}
+
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __sinf(float x) { return std::sin(x); }
+inline float __cosf(float x) { return std::cos(x); }
+inline void __sincosf(float x, float* s, float* c) { *s = std::sin(x), *c = std::cos(x); }
+inline float __powf(float x, float y) { return std::pow(x, y); }
+inline float __fdividef(float x, float y) { return x / y; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __fsqrt_rn(float x) { return std::sqrt(x); }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __saturatef(float x) { return x != x ? 0.0f : std::fmin(std::fmax(x, 0.0f), 1.0f); }
+inline float __int_as_float(int x) { return dc_emu::from_bits<float>(uint32_t(x)); }
+inline int __float_as_int(float x) { return int(uint32_t(dc_emu::to_bits(x))); }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x ? __builtin_clz(unsigned(x)) : 32; }
+inline int __ffs(int x) { return __builtin_ffs(x); }

@@ -1,0 +1,104 @@
+// Test-only bridge between pytest and the CUDA kernel headers compiled for the CPU emulator.
+//
+// Built by tests/emu/harness.py with plain g++ (-DDC_CUDA_EMULATOR) into a small shared library with a
+// C ABI, loaded through ctypes: no torch headers, so it compiles in seconds. Every binding runs one
+// host launch function on raw pointers that the Python side took from CPU tensors; errors come back
+// as a message (dc_emu_last_error) that Python raises as RuntimeError.
+//
+// To cover a new kernel header: include it here and add one DC_EMU_BINDING per launch function.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/dense_conv_kernels.cuh"
+#include "planted_bugs.cuh"
+#include "selftest_kernels.cuh"
+
+namespace {
+
+std::string last_error;
+
+template <typename F>
+int guarded(F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+    return 1;
+  }
+}
+
+// dtype codes shared with harness.py
+template <typename F>
+void with_scalar_type(int dtype, F&& body) {
+  if (dtype == 0) body(float{});
+  else if (dtype == 1) body(double{});
+  else throw std::runtime_error("harness: unsupported dtype code " + std::to_string(dtype));
+}
+
+dc::ConvShape conv_shape(const int64_t* s) { return dc::ConvShape{s[0], s[1], s[2], s[3], s[4], s[5], s[6]}; }
+
+}  // namespace
+
+#define DC_EMU_BINDING(name, params, ...) \
+  extern "C" int name params { return guarded([&] { __VA_ARGS__; }); }
+
+extern "C" const char* dc_emu_last_error() { return last_error.c_str(); }
+
+DC_EMU_BINDING(dc_emu_set_schedule, (int order, uint64_t seed),
+               dc_emu::set_schedule(static_cast<dc_emu::Order>(order), seed))
+
+// ---- csrc/cuda/dense_conv_kernels.cuh -------------------------------------------------------
+DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const void* impulse, void* out, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_dense_forward<T>(static_cast<const T*>(response), static_cast<const T*>(impulse),
+                                             static_cast<T*>(out), conv_shape(shape), nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_dense_grad_impulse, (int dtype, const void* grad_out, const void* response, void* grad_impulse, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_dense_grad_impulse<T>(static_cast<const T*>(grad_out), static_cast<const T*>(response),
+                                                  static_cast<T*>(grad_impulse), conv_shape(shape), nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, const void* impulse, void* grad_response, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 const dc::ConvShape s = conv_shape(shape);
+                 // Exact size and poisoned, like every buffer the kernels get.
+                 std::vector<unsigned char> workspace(dc::dense_grad_response_workspace_bytes<T>(s), 0xFF);
+                 dc::launch_dense_grad_response<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
+                                                   static_cast<T*>(grad_response), workspace.data(), s, nullptr);
+               }))
+
+// ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------
+DC_EMU_BINDING(dc_emu_shuffle, (int dtype, const void* in, void* out, int nthreads, int op, int arg, int width, unsigned mask),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc_selftest::launch_shuffle<T>(static_cast<const T*>(in), static_cast<T*>(out), nthreads, op, arg, width, mask);
+               }))
+DC_EMU_BINDING(dc_emu_ballot, (const int* pred, unsigned* ballot, int* any, int* all, int nthreads, unsigned mask),
+               dc_selftest::launch_ballot(pred, ballot, any, all, nthreads, mask))
+DC_EMU_BINDING(dc_emu_barrier, (int* neighbour, int* count, int nblocks, int nthreads),
+               dc_selftest::launch_barrier(neighbour, count, nblocks, nthreads))
+DC_EMU_BINDING(dc_emu_read_unwritten_smem, (float* out, int nblocks, int nthreads),
+               dc_selftest::launch_read_unwritten_smem(out, nblocks, nthreads))
+DC_EMU_BINDING(dc_emu_arrival_order, (int* counters, int* thread_rank, int* block_rank, int nblocks, int nthreads),
+               dc_selftest::launch_arrival_order(counters, thread_rank, block_rank, nblocks, nthreads))
+DC_EMU_BINDING(dc_emu_invalid_launch, (int threads, int smem_bytes), dc_selftest::launch_invalid(threads, smem_bytes))
+DC_EMU_BINDING(dc_emu_stack_overflow, (int* out, int depth), dc_selftest::launch_stack_overflow(out, depth))
+
+// ---- tests/emu/planted_bugs.cuh -------------------------------------------------------------
+DC_EMU_BINDING(dc_emu_block_sum, (const float* in, float* out, int n, int missing_sync),
+               dc_planted::launch_block_sum(in, out, n, missing_sync))
+DC_EMU_BINDING(dc_emu_tile_pair_sum, (const float* in, float* out, int n, int bug),
+               dc_planted::launch_tile_pair_sum(in, out, n, bug))
+DC_EMU_BINDING(dc_emu_scale_by_first, (const float* in, float* out, int n, int early_return),
+               dc_planted::launch_scale_by_first(in, out, n, early_return))
+DC_EMU_BINDING(dc_emu_warp_sum, (const float* in, float* out, int nblocks, int missing_syncwarp),
+               dc_planted::launch_warp_sum(in, out, nblocks, missing_syncwarp))
+DC_EMU_BINDING(dc_emu_divergent_barrier, (float* out), dc_planted::launch_divergent_barrier(out))
+DC_EMU_BINDING(dc_emu_warp_deadlock, (float* out), dc_planted::launch_warp_deadlock(out))
+DC_EMU_BINDING(dc_emu_misaligned_float4, (const float* in, float* out, int nthreads, int use_ldg),
+               dc_planted::launch_misaligned_float4(in, out, nthreads, use_ldg))

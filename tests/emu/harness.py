@@ -1,0 +1,141 @@
+"""Test-only: runs the project's CUDA kernel headers on the CPU through the emulator (csrc/emu/cuda_emu.h).
+
+`library()` compiles tests/emu/harness.cpp with g++ -DDC_CUDA_EMULATOR into build/emu/ (cached by a hash
+of every source it depends on) and loads it with ctypes. The functions below take CPU tensors, poison
+the outputs (NaN, or all-ones bits for integers) before every launch, run one host launch function
+under the current schedule, and raise RuntimeError with the emulator's message on any error.
+"""
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+EMU_DIR = Path(__file__).resolve().parent
+BUILD_DIR = REPO / "build" / "emu"
+CXX = os.environ.get("CXX", "g++")
+HARNESS_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-DDC_CUDA_EMULATOR"]
+
+# dc_emu::Order
+SCHEDULES = {"forward": 0, "reverse": 1, "random": 2}
+DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
+
+
+def emulator_sources():
+    """Every file whose change must rebuild the harness."""
+    files = sorted((REPO / "csrc" / "cuda").glob("*.cuh")) + sorted((REPO / "csrc" / "emu").glob("*"))
+    files += sorted(EMU_DIR.glob("*.cuh")) + sorted(EMU_DIR.glob("*.cpp"))
+    return [f for f in files if f.is_file()]
+
+
+def source_hash(extra=()):
+    h = hashlib.sha256()
+    for f in emulator_sources():
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for item in extra:
+        h.update(str(item).encode())
+    return h.hexdigest()[:16]
+
+
+def compile_cpp(source, output, flags):
+    """Compiles `source` to `output` unless it exists; the rename keeps concurrent runs safe."""
+    output = Path(output)
+    if output.exists():
+        return output
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=output.parent, suffix=output.suffix)
+    os.close(fd)
+    cmd = [CXX, *flags, f"-I{REPO / 'csrc'}", f"-I{EMU_DIR}", str(source), "-o", tmp]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        os.unlink(tmp)
+        raise RuntimeError(f"compiling {source} failed:\n{' '.join(cmd)}\n{result.stderr[-6000:]}")
+    os.replace(tmp, output)
+    return output
+
+
+_library = None
+
+
+def library():
+    global _library
+    if _library is None:
+        path = BUILD_DIR / f"libdc_emu_harness-{source_hash(HARNESS_FLAGS)}.so"
+        lib = ctypes.CDLL(str(compile_cpp(EMU_DIR / "harness.cpp", path, HARNESS_FLAGS)))
+        lib.dc_emu_last_error.restype = ctypes.c_char_p
+        lib.dc_emu_set_schedule.argtypes = [ctypes.c_int, ctypes.c_uint64]
+        _library = lib
+    return _library
+
+
+def call(name, *args):
+    """Calls a binding; tensors are passed as data pointers, Python ints as C ints."""
+    lib = library()
+    c_args = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            assert a.device.type == "cpu" and a.is_contiguous(), "the emulator takes contiguous CPU tensors"
+            c_args.append(ctypes.c_void_p(a.data_ptr()))
+        elif isinstance(a, ctypes._SimpleCData) or isinstance(a, ctypes.Array):
+            c_args.append(a)
+        else:
+            c_args.append(ctypes.c_int(a))
+    if getattr(lib, name)(*c_args) != 0:
+        raise RuntimeError(lib.dc_emu_last_error().decode())
+
+
+def set_schedule(schedule, seed=0):
+    """schedule: 'forward', 'reverse' or 'random' (with a seed)."""
+    call("dc_emu_set_schedule", ctypes.c_int(SCHEDULES[schedule]), ctypes.c_uint64(seed))
+
+
+def poisoned(shape, dtype):
+    """A fresh output buffer whose never-written elements read as NaN (-1 for integers)."""
+    if dtype.is_floating_point:
+        return torch.full(shape, float("nan"), dtype=dtype)
+    return torch.full(shape, -1, dtype=dtype)
+
+
+def _dtype_code(*tensors):
+    dtype = tensors[0].dtype
+    assert all(t.dtype == dtype for t in tensors), "mixed dtypes"
+    return DTYPE_CODES[dtype]
+
+
+def _shape(B, Ci, Cr, Hi, Wi, Hr, Wr):
+    return (ctypes.c_int64 * 7)(B, Ci, Cr, Hi, Wi, Hr, Wr)
+
+
+# ---- csrc/cuda/dense_conv_kernels.cuh ----------------------------------------------------------
+
+def dense_forward(response, impulse):
+    B, Cr, Hr, Wr = response.shape
+    _, Ci, Hi, Wi = impulse.shape
+    out = poisoned((B, Ci * Cr, Hi, Wi), impulse.dtype)
+    call("dc_emu_dense_forward", _dtype_code(response, impulse), response, impulse, out,
+         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+    return out
+
+
+def dense_grad_impulse(grad_out, response):
+    B, Cr, Hr, Wr = response.shape
+    _, CiCr, Hi, Wi = grad_out.shape
+    Ci = CiCr // Cr
+    grad_impulse = poisoned((B, Ci, Hi, Wi), grad_out.dtype)
+    call("dc_emu_dense_grad_impulse", _dtype_code(grad_out, response), grad_out, response, grad_impulse,
+         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+    return grad_impulse
+
+
+def dense_grad_response(grad_out, impulse, Hr, Wr):
+    B, Ci, Hi, Wi = impulse.shape
+    Cr = grad_out.shape[1] // Ci
+    grad_response = poisoned((B, Cr, Hr, Wr), grad_out.dtype)
+    call("dc_emu_dense_grad_response", _dtype_code(grad_out, impulse), grad_out, impulse, grad_response,
+         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+    return grad_response

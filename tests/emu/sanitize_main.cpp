@@ -1,0 +1,166 @@
+// Sanitizer driver for the emulated CUDA kernels: no torch, built with
+//   g++ -DDC_CUDA_EMULATOR -fsanitize=address,undefined -fno-sanitize-recover=undefined ...
+// by tests/test_emulator_sanitizers.py. Every buffer is an exact-size heap allocation, so ASan sees
+// any read or write past a tensor; UBSan sees out-of-bounds static shared arrays and misaligned
+// vector loads.
+//
+//   sanitize_main kernels              every project kernel vs a float64 reference, 3 schedules; exit 0
+//   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
+//                                      halo-past-input | index-past-tile | misaligned-float4
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cuda/dense_conv_kernels.cuh"
+#include "planted_bugs.cuh"
+
+namespace {
+
+using dc::ConvShape;
+
+template <typename T>
+std::vector<T> poisoned(size_t n) {
+  std::vector<T> v(n);
+  std::memset(v.data(), 0xFF, n * sizeof(T));  // NaN
+  return v;
+}
+
+std::vector<double> random_values(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> v(n);
+  for (double& x : v) x = normal(gen);
+  return v;
+}
+
+// The three formulas of dense_conv_kernels.cuh, in float64, straight from the definition.
+struct Reference {
+  std::vector<double> out, grad_impulse, grad_response;
+};
+
+Reference reference(const ConvShape& s, const std::vector<double>& response, const std::vector<double>& impulse,
+                    const std::vector<double>& grad) {
+  Reference ref{std::vector<double>(s.B * s.Ci * s.Cr * s.Hi * s.Wi), std::vector<double>(s.B * s.Ci * s.Hi * s.Wi),
+                std::vector<double>(s.B * s.Cr * s.Hr * s.Wr)};
+  for (long long b = 0; b < s.B; ++b)
+    for (long long i = 0; i < s.Ci; ++i)
+      for (long long r = 0; r < s.Cr; ++r)
+        for (long long y = 0; y < s.Hi; ++y)
+          for (long long x = 0; x < s.Wi; ++x)
+            for (long long p = 0; p < s.Hr && p <= y; ++p)
+              for (long long q = 0; q < s.Wr && q <= x; ++q) {
+                const double imp = impulse[((b * s.Ci + i) * s.Hi + y - p) * s.Wi + x - q];
+                const double resp = response[((b * s.Cr + r) * s.Hr + p) * s.Wr + q];
+                const long long o = (((b * s.Ci + i) * s.Cr + r) * s.Hi + y) * s.Wi + x;
+                ref.out[o] += imp * resp;
+                ref.grad_impulse[((b * s.Ci + i) * s.Hi + y - p) * s.Wi + x - q] += grad[o] * resp;
+                ref.grad_response[((b * s.Cr + r) * s.Hr + p) * s.Wr + q] += grad[o] * imp;
+              }
+  return ref;
+}
+
+template <typename T>
+std::vector<T> cast(const std::vector<double>& v) {
+  return std::vector<T>(v.begin(), v.end());
+}
+
+template <typename T>
+bool close(const char* what, const std::vector<T>& actual, const std::vector<double>& expected) {
+  double scale = 1.0;
+  for (double e : expected) scale = std::max(scale, std::abs(e));
+  const double tol = (sizeof(T) == 4 ? 2e-6 : 1e-13) * scale;
+  for (size_t k = 0; k < expected.size(); ++k)
+    if (!(std::abs(double(actual[k]) - expected[k]) <= tol)) {  // NaN fails too
+      std::printf("  %s: element %zu is %.17g, expected %.17g\n", what, k, double(actual[k]), expected[k]);
+      return false;
+    }
+  return true;
+}
+
+template <typename T>
+bool run_dense(const ConvShape& s, unsigned seed) {
+  const auto response64 = random_values(s.B * s.Cr * s.Hr * s.Wr, seed);
+  const auto impulse64 = random_values(s.B * s.Ci * s.Hi * s.Wi, seed + 1);
+  const auto grad64 = random_values(s.B * s.Ci * s.Cr * s.Hi * s.Wi, seed + 2);
+  const auto response = cast<T>(response64), impulse = cast<T>(impulse64), grad = cast<T>(grad64);
+  const Reference ref = reference(s, std::vector<double>(response.begin(), response.end()),
+                                  std::vector<double>(impulse.begin(), impulse.end()),
+                                  std::vector<double>(grad.begin(), grad.end()));
+  auto out = poisoned<T>(ref.out.size());
+  auto grad_impulse = poisoned<T>(ref.grad_impulse.size());
+  auto grad_response = poisoned<T>(ref.grad_response.size());
+  auto workspace = poisoned<unsigned char>(dc::dense_grad_response_workspace_bytes<T>(s));
+  dc::launch_dense_forward<T>(response.data(), impulse.data(), out.data(), s, nullptr);
+  dc::launch_dense_grad_impulse<T>(grad.data(), response.data(), grad_impulse.data(), s, nullptr);
+  dc::launch_dense_grad_response<T>(grad.data(), impulse.data(), grad_response.data(), workspace.data(), s, nullptr);
+  return close("forward", out, ref.out) && close("grad_impulse", grad_impulse, ref.grad_impulse) &&
+         close("grad_response", grad_response, ref.grad_response);
+}
+
+int run_kernels() {
+  const ConvShape shapes[] = {
+      {1, 1, 1, 5, 7, 3, 3},      // B = 1, Cr = 1, odd sizes
+      {2, 2, 3, 17, 65, 9, 17},   // partial tiles, several tap chunks
+      {1, 3, 2, 6, 5, 1, 1},      // 1x1 kernel
+      {2, 1, 2, 4, 6, 7, 9},      // kernel larger than the image
+      {1, 2, 9, 5, 6, 2, 3},      // more responses than one block handles
+      {1, 1, 1, 40, 3, 18, 2},    // several row slabs and tap chunks in grad_response
+  };
+  const std::pair<dc_emu::Order, uint64_t> schedules[] = {
+      {dc_emu::Order::forward, 0}, {dc_emu::Order::reverse, 0}, {dc_emu::Order::random, 7}};
+  int failures = 0, runs = 0;
+  for (const auto& [order, seed] : schedules) {
+    dc_emu::set_schedule(order, seed);
+    for (const ConvShape& s : shapes) {
+      for (int dtype = 0; dtype < 2; ++dtype) {
+        const bool ok = dtype == 0 ? run_dense<float>(s, 11) : run_dense<double>(s, 11);
+        ++runs;
+        if (!ok) {
+          ++failures;
+          std::printf("FAILED %s shape B=%lld Ci=%lld Cr=%lld Hi=%lld Wi=%lld Hr=%lld Wr=%lld order=%d\n",
+                      dtype == 0 ? "float" : "double", s.B, s.Ci, s.Cr, s.Hi, s.Wi, s.Hr, s.Wr, int(order));
+        }
+      }
+    }
+  }
+  std::printf("%d of %d kernel runs match the float64 reference\n", runs - failures, runs);
+  return failures ? 1 : 0;
+}
+
+int run_planted(const std::string& bug) {
+  if (bug == "halo-past-input" || bug == "index-past-tile") {
+    const int n = 255;                 // two blocks; the second one's halo is in[257], past in[255]
+    std::vector<float> in(n + 1, 1.0f), out(n);
+    dc_planted::launch_tile_pair_sum(in.data(), out.data(), n,
+                                     bug == "halo-past-input" ? dc_planted::kHaloPastInput : dc_planted::kIndexPastTile);
+  } else if (bug == "misaligned-float4") {
+    std::vector<float> in(4 * 8 + 4, 1.0f), out(8);
+    dc_planted::launch_misaligned_float4(in.data(), out.data(), 8, /*use_ldg=*/false);
+  } else {
+    std::fprintf(stderr, "unknown planted bug %s\n", bug.c_str());
+    return 2;
+  }
+  std::printf("planted bug %s was NOT reported\n", bug.c_str());
+  return 0;
+}
+
+}  // namespace
+
+// Called by UBSan after each report (ASan reports use the emulator's death callback): name the CUDA thread.
+extern "C" void __ubsan_on_report() { dc_emu::describe_current_thread(); }
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "kernels";
+  try {
+    if (mode == "kernels") return run_kernels();
+    if (mode == "planted" && argc > 2) return run_planted(argv[2]);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 3;
+  }
+  std::fprintf(stderr, "usage: %s kernels | planted <bug>\n", argv[0]);
+  return 2;
+}

@@ -1,0 +1,109 @@
+"""Every CUDA kernel of the project, run on the CPU by the emulator (tests/emu/harness.py) under several
+schedules, against the float64 pure-PyTorch reference (dense_conv/reference.py).
+
+Shapes cover partial tiles in every dimension, tap chunks that do not divide the kernel, 1x1 kernels,
+kernels larger than the image, Cr = 1, Cr > responses per block, B = 1, odd sizes, several
+grad_response row slabs and tap chunks. Outputs are NaN-poisoned before each launch, so an element a
+kernel forgets to write fails the comparison.
+"""
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from emu import harness  # noqa: E402
+
+# The reference module only needs torch: load it by path, so these tests do not need the built extension.
+_spec = importlib.util.spec_from_file_location("dense_conv_reference",
+                                               Path(__file__).resolve().parents[1] / "dense_conv" / "reference.py")
+reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reference)
+
+SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
+
+# (B, Ci, Cr, Hi, Wi, Hr, Wr)
+SHAPES = {
+    "tiny_B1_Cr1_odd": (1, 1, 1, 5, 7, 3, 3),
+    "partial_tiles_multi_chunk": (2, 2, 3, 17, 65, 9, 17),
+    "kernel_1x1": (1, 3, 2, 6, 5, 1, 1),
+    "kernel_larger_than_image": (2, 1, 2, 4, 6, 7, 9),
+    "Cr9_two_response_chunks": (1, 2, 9, 5, 6, 2, 3),   # forward blocks of 5 + 4 responses
+    "Cr5_users_response_count": (2, 2, 5, 9, 20, 4, 3),
+    "Cr7": (1, 1, 7, 4, 9, 2, 2),
+    "Cr8_one_full_block": (1, 1, 8, 3, 5, 3, 1),
+    "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
+    "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
+}
+
+# Relative to the largest reference value: sums of hundreds of products cancel.
+TOLERANCE = {torch.float32: 2e-6, torch.float64: 1e-13}
+
+
+@pytest.fixture(params=SCHEDULES, ids=[f"{s}{seed or ''}" for s, seed in SCHEDULES])
+def schedule(request):
+    harness.set_schedule(*request.param)
+    yield request.param
+    harness.set_schedule("forward")
+
+
+def make_inputs(shape, dtype, seed=0):
+    B, Ci, Cr, Hi, Wi, Hr, Wr = shape
+    g = torch.Generator().manual_seed(seed)
+    response = torch.randn(B, Cr, Hr, Wr, generator=g, dtype=torch.float64)
+    impulse = torch.randn(B, Ci, Hi, Wi, generator=g, dtype=torch.float64)
+    grad_out = torch.randn(B, Ci * Cr, Hi, Wi, generator=g, dtype=torch.float64)
+    return response, impulse, grad_out
+
+
+def reference_dense(response, impulse, grad_out):
+    """float64 forward and both gradients (autograd through the definition)."""
+    response = response.clone().requires_grad_()
+    impulse = impulse.clone().requires_grad_()
+    out = reference.dense_shift_add(response, impulse)
+    grad_response, grad_impulse = torch.autograd.grad(out, (response, impulse), grad_out)
+    return out.detach(), grad_impulse, grad_response
+
+
+def check(actual, expected, dtype):
+    scale = max(1.0, expected.abs().max().item())
+    torch.testing.assert_close(actual.to(torch.float64), expected, rtol=0, atol=TOLERANCE[dtype] * scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_dense_kernels(shape, dtype, schedule):
+    response, impulse, grad_out = make_inputs(shape, dtype)
+    # Inputs rounded to dtype first, so the only float32 error is the kernels' own rounding.
+    response, impulse, grad_out = (t.to(dtype) for t in (response, impulse, grad_out))
+    out_ref, grad_impulse_ref, grad_response_ref = reference_dense(*(t.double() for t in (response, impulse, grad_out)))
+    Hr, Wr = response.shape[2:]
+    check(harness.dense_forward(response, impulse), out_ref, dtype)
+    check(harness.dense_grad_impulse(grad_out, response), grad_impulse_ref, dtype)
+    check(harness.dense_grad_response(grad_out, impulse, Hr, Wr), grad_response_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_sparse_through_dense_kernels(dtype, schedule):
+    # sparse_conv2d runs the dense kernels on [B*C, 1, H, W] views (csrc/sparse_conv.cpp).
+    B, C, Hi, Wi, Hr, Wr = 2, 3, 9, 70, 4, 18
+    g = torch.Generator().manual_seed(1)
+    response = torch.randn(B, C, Hr, Wr, generator=g, dtype=torch.float64).to(dtype)
+    impulse = torch.randn(B, C, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    grad_out = torch.randn(B, C, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    r64, i64 = response.double().requires_grad_(), impulse.double().requires_grad_()
+    out_ref = reference.sparse_shift_add(r64, i64)
+    grad_response_ref, grad_impulse_ref = torch.autograd.grad(out_ref, (r64, i64), grad_out.double())
+
+    def as_samples(t):
+        return t.reshape(B * C, 1, *t.shape[2:])
+
+    out = harness.dense_forward(as_samples(response), as_samples(impulse)).reshape(B, C, Hi, Wi)
+    grad_impulse = harness.dense_grad_impulse(as_samples(grad_out), as_samples(response)).reshape(B, C, Hi, Wi)
+    grad_response = harness.dense_grad_response(as_samples(grad_out), as_samples(impulse), Hr, Wr)
+    check(out, out_ref.detach(), dtype)
+    check(grad_impulse, grad_impulse_ref, dtype)
+    check(grad_response.reshape(B, C, Hr, Wr), grad_response_ref, dtype)
