@@ -107,3 +107,28 @@ def test_sparse_through_dense_kernels(dtype, schedule):
     check(out, out_ref.detach(), dtype)
     check(grad_impulse, grad_impulse_ref, dtype)
     check(grad_response.reshape(B, C, Hr, Wr), grad_response_ref, dtype)
+
+
+# ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("rows,T,taps,levels", [(1, 1, 1, 1), (2, 37, 7, 3), (3, 2500, 83, 2), (1, 2049, 83, 1),
+                                                (2, 300, 301, 2)])
+def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):
+    from dense_conv.octave import octave_downsample_reference
+    g = torch.Generator().manual_seed(T + taps)
+    x = torch.randn(rows, T, generator=g, dtype=torch.float64)
+    f = torch.randn(taps, generator=g, dtype=torch.float64)
+    if taps == 83:
+        f[1::2] = 0.0  # exercise the zero-tap skip (half-band pattern)
+    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
+    outs = octave_downsample_reference(xr, fr, levels)
+    outs = outs if isinstance(outs, list) else [outs]
+    packed = torch.cat(outs, dim=-1)
+    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
+    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
+    xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
+    out = harness.octave_forward(xd, fd, levels)
+    check(out, packed.detach(), dtype)
+    check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
+    check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)

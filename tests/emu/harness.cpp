@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/octave_downsample_kernels.cuh"
 #include "planted_bugs.cuh"
 #include "selftest_kernels.cuh"
 
@@ -88,6 +89,35 @@ DC_EMU_BINDING(dc_emu_arrival_order, (int* counters, int* thread_rank, int* bloc
                dc_selftest::launch_arrival_order(counters, thread_rank, block_rank, nblocks, nthreads))
 DC_EMU_BINDING(dc_emu_invalid_launch, (int threads, int smem_bytes), dc_selftest::launch_invalid(threads, smem_bytes))
 DC_EMU_BINDING(dc_emu_stack_overflow, (int* out, int depth), dc_selftest::launch_stack_overflow(out, depth))
+
+// ---- csrc/cuda/octave_downsample_kernels.cuh -----------------------------------------------
+// sizes = {rows, T, taps, levels}; work/partial are float (double for dtype 1) buffers sized by harness.py
+DC_EMU_BINDING(dc_emu_octave_forward, (int dtype, const void* x, const void* f, void* out, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::oct::launch_octave_forward<T>(static_cast<const T*>(x), static_cast<const T*>(f),
+                                                   static_cast<T*>(out),
+                                                   dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* f, void* gx, void* work, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 using A = typename dc::oct::Acc<T>::type;
+                 dc::oct::launch_octave_grad_input<T>(static_cast<const T*>(g), static_cast<const T*>(f),
+                                                      static_cast<T*>(gx), static_cast<A*>(work),
+                                                      dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_octave_grad_filter, (int dtype, const void* g, const void* x, const void* out, const void* f,
+                                           void* gf, void* work, void* partial, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 using A = typename dc::oct::Acc<T>::type;
+                 dc::oct::launch_octave_grad_filter<T>(static_cast<const T*>(g), static_cast<const T*>(x),
+                                                       static_cast<const T*>(out), static_cast<const T*>(f),
+                                                       static_cast<T*>(gf), static_cast<A*>(work),
+                                                       static_cast<A*>(partial),
+                                                       dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+               }))
 
 // ---- tests/emu/planted_bugs.cuh -------------------------------------------------------------
 DC_EMU_BINDING(dc_emu_block_sum, (const float* in, float* out, int n, int missing_sync),

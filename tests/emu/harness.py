@@ -139,3 +139,49 @@ def dense_grad_response(grad_out, impulse, Hr, Wr):
     call("dc_emu_dense_grad_response", _dtype_code(grad_out, impulse), grad_out, impulse, grad_response,
          _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
     return grad_response
+
+
+# ---- csrc/cuda/octave_downsample_kernels.cuh ---------------------------------------------------
+
+_OCT_BLOCK = 1024  # kBlockOut
+
+
+def _octave_sizes(rows, T, taps, levels):
+    lens, n = [T], T
+    for _ in range(levels):
+        n = (n + 1) // 2
+        lens.append(n)
+    return lens, (ctypes.c_int64 * 4)(rows, T, taps, levels)
+
+
+def _acc(dtype):
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def octave_forward(x, f, levels):
+    """x [rows, T] -> packed [rows, sum of level lengths]."""
+    rows, T = x.shape
+    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
+    out = poisoned((rows, sum(lens[1:])), x.dtype)
+    call("dc_emu_octave_forward", _dtype_code(x, f), x, f, out, sz)
+    return out
+
+
+def octave_grad_input(g, f, T, levels):
+    rows = g.shape[0]
+    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
+    gx = poisoned((rows, T), g.dtype)
+    work = poisoned((max(1, 2 * rows * lens[1] if levels > 1 else 1),), _acc(g.dtype))
+    call("dc_emu_octave_grad_input", _dtype_code(g, f), g, f, gx, work, sz)
+    return gx
+
+
+def octave_grad_filter(g, x, out, f, levels):
+    rows, T = x.shape
+    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
+    gf = poisoned((f.numel(),), g.dtype)
+    work = poisoned((max(1, 2 * rows * lens[1] if levels > 1 else 1),), _acc(g.dtype))
+    parts = sum(rows * ((n + _OCT_BLOCK - 1) // _OCT_BLOCK) for n in lens[1:])
+    partial = poisoned((max(1, parts * f.numel()),), _acc(g.dtype))
+    call("dc_emu_octave_grad_filter", _dtype_code(g, x, out, f), g, x, out, f, gf, work, partial, sz)
+    return gf

@@ -1,0 +1,112 @@
+// CUDA implementations of the octave_downsample ops: checks, allocation, dtype dispatch, launch.
+// The kernels live in octave_downsample_kernels.cuh (no ATen), shared with the CPU emulator.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAException.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "../octave_downsample_checks.h"
+#include "octave_downsample_kernels.cuh"
+
+namespace dc {
+namespace {
+
+using at::Tensor;
+
+void check_cuda(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "octave_downsample: ", name, " must be a CUDA tensor here, got ", t.device());
+}
+
+oct::Levels to_levels(const OctaveSizes& s) {
+  TORCH_CHECK(s.levels <= 32, "octave_downsample: at most 32 levels, got ", s.levels);
+  const oct::Levels l = oct::make_levels(s.rows, s.T, s.taps, s.levels);
+  TORCH_CHECK(s.rows * dc::ceil_div(std::max<int64_t>(s.len[1], 1), oct::kBlockOut) <=
+                  (int64_t)std::numeric_limits<int>::max(),
+              "octave_downsample: input too large for one launch; split the batch");
+  return l;
+}
+
+at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+Tensor octave_downsample_cuda(const Tensor& x_in, const Tensor& filter_in, int64_t levels) {
+  octave_check_tensors(x_in, filter_in);
+  check_cuda(x_in, "x");
+  const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
+  const c10::cuda::CUDAGuard guard(x_in.device());
+  Tensor out = at::empty(with_last(x_in.sizes(), s.total), x_in.options());
+  if (out.numel() == 0) return out;
+  const Tensor x = x_in.contiguous(), filter = filter_in.contiguous();
+  const oct::Levels L = to_levels(s);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "octave_downsample_cuda", [&] {
+    oct::launch_octave_forward<scalar_t>(x.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
+                                         out.data_ptr<scalar_t>(), L, at::cuda::getCurrentCUDAStream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& filter_in, int64_t length,
+                                         int64_t levels) {
+  octave_check_tensors(grad_in, filter_in, "grad");
+  check_cuda(grad_in, "grad");
+  const OctaveSizes s = octave_sizes(with_last(grad_in.sizes(), length), filter_in.numel(), levels);
+  TORCH_CHECK(grad_in.size(-1) == s.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
+              " samples, expected ", s.total, " for length ", length, " and ", levels, " levels");
+  const c10::cuda::CUDAGuard guard(grad_in.device());
+  Tensor gx = at::empty(with_last(grad_in.sizes(), length), grad_in.options());
+  if (gx.numel() == 0) return gx;
+  const Tensor g = grad_in.contiguous(), filter = filter_in.contiguous();
+  const oct::Levels L = to_levels(s);
+  Tensor work = at::empty({oct::octave_chain_workspace(L)}, g.options().dtype(acc_type(g.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_input_cuda", [&] {
+    using acc_t = typename oct::Acc<scalar_t>::type;
+    oct::launch_octave_grad_input<scalar_t>(g.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
+                                            gx.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr,
+                                            L, at::cuda::getCurrentCUDAStream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return gx;
+}
+
+Tensor octave_downsample_grad_filter_cuda(const Tensor& grad_in, const Tensor& x_in, const Tensor& out_in,
+                                          const Tensor& filter_in, int64_t levels) {
+  octave_check_tensors(grad_in, filter_in, "grad");
+  octave_check_tensors(x_in, filter_in);
+  check_cuda(grad_in, "grad");
+  const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
+  TORCH_CHECK(grad_in.size(-1) == s.total && grad_in.numel() == s.rows * s.total,
+              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.total);
+  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.total,
+              "octave_downsample_grad_filter: levels > 1 needs the forward output");
+  const c10::cuda::CUDAGuard guard(grad_in.device());
+  Tensor gf = at::zeros({s.taps}, filter_in.options());
+  if (s.rows * s.T == 0) return gf;
+  const Tensor g = grad_in.contiguous(), x = x_in.contiguous(), filter = filter_in.contiguous();
+  const Tensor out = levels > 1 ? out_in.contiguous() : x;
+  const oct::Levels L = to_levels(s);
+  const auto acc_opts = g.options().dtype(acc_type(g.scalar_type()));
+  Tensor work = at::empty({oct::octave_chain_workspace(L)}, acc_opts);
+  Tensor partial = at::empty({oct::octave_filter_parts(L) * s.taps}, acc_opts);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_filter_cuda", [&] {
+    using acc_t = typename oct::Acc<scalar_t>::type;
+    oct::launch_octave_grad_filter<scalar_t>(
+        g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
+        gf.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr, partial.data_ptr<acc_t>(), L,
+        at::cuda::getCurrentCUDAStream());
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return gf;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dense_conv, CUDA, m) {
+  m.impl("octave_downsample", &octave_downsample_cuda);
+  m.impl("octave_downsample_grad_input", &octave_downsample_grad_input_cuda);
+  m.impl("octave_downsample_grad_filter", &octave_downsample_grad_filter_cuda);
+}
+
+}  // namespace dc
