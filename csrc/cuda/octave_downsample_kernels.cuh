@@ -230,14 +230,14 @@ __global__ void __launch_bounds__(kThreads) octave_reduce_kernel(const typename 
 // host launch functions (all on `stream`, in order)
 // ------------------------------------------------------------------------------------------------
 
-template <typename T>
-void launch_octave_forward(const T* x, const T* f, T* out, const Levels& s, cudaStream_t stream) {
+template <typename scalar_t>
+void launch_octave_forward(const scalar_t* x, const scalar_t* f, scalar_t* out, const Levels& s, cudaStream_t stream) {
   for (long long l = 1; l <= s.levels; ++l) {
     if (s.len[l] == 0 || s.rows == 0) continue;
-    const T* in = l == 1 ? x : out + s.off[l - 1];
+    const scalar_t* in = l == 1 ? x : out + s.off[l - 1];
     const long long in_stride = l == 1 ? s.T : s.total;
-    const LaunchConfig c = level_config<T>(s.len[l], s.rows, s.taps);
-    DC_LAUNCH(octave_forward_kernel<T>, c.grid, c.block, c.smem_bytes, stream)(
+    const LaunchConfig c = level_config<scalar_t>(s.len[l], s.rows, s.taps);
+    DC_LAUNCH(octave_forward_kernel<scalar_t>, c.grid, c.block, c.smem_bytes, stream)(
         in, in_stride, s.len[l - 1], out + s.off[l], s.total, s.len[l], f, (int)s.taps);
   }
 }
@@ -294,36 +294,41 @@ void octave_gradient_chain(const T* g, const T* f, T* gx, typename Acc<T>::type*
   }
 }
 
-template <typename T>
-void launch_octave_grad_input(const T* g, const T* f, T* gx, typename Acc<T>::type* work, const Levels& s,
+template <typename scalar_t>
+void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx, typename Acc<scalar_t>::type* work, const Levels& s,
                               cudaStream_t stream) {
-  octave_gradient_chain<T>(g, f, gx, work, s, stream, [](long long, const void*, long long) {});
+  octave_gradient_chain<scalar_t>(g, f, gx, work, s, stream, [](long long, const void*, long long) {});
 }
 
 // out: packed forward output (inputs of levels >= 2); partial: octave_filter_parts(s) * taps acc_t.
-template <typename T>
-void launch_octave_grad_filter(const T* g, const T* x, const T* out, const T* f, T* grad_f,
-                               typename Acc<T>::type* work, typename Acc<T>::type* partial, const Levels& s,
+template <typename scalar_t>
+void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scalar_t* out, const scalar_t* f, scalar_t* grad_f,
+                               typename Acc<scalar_t>::type* work, typename Acc<scalar_t>::type* partial, const Levels& s,
                                cudaStream_t stream) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename Acc<scalar_t>::type;
   long long part_off = 0;
   auto visit = [&](long long l, const auto* G, long long G_stride) {
     using G_t = typename std::remove_cv<typename std::remove_pointer<decltype(G)>::type>::type;
     const long long n_out = s.len[l];
     if (s.rows == 0 || n_out == 0) return;
-    const T* in = l == 1 ? x : out + s.off[l - 1];
+    const scalar_t* in = l == 1 ? x : out + s.off[l - 1];
     const long long in_stride = l == 1 ? s.T : s.total;
     const int tn = s.taps < kThreads ? (int)s.taps : kThreads;
     const long long segs = kThreads / tn;
-    const LaunchConfig c = level_config<T>(n_out, s.rows, s.taps, kBlockOut + segs * s.taps - s.taps);
-    DC_LAUNCH((octave_filter_grad_kernel<T, G_t>), c.grid, c.block, c.smem_bytes, stream)(
+    const LaunchConfig c = level_config<scalar_t>(n_out, s.rows, s.taps, kBlockOut + segs * s.taps - s.taps);
+    DC_LAUNCH((octave_filter_grad_kernel<scalar_t, G_t>), c.grid, c.block, c.smem_bytes, stream)(
         G, G_stride, n_out, in, in_stride, s.len[l - 1], partial + part_off * s.taps, (int)s.taps);
     part_off += (long long)c.grid.x;
   };
-  octave_gradient_chain<T>(g, f, (T*)nullptr, work, s, stream, visit);
+  octave_gradient_chain<scalar_t>(g, f, (scalar_t*)nullptr, work, s, stream, visit);
   const dim3 grid((unsigned)ceil_div(s.taps, kThreads)), block(kThreads);
-  DC_LAUNCH(octave_reduce_kernel<T>, grid, block, 0, stream)(partial, part_off, grad_f, (int)s.taps);
+  DC_LAUNCH(octave_reduce_kernel<scalar_t>, grid, block, 0, stream)(partial, part_off, grad_f, (int)s.taps);
 }
 
 }  // namespace oct
+
+using oct::launch_octave_forward;
+using oct::launch_octave_grad_filter;
+using oct::launch_octave_grad_input;
+
 }  // namespace dc
