@@ -5,5 +5,6 @@
 """
 from . import _C  # noqa: F401  (loads the compiled kernels and registers the torch.ops.dense_conv ops)
 from ._ops import dense_conv2d, sparse_conv2d, cuda_kernels_compiled
+from .modules import DenseMix, FactoredMix
 
-__all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled"]
+__all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled", "DenseMix", "FactoredMix"]
