@@ -5,7 +5,10 @@
 """
 from . import _C  # noqa: F401  (loads the compiled kernels and registers the torch.ops.dense_conv ops)
 from ._ops import dense_conv2d, sparse_conv2d, cuda_kernels_compiled
+from .modules import DenseMix, FactoredMix
 
-__all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled"]
-from .octave import octave_downsample, halfband_filter  # noqa: E402
-from .cqt import CQT, cqt_definition, cqt_octave_reference  # noqa: E402
+from .octave import octave_downsample, halfband_filter
+from .cqt import CQT, cqt_definition, cqt_octave_reference
+
+__all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled", "DenseMix", "FactoredMix",
+           "octave_downsample", "halfband_filter", "CQT", "cqt_definition", "cqt_octave_reference"]
