@@ -620,6 +620,18 @@ inline bool resolve_warp_ops() {
   return progressed;
 }
 
+// From inside a sync point's TsanIgnore scope: a fiber is never suspended with TSan ignores enabled
+// (fibers abandoned by an error are destroyed, which TSan refuses for a fiber inside an ignore).
+inline void yield_from_sync_point() {
+#if DC_EMU_TSAN
+  __tsan_ignore_thread_end();
+  yield_to_scheduler();
+  __tsan_ignore_thread_begin();
+#else
+  yield_to_scheduler();
+#endif
+}
+
 inline uint64_t warp_op(WarpOpKind op, unsigned mask, uint64_t value, int arg, int width, const char* file,
                         int line) {
   Runtime& r = rt();
@@ -637,7 +649,7 @@ inline uint64_t warp_op(WarpOpKind op, unsigned mask, uint64_t value, int arg, i
 #if DC_EMU_TSAN
   __tsan_release(&r.tsan_lane_sync[me.warp_op_count & 1][r.current]);
 #endif
-  yield_to_scheduler();
+  yield_from_sync_point();
 #if DC_EMU_TSAN
   // Each lane of the op sees what every other lane of the op did before it.
   const int base = r.current & ~31;
@@ -683,7 +695,7 @@ inline int barrier(int predicate, const char* file, int line) {
   char* sync = &r.tsan_barrier_sync[me.barrier_count++ & 1];
   __tsan_release(sync);
 #endif
-  yield_to_scheduler();
+  yield_from_sync_point();
 #if DC_EMU_TSAN
   __tsan_acquire(sync);
 #endif
@@ -830,12 +842,9 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
 #if DC_EMU_TSAN
   r.tsan_scheduler = __tsan_get_current_fiber();
   if (r.stacks_dirty) {
-    // Fibers abandoned by an error: fresh TSan fibers, and fresh stacks (munmap resets their shadow;
-    // the abandoned fibers never released what they wrote there).
+    // Fibers abandoned by an error (their shadow call stacks hold the abandoned frames): fresh ones.
     for (void* f : r.tsan_fibers) __tsan_destroy_fiber(f);
     r.tsan_fibers.clear();
-    if (r.pool) munmap(r.pool, kMaxThreads * slot_bytes());
-    r.pool = nullptr;
   }
 #endif
   reserve_stacks();
@@ -871,6 +880,20 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
     OverflowHandlerScope overflow;
     LaunchScope() { rt().in_launch = true; }
     ~LaunchScope() {
+#if DC_EMU_TSAN
+      // An error abandoned fibers that never reached their exit release: release for them (TSan's
+      // current thread switched without a stack switch), so that later launches, which reuse the
+      // host stack and the fiber stacks, are ordered after everything they did.
+      Runtime& r = rt();
+      if (r.stacks_dirty) {
+        for (int t = 0; t < r.nthreads; ++t) {
+          __tsan_switch_to_fiber(r.tsan_fibers[t], __tsan_switch_to_fiber_no_sync);
+          __tsan_release(&r.tsan_exit_sync);
+          __tsan_switch_to_fiber(r.tsan_scheduler, __tsan_switch_to_fiber_no_sync);
+        }
+        __tsan_acquire(&r.tsan_exit_sync);
+      }
+#endif
       rt().in_launch = false;
       rt().current = -1;
       rt().dynamic_smem = nullptr;

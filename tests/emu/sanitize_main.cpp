@@ -11,6 +11,8 @@
 //                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
 //                                      missing-syncthreads | missing-syncwarp (TSan)
 //   sanitize_main fixed <bug>          the correct variant of a TSan planted bug: runs clean, exit 0
+//   sanitize_main after-errors         emulator errors (divergent barrier, warp deadlock) abandon fibers;
+//                                      the correct reductions then still run clean, exit 0
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -172,6 +174,21 @@ int run_reduction(const std::string& bug, bool planted) {
   return !planted && !ok ? 1 : 0;
 }
 
+int run_after_errors() {
+  std::vector<float> out(dc_planted::kBlock);
+  int reported = 0;
+  for (int k = 0; k < 2; ++k) {
+    try {
+      k == 0 ? dc_planted::launch_divergent_barrier(out.data()) : dc_planted::launch_warp_deadlock(out.data());
+    } catch (const dc_emu::Error&) {
+      ++reported;
+    }
+  }
+  std::printf("%d of 2 emulator errors reported\n", reported);
+  const int failed = run_reduction("missing-syncthreads", false) + run_reduction("missing-syncwarp", false);
+  return reported == 2 && failed == 0 ? 0 : 1;
+}
+
 int run_planted(const std::string& bug) {
   if (bug == "missing-syncthreads" || bug == "missing-syncwarp") return run_reduction(bug, true);
   if (bug == "halo-past-input" || bug == "index-past-tile") {
@@ -201,10 +218,11 @@ int main(int argc, char** argv) {
     if (mode == "kernels") return run_kernels(argc > 2 && std::string(argv[2]) == "small");
     if (mode == "planted" && argc > 2) return run_planted(argv[2]);
     if (mode == "fixed" && argc > 2) return run_reduction(argv[2], false);
+    if (mode == "after-errors") return run_after_errors();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels [small] | planted <bug> | fixed <bug>\n", argv[0]);
+  std::fprintf(stderr, "usage: %s kernels [small] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
   return 2;
 }
