@@ -171,17 +171,19 @@ def test_missing_barrier_is_a_tsan_data_race(tsan_binary, bug, kernel, racing_li
 def test_missing_barrier_in_the_real_forward_kernel_is_a_tsan_data_race(tsan_binary, tmp_path):
     """The project's dense forward kernel with the barrier that ends a tap chunk removed (a copy of the
     sources): the next chunk's staging overwrites the tiles that slower threads still read."""
-    (tmp_path / "tests").mkdir()
-    shutil.copytree(harness.REPO / "csrc", tmp_path / "csrc")
-    shutil.copytree(harness.EMU_DIR, tmp_path / "tests" / "emu")
-    kernels = tmp_path / "csrc" / "cuda" / "dense_conv_kernels.cuh"
-    text = kernels.read_text()
-    forward = text.index("dense_forward_kernel(")
-    chunk_end = "      __syncthreads();\n    }\n  }\n"  # the last barrier of the q0 loop
-    cut = text.index(chunk_end, forward)
-    kernels.write_text(text[:cut] + "      /* barrier removed */\n    }\n  }\n" + text[cut + len(chunk_end):])
-    binary = harness.compile_cpp(tmp_path / "tests" / "emu" / "sanitize_main.cpp", tmp_path / "sanitize_main_tsan",
-                                 [*TSAN_FLAGS, f"-I{tmp_path / 'csrc'}", f"-I{tmp_path / 'tests' / 'emu'}"])
+    binary = harness.BUILD_DIR / f"sanitize_main_tsan_no_forward_barrier-{harness.source_hash(TSAN_FLAGS)}"
+    if not binary.exists():
+        (tmp_path / "tests").mkdir()
+        shutil.copytree(harness.REPO / "csrc", tmp_path / "csrc")
+        shutil.copytree(harness.EMU_DIR, tmp_path / "tests" / "emu")
+        kernels = tmp_path / "csrc" / "cuda" / "dense_conv_kernels.cuh"
+        text = kernels.read_text()
+        forward = text.index("dense_forward_kernel(")
+        chunk_end = "      __syncthreads();\n    }\n  }\n"  # the last barrier of the q0 loop
+        cut = text.index(chunk_end, forward)
+        kernels.write_text(text[:cut] + "      /* barrier removed */\n    }\n  }\n" + text[cut + len(chunk_end):])
+        harness.compile_cpp(tmp_path / "tests" / "emu" / "sanitize_main.cpp", binary,
+                            [*TSAN_FLAGS, f"-I{tmp_path / 'csrc'}", f"-I{tmp_path / 'tests' / 'emu'}"])
     result = run_tsan([*tsan_binary[:-1], str(binary)], "kernels", "small")
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
