@@ -10,6 +10,11 @@
 // Everything CUDA-specific that the emulator cannot provide as a plain name goes through:
 //   DC_LAUNCH(kernel, grid, block, smem_bytes, stream)(args...)   a kernel launch
 //   dc_dynamic_smem<T>()                                           the block's dynamic shared memory
+//
+// For kernel authors: a kernel that declares static `__shared__` arrays must be a template or
+// `inline` (as any kernel defined in a header should be). Under the emulator `__shared__` is a
+// function static, which the emulator finds by the kernel's symbol name to poison before every block;
+// a plain non-inline kernel's statics would be missed (and would break the one-definition rule).
 #pragma once
 
 #if defined(__CUDACC__)

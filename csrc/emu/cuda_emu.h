@@ -10,6 +10,16 @@
 //   * divergent barriers, barriers after exited threads, warp-op deadlocks, mismatched warp ops and
 //     fiber stack overflows raise dc_emu::Error naming the kernel, block and thread.
 //
+// Sanitizer builds: under AddressSanitizer every fiber switch is annotated. Under ThreadSanitizer
+// (g++/clang -fsanitize=thread) every CUDA thread is a TSan fiber named "block (..) thread (..)";
+// switches carry no happens-before, except scheduler -> fiber (the host's writes before the launch,
+// the scheduler's own bookkeeping). Happens-before between CUDA threads comes only from their sync
+// points: __syncthreads (all threads of the block), warp ops (the lanes of the op), the end of a
+// block (blocks run one after the other, so the next block sees all of it: races between blocks are
+// not reported) and the end of the launch (the host sees the outputs). A shared-memory access that
+// is not ordered by a barrier is then a data race at the kernel's source lines. The emulator's own
+// bookkeeping runs with TSan accesses ignored; atomics are real (relaxed) atomics.
+//
 // Restriction: kernels that declare static `__shared__` arrays must be templates or `inline` (as any
 // kernel defined in a header should be): their statics are found through the symbol table of the
 // loaded object, by the kernel's mangled name, to be poisoned before every block.
@@ -56,6 +66,15 @@
 #include <sanitizer/common_interface_defs.h>
 #else
 #define DC_EMU_ASAN 0
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define DC_EMU_TSAN 1
+#include <sanitizer/tsan_interface.h>
+extern "C" void __tsan_ignore_thread_begin(void);  // exported by libtsan, not in its header
+extern "C" void __tsan_ignore_thread_end(void);
+#else
+#define DC_EMU_TSAN 0
 #endif
 
 // ---------------------------------------------------------------------------------------------
@@ -220,6 +239,12 @@ struct ThreadSlot {
   int width = 32;
   uint64_t value = 0;
   uint64_t result = 0;
+  unsigned group = 0;  // lanes of the resolved warp op
+  // TSan: barriers and warp ops passed by this thread, and for a resolved warp op the parity of
+  // every group lane's warp-op count (see the TSan notes at barrier()).
+  unsigned barrier_count = 0;
+  unsigned warp_op_count = 0;
+  unsigned group_parity = 0;
 };
 
 constexpr size_t kStackBytes = 256 * 1024;
@@ -254,12 +279,32 @@ struct Runtime {
   const void* scheduler_stack_bottom = nullptr;
   size_t scheduler_stack_size = 0;
 #endif
+#if DC_EMU_TSAN
+  void* tsan_scheduler = nullptr;    // the host thread's TSan state
+  std::vector<void*> tsan_fibers;    // one TSan fiber per CUDA thread slot, created on first use
+  char tsan_lane_sync[2][kMaxThreads];  // release/acquire addresses: per thread (warp ops),
+  char tsan_barrier_sync[2];            // ... the block's barrier,
+  char tsan_exit_sync;                  // ... the end of a block
+#endif
 };
 
 inline Runtime& rt() {
   static Runtime r;
   return r;
 }
+
+// Emulator bookkeeping that TSan must not see as accesses of the CUDA threads (the scheduler and the
+// fibers share it without happens-before on purpose).
+struct TsanIgnore {
+#if DC_EMU_TSAN
+  TsanIgnore() { __tsan_ignore_thread_begin(); }
+  ~TsanIgnore() { __tsan_ignore_thread_end(); }
+#else
+  TsanIgnore() = default;
+#endif
+  TsanIgnore(const TsanIgnore&) = delete;
+  TsanIgnore& operator=(const TsanIgnore&) = delete;
+};
 
 inline size_t slot_bytes() { return kGuardBytes + kStackBytes; }
 inline char* stack_lo(int t) { return rt().pool + size_t(t) * slot_bytes() + kGuardBytes; }
@@ -282,12 +327,18 @@ inline std::string site(const ThreadSlot& s) { return std::string(s.file) + ":" 
 
 // ---- fiber switching ------------------------------------------------------------------------
 
-inline void switch_to(void** save_sp, void* load_sp, const void* target_bottom, size_t target_size, bool dying) {
+inline void switch_to(void** save_sp, void* load_sp, const void* target_bottom, size_t target_size, bool dying,
+                      void* tsan_fiber = nullptr, unsigned tsan_flags = 0) {
+  (void)tsan_fiber, (void)tsan_flags;
 #if DC_EMU_ASAN
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(dying ? nullptr : &fake_stack, target_bottom, target_size);
   dc_emu_switch_context(save_sp, load_sp);
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#elif DC_EMU_TSAN
+  (void)target_bottom, (void)target_size, (void)dying;
+  __tsan_switch_to_fiber(tsan_fiber, tsan_flags);
+  dc_emu_switch_context(save_sp, load_sp);
 #else
   (void)target_bottom, (void)target_size, (void)dying;
   dc_emu_switch_context(save_sp, load_sp);
@@ -300,11 +351,19 @@ inline void yield_to_scheduler(bool dying = false) {
   int t = r.current;
 #if DC_EMU_ASAN
   switch_to(&r.fiber_sp[t], r.scheduler_sp, r.scheduler_stack_bottom, r.scheduler_stack_size, dying);
+#elif DC_EMU_TSAN
+  // No happens-before from a CUDA thread to the scheduler (it would pass on to every other thread).
+  switch_to(&r.fiber_sp[t], r.scheduler_sp, nullptr, 0, dying, r.tsan_scheduler, __tsan_switch_to_fiber_no_sync);
 #else
   switch_to(&r.fiber_sp[t], r.scheduler_sp, nullptr, 0, dying);
 #endif
 }
 
+#if DC_EMU_TSAN
+// Not instrumented: a TSan fiber is reused by the next block, and this frame never returns (its
+// function-entry record would pile up on the fiber's shadow stack).
+__attribute__((no_sanitize("thread")))
+#endif
 inline void fiber_main(void* arg) {
   Runtime& r = rt();
 #if DC_EMU_ASAN
@@ -317,7 +376,13 @@ inline void fiber_main(void* arg) {
     r.fiber_error = std::current_exception();
   }
   r.threads[t].status = Status::exited;
+#if DC_EMU_TSAN
+  __tsan_release(&r.tsan_exit_sync);  // the next block and the host see everything this thread did
+  __tsan_switch_to_fiber(r.tsan_scheduler, __tsan_switch_to_fiber_no_sync);
+  dc_emu_switch_context(&r.fiber_sp[t], r.scheduler_sp);
+#else
   yield_to_scheduler(/*dying=*/true);
+#endif
   std::abort();  // an exited fiber is never resumed
 }
 
@@ -344,7 +409,12 @@ inline void resume(int t) {
   Runtime& r = rt();
   r.current = t;
   threadIdx = thread_index(t);
+#if DC_EMU_TSAN
+  // Happens-before from the scheduler (whose clock holds the host and the blocks already run).
+  switch_to(&r.scheduler_sp, r.fiber_sp[t], stack_lo(t), kStackBytes, false, r.tsan_fibers[t], 0);
+#else
   switch_to(&r.scheduler_sp, r.fiber_sp[t], stack_lo(t), kStackBytes, false);
+#endif
   r.current = -1;
 }
 
@@ -372,7 +442,7 @@ inline void on_segv(int sig, siginfo_t* info, void* ucontext) {
 class OverflowHandlerScope {
  public:
   OverflowHandlerScope() {
-#if !DC_EMU_ASAN  // ASan reports stack overflows itself
+#if !DC_EMU_ASAN && !DC_EMU_TSAN  // ASan reports stack overflows itself; TSan's longjmp cannot leave a fiber
     static std::vector<char> alt_stack(64 * 1024);
     stack_t ss{};
     ss.ss_sp = alt_stack.data();
@@ -386,7 +456,7 @@ class OverflowHandlerScope {
 #endif
   }
   ~OverflowHandlerScope() {
-#if !DC_EMU_ASAN
+#if !DC_EMU_ASAN && !DC_EMU_TSAN
     sigaction(SIGSEGV, &previous_segv_action(), nullptr);
     sigaltstack(&old_stack_, nullptr);
 #endif
@@ -536,17 +606,36 @@ inline bool resolve_warp_ops() {
           case WarpOpKind::all: t.result = ballot == group; break;
         }
       }
+      unsigned parity = 0;
       for (int k = 0; k < lanes; ++k)
-        if (group >> k & 1) r.threads[base + k].status = Status::runnable;
+        if (group >> k & 1) parity |= (r.threads[base + k].warp_op_count & 1u) << k;
+      for (int k = 0; k < lanes; ++k)
+        if (group >> k & 1) {
+          ThreadSlot& t = r.threads[base + k];
+          t.status = Status::runnable, t.group = group, t.group_parity = parity;
+        }
       progressed = true;
     }
   }
   return progressed;
 }
 
+// From inside a sync point's TsanIgnore scope: a fiber is never suspended with TSan ignores enabled
+// (fibers abandoned by an error are destroyed, which TSan refuses for a fiber inside an ignore).
+inline void yield_from_sync_point() {
+#if DC_EMU_TSAN
+  __tsan_ignore_thread_end();
+  yield_to_scheduler();
+  __tsan_ignore_thread_begin();
+#else
+  yield_to_scheduler();
+#endif
+}
+
 inline uint64_t warp_op(WarpOpKind op, unsigned mask, uint64_t value, int arg, int width, const char* file,
                         int line) {
   Runtime& r = rt();
+  [[maybe_unused]] TsanIgnore ignore;
   if (r.current < 0) fail(std::string(warp_op_name(op)) + " called outside an emulated kernel");
   ThreadSlot& me = r.threads[r.current];
   me.op = op;
@@ -557,7 +646,17 @@ inline uint64_t warp_op(WarpOpKind op, unsigned mask, uint64_t value, int arg, i
   me.file = file;
   me.line = line;
   me.status = Status::at_warp_op;
-  yield_to_scheduler();
+#if DC_EMU_TSAN
+  __tsan_release(&r.tsan_lane_sync[me.warp_op_count & 1][r.current]);
+#endif
+  yield_from_sync_point();
+#if DC_EMU_TSAN
+  // Each lane of the op sees what every other lane of the op did before it.
+  const int base = r.current & ~31;
+  for (int k = 0; k < 32; ++k)
+    if (me.group >> k & 1) __tsan_acquire(&r.tsan_lane_sync[me.group_parity >> k & 1][base + k]);
+  ++me.warp_op_count;
+#endif
   return r.threads[r.current].result;
 }
 
@@ -580,13 +679,26 @@ inline T from_bits(uint64_t bits) {
 
 inline int barrier(int predicate, const char* file, int line) {
   Runtime& r = rt();
+  [[maybe_unused]] TsanIgnore ignore;
   if (r.current < 0) fail("__syncthreads called outside an emulated kernel");
   ThreadSlot& me = r.threads[r.current];
   me.status = Status::at_barrier;
   me.file = file;
   me.line = line;
   me.predicate = predicate;
-  yield_to_scheduler();
+#if DC_EMU_TSAN
+  // Every thread releases before any thread is resumed, then each acquires what all released.
+  // Two addresses, by the parity of the barrier count: a thread resumed earlier may release at the
+  // next barrier before a later one acquires this one, but never at the one after (it cannot
+  // complete without the later thread). Warp ops do the same per lane, by each lane's op count:
+  // all runnable threads run once between two resolutions, so a lane releases at most once more.
+  char* sync = &r.tsan_barrier_sync[me.barrier_count++ & 1];
+  __tsan_release(sync);
+#endif
+  yield_from_sync_point();
+#if DC_EMU_TSAN
+  __tsan_acquire(sync);
+#endif
   return r.barrier_result;
 }
 
@@ -646,7 +758,12 @@ inline void run_block(const std::vector<MemoryRange>& static_smem) {
       exited += r.threads[t].status == Status::exited;
       waiting += r.threads[t].status == Status::at_barrier;
     }
-    if (exited == n) return;
+    if (exited == n) {
+#if DC_EMU_TSAN
+      __tsan_acquire(&r.tsan_exit_sync);  // the next block (and the host) after this one
+#endif
+      return;
+    }
     r.stacks_dirty = true;  // any error below abandons live fibers
     if (waiting != n - exited) report_deadlock();
     int first = 0;
@@ -694,11 +811,26 @@ inline void describe_current_thread() {
   if (r.in_launch && r.current >= 0) std::fprintf(stderr, "dc_emu: sanitizer report from %s\n", where(r.current).c_str());
 }
 
+#if DC_EMU_TSAN
+// TSan reports name both racing CUDA threads by their fiber's name.
+inline void name_tsan_fibers() {
+  Runtime& r = rt();
+  char name[96];
+  for (int t = 0; t < r.nthreads; ++t) {
+    uint3 ti = thread_index(t);
+    std::snprintf(name, sizeof name, "block (%u,%u,%u) thread (%u,%u,%u)", blockIdx.x, blockIdx.y, blockIdx.z, ti.x,
+                  ti.y, ti.z);
+    __tsan_set_fiber_name(r.tsan_fibers[t], name);
+  }
+}
+#endif
+
 // Runs every block of the grid; the whole launch is synchronous.
 inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem,
                      void (*invoke)(void*), void* ctx) {
   Runtime& r = rt();
   if (r.in_launch) fail("kernel launch from inside an emulated kernel");
+  [[maybe_unused]] TsanIgnore ignore;  // the scheduler's accesses are bookkeeping, not the CUDA threads'
 #if DC_EMU_ASAN
   // Sanitizer reports show the host stack; this names the CUDA block and thread as well.
   static const bool death_callback_set = (__sanitizer_set_death_callback(&describe_current_thread), true);
@@ -707,6 +839,14 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
   const KernelInfo& info = kernel_info(kernel);
   r.kernel_name = info.name.empty() ? name : info.name.c_str();
   check_launch(kernel, grid, block, smem);
+#if DC_EMU_TSAN
+  r.tsan_scheduler = __tsan_get_current_fiber();
+  if (r.stacks_dirty) {
+    // Fibers abandoned by an error (their shadow call stacks hold the abandoned frames): fresh ones.
+    for (void* f : r.tsan_fibers) __tsan_destroy_fiber(f);
+    r.tsan_fibers.clear();
+  }
+#endif
   reserve_stacks();
 #if DC_EMU_ASAN
   if (r.stacks_dirty) __asan_unpoison_memory_region(r.pool, kMaxThreads * slot_bytes());
@@ -716,6 +856,9 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
   r.invoke_ctx = ctx;
   r.nthreads = int(block.x * block.y * block.z);
   r.threads.assign(r.nthreads, ThreadSlot{});
+#if DC_EMU_TSAN
+  while (r.tsan_fibers.size() < size_t(r.nthreads)) r.tsan_fibers.push_back(__tsan_create_fiber(0));
+#endif
   r.rng.seed(options().seed);
   gridDim = grid;
   blockDim = block;
@@ -737,6 +880,20 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
     OverflowHandlerScope overflow;
     LaunchScope() { rt().in_launch = true; }
     ~LaunchScope() {
+#if DC_EMU_TSAN
+      // An error abandoned fibers that never reached their exit release: release for them (TSan's
+      // current thread switched without a stack switch), so that later launches, which reuse the
+      // host stack and the fiber stacks, are ordered after everything they did.
+      Runtime& r = rt();
+      if (r.stacks_dirty) {
+        for (int t = 0; t < r.nthreads; ++t) {
+          __tsan_switch_to_fiber(r.tsan_fibers[t], __tsan_switch_to_fiber_no_sync);
+          __tsan_release(&r.tsan_exit_sync);
+          __tsan_switch_to_fiber(r.tsan_scheduler, __tsan_switch_to_fiber_no_sync);
+        }
+        __tsan_acquire(&r.tsan_exit_sync);
+      }
+#endif
       rt().in_launch = false;
       rt().current = -1;
       rt().dynamic_smem = nullptr;
@@ -750,6 +907,9 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
   }
   for (size_t b : block_order) {
     blockIdx = uint3{unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / (size_t(grid.x) * grid.y))};
+#if DC_EMU_TSAN
+    name_tsan_fibers();
+#endif
     run_block(info.static_smem);
   }
 }
@@ -854,6 +1014,7 @@ inline int __all_sync(unsigned mask, int pred, const char* file = __builtin_FILE
 inline unsigned __activemask() {
   // Lanes of the calling warp that have not exited (the emulator has no intra-warp divergence).
   dc_emu::Runtime& r = dc_emu::rt();
+  [[maybe_unused]] dc_emu::TsanIgnore ignore;
   int base = r.current & ~31;
   unsigned mask = 0;
   for (int l = 0; l < 32 && base + l < r.nthreads; ++l)
@@ -862,8 +1023,45 @@ inline unsigned __activemask() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Atomics (blocks and threads never run concurrently, so plain read-modify-write is atomic)
+// Atomics (blocks and threads never run concurrently, so plain read-modify-write is atomic; under
+// TSan they are real relaxed atomics, which TSan does not report as races)
 // ---------------------------------------------------------------------------------------------
+#if DC_EMU_TSAN
+namespace dc_emu {
+template <typename T, typename F>
+inline T atomic_update(T* address, F f) {
+  static_assert(std::is_trivially_copyable_v<T> && (sizeof(T) == 4 || sizeof(T) == 8), "4- or 8-byte atomics");
+  T old;
+  __atomic_load(address, &old, __ATOMIC_RELAXED);
+  T desired = f(old);
+  while (!__atomic_compare_exchange(address, &old, &desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    desired = f(old);
+  return old;
+}
+}  // namespace dc_emu
+template <typename T>
+inline T atomicAdd(T* address, T value) {
+  static_assert(std::is_arithmetic_v<T>, "atomicAdd on arithmetic types only");
+  return dc_emu::atomic_update(address, [&](T old) { return T(old + value); });
+}
+template <typename T>
+inline T atomicMax(T* address, T value) {
+  return dc_emu::atomic_update(address, [&](T old) { return old < value ? value : old; });
+}
+template <typename T>
+inline T atomicMin(T* address, T value) {
+  return dc_emu::atomic_update(address, [&](T old) { return value < old ? value : old; });
+}
+template <typename T>
+inline T atomicExch(T* address, T value) {
+  return dc_emu::atomic_update(address, [&](T) { return value; });
+}
+template <typename T>
+inline T atomicCAS(T* address, T compare, T value) {
+  __atomic_compare_exchange(address, &compare, &value, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  return compare;  // the old value, whether or not it was swapped
+}
+#else
 template <typename T>
 inline T atomicAdd(T* address, T value) {
   static_assert(std::is_arithmetic_v<T>, "atomicAdd on arithmetic types only");
@@ -893,6 +1091,7 @@ inline T atomicCAS(T* address, T compare, T value) {
   if (old == compare) *address = value;
   return old;
 }
+#endif
 
 // ---------------------------------------------------------------------------------------------
 // Loads and math

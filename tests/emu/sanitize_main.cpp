@@ -1,12 +1,18 @@
-// Sanitizer driver for the emulated CUDA kernels: no torch, built with
-//   g++ -DDC_CUDA_EMULATOR -fsanitize=address,undefined -fno-sanitize-recover=undefined ...
-// by tests/test_emulator_sanitizers.py. Every buffer is an exact-size heap allocation, so ASan sees
-// any read or write past a tensor; UBSan sees out-of-bounds static shared arrays and misaligned
-// vector loads.
+// Sanitizer driver for the emulated CUDA kernels: no torch, built by tests/test_emulator_sanitizers.py with
+//   g++ -DDC_CUDA_EMULATOR -fsanitize=address,undefined -fno-sanitize-recover=undefined ...   or
+//   g++ -DDC_CUDA_EMULATOR -fsanitize=thread ...
+// Every buffer is an exact-size heap allocation, so ASan sees any read or write past a tensor; UBSan
+// sees out-of-bounds static shared arrays and misaligned vector loads; TSan (every CUDA thread a fiber,
+// happens-before only through barriers and warp ops) sees accesses that no barrier orders.
 //
-//   sanitize_main kernels              every project kernel vs a float64 reference, 3 schedules; exit 0
+//   sanitize_main kernels [small]      every project kernel vs a float64 reference, 3 schedules; exit 0
+//                                      (small: fewer, smaller shapes, for the ~10x slower TSan build)
 //   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
-//                                      halo-past-input | index-past-tile | misaligned-float4
+//                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
+//                                      missing-syncthreads | missing-syncwarp (TSan)
+//   sanitize_main fixed <bug>          the correct variant of a TSan planted bug: runs clean, exit 0
+//   sanitize_main after-errors         emulator errors (divergent barrier, warp deadlock) abandon fibers;
+//                                      the correct reductions then still run clean, exit 0
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -100,8 +106,8 @@ bool run_dense(const ConvShape& s, unsigned seed) {
          close("grad_response", grad_response, ref.grad_response);
 }
 
-int run_kernels() {
-  const ConvShape shapes[] = {
+int run_kernels(bool small) {
+  const std::vector<ConvShape> all_shapes = {
       {1, 1, 1, 5, 7, 3, 3},      // B = 1, Cr = 1, odd sizes
       {2, 2, 3, 17, 65, 9, 17},   // partial tiles, several tap chunks
       {1, 3, 2, 6, 5, 1, 1},      // 1x1 kernel
@@ -109,6 +115,12 @@ int run_kernels() {
       {1, 2, 9, 5, 6, 2, 3},      // more responses than one block handles
       {1, 1, 1, 40, 3, 18, 2},    // several row slabs and tap chunks in grad_response
   };
+  const std::vector<ConvShape> small_shapes = {
+      {1, 1, 2, 5, 7, 3, 3},      // odd sizes, partial tiles, one tap chunk
+      {1, 2, 9, 18, 9, 10, 17},   // more responses than one block, several tap chunks and row slabs
+      {1, 1, 1, 4, 6, 7, 9},      // kernel larger than the image, Cr = 1
+  };
+  const std::vector<ConvShape>& shapes = small ? small_shapes : all_shapes;
   const std::pair<dc_emu::Order, uint64_t> schedules[] = {
       {dc_emu::Order::forward, 0}, {dc_emu::Order::reverse, 0}, {dc_emu::Order::random, 7}};
   int failures = 0, runs = 0;
@@ -130,7 +142,55 @@ int run_kernels() {
   return failures ? 1 : 0;
 }
 
+// Block sums / warp sums of 1..n: each must be exact (small integers in float).
+int run_reduction(const std::string& bug, bool planted) {
+  const int nblocks = 2, n = nblocks * dc_planted::kBlock;
+  std::vector<float> in(n);
+  for (int i = 0; i < n; ++i) in[i] = float(i % 7);
+  std::vector<float> out, expected;
+  if (bug == "missing-syncthreads") {
+    out = poisoned<float>(nblocks);
+    dc_planted::launch_block_sum(in.data(), out.data(), n, planted);
+    for (int b = 0; b < nblocks; ++b) {
+      float sum = 0;
+      for (int t = 0; t < dc_planted::kBlock; ++t) sum += in[b * dc_planted::kBlock + t];
+      expected.push_back(sum);
+    }
+  } else if (bug == "missing-syncwarp") {
+    out = poisoned<float>(n / 32);
+    dc_planted::launch_warp_sum(in.data(), out.data(), nblocks, planted);
+    for (int w = 0; w < n / 32; ++w) {
+      float sum = 0;
+      for (int l = 0; l < 32; ++l) sum += in[w * 32 + l];
+      expected.push_back(sum);
+    }
+  } else {
+    std::fprintf(stderr, "unknown planted bug %s\n", bug.c_str());
+    return 2;
+  }
+  const bool ok = out == expected;
+  std::printf("%s %s: sums %s\n", planted ? "planted" : "fixed", bug.c_str(), ok ? "correct" : "WRONG");
+  if (planted) std::printf("planted bug %s was NOT reported\n", bug.c_str());
+  return !planted && !ok ? 1 : 0;
+}
+
+int run_after_errors() {
+  std::vector<float> out(dc_planted::kBlock);
+  int reported = 0;
+  for (int k = 0; k < 2; ++k) {
+    try {
+      k == 0 ? dc_planted::launch_divergent_barrier(out.data()) : dc_planted::launch_warp_deadlock(out.data());
+    } catch (const dc_emu::Error&) {
+      ++reported;
+    }
+  }
+  std::printf("%d of 2 emulator errors reported\n", reported);
+  const int failed = run_reduction("missing-syncthreads", false) + run_reduction("missing-syncwarp", false);
+  return reported == 2 && failed == 0 ? 0 : 1;
+}
+
 int run_planted(const std::string& bug) {
+  if (bug == "missing-syncthreads" || bug == "missing-syncwarp") return run_reduction(bug, true);
   if (bug == "halo-past-input" || bug == "index-past-tile") {
     const int n = 255;                 // two blocks; the second one's halo is in[257], past in[255]
     std::vector<float> in(n + 1, 1.0f), out(n);
@@ -155,12 +215,14 @@ extern "C" void __ubsan_on_report() { dc_emu::describe_current_thread(); }
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "kernels";
   try {
-    if (mode == "kernels") return run_kernels();
+    if (mode == "kernels") return run_kernels(argc > 2 && std::string(argv[2]) == "small");
     if (mode == "planted" && argc > 2) return run_planted(argv[2]);
+    if (mode == "fixed" && argc > 2) return run_reduction(argv[2], false);
+    if (mode == "after-errors") return run_after_errors();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels | planted <bug>\n", argv[0]);
+  std::fprintf(stderr, "usage: %s kernels [small] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
   return 2;
 }
