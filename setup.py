@@ -16,7 +16,6 @@ import sys
 
 import torch
 from setuptools import setup
-from torch.utils import cpp_extension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CUDA_HOME = "/usr/local/cuda-13.0"
@@ -39,6 +38,12 @@ def _find_cuda_home():
     return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
 
 
+# torch.utils.cpp_extension reads CUDA_HOME when imported (and guesses wrong from a wrapper nvcc).
+if _find_cuda_home() and not os.environ.get("CUDA_HOME"):
+    os.environ["CUDA_HOME"] = _find_cuda_home()
+from torch.utils import cpp_extension  # noqa: E402
+
+
 def _want_cuda():
     if os.environ.get("USE_CUDA", "").strip() == "0":
         return False
@@ -48,10 +53,6 @@ def _want_cuda():
     if _env_flag("FORCE_CUDA") and not available:
         sys.exit("FORCE_CUDA=1 but nvcc or a CUDA build of torch is missing "
                  f"(torch.version.cuda={torch.version.cuda}, CUDA_HOME={cuda_home})")
-    if available:
-        # torch reads CUDA_HOME when cpp_extension is imported; it guessed before we knew it.
-        os.environ["CUDA_HOME"] = cuda_home
-        cpp_extension.CUDA_HOME = cuda_home
     return available
 
 
