@@ -248,6 +248,7 @@ int run_octave_kernels(bool small, int& runs) {
       {{3}, 300, 301, 2, false},    // taps > threads per block (one grad_filter segment), shorter than the filter
       {{1}, 6, 3, 5, false},        // levels down to length 1 (3, 2, 1, 1, 1); 3 taps: 85 grad_filter segments
       {{2, 2}, 2049, 5, 1, false},  // one level, 2 blocks, the second with one output; odd length
+      {{2}, 60, 2101, 2, false},    // > 48 KiB of dynamic shared memory in double: every kernel opts in
   };
   const std::vector<OctaveCase> small_cases = {
       {{2, 3}, 37, 7, 3, false},    // leading dims, odd lengths, 3 levels
