@@ -111,20 +111,29 @@ def test_sparse_through_dense_kernels(dtype, schedule):
 
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
 
+def octave_reference(x, f, levels):
+    """Packed outputs of `levels` octave steps of x [rows, T]: the definition of
+    dense_conv.octave.octave_downsample_reference (zero padding, stride-2 conv1d), which cannot be
+    imported without the built extension."""
+    m = (f.numel() - 1) // 2
+    cur, outs = x.unsqueeze(1), []
+    for _ in range(levels):
+        cur = torch.nn.functional.conv1d(torch.nn.functional.pad(cur, (m, m)), f.view(1, 1, -1), stride=2)
+        outs.append(cur.squeeze(1))
+    return torch.cat(outs, dim=-1)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("rows,T,taps,levels", [(1, 1, 1, 1), (2, 37, 7, 3), (3, 2500, 83, 2), (1, 2049, 83, 1),
                                                 (2, 300, 301, 2)])
 def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):
-    from dense_conv.octave import octave_downsample_reference
     g = torch.Generator().manual_seed(T + taps)
     x = torch.randn(rows, T, generator=g, dtype=torch.float64)
     f = torch.randn(taps, generator=g, dtype=torch.float64)
     if taps == 83:
         f[1::2] = 0.0  # exercise the zero-tap skip (half-band pattern)
     xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    outs = octave_downsample_reference(xr, fr, levels)
-    outs = outs if isinstance(outs, list) else [outs]
-    packed = torch.cat(outs, dim=-1)
+    packed = octave_reference(xr, fr, levels)
     grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
     gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
     xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
@@ -132,3 +141,28 @@ def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):
     check(out, packed.detach(), dtype)
     check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
     check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
+
+
+# Regression: a long filter needs more than the default 48 KiB of dynamic shared memory per block (the
+# staged window grows with the taps); the launches failed until the kernels opted in.
+@pytest.mark.parametrize("dtype,taps", [(torch.float64, 2101), (torch.float32, 4801)], ids=["f64", "f32"])
+def test_octave_downsample_long_filter(dtype, taps):
+    rows, T, levels = 2, 60, 2
+    g = torch.Generator().manual_seed(taps)
+    x = torch.randn(rows, T, generator=g, dtype=torch.float64)
+    f = torch.randn(taps, generator=g, dtype=torch.float64)
+    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
+    packed = octave_reference(xr, fr, levels)
+    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
+    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
+    xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
+    out = harness.octave_forward(xd, fd, levels)
+    check(out, packed.detach(), dtype)
+    check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
+    check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
+
+
+def test_octave_downsample_filter_too_long_for_shared_memory_is_a_clear_error():
+    x, f = torch.randn(1, 8, dtype=torch.float64), torch.randn(30001, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"a filter of 30001 taps needs \d+ bytes of shared memory per block"):
+        harness.octave_forward(x, f, 1)

@@ -15,6 +15,8 @@
 // by a second kernel: deterministic, no atomics.
 #pragma once
 
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "compat.cuh"
@@ -230,6 +232,19 @@ __global__ void __launch_bounds__(kThreads) octave_reduce_kernel(const typename 
 // host launch functions (all on `stream`, in order)
 // ------------------------------------------------------------------------------------------------
 
+// The dynamic shared memory grows with the filter (a window of kBlockOut + 2P samples, the taps, the
+// grad_filter partials): past the default 48 KiB (about 2000 taps in double, 4600 in float for
+// grad_filter) the kernel must opt in, up to the device's per-block limit (227 KiB on sm_90).
+template <typename Kernel>
+void allow_smem(Kernel* kernel, size_t bytes, long long taps) {
+  if (bytes <= 48 * 1024) return;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) != cudaSuccess) {
+    (void)cudaGetLastError();  // not left for the next launch check
+    throw std::runtime_error("octave_downsample: a filter of " + std::to_string(taps) + " taps needs " +
+                             std::to_string(bytes) + " bytes of shared memory per block, more than this GPU allows");
+  }
+}
+
 template <typename scalar_t>
 void launch_octave_forward(const scalar_t* x, const scalar_t* f, scalar_t* out, const Levels& s, cudaStream_t stream) {
   for (long long l = 1; l <= s.levels; ++l) {
@@ -237,6 +252,7 @@ void launch_octave_forward(const scalar_t* x, const scalar_t* f, scalar_t* out, 
     const scalar_t* in = l == 1 ? x : out + s.off[l - 1];
     const long long in_stride = l == 1 ? s.T : s.total;
     const LaunchConfig c = level_config<scalar_t>(s.len[l], s.rows, s.taps);
+    allow_smem(octave_forward_kernel<scalar_t>, c.smem_bytes, s.taps);
     DC_LAUNCH(octave_forward_kernel<scalar_t>, c.grid, c.block, c.smem_bytes, stream)(
         in, in_stride, s.len[l - 1], out + s.off[l], s.total, s.len[l], f, (int)s.taps);
   }
@@ -272,23 +288,29 @@ void octave_gradient_chain(const T* g, const T* f, T* gx, typename Acc<T>::type*
     const LaunchConfig c = level_config<T>((dst_len + 1) / 2, s.rows, s.taps);
     if (l == 1) {
       if (!gx) return;
-      if (gA)
+      if (gA) {
+        allow_smem(octave_backward_kernel<T, acc_t, T>, c.smem_bytes, s.taps);
         DC_LAUNCH((octave_backward_kernel<T, acc_t, T>), c.grid, c.block, c.smem_bytes, stream)(
             gA, g_stride, s.len[l], gx, s.T, s.T, (const T*)nullptr, 0, f, (int)s.taps);
-      else
+      } else {
+        allow_smem(octave_backward_kernel<T, T, T>, c.smem_bytes, s.taps);
         DC_LAUNCH((octave_backward_kernel<T, T, T>), c.grid, c.block, c.smem_bytes, stream)(
             gT, g_stride, s.len[l], gx, s.T, s.T, (const T*)nullptr, 0, f, (int)s.taps);
+      }
       return;
     }
     acc_t* dst = buf[which];
     which ^= 1;
     const T* add = g + s.off[l - 1];
-    if (gA)
+    if (gA) {
+      allow_smem(octave_backward_kernel<T, acc_t, acc_t>, c.smem_bytes, s.taps);
       DC_LAUNCH((octave_backward_kernel<T, acc_t, acc_t>), c.grid, c.block, c.smem_bytes, stream)(
           gA, g_stride, s.len[l], dst, dst_len, dst_len, add, s.total, f, (int)s.taps);
-    else
+    } else {
+      allow_smem(octave_backward_kernel<T, T, acc_t>, c.smem_bytes, s.taps);
       DC_LAUNCH((octave_backward_kernel<T, T, acc_t>), c.grid, c.block, c.smem_bytes, stream)(
           gT, g_stride, s.len[l], dst, dst_len, dst_len, add, s.total, f, (int)s.taps);
+    }
     gA = dst;
     g_stride = dst_len;
   }
@@ -316,6 +338,7 @@ void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scala
     const int tn = s.taps < kThreads ? (int)s.taps : kThreads;
     const long long segs = kThreads / tn;
     const LaunchConfig c = level_config<scalar_t>(n_out, s.rows, s.taps, kBlockOut + segs * s.taps - s.taps);
+    allow_smem(octave_filter_grad_kernel<scalar_t, G_t>, c.smem_bytes, s.taps);
     DC_LAUNCH((octave_filter_grad_kernel<scalar_t, G_t>), c.grid, c.block, c.smem_bytes, stream)(
         G, G_stride, n_out, in, in_stride, s.len[l - 1], partial + part_off * s.taps, (int)s.taps);
     part_off += (long long)c.grid.x;

@@ -5,22 +5,27 @@
 // sees out-of-bounds static shared arrays and misaligned vector loads; TSan (every CUDA thread a fiber,
 // happens-before only through barriers and warp ops) sees accesses that no barrier orders.
 //
-//   sanitize_main kernels [small]      every project kernel vs a float64 reference, 3 schedules; exit 0
-//                                      (small: fewer, smaller shapes, for the ~10x slower TSan build)
+//   sanitize_main kernels [small] [dense|octave]
+//                                      every project kernel vs a float64 reference, 3 schedules; exit 0
+//                                      (small: fewer, smaller shapes, for the ~10x slower TSan build;
+//                                      dense / octave: only that kernel family)
 //   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
 //                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
 //                                      missing-syncthreads | missing-syncwarp (TSan)
 //   sanitize_main fixed <bug>          the correct variant of a TSan planted bug: runs clean, exit 0
 //   sanitize_main after-errors         emulator errors (divergent barrier, warp deadlock) abandon fibers;
 //                                      the correct reductions then still run clean, exit 0
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/octave_downsample_kernels.cuh"
 #include "planted_bugs.cuh"
 
 namespace {
@@ -30,7 +35,7 @@ using dc::ConvShape;
 template <typename T>
 std::vector<T> poisoned(size_t n) {
   std::vector<T> v(n);
-  std::memset(v.data(), 0xFF, n * sizeof(T));  // NaN
+  if (n) std::memset(v.data(), 0xFF, n * sizeof(T));  // NaN
   return v;
 }
 
@@ -106,7 +111,99 @@ bool run_dense(const ConvShape& s, unsigned seed) {
          close("grad_response", grad_response, ref.grad_response);
 }
 
-int run_kernels(bool small) {
+// ---- octave_downsample_kernels.cuh: low-pass FIR (odd length N, zero phase) + keep the even samples ----
+//   y[m] = sum_n f[n] x[2m + n - M]   (M = (N-1)/2, zeros outside x), m < ceil(len/2), applied `levels` times;
+// the levels' outputs are packed per row. Gradients: the adjoint of exactly these loops.
+struct OctaveCase {
+  std::vector<long long> lead;  // leading (batch) dims, flattened to rows by the caller of the launch functions
+  long long T, taps, levels;
+  bool halfband;  // zero taps at even offsets != 0 from the centre: the kernels skip them
+};
+
+struct OctaveReference {
+  std::vector<double> out, grad_x, grad_f;
+};
+
+OctaveReference octave_reference(long long rows, long long T, long long levels, const std::vector<double>& x,
+                                 const std::vector<double>& f, const std::vector<double>& grad) {
+  const long long N = (long long)f.size(), M = (N - 1) / 2;
+  std::vector<long long> len{T}, off{0};
+  long long total = 0;
+  for (long long l = 1; l <= levels; ++l) {
+    len.push_back((len[l - 1] + 1) / 2);
+    off.push_back(total);
+    total += len[l];
+  }
+  OctaveReference ref{std::vector<double>(rows * total), std::vector<double>(rows * T), std::vector<double>(N)};
+  for (long long r = 0; r < rows; ++r) {
+    // forward: level l reads level l-1 (the input for l = 1)
+    std::vector<std::vector<double>> level{std::vector<double>(x.begin() + r * T, x.begin() + (r + 1) * T)};
+    for (long long l = 1; l <= levels; ++l) {
+      const std::vector<double>& in = level[l - 1];
+      std::vector<double> y(len[l]);
+      for (long long m = 0; m < len[l]; ++m)
+        for (long long n = 0; n < N; ++n) {
+          const long long p = 2 * m + n - M;
+          if (p >= 0 && p < len[l - 1]) y[m] += f[n] * in[p];
+        }
+      std::copy(y.begin(), y.end(), ref.out.begin() + r * total + off[l]);
+      level.push_back(std::move(y));
+    }
+    // backward: G_l = grad of level l + the gradient flowing back from level l+1
+    std::vector<double> G(grad.begin() + r * total + off[levels], grad.begin() + r * total + off[levels] + len[levels]);
+    for (long long l = levels; l >= 1; --l) {
+      std::vector<double> back(len[l - 1]);
+      for (long long m = 0; m < len[l]; ++m)
+        for (long long n = 0; n < N; ++n) {
+          const long long p = 2 * m + n - M;
+          if (p < 0 || p >= len[l - 1]) continue;
+          ref.grad_f[n] += G[m] * level[l - 1][p];
+          back[p] += G[m] * f[n];
+        }
+      if (l > 1)
+        for (long long p = 0; p < len[l - 1]; ++p) back[p] += grad[r * total + off[l - 1] + p];
+      G = std::move(back);
+    }
+    std::copy(G.begin(), G.end(), ref.grad_x.begin() + r * T);
+  }
+  return ref;
+}
+
+template <typename T>
+bool run_octave(const OctaveCase& c, unsigned seed) {
+  using A = typename dc::oct::Acc<T>::type;
+  long long rows = 1;
+  for (long long d : c.lead) rows *= d;
+  const dc::oct::Levels s = dc::oct::make_levels(rows, c.T, c.taps, c.levels);
+  auto f64 = random_values(c.taps, seed);
+  if (c.halfband)
+    for (long long n = 0; n < c.taps; ++n)
+      if ((n - (c.taps - 1) / 2) % 2 == 0 && n != (c.taps - 1) / 2) f64[n] = 0.0;
+  const auto x = cast<T>(random_values(rows * c.T, seed + 1)), f = cast<T>(f64);
+  const auto grad = cast<T>(random_values(rows * s.total, seed + 2));
+  const OctaveReference ref = octave_reference(rows, c.T, c.levels, std::vector<double>(x.begin(), x.end()),
+                                               std::vector<double>(f.begin(), f.end()),
+                                               std::vector<double>(grad.begin(), grad.end()));
+  auto out = poisoned<T>(ref.out.size());
+  auto grad_x = poisoned<T>(ref.grad_x.size());
+  auto grad_f = poisoned<T>(ref.grad_f.size());
+  // exact sizes, as octave_downsample_cuda.cu allocates them (no workspace for one level)
+  auto work = poisoned<A>(dc::oct::octave_chain_workspace(s));
+  auto work2 = poisoned<A>(dc::oct::octave_chain_workspace(s));
+  auto partial = poisoned<A>(dc::oct::octave_filter_parts(s) * c.taps);
+  dc::launch_octave_forward<T>(x.data(), f.data(), out.data(), s, nullptr);
+  dc::launch_octave_grad_input<T>(grad.data(), f.data(), grad_x.data(), work.empty() ? nullptr : work.data(), s,
+                                  nullptr);
+  dc::launch_octave_grad_filter<T>(grad.data(), x.data(), out.data(), f.data(), grad_f.data(),
+                                   work2.empty() ? nullptr : work2.data(), partial.data(), s, nullptr);
+  return close("octave forward", out, ref.out) && close("octave grad_input", grad_x, ref.grad_x) &&
+         close("octave grad_filter", grad_f, ref.grad_f);
+}
+
+const std::pair<dc_emu::Order, uint64_t> kSchedules[] = {
+    {dc_emu::Order::forward, 0}, {dc_emu::Order::reverse, 0}, {dc_emu::Order::random, 7}};
+
+int run_dense_kernels(bool small, int& runs) {
   const std::vector<ConvShape> all_shapes = {
       {1, 1, 1, 5, 7, 3, 3},      // B = 1, Cr = 1, odd sizes
       {2, 2, 3, 17, 65, 9, 17},   // partial tiles, several tap chunks
@@ -121,15 +218,13 @@ int run_kernels(bool small) {
       {1, 1, 1, 4, 6, 7, 9},      // kernel larger than the image, Cr = 1
   };
   const std::vector<ConvShape>& shapes = small ? small_shapes : all_shapes;
-  const std::pair<dc_emu::Order, uint64_t> schedules[] = {
-      {dc_emu::Order::forward, 0}, {dc_emu::Order::reverse, 0}, {dc_emu::Order::random, 7}};
-  int failures = 0, runs = 0;
-  for (const auto& [order, seed] : schedules) {
+  int failures = 0, count = 0;
+  for (const auto& [order, seed] : kSchedules) {
     dc_emu::set_schedule(order, seed);
     for (const ConvShape& s : shapes) {
       for (int dtype = 0; dtype < 2; ++dtype) {
         const bool ok = dtype == 0 ? run_dense<float>(s, 11) : run_dense<double>(s, 11);
-        ++runs;
+        ++count;
         if (!ok) {
           ++failures;
           std::printf("FAILED %s shape B=%lld Ci=%lld Cr=%lld Hi=%lld Wi=%lld Hr=%lld Wr=%lld order=%d\n",
@@ -138,6 +233,56 @@ int run_kernels(bool small) {
       }
     }
   }
+  std::printf("dense: %d of %d runs match\n", count - failures, count);
+  runs += count;
+  return failures;
+}
+
+// forward, grad_input and grad_filter (partials + reduce) per case, float and double
+int run_octave_kernels(bool small, int& runs) {
+  const std::vector<OctaveCase> all_cases = {
+      {{1}, 1, 1, 1, false},        // one sample, one tap
+      {{2, 3}, 37, 7, 3, false},    // leading dims 2x3, odd lengths 37 -> 19, 10, 5
+      {{2}, 5, 31, 2, false},       // input shorter than the filter (5 -> 3, 2)
+      {{1}, 4097, 83, 4, true},     // half-band zero taps; 3 and 2 blocks at levels 1 and 2, partial last blocks
+      {{3}, 300, 301, 2, false},    // taps > threads per block (one grad_filter segment), shorter than the filter
+      {{1}, 6, 3, 5, false},        // levels down to length 1 (3, 2, 1, 1, 1); 3 taps: 85 grad_filter segments
+      {{2, 2}, 2049, 5, 1, false},  // one level, 2 blocks, the second with one output; odd length
+      {{2}, 60, 2101, 2, false},    // > 48 KiB of dynamic shared memory in double: every kernel opts in
+  };
+  const std::vector<OctaveCase> small_cases = {
+      {{2, 3}, 37, 7, 3, false},    // leading dims, odd lengths, 3 levels
+      {{2}, 5, 31, 2, false},       // input shorter than the filter
+      {{1}, 2049, 83, 2, true},     // half-band zero taps, 2 blocks at level 1
+      {{1}, 300, 301, 2, false},    // taps > threads per block
+  };
+  const std::vector<OctaveCase>& cases = small ? small_cases : all_cases;
+  int failures = 0, count = 0;
+  for (const auto& [order, seed] : kSchedules) {
+    dc_emu::set_schedule(order, seed);
+    for (const OctaveCase& c : cases) {
+      for (int dtype = 0; dtype < 2; ++dtype) {
+        const bool ok = dtype == 0 ? run_octave<float>(c, 13) : run_octave<double>(c, 13);
+        ++count;
+        if (!ok) {
+          ++failures;
+          std::string lead;
+          for (long long d : c.lead) lead += std::to_string(d) + "x";
+          std::printf("FAILED %s octave lead=%s T=%lld taps=%lld levels=%lld order=%d\n",
+                      dtype == 0 ? "float" : "double", lead.c_str(), c.T, c.taps, c.levels, int(order));
+        }
+      }
+    }
+  }
+  std::printf("octave: %d of %d runs match\n", count - failures, count);
+  runs += count;
+  return failures;
+}
+
+int run_kernels(bool small, const std::string& only) {
+  int failures = 0, runs = 0;
+  if (only.empty() || only == "dense") failures += run_dense_kernels(small, runs);
+  if (only.empty() || only == "octave") failures += run_octave_kernels(small, runs);
   std::printf("%d of %d kernel runs match the float64 reference\n", runs - failures, runs);
   return failures ? 1 : 0;
 }
@@ -215,7 +360,17 @@ extern "C" void __ubsan_on_report() { dc_emu::describe_current_thread(); }
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "kernels";
   try {
-    if (mode == "kernels") return run_kernels(argc > 2 && std::string(argv[2]) == "small");
+    if (mode == "kernels") {
+      bool small = false;
+      std::string only;
+      for (int i = 2; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "small") small = true;
+        else if (arg == "dense" || arg == "octave") only = arg;
+        else throw std::invalid_argument("unknown kernels option " + arg);
+      }
+      return run_kernels(small, only);
+    }
     if (mode == "planted" && argc > 2) return run_planted(argv[2]);
     if (mode == "fixed" && argc > 2) return run_reduction(argv[2], false);
     if (mode == "after-errors") return run_after_errors();
@@ -223,6 +378,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels [small] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
+  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
   return 2;
 }
