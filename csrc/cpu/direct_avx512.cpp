@@ -28,8 +28,6 @@ struct VecOps<float> {
   static inline v set1(float x) { return _mm512_set1_ps(x); }
   static inline v fma(v a, v b, v c) { return _mm512_fmadd_ps(a, b, c); }
   static inline v add(v a, v b) { return _mm512_add_ps(a, b); }
-  static inline void stream(float* p, v a) { _mm512_stream_ps(p, a); }
-  static inline void fence() { _mm_sfence(); }
 };
 template <>
 struct VecOps<double> {
@@ -41,8 +39,6 @@ struct VecOps<double> {
   static inline v set1(double x) { return _mm512_set1_pd(x); }
   static inline v fma(v a, v b, v c) { return _mm512_fmadd_pd(a, b, c); }
   static inline v add(v a, v b) { return _mm512_add_pd(a, b); }
-  static inline void stream(double* p, v a) { _mm512_stream_pd(p, a); }
-  static inline void fence() { _mm_sfence(); }
 };
 
 #include "direct_kernels.inc"
