@@ -1,6 +1,7 @@
 // FFT algorithm of dense_conv2d on CPU (sparse_conv2d uses it through [B*C, 1, ...] views).
 //
-// Per sample b (samples run in parallel, each pipeline single-threaded and cache-sized):
+// Per sample b (samples run in parallel; inside a parallel region each sample's transforms run on one
+// thread, so a sample's spectra stay in its core's cache; buffers are reused across a thread's samples):
 //   Fi = rfft2(impulse[b]), Fr = rfft2(response[b] cropped to the taps that reach the image)   (once each)
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
@@ -14,7 +15,11 @@
 #include <c10/util/complex.h>
 #include <torch/library.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "../conv_checks.h"
 
@@ -30,6 +35,46 @@ int64_t next_smooth(int64_t n, bool even) {
     for (int64_t f : {2, 3, 5})
       while (k % f == 0) k /= f;
     if (k == 1) return m;
+  }
+}
+
+// Inside our parallel region each sample's transforms must run on the calling thread: MKL's FFT
+// otherwise starts a nested thread team per call, measured 5-10x slower here. torch links MKL
+// statically and exports MKL_Set_Num_Threads_Local (the C entry; the lower-case name is the Fortran one); when it is absent (a non-MKL build) nothing is done.
+class SingleThreadedFft {
+ public:
+  SingleThreadedFft() {
+    if (fn() != nullptr) prev_ = fn()(1);
+  }
+  ~SingleThreadedFft() {
+    if (fn() != nullptr) fn()(prev_);
+  }
+
+ private:
+  using SetLocal = int (*)(int);
+  static SetLocal fn() {
+    static const SetLocal f = reinterpret_cast<SetLocal>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+    return f;
+  }
+  int prev_ = 0;
+};
+
+// Default: samples run in parallel, one single-threaded pipeline per thread (one parallel region per
+// op; a sample's spectra stay in its core's cache). DENSE_CONV_FFT_PARALLEL=transforms runs samples one
+// after another and lets each batched transform use every thread instead (measured slower here).
+template <class F>
+void run_samples(int64_t B, const F& run) {
+  static const bool per_sample = [] {
+    const char* v = std::getenv("DENSE_CONV_FFT_PARALLEL");
+    return v == nullptr || std::string(v) != "transforms";
+  }();
+  if (per_sample) {
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      SingleThreadedFft single_threaded;
+      run(begin, end);
+    });
+  } else {
+    run(0, B);
   }
 }
 
@@ -64,16 +109,17 @@ void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10:
 }
 
 // GI[i][k] = sum_r G[i][r][k] * conj(R[r][k]);  GR[r][k] = sum_i G[i][r][k] * conj(A[i][k])
+// over bins [0, m) of planes spaced K bins apart
 template <class T>
 void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
-                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t K) {
+                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K) {
   const T* G = reinterpret_cast<const T*>(Gc);
   const T* A = reinterpret_cast<const T*>(Ac);
   const T* R = reinterpret_cast<const T*>(Rc);
   T* GI = reinterpret_cast<T*>(GIc);
   T* GR = reinterpret_cast<T*>(GRc);
-  std::fill(GI, GI + 2 * Ci * K, T(0));
-  std::fill(GR, GR + 2 * Cr * K, T(0));
+  for (int64_t i = 0; i < Ci; ++i) std::fill(GI + 2 * i * K, GI + 2 * (i * K + m), T(0));
+  for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
   for (int64_t i = 0; i < Ci; ++i)
     for (int64_t r = 0; r < Cr; ++r) {
       const T* g = G + 2 * (i * Cr + r) * K;
@@ -82,7 +128,7 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
       T* gi = GI + 2 * i * K;
       T* gr = GR + 2 * r * K;
 #pragma omp simd
-      for (int64_t k = 0; k < K; ++k) {
+      for (int64_t k = 0; k < m; ++k) {
         const T g_re = g[2 * k], g_im = g[2 * k + 1];
         gi[2 * k] += g_re * w[2 * k] + g_im * w[2 * k + 1];
         gi[2 * k + 1] += g_im * w[2 * k] - g_re * w[2 * k + 1];
@@ -109,15 +155,18 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   const int64_t K = f.H * (f.W / 2 + 1);
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
-    at::parallel_for(0, s.B, 1, [&](int64_t begin, int64_t end) {
+    const auto run = [&](int64_t begin, int64_t end) {
+      Tensor P = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, imp.options().dtype(c10::toComplexType(imp.scalar_type())));
+      Tensor Y = at::empty({s.Ci * s.Cr, f.H, f.W}, imp.options());
       for (int64_t b = begin; b < end; ++b) {
         const Tensor A = at::fft_rfft2(imp[b], size).contiguous();   // [Ci, H, W/2+1]
         const Tensor R = at::fft_rfft2(resp[b], size).contiguous();  // [Cr, H, W/2+1]
-        Tensor P = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, A.options());
         multiply_all_pairs<scalar_t>(A.const_data_ptr<C>(), R.const_data_ptr<C>(), P.data_ptr<C>(), s.Ci, s.Cr, K);
-        out[b].copy_(at::fft_irfft2(P, size).narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        at::fft_irfft2_out(Y, P, size);
+        out[b].copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
       }
-    });
+    };
+    run_samples(s.B, run);
   });
   return out;
 }
@@ -137,20 +186,24 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   const int64_t K = f.H * (f.W / 2 + 1);
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
-    at::parallel_for(0, s.B, 1, [&](int64_t begin, int64_t end) {
+    const auto run = [&](int64_t begin, int64_t end) {
+      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      Tensor G = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, copt), GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor YI = at::empty({s.Ci, f.H, f.W}, g.options()), YR = at::empty({s.Cr, f.H, f.W}, g.options());
       for (int64_t b = begin; b < end; ++b) {
         const Tensor A = at::fft_rfft2(imp[b], size).contiguous();
         const Tensor R = at::fft_rfft2(resp[b], size).contiguous();
-        const Tensor G = at::fft_rfft2(g[b], size).contiguous();  // [Ci*Cr, H, W/2+1]
-        Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, A.options());
-        Tensor GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, A.options());
+        at::fft_rfft2_out(G, g[b], size);  // [Ci*Cr, H, W/2+1]
         correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>(), R.const_data_ptr<C>(), GI.data_ptr<C>(),
-                                 GR.data_ptr<C>(), s.Ci, s.Cr, K);
-        grad_impulse[b].copy_(at::fft_irfft2(GI, size).narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
-        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
-            at::fft_irfft2(GR, size).narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+                                 GR.data_ptr<C>(), s.Ci, s.Cr, K, K);
+        at::fft_irfft2_out(YI, GI, size);
+        at::fft_irfft2_out(YR, GR, size);
+        grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(YR.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
       }
-    });
+    };
+    run_samples(s.B, run);
   });
   return {grad_response, grad_impulse};
 }
