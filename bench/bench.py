@@ -294,7 +294,7 @@ def main():
         print("\nPeak memory of forward+backward (resident growth in a fresh process, beyond inputs and grad_out):")
         for m in memory:
             peak = "n/a" if m["peak_bytes"] is None else f"{m['peak_bytes'] / 2**20:.0f} MiB"
-            print(f"  {m['shape']:20s} {m['algorithm']:7s} peak {peak:>9s}; output + grad_out + grads = "
+            print(f"  {m['shape']:20s} {m['algorithm']:7s} peak {peak:>9s}; output + both gradients = "
                   f"{m['io_bytes'] / 2**20:.0f} MiB (float32)")
     os.makedirs(args.out, exist_ok=True)
     result = {"machine": machine, "batch": batch, "quick": args.quick, "gemm_gflops": gemm, "rows": rows,
