@@ -2,7 +2,7 @@
 
 Both algorithms are modelled as (work) x (seconds per unit of work) + (output elements) x (seconds
 per output element written), with constants measured on the development machine (2-core AVX-512
-Xeon, torch 2.14.1, MKL FFT; `python bench/bench.py --calibrate` re-measures the crossover):
+Xeon, torch 2.14.1, MKL FFT; the rows "ours:direct" and "ours:fft" of bench/bench.py re-measure it):
 
   direct forward  = C_MAC * MACs inside the causal window (x1.5 when Cr == 1: fewer accumulators)
   direct backward = 2 x the forward MACs (grad_impulse + grad_response)
