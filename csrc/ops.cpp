@@ -16,6 +16,11 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("dense_conv2d(Tensor response, Tensor impulse) -> Tensor");
   m.def("dense_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
   m.def("dense_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt[] response_shape) -> Tensor");
+  // dense, FFT algorithm: same result as dense_conv2d, computed in the frequency domain (each impulse and
+  // response channel transformed once at 2,3,5-smooth padded sizes, fused complex products per sample).
+  // The backward returns (grad_response, grad_impulse), both from one transform of grad_out.
+  m.def("dense_conv2d_fft(Tensor response, Tensor impulse) -> Tensor");
+  m.def("dense_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse) -> (Tensor, Tensor)");
   // sparse: out[b, c] = impulse[b, c] (*) response[b, c].
   m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
   m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");

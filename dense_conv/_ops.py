@@ -4,25 +4,62 @@ The kernels are C++/CUDA (csrc/); the schemas are declared once, in csrc/ops.cpp
 """
 import torch
 
+from . import _algorithm
+
 _lib = torch.ops.dense_conv
 
+ALGORITHMS = ("auto", "direct", "fft")
 
-def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+
+def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
     """Every impulse channel convolved with every response channel, per sample.
 
     response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, Ci*Cr, Hi, Wi] with
     out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
     (true convolution, causally cropped to the impulse size).
+
+    algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
+    backward), or "auto" (default: the one a cost model calibrated on a 2-core AVX-512 Xeon expects
+    to be faster at these sizes; see dense_conv/_algorithm.py).
     """
+    if _use_fft(response, impulse, algorithm, sparse=False):
+        return _lib.dense_conv2d_fft(response, impulse)
     return _lib.dense_conv2d(response, impulse)
 
 
-def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
     """Channel c of impulse convolved with channel c of response, per sample.
 
     response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi], same causal crop as dense_conv2d.
+    algorithm: "auto" | "direct" | "fft", as in dense_conv2d.
     """
+    if _use_fft(response, impulse, algorithm, sparse=True):
+        _check_sizes(response.shape, impulse.shape, sparse=True)
+        B, C, Hi, Wi = impulse.shape
+        out = _lib.dense_conv2d_fft(response.reshape(B * C, 1, *response.shape[2:]), impulse.reshape(B * C, 1, Hi, Wi))
+        return out.view(B, C, Hi, Wi)
     return _lib.sparse_conv2d(response, impulse)
+
+
+def _use_fft(response, impulse, algorithm, sparse):
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "direct":
+        return False
+    fft_ok = impulse.device.type == "cpu" and impulse.dtype in (torch.float32, torch.float64)
+    if algorithm == "fft":
+        if not fft_ok:
+            raise NotImplementedError("algorithm='fft' runs on CPU with float32/float64 tensors only "
+                                      f"(got {impulse.device.type}, {impulse.dtype}); use 'direct' or 'auto'")
+        return True
+    if not fft_ok or response.dim() != 4 or impulse.dim() != 4:
+        return False
+    B, Ci, Hi, Wi = impulse.shape
+    Cr, Hr, Wr = response.shape[1:]
+    if sparse:
+        B, Ci, Cr = B * Ci, 1, 1
+    backward = torch.is_grad_enabled() and (response.requires_grad or impulse.requires_grad)
+    return _algorithm.choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
 
 
 def cuda_kernels_compiled() -> bool:
@@ -98,3 +135,36 @@ def _register(prefix, sparse):
 
 _register("dense", sparse=False)
 _register("sparse", sparse=True)
+
+
+# ---- FFT algorithm: fakes and autograd (backward in the frequency domain, one op for both grads) ----
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft")
+def _(response, impulse):
+    _check_pair(response, "response", impulse, "impulse", False)
+    _check_sizes(response.shape, impulse.shape, False)
+    return impulse.new_empty(_out_shape(response.shape, impulse.shape, False))
+
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft_backward")
+def _(grad_out, response, impulse):
+    _check_pair(grad_out, "grad_out", response, "response", False)
+    _check_pair(grad_out, "grad_out", impulse, "impulse", False)
+    _check_sizes(response.shape, impulse.shape, False)
+    torch._check(tuple(grad_out.shape) == _out_shape(response.shape, impulse.shape, False),
+                 lambda: f"dense_conv2d: grad_out must have the output's shape, got {tuple(grad_out.shape)}")
+    return grad_out.new_empty(response.shape), grad_out.new_empty(impulse.shape)
+
+
+def _fft_setup_context(ctx, inputs, output):
+    response, impulse = inputs
+    ctx.save_for_backward(response, impulse)
+
+
+def _fft_backward(ctx, grad_out):
+    response, impulse = ctx.saved_tensors
+    g_response, g_impulse = _lib.dense_conv2d_fft_backward(grad_out.contiguous(), response, impulse)
+    return (g_response if ctx.needs_input_grad[0] else None), (g_impulse if ctx.needs_input_grad[1] else None)
+
+
+torch.library.register_autograd("dense_conv::dense_conv2d_fft", _fft_backward, setup_context=_fft_setup_context)

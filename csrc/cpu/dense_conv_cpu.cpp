@@ -1,4 +1,6 @@
 // CPU kernels of dense_conv2d: forward, grad_impulse, grad_response (direct convolution).
+// The register-blocked kernels of direct_kernels.inc (AVX-512 or AVX2, chosen at run time) do the
+// work; the simple row kernels below are the fallback for CPUs without AVX2+FMA.
 //
 // out[b, i*Cr+r, y, x]  = sum_{p<=y, q<=x} impulse[b,i,y-p,x-q] * response[b,r,p,q]
 // grad_impulse[b,i,y,x] = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]   (y+p<Hi, x+q<Wi)
@@ -13,13 +15,53 @@
 
 #include <algorithm>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "../conv_checks.h"
+#include "direct.h"
 #include "row_kernels.h"
 
 namespace dc {
+
+const char* direct_isa() {
+  static const char* isa = [] {
+    const char* best = "simple";
+#if DC_HAVE_DIRECT
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = "avx2";
+    if (__builtin_cpu_supports("avx512f")) best = "avx512";
+#endif
+    const char* want = std::getenv("DENSE_CONV_CPU_KERNELS");
+    if (want == nullptr || *want == 0) return best;
+    const auto rank = [](const char* n) {
+      return std::strcmp(n, "avx512") == 0 ? 2 : std::strcmp(n, "avx2") == 0 ? 1 : 0;
+    };
+    return rank(want) < rank(best) ? (rank(want) == 1 ? "avx2" : "simple") : best;
+  }();
+  return isa;
+}
+
 namespace {
 
 using at::Tensor;
+
+enum class Isa { simple, avx2, avx512 };
+Isa isa() {
+  static const Isa v = std::strcmp(direct_isa(), "avx512") == 0 ? Isa::avx512
+                       : std::strcmp(direct_isa(), "avx2") == 0 ? Isa::avx2
+                                                                 : Isa::simple;
+  return v;
+}
+
+DirectSizes direct_sizes(const ConvSizes& s) { return {s.B, s.Ci, s.Cr, s.Hi, s.Wi, s.Hr, s.Wr}; }
+
+// Row chunks per plane: enough tasks to keep every thread busy when B*Ci is small.
+int64_t plane_chunks(const ConvSizes& s) {
+  const int64_t planes = s.B * s.Ci, want = 4 * at::get_num_threads();
+  if (planes >= want) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(s.Hi / 8, (want + planes - 1) / planes));
+}
 
 // Rows per parallel task: enough work per task to amortise scheduling.
 int64_t grain_rows(int64_t work_per_row) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row)); }
@@ -95,6 +137,20 @@ Tensor dense_forward_cpu(const Tensor& response, const Tensor& impulse) {
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const Tensor resp = response.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_cpu", [&] {
+#if DC_HAVE_DIRECT
+    if (isa() != Isa::simple) {
+      const DirectSizes d = direct_sizes(s);
+      const int64_t chunks = plane_chunks(s);
+      const bool wide = isa() == Isa::avx512;
+      at::parallel_for(0, s.B * s.Ci * chunks, 1, [&](int64_t begin, int64_t end) {
+        const scalar_t *rp = resp.data_ptr<scalar_t>(), *ip = imp.data_ptr<scalar_t>();
+        scalar_t* op = out.data_ptr<scalar_t>();
+        if (wide) avx512::forward(rp, ip, op, d, chunks, begin, end);
+        else avx2::forward(rp, ip, op, d, chunks, begin, end);
+      });
+      return;
+    }
+#endif
     at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
                      [&](int64_t begin, int64_t end) {
                        forward_rows(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
@@ -112,6 +168,20 @@ Tensor dense_grad_impulse_cpu(const Tensor& grad_out, const Tensor& response, at
   if (s.Cr == 0 || s.Hr == 0 || s.Wr == 0) return grad_impulse.zero_();
   const Tensor g = grad_out.contiguous(), resp = response.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_grad_impulse_cpu", [&] {
+#if DC_HAVE_DIRECT
+    if (isa() != Isa::simple) {
+      const DirectSizes d = direct_sizes(s);
+      const int64_t chunks = plane_chunks(s);
+      const bool wide = isa() == Isa::avx512;
+      at::parallel_for(0, s.B * s.Ci * chunks, 1, [&](int64_t begin, int64_t end) {
+        const scalar_t *gp = g.data_ptr<scalar_t>(), *rp = resp.data_ptr<scalar_t>();
+        scalar_t* op = grad_impulse.data_ptr<scalar_t>();
+        if (wide) avx512::grad_impulse(gp, rp, op, d, chunks, begin, end);
+        else avx2::grad_impulse(gp, rp, op, d, chunks, begin, end);
+      });
+      return;
+    }
+#endif
     at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
                      [&](int64_t begin, int64_t end) {
                        grad_impulse_rows(g.data_ptr<scalar_t>(), resp.data_ptr<scalar_t>(),
@@ -129,6 +199,20 @@ Tensor dense_grad_response_cpu(const Tensor& grad_out, const Tensor& impulse, at
   if (s.Ci == 0 || s.Hi == 0 || s.Wi == 0) return grad_response.zero_();
   const Tensor g = grad_out.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_grad_response_cpu", [&] {
+#if DC_HAVE_DIRECT
+    if (isa() != Isa::simple) {
+      const DirectSizes d = direct_sizes(s);
+      const int64_t groups = (s.Cr + 5) / 6;  // kMaxGroup in direct_kernels.inc
+      const bool wide = isa() == Isa::avx512;
+      at::parallel_for(0, s.B * groups, 1, [&](int64_t begin, int64_t end) {
+        const scalar_t *gp = g.data_ptr<scalar_t>(), *ip = imp.data_ptr<scalar_t>();
+        scalar_t* op = grad_response.data_ptr<scalar_t>();
+        if (wide) avx512::grad_response(gp, ip, op, d, begin, end);
+        else avx2::grad_response(gp, ip, op, d, begin, end);
+      });
+      return;
+    }
+#endif
     at::parallel_for(0, s.B * s.Cr * s.Hr, grain_rows(s.Ci * s.Hi * s.Wi * std::min(s.Wr, s.Wi)),
                      [&](int64_t begin, int64_t end) {
                        grad_response_rows(g.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(),

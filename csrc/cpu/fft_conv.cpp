@@ -1,0 +1,218 @@
+// FFT algorithm of dense_conv2d on CPU (sparse_conv2d uses it through [B*C, 1, ...] views).
+//
+// Per sample b (samples run in parallel; inside a parallel region each sample's transforms run on one
+// thread, so a sample's spectra stay in its core's cache; buffers are reused across a thread's samples):
+//   Fi = rfft2(impulse[b]), Fr = rfft2(response[b] cropped to the taps that reach the image)   (once each)
+//   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
+//   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
+//             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
+// Transform size: a linear convolution of Hi and Hq rows needs Hi + Hq - 1 rows so that no causal
+// output row aliases; the size is rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
+// The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
+// exist at a time per thread (no B x Ci x Cr spectrum is ever materialised).
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/complex.h>
+#include <torch/library.h>
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "../conv_checks.h"
+
+namespace dc {
+namespace {
+
+using at::Tensor;
+
+int64_t next_smooth(int64_t n, bool even) {
+  for (int64_t m = std::max<int64_t>(1, n);; ++m) {
+    if (even && m % 2 != 0 && m > 1) continue;
+    int64_t k = m;
+    for (int64_t f : {2, 3, 5})
+      while (k % f == 0) k /= f;
+    if (k == 1) return m;
+  }
+}
+
+// Inside our parallel region each sample's transforms must run on the calling thread: MKL's FFT
+// otherwise starts a nested thread team per call, measured 5-10x slower here. torch links MKL
+// statically and exports MKL_Set_Num_Threads_Local (the C entry; the lower-case name is the Fortran one); when it is absent (a non-MKL build) nothing is done.
+class SingleThreadedFft {
+ public:
+  SingleThreadedFft() {
+    if (fn() != nullptr) prev_ = fn()(1);
+  }
+  ~SingleThreadedFft() {
+    if (fn() != nullptr) fn()(prev_);
+  }
+
+ private:
+  using SetLocal = int (*)(int);
+  static SetLocal fn() {
+    static const SetLocal f = reinterpret_cast<SetLocal>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+    return f;
+  }
+  int prev_ = 0;
+};
+
+// Default: samples run in parallel, one single-threaded pipeline per thread (one parallel region per
+// op; a sample's spectra stay in its core's cache). DENSE_CONV_FFT_PARALLEL=transforms runs samples one
+// after another and lets each batched transform use every thread instead (measured slower here).
+template <class F>
+void run_samples(int64_t B, const F& run) {
+  static const bool per_sample = [] {
+    const char* v = std::getenv("DENSE_CONV_FFT_PARALLEL");
+    return v == nullptr || std::string(v) != "transforms";
+  }();
+  if (per_sample) {
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      SingleThreadedFft single_threaded;
+      run(begin, end);
+    });
+  } else {
+    run(0, B);
+  }
+}
+
+struct FftPlan {
+  int64_t Hq, Wq, H, W;
+};
+
+FftPlan fft_plan(const ConvSizes& s) {
+  const int64_t Hq = std::min(s.Hr, s.Hi), Wq = std::min(s.Wr, s.Wi);
+  return {Hq, Wq, next_smooth(s.Hi + Hq - 1, false), next_smooth(s.Wi + Wq - 1, true)};
+}
+
+// P[i][r][k] = A[i][k] * R[r][k]
+template <class T>
+void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Ci,
+                        int64_t Cr, int64_t K) {
+  const T* a = reinterpret_cast<const T*>(A);
+  const T* rr = reinterpret_cast<const T*>(R);
+  T* p = reinterpret_cast<T*>(P);
+  for (int64_t i = 0; i < Ci; ++i)
+    for (int64_t r = 0; r < Cr; ++r) {
+      const T* x = a + 2 * i * K;
+      const T* y = rr + 2 * r * K;
+      T* o = p + 2 * (i * Cr + r) * K;
+#pragma omp simd
+      for (int64_t k = 0; k < K; ++k) {
+        const T xr = x[2 * k], xi = x[2 * k + 1], yr = y[2 * k], yi = y[2 * k + 1];
+        o[2 * k] = xr * yr - xi * yi;
+        o[2 * k + 1] = xr * yi + xi * yr;
+      }
+    }
+}
+
+// GI[i][k] = sum_r G[i][r][k] * conj(R[r][k]);  GR[r][k] = sum_i G[i][r][k] * conj(A[i][k])
+// over bins [0, m) of planes spaced K bins apart
+template <class T>
+void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
+                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K) {
+  const T* G = reinterpret_cast<const T*>(Gc);
+  const T* A = reinterpret_cast<const T*>(Ac);
+  const T* R = reinterpret_cast<const T*>(Rc);
+  T* GI = reinterpret_cast<T*>(GIc);
+  T* GR = reinterpret_cast<T*>(GRc);
+  for (int64_t i = 0; i < Ci; ++i) std::fill(GI + 2 * i * K, GI + 2 * (i * K + m), T(0));
+  for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
+  for (int64_t i = 0; i < Ci; ++i)
+    for (int64_t r = 0; r < Cr; ++r) {
+      const T* g = G + 2 * (i * Cr + r) * K;
+      const T* a = A + 2 * i * K;
+      const T* w = R + 2 * r * K;
+      T* gi = GI + 2 * i * K;
+      T* gr = GR + 2 * r * K;
+#pragma omp simd
+      for (int64_t k = 0; k < m; ++k) {
+        const T g_re = g[2 * k], g_im = g[2 * k + 1];
+        gi[2 * k] += g_re * w[2 * k] + g_im * w[2 * k + 1];
+        gi[2 * k + 1] += g_im * w[2 * k] - g_re * w[2 * k + 1];
+        gr[2 * k] += g_re * a[2 * k] + g_im * a[2 * k + 1];
+        gr[2 * k + 1] += g_im * a[2 * k] - g_re * a[2 * k + 1];
+      }
+    }
+}
+
+void check_cpu_fft(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
+              "dense_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
+}
+
+Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
+  const ConvSizes s = check_forward(response, impulse, false);
+  check_cpu_fft(impulse, "impulse");
+  Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
+  if (out.numel() == 0) return out;
+  if (s.Hr == 0 || s.Wr == 0) return out.zero_();
+  const FftPlan f = fft_plan(s);
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
+  const std::vector<int64_t> size{f.H, f.W};
+  const int64_t K = f.H * (f.W / 2 + 1);
+  AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
+    using C = c10::complex<scalar_t>;
+    const auto run = [&](int64_t begin, int64_t end) {
+      Tensor P = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, imp.options().dtype(c10::toComplexType(imp.scalar_type())));
+      Tensor Y = at::empty({s.Ci * s.Cr, f.H, f.W}, imp.options());
+      for (int64_t b = begin; b < end; ++b) {
+        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();   // [Ci, H, W/2+1]
+        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();  // [Cr, H, W/2+1]
+        multiply_all_pairs<scalar_t>(A.const_data_ptr<C>(), R.const_data_ptr<C>(), P.data_ptr<C>(), s.Ci, s.Cr, K);
+        at::fft_irfft2_out(Y, P, size);
+        out[b].copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+      }
+    };
+    run_samples(s.B, run);
+  });
+  return out;
+}
+
+std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
+                                                  const Tensor& impulse) {
+  const ConvSizes s = check_backward(grad_out, response, "response", response.sizes(), impulse.sizes(), false);
+  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", false);
+  check_cpu_fft(grad_out, "grad_out");
+  Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
+  Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
+  if (grad_impulse.numel() == 0 || grad_response.numel() == 0) return {grad_response, grad_impulse.zero_()};
+  const FftPlan f = fft_plan(s);
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
+  const Tensor g = grad_out.contiguous();
+  const std::vector<int64_t> size{f.H, f.W};
+  const int64_t K = f.H * (f.W / 2 + 1);
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
+    using C = c10::complex<scalar_t>;
+    const auto run = [&](int64_t begin, int64_t end) {
+      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      Tensor G = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, copt), GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor YI = at::empty({s.Ci, f.H, f.W}, g.options()), YR = at::empty({s.Cr, f.H, f.W}, g.options());
+      for (int64_t b = begin; b < end; ++b) {
+        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();
+        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();
+        at::fft_rfft2_out(G, g[b], size);  // [Ci*Cr, H, W/2+1]
+        correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>(), R.const_data_ptr<C>(), GI.data_ptr<C>(),
+                                 GR.data_ptr<C>(), s.Ci, s.Cr, K, K);
+        at::fft_irfft2_out(YI, GI, size);
+        at::fft_irfft2_out(YR, GR, size);
+        grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(YR.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+      }
+    };
+    run_samples(s.B, run);
+  });
+  return {grad_response, grad_impulse};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dense_conv, CPU, m) {
+  m.impl("dense_conv2d_fft", &dense_fft_forward_cpu);
+  m.impl("dense_conv2d_fft_backward", &dense_fft_backward_cpu);
+}
+
+}  // namespace dc

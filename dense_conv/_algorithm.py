@@ -1,0 +1,66 @@
+"""How `algorithm="auto"` picks between the direct and the FFT kernels: a cost model.
+
+Both algorithms are modelled as (work) x (seconds per unit of work) + (output elements) x (seconds
+per output element written), with constants measured on the development machine (2-core AVX-512
+Xeon, torch 2.14.1, MKL FFT; the rows "ours:direct" and "ours:fft" of bench/bench.py re-measure it):
+
+  direct forward  = C_MAC * MACs inside the causal window (x1.5 when Cr == 1: fewer accumulators)
+  direct backward = 2 x the forward MACs (grad_impulse + grad_response)
+  fft forward     = C_FFT * B*(Ci*Cr + Ci + Cr) * H*W*log2(H*W) + C_SAMPLE * B
+  fft backward    ~ fft forward (Ci*Cr transforms of grad_out, Ci + Cr inverse transforms)
+  both            + C_OUT * output elements (the output is written and its pages touched either way)
+
+Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 15x15 response taps
+(~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
+9x9 and below the direct kernels win. Sparse (one response per channel, transforms are not shared):
+the direct kernels win up to about 40x40 taps.
+"""
+import math
+
+C_MAC = 1.7e-11      # s per multiply-add of the direct kernels (~118 GFLOP/s on 2 threads)
+C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
+C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
+C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
+
+
+def next_smooth_size(n: int, even: bool = False) -> int:
+    """Smallest m >= n with only 2, 3, 5 as prime factors (even if asked): the FFT sizes in fft_conv.cpp."""
+    m = max(1, n)
+    while True:
+        if not (even and m % 2 and m > 1):
+            k = m
+            for f in (2, 3, 5):
+                while k % f == 0:
+                    k //= f
+            if k == 1:
+                return m
+        m += 1
+
+
+def causal_taps(H, Hq):
+    """sum over output rows y < H of the taps p <= min(y, Hq-1): min(y, Hq-1) + 1."""
+    full = max(0, H - Hq + 1)
+    ramp = min(H, Hq - 1)
+    return full * Hq + ramp * (ramp + 1) // 2
+
+
+def costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
+    """Modelled seconds (direct, fft) of forward (+ backward when backward=True)."""
+    Hq, Wq = min(Hr, Hi), min(Wr, Wi)
+    macs = B * Ci * Cr * causal_taps(Hi, Hq) * causal_taps(Wi, Wq)
+    out = B * Ci * Cr * Hi * Wi
+    direct = C_MAC * macs * (1.5 if Cr == 1 else 1.0)
+    H, W = next_smooth_size(Hi + Hq - 1), next_smooth_size(Wi + Wq - 1, even=True)
+    fft = C_FFT * B * (Ci * Cr + Ci + Cr) * H * W * math.log2(max(2, H * W)) + C_SAMPLE * B
+    if backward:
+        direct *= 3
+        fft *= 2
+    return direct + C_OUT * out, fft + C_OUT * out
+
+
+def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
+    """'direct' or 'fft', whichever the model expects to be faster."""
+    if min(B, Ci, Cr, Hi, Wi, Hr, Wr) <= 0:
+        return "direct"
+    direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
+    return "fft" if fft < direct else "direct"
