@@ -109,6 +109,102 @@ def test_sparse_through_dense_kernels(dtype, schedule):
     check(grad_response.reshape(B, C, Hr, Wr), grad_response_ref, dtype)
 
 
+# ---- FFT products (csrc/cuda/fft_conv_kernels.cuh) ----
+
+_alg_spec = importlib.util.spec_from_file_location("dense_conv_algorithm",
+                                                   Path(__file__).resolve().parents[1] / "dense_conv" / "_algorithm.py")
+algorithm = importlib.util.module_from_spec(_alg_spec)
+_alg_spec.loader.exec_module(algorithm)
+
+COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+
+# (nb, Ci, Cr, K): K odd and not a multiple of the block; Ci = 1, Cr = 1; Cr above the backward's
+# responses per thread (8 float, 4 double: several passes over i); one bin.
+SPECTRA = {
+    "one_bin": (1, 1, 1, 1),
+    "users_channels_odd_K": (3, 4, 5, 301),
+    "Cr1_two_blocks": (2, 4, 1, 513),
+    "Ci1": (2, 1, 3, 257),
+    "Cr9_passes": (1, 3, 9, 37),
+    "Cr17_three_passes": (2, 2, 17, 45),
+}
+
+
+def make_spectra(shape, dtype, seed=0):
+    nb, Ci, Cr, K = shape
+    g = torch.Generator().manual_seed(seed)
+
+    def spectrum(*size):
+        return torch.randn(*size, generator=g, dtype=torch.complex128)
+
+    return spectrum(nb, Ci, K), spectrum(nb, Cr, K), spectrum(nb, Ci * Cr, K)
+
+
+def check_complex(actual, expected, dtype):
+    check(torch.view_as_real(actual.to(torch.complex128)), torch.view_as_real(expected), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SPECTRA.values(), ids=SPECTRA.keys())
+def test_fft_product_kernels(shape, dtype, schedule):
+    A, R, G = (t.to(COMPLEX[dtype]) for t in make_spectra(shape, dtype))
+    A64, R64, G64 = A.to(torch.complex128), R.to(torch.complex128), G.to(torch.complex128)
+    nb, Ci, Cr, K = shape
+    P_ref = (A64[:, :, None, :] * R64[:, None, :, :]).reshape(nb, Ci * Cr, K)
+    G4 = G64.view(nb, Ci, Cr, K)
+    GI_ref = (G4 * R64[:, None].conj()).sum(2)
+    GR_ref = (G4 * A64[:, :, None].conj()).sum(1)
+    check_complex(harness.fft_product(A, R), P_ref, dtype)
+    GI, GR = harness.fft_correlate(G, A, R)
+    check_complex(GI, GI_ref, dtype)
+    check_complex(GR, GR_ref, dtype)
+
+
+def test_fft_correlate_is_deterministic_across_schedules():
+    A, R, G = (t.to(torch.complex64) for t in make_spectra((2, 3, 11, 300), torch.float32, seed=3))
+    results = []
+    for sched in SCHEDULES:
+        harness.set_schedule(*sched)
+        results.append(harness.fft_correlate(G, A, R) + (harness.fft_product(A, R),))
+    harness.set_schedule("forward")
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(torch.view_as_real(a), torch.view_as_real(b))
+
+
+def emulated_fft_conv(response, impulse, grad_out):
+    """The pipeline of csrc/cuda/fft_conv_cuda.cu with torch.fft on the CPU and the emulated kernels:
+    forward and both gradients, at the padded 2,3,5-smooth sizes of the CPU path."""
+    B, Ci, Hi, Wi = impulse.shape
+    Cr, Hr, Wr = response.shape[1:]
+    Hq, Wq = min(Hr, Hi), min(Wr, Wi)
+    H, W = algorithm.next_smooth_size(Hi + Hq - 1), algorithm.next_smooth_size(Wi + Wq - 1, even=True)
+    K = H * (W // 2 + 1)
+    A = torch.fft.rfft2(impulse, s=(H, W)).reshape(B, Ci, K).contiguous()
+    R = torch.fft.rfft2(response[:, :, :Hq, :Wq], s=(H, W)).reshape(B, Cr, K).contiguous()
+    G = torch.fft.rfft2(grad_out, s=(H, W)).reshape(B, Ci * Cr, K).contiguous()
+    P = harness.fft_product(A, R).view(B, Ci * Cr, H, W // 2 + 1)
+    out = torch.fft.irfft2(P, s=(H, W))[..., :Hi, :Wi]
+    GI, GR = harness.fft_correlate(G, A, R)
+    grad_impulse = torch.fft.irfft2(GI.view(B, Ci, H, W // 2 + 1), s=(H, W))[..., :Hi, :Wi]
+    grad_response = torch.zeros_like(response)
+    grad_response[:, :, :Hq, :Wq] = torch.fft.irfft2(GR.view(B, Cr, H, W // 2 + 1), s=(H, W))[..., :Hq, :Wq]
+    return out, grad_impulse, grad_response
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(2, 2, 3, 17, 65, 9, 17), (2, 1, 2, 4, 6, 7, 9), (1, 3, 1, 9, 20, 4, 3),
+                                   (1, 2, 9, 5, 6, 2, 3)], ids=["partial", "kernel_larger", "Cr1", "Cr9"])
+def test_fft_conv_pipeline(shape, dtype):
+    response, impulse, grad_out = (t.to(dtype) for t in make_inputs(shape, dtype))
+    refs = reference_dense(*(t.double() for t in (response, impulse, grad_out)))
+    for actual, expected in zip(emulated_fft_conv(response, impulse, grad_out), refs):
+        # transforms of a few hundred points: a few float32 roundings more than the direct kernels
+        scale = max(1.0, expected.abs().max().item())
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(actual.double(), expected, rtol=0, atol=tol * scale)
+
+
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
 
 def octave_reference(x, f, levels):

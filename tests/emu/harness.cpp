@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/fft_conv_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "planted_bugs.cuh"
 #include "selftest_kernels.cuh"
@@ -71,6 +72,23 @@ DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, con
                  std::vector<unsigned char> workspace(dc::dense_grad_response_workspace_bytes<T>(s), 0xFF);
                  dc::launch_dense_grad_response<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
                                                    static_cast<T*>(grad_response), workspace.data(), s, nullptr);
+               }))
+
+// ---- csrc/cuda/fft_conv_kernels.cuh ---------------------------------------------------------
+// sizes = {nb, Ci, Cr, K}; spectra are interleaved complex of the dtype (complex64 / complex128 tensors)
+DC_EMU_BINDING(dc_emu_fft_product, (int dtype, const void* A, const void* R, void* P, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_fft_product<T>(static_cast<const T*>(A), static_cast<const T*>(R), static_cast<T*>(P),
+                                           dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_fft_correlate, (int dtype, const void* G, const void* A, const void* R, void* GI, void* GR,
+                                      const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_fft_correlate<T>(static_cast<const T*>(G), static_cast<const T*>(A),
+                                             static_cast<const T*>(R), static_cast<T*>(GI), static_cast<T*>(GR),
+                                             dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
                }))
 
 // ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------

@@ -141,6 +141,40 @@ def dense_grad_response(grad_out, impulse, Hr, Wr):
     return grad_response
 
 
+# ---- csrc/cuda/fft_conv_kernels.cuh ------------------------------------------------------------
+
+COMPLEX_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+def _spectrum_code(*tensors):
+    dtype = tensors[0].dtype
+    assert all(t.dtype == dtype for t in tensors), "mixed dtypes"
+    return DTYPE_CODES[COMPLEX_REAL[dtype]]
+
+
+def _poisoned_complex(shape, dtype):
+    return torch.view_as_complex(poisoned((*shape, 2), COMPLEX_REAL[dtype]))
+
+
+def fft_product(A, R):
+    """A [nb, Ci, K], R [nb, Cr, K] (complex64 / complex128) -> P [nb, Ci*Cr, K], P[b, i*Cr+r] = A[b,i] R[b,r]."""
+    nb, Ci, K = A.shape
+    Cr = R.shape[1]
+    P = _poisoned_complex((nb, Ci * Cr, K), A.dtype)
+    call("dc_emu_fft_product", _spectrum_code(A, R), A, R, P, (ctypes.c_int64 * 4)(nb, Ci, Cr, K))
+    return P
+
+
+def fft_correlate(G, A, R):
+    """G [nb, Ci*Cr, K], A [nb, Ci, K], R [nb, Cr, K] -> (GI [nb, Ci, K], GR [nb, Cr, K])."""
+    nb, Ci, K = A.shape
+    Cr = R.shape[1]
+    GI = _poisoned_complex((nb, Ci, K), A.dtype)
+    GR = _poisoned_complex((nb, Cr, K), A.dtype)
+    call("dc_emu_fft_correlate", _spectrum_code(G, A, R), G, A, R, GI, GR, (ctypes.c_int64 * 4)(nb, Ci, Cr, K))
+    return GI, GR
+
+
 # ---- csrc/cuda/octave_downsample_kernels.cuh ---------------------------------------------------
 
 _OCT_BLOCK = 1024  # kBlockOut
