@@ -14,6 +14,18 @@ Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 
 (~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
 9x9 and below the direct kernels win. Sparse (one response per channel, transforms are not shared):
 the direct kernels win up to about 40x40 taps.
+
+CUDA (`choose_cuda`): NOT calibrated -- the CUDA kernels were written and tested (under the CPU
+emulator) on a machine without a GPU, so no CUDA timing exists. The rule is a placeholder from a
+back-of-envelope estimate: the direct kernels cost ~Hq*Wq multiply-adds per output element (compute
+bound), the FFT path a fixed number of memory passes per output element plus the impulse and response
+transforms, i.e. ~(Ci*Cr + Ci + Cr) / (Ci*Cr) transforms per output channel. `auto` takes the FFT when
+
+    Hq * Wq >= CUDA_FFT_MIN_TAPS * (Ci*Cr + Ci + Cr) / (Ci*Cr)      (Hq, Wq: taps that reach the image)
+
+e.g. 186 taps for the user's Ci=4, Cr=5 (the 37x16 response takes the FFT, 9x9 stays direct) and 384
+taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. Re-measure on a GPU (bench/)
+and replace it with a calibrated model.
 """
 import math
 
@@ -21,6 +33,7 @@ C_MAC = 1.7e-11      # s per multiply-add of the direct kernels (~118 GFLOP/s on
 C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
+CUDA_FFT_MIN_TAPS = 128  # uncalibrated (no GPU was available): see choose_cuda
 
 
 def next_smooth_size(n: int, even: bool = False) -> int:
@@ -64,3 +77,11 @@ def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
         return "direct"
     direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
     return "fft" if fft < direct else "direct"
+
+
+def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr):
+    """'direct' or 'fft' for CUDA tensors: the uncalibrated tap-count rule of the module docstring."""
+    if min(B, Ci, Cr, Hi, Wi, Hr, Wr) <= 0:
+        return "direct"
+    taps = min(Hr, Hi) * min(Wr, Wi)
+    return "fft" if taps * Ci * Cr >= CUDA_FFT_MIN_TAPS * (Ci * Cr + Ci + Cr) else "direct"

@@ -19,8 +19,9 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
     (true convolution, causally cropped to the impulse size).
 
     algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
-    backward), or "auto" (default: the one a cost model calibrated on a 2-core AVX-512 Xeon expects
-    to be faster at these sizes; see dense_conv/_algorithm.py).
+    backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512 Xeon
+    expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule; see
+    dense_conv/_algorithm.py).
     """
     if _use_fft(response, impulse, algorithm, sparse=False):
         return _lib.dense_conv2d_fft(response, impulse)
@@ -41,16 +42,25 @@ def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str 
     return _lib.sparse_conv2d(response, impulse)
 
 
+_FFT_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    # float16 / bfloat16 are transformed in float32 (cuFFT's half transforms need power-of-two sizes)
+    "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+}
+
+
 def _use_fft(response, impulse, algorithm, sparse):
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if algorithm == "direct":
         return False
-    fft_ok = impulse.device.type == "cpu" and impulse.dtype in (torch.float32, torch.float64)
+    device = impulse.device.type
+    fft_ok = impulse.dtype in _FFT_DTYPES.get(device, ())
     if algorithm == "fft":
         if not fft_ok:
-            raise NotImplementedError("algorithm='fft' runs on CPU with float32/float64 tensors only "
-                                      f"(got {impulse.device.type}, {impulse.dtype}); use 'direct' or 'auto'")
+            raise NotImplementedError("algorithm='fft' runs on CPU with float32/float64 tensors and on CUDA with "
+                                      "float16/bfloat16/float32/float64 tensors (got "
+                                      f"{impulse.device.type}, {impulse.dtype}); use 'direct' or 'auto'")
         return True
     if not fft_ok or response.dim() != 4 or impulse.dim() != 4:
         return False
@@ -58,6 +68,8 @@ def _use_fft(response, impulse, algorithm, sparse):
     Cr, Hr, Wr = response.shape[1:]
     if sparse:
         B, Ci, Cr = B * Ci, 1, 1
+    if device == "cuda":
+        return _algorithm.choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr) == "fft"
     backward = torch.is_grad_enabled() and (response.requires_grad or impulse.requires_grad)
     return _algorithm.choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
 

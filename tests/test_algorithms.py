@@ -131,3 +131,83 @@ def test_direct_kernel_paths(kernels):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+
+
+# ---- CUDA FFT (csrc/cuda/fft_conv_cuda.cu): needs a GPU; the kernels alone run under the emulator in
+# tests/test_cuda_emulated.py ----
+
+needs_cuda_kernels = pytest.mark.skipif(not (torch.cuda.is_available() and dense_conv.cuda_kernels_compiled()),
+                                        reason="needs a GPU and the extension's CUDA kernels")
+CUDA_TOL = {torch.float16: 3e-3, torch.bfloat16: 2e-2, torch.float32: 2e-5, torch.float64: 1e-12}
+
+
+def test_auto_cuda_rule():
+    # uncalibrated placeholder (no GPU was available): FFT from ~186 taps at Ci=4, Cr=5, 384 taps for sparse
+    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 37, 16) == "fft"
+    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 9, 9) == "direct"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 19, 19) == "direct"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 20, 20) == "fft"
+    assert _algorithm.choose_cuda(0, 4, 5, 84, 600, 37, 16) == "direct"
+    # taps beyond the image do not count
+    assert _algorithm.choose_cuda(1, 4, 5, 3, 3, 100, 100) == "direct"
+
+
+@needs_cuda_kernels
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64],
+                         ids=["f16", "bf16", "f32", "f64"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_cuda_fft_matches_reference(shape, dtype, sparse):
+    r, i = inputs(*shape, sparse)
+    r, i = r.to(dtype).double(), i.to(dtype).double()  # inputs exactly representable in dtype
+    ref_fn = reference.sparse_shift_add if sparse else reference.dense_shift_add
+    op = dense_conv.sparse_conv2d if sparse else dense_conv.dense_conv2d
+    rq, iq = r.clone().requires_grad_(), i.clone().requires_grad_()
+    ref = ref_fn(rq, iq)
+    g = torch.randn(ref.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).to(dtype).double()
+    ref.backward(g)
+    rx, ix = r.cuda().to(dtype).requires_grad_(), i.cuda().to(dtype).requires_grad_()
+    out = op(rx, ix, algorithm="fft")
+    out.backward(g.cuda().to(dtype))
+    assert out.dtype == dtype and out.device.type == "cuda" and out.shape == ref.shape
+    assert rel_err(out.cpu(), ref.detach()) < CUDA_TOL[dtype]
+    assert rel_err(ix.grad.cpu(), iq.grad) < CUDA_TOL[dtype]
+    assert rel_err(rx.grad.cpu(), rq.grad) < CUDA_TOL[dtype]
+
+
+@needs_cuda_kernels
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_cuda_fft_gradcheck(sparse):
+    r, i = inputs(2, 2, 3, 6, 9, 4, 3, sparse)
+    op = dense_conv.sparse_conv2d if sparse else dense_conv.dense_conv2d
+    assert torch.autograd.gradcheck(lambda a, b: op(a, b, algorithm="fft"),
+                                    (r.cuda().requires_grad_(), i.cuda().requires_grad_()))
+
+
+@needs_cuda_kernels
+def test_cuda_fft_batch_chunks():
+    # ~30 MB of spectra per sample against a 64 MiB chunk budget: chunks of 2 + 1 samples
+    r, i = inputs(3, 4, 5, 200, 1500, 37, 16, False)
+    g = torch.randn(3, 20, 200, 1500, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ref = ops.dense_conv2d_fft(r, i)
+    ref_gr, ref_gi = ops.dense_conv2d_fft_backward(g, r, i)
+    out = ops.dense_conv2d_fft(r.float().cuda(), i.float().cuda())
+    gr, gi = ops.dense_conv2d_fft_backward(g.float().cuda(), r.float().cuda(), i.float().cuda())
+    assert rel_err(out.cpu(), ref) < 1e-5
+    assert rel_err(gi.cpu(), ref_gi) < 1e-5 and rel_err(gr.cpu(), ref_gr) < 1e-5
+
+
+@needs_cuda_kernels
+def test_cuda_fft_opcheck():
+    r, i = inputs(2, 2, 3, 6, 9, 4, 3, False)
+    r, i = r.float().cuda().requires_grad_(), i.float().cuda().requires_grad_()
+    torch.library.opcheck(ops.dense_conv2d_fft, (r, i))
+    g = torch.randn(2, 6, 6, 9, device="cuda")
+    torch.library.opcheck(ops.dense_conv2d_fft_backward, (g, r.detach(), i.detach()))
+
+
+@needs_cuda_kernels
+def test_cuda_auto_uses_fft_for_large_kernels():
+    r, i = inputs(1, 2, 3, 40, 50, 20, 20, False)
+    out = dense_conv.dense_conv2d(r.cuda(), i.cuda(), algorithm="auto")
+    assert rel_err(out.cpu(), reference.dense_fft(r, i)) < 1e-12

@@ -6,8 +6,8 @@
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
-// Transform size: a linear convolution of Hi and Hq rows needs Hi + Hq - 1 rows so that no causal
-// output row aliases; the size is rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
+// Transform size (csrc/fft_plan.h, shared with the CUDA path): Hi + Hq - 1 rows so that no causal
+// output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
 // exist at a time per thread (no B x Ci x Cr spectrum is ever materialised).
 #include <ATen/ATen.h>
@@ -22,21 +22,12 @@
 #include <string>
 
 #include "../conv_checks.h"
+#include "../fft_plan.h"
 
 namespace dc {
 namespace {
 
 using at::Tensor;
-
-int64_t next_smooth(int64_t n, bool even) {
-  for (int64_t m = std::max<int64_t>(1, n);; ++m) {
-    if (even && m % 2 != 0 && m > 1) continue;
-    int64_t k = m;
-    for (int64_t f : {2, 3, 5})
-      while (k % f == 0) k /= f;
-    if (k == 1) return m;
-  }
-}
 
 // Inside our parallel region each sample's transforms must run on the calling thread: MKL's FFT
 // otherwise starts a nested thread team per call, measured 5-10x slower here. torch links MKL
@@ -76,15 +67,6 @@ void run_samples(int64_t B, const F& run) {
   } else {
     run(0, B);
   }
-}
-
-struct FftPlan {
-  int64_t Hq, Wq, H, W;
-};
-
-FftPlan fft_plan(const ConvSizes& s) {
-  const int64_t Hq = std::min(s.Hr, s.Hi), Wq = std::min(s.Wr, s.Wi);
-  return {Hq, Wq, next_smooth(s.Hi + Hq - 1, false), next_smooth(s.Wi + Wq - 1, true)};
 }
 
 // P[i][r][k] = A[i][k] * R[r][k]

@@ -5,10 +5,10 @@
 // sees out-of-bounds static shared arrays and misaligned vector loads; TSan (every CUDA thread a fiber,
 // happens-before only through barriers and warp ops) sees accesses that no barrier orders.
 //
-//   sanitize_main kernels [small] [dense|octave]
+//   sanitize_main kernels [small] [dense|octave|fft]
 //                                      every project kernel vs a float64 reference, 3 schedules; exit 0
 //                                      (small: fewer, smaller shapes, for the ~10x slower TSan build;
-//                                      dense / octave: only that kernel family)
+//                                      dense / octave / fft: only that kernel family)
 //   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
 //                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
 //                                      missing-syncthreads | missing-syncwarp (TSan)
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/fft_conv_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "planted_bugs.cuh"
 
@@ -279,10 +280,69 @@ int run_octave_kernels(bool small, int& runs) {
   return failures;
 }
 
+// The two spectral products of fft_conv_kernels.cuh vs float64 sums of the same products; buffers of
+// interleaved complex values at exact sizes.
+template <typename T>
+bool run_fft(const dc::SpectrumShape& s, unsigned seed) {
+  const long long nA = s.nb * s.Ci * s.K, nR = s.nb * s.Cr * s.K, nG = s.nb * s.Ci * s.Cr * s.K;
+  const auto a64 = random_values(2 * nA, seed), r64 = random_values(2 * nR, seed + 1), g64 = random_values(2 * nG, seed + 2);
+  std::vector<T> A(a64.begin(), a64.end()), R(r64.begin(), r64.end()), G(g64.begin(), g64.end());
+  std::vector<double> P_ref(2 * nG), GI_ref(2 * nA, 0.0), GR_ref(2 * nR, 0.0);
+  for (long long b = 0; b < s.nb; ++b)
+    for (long long i = 0; i < s.Ci; ++i)
+      for (long long r = 0; r < s.Cr; ++r)
+        for (long long k = 0; k < s.K; ++k) {
+          const long long a = (b * s.Ci + i) * s.K + k, w = (b * s.Cr + r) * s.K + k, g = ((b * s.Ci + i) * s.Cr + r) * s.K + k;
+          const double ar = double(A[2 * a]), ai = double(A[2 * a + 1]), wr = double(R[2 * w]), wi = double(R[2 * w + 1]);
+          const double gr = double(G[2 * g]), gi = double(G[2 * g + 1]);
+          P_ref[2 * g] = ar * wr - ai * wi;
+          P_ref[2 * g + 1] = ar * wi + ai * wr;
+          GI_ref[2 * a] += gr * wr + gi * wi;
+          GI_ref[2 * a + 1] += gi * wr - gr * wi;
+          GR_ref[2 * w] += gr * ar + gi * ai;
+          GR_ref[2 * w + 1] += gi * ar - gr * ai;
+        }
+  auto P = poisoned<T>(2 * nG), GI = poisoned<T>(2 * nA), GR = poisoned<T>(2 * nR);
+  dc::launch_fft_product<T>(A.data(), R.data(), P.data(), s, nullptr);
+  dc::launch_fft_correlate<T>(G.data(), A.data(), R.data(), GI.data(), GR.data(), s, nullptr);
+  return close("fft product", P, P_ref) && close("fft correlate GI", GI, GI_ref) && close("fft correlate GR", GR, GR_ref);
+}
+
+int run_fft_kernels(bool small, int& runs) {
+  const std::vector<dc::SpectrumShape> all_shapes = {
+      {1, 1, 1, 1},      // one bin
+      {3, 4, 5, 301},    // the user's channels, K odd, two blocks
+      {2, 4, 1, 513},    // Cr = 1, three blocks
+      {2, 1, 3, 257},    // Ci = 1
+      {1, 3, 9, 37},     // Cr above the responses per thread (float: 2 passes, double: 3)
+  };
+  const std::vector<dc::SpectrumShape> small_shapes = {{2, 2, 3, 37}, {1, 3, 9, 20}};
+  const std::vector<dc::SpectrumShape>& shapes = small ? small_shapes : all_shapes;
+  int failures = 0, count = 0;
+  for (const auto& [order, seed] : kSchedules) {
+    dc_emu::set_schedule(order, seed);
+    for (const dc::SpectrumShape& s : shapes) {
+      for (int dtype = 0; dtype < 2; ++dtype) {
+        const bool ok = dtype == 0 ? run_fft<float>(s, 17) : run_fft<double>(s, 17);
+        ++count;
+        if (!ok) {
+          ++failures;
+          std::printf("FAILED %s fft nb=%lld Ci=%lld Cr=%lld K=%lld order=%d\n", dtype == 0 ? "float" : "double",
+                      s.nb, s.Ci, s.Cr, s.K, int(order));
+        }
+      }
+    }
+  }
+  std::printf("fft: %d of %d runs match\n", count - failures, count);
+  runs += count;
+  return failures;
+}
+
 int run_kernels(bool small, const std::string& only) {
   int failures = 0, runs = 0;
   if (only.empty() || only == "dense") failures += run_dense_kernels(small, runs);
   if (only.empty() || only == "octave") failures += run_octave_kernels(small, runs);
+  if (only.empty() || only == "fft") failures += run_fft_kernels(small, runs);
   std::printf("%d of %d kernel runs match the float64 reference\n", runs - failures, runs);
   return failures ? 1 : 0;
 }
@@ -366,7 +426,7 @@ int main(int argc, char** argv) {
       for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "small") small = true;
-        else if (arg == "dense" || arg == "octave") only = arg;
+        else if (arg == "dense" || arg == "octave" || arg == "fft") only = arg;
         else throw std::invalid_argument("unknown kernels option " + arg);
       }
       return run_kernels(small, only);
@@ -378,6 +438,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
+  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave|fft] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
   return 2;
 }
