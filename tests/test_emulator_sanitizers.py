@@ -51,7 +51,7 @@ def test_project_kernels_are_clean_under_asan_ubsan(sanitized_binary):
     assert "dense: 36 of 36 runs match" in result.stdout
     assert "octave: 48 of 48 runs match" in result.stdout
     assert "fft: 30 of 30 runs match" in result.stdout
-    assert "84 of 84 kernel runs match" in result.stdout
+    assert "114 of 114 kernel runs match" in result.stdout
 
 
 @pytest.mark.parametrize("bug,report", [
@@ -144,7 +144,7 @@ def test_project_kernels_are_race_free_under_tsan(tsan_binary):
     assert "dense: 18 of 18 runs match" in result.stdout
     assert "octave: 24 of 24 runs match" in result.stdout
     assert "fft: 12 of 12 runs match" in result.stdout
-    assert "42 of 42 kernel runs match" in result.stdout
+    assert "54 of 54 kernel runs match" in result.stdout
 
 
 def test_correct_reductions_are_race_free_under_tsan_even_after_emulator_errors(tsan_binary):
