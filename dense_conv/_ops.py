@@ -144,6 +144,35 @@ def _register(prefix, sparse):
 
     torch.library.register_autograd(f"dense_conv::{prefix}_conv2d", backward, setup_context=setup_context)
 
+    # Double backward: both gradient ops are bilinear adjoints of the forward,
+    #   <v, grad_impulse(g, r)> = <forward(r, v), g>,  <u, grad_response(g, i)> = <forward(u, i), g>,
+    # so their own gradients are forward / gradient ops again (without this, create_graph=True
+    # backpropagated through them as if they were constants: silently wrong second derivatives).
+    def gi_setup(ctx, inputs, output):
+        g, response, _ = inputs
+        ctx.save_for_backward(g, response)
+
+    def gi_backward(ctx, v):
+        g, response = ctx.saved_tensors
+        v = v.contiguous()
+        dg = forward(response, v) if ctx.needs_input_grad[0] else None
+        dr = grad_response(g, v, list(response.shape)) if ctx.needs_input_grad[1] else None
+        return dg, dr, None
+
+    def gr_setup(ctx, inputs, output):
+        g, impulse, _ = inputs
+        ctx.save_for_backward(g, impulse)
+
+    def gr_backward(ctx, u):
+        g, impulse = ctx.saved_tensors
+        u = u.contiguous()
+        dg = forward(u, impulse) if ctx.needs_input_grad[0] else None
+        di = grad_impulse(g, u, list(impulse.shape)) if ctx.needs_input_grad[1] else None
+        return dg, di, None
+
+    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d_grad_impulse", gi_backward, setup_context=gi_setup)
+    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d_grad_response", gr_backward, setup_context=gr_setup)
+
 
 _register("dense", sparse=False)
 _register("sparse", sparse=True)
@@ -175,6 +204,14 @@ def _fft_setup_context(ctx, inputs, output):
 
 def _fft_backward(ctx, grad_out):
     response, impulse = ctx.saved_tensors
+    if torch.is_grad_enabled():
+        # create_graph=True: the FFT backward op has no derivative of its own; the direct gradient ops
+        # compute the same function and are differentiable (double backward).
+        grad_out = grad_out.contiguous()
+        return ((_lib.dense_conv2d_grad_response(grad_out, impulse, list(response.shape))
+                 if ctx.needs_input_grad[0] else None),
+                (_lib.dense_conv2d_grad_impulse(grad_out, response, list(impulse.shape))
+                 if ctx.needs_input_grad[1] else None))
     g_response, g_impulse = _lib.dense_conv2d_fft_backward(grad_out.contiguous(), response, impulse)
     return (g_response if ctx.needs_input_grad[0] else None), (g_impulse if ctx.needs_input_grad[1] else None)
 
