@@ -187,3 +187,34 @@ def _backward(ctx, grad):
 
 
 torch.library.register_autograd("dense_conv::octave_downsample", _backward, setup_context=_setup_context)
+
+
+# Double backward. grad_input is the adjoint of the (x-linear) packed forward F_f:
+# <v, grad_input(g, f)> = <F_f(v), g> for every f, so its derivatives are d/dg = F_f(v) and
+# d/df = grad_filter(g, v, F_f(v), f). grad_filter's own derivative is not implemented: a clear error
+# instead of backpropagating through it as a constant (silently wrong).
+def _gi_setup_context(ctx, inputs, output):
+    grad, filter, length, levels = inputs
+    ctx.levels = levels
+    ctx.save_for_backward(grad, filter)
+
+
+def _gi_backward(ctx, v):
+    grad, filter = ctx.saved_tensors
+    v = v.contiguous()
+    fv = _lib.octave_downsample(v, filter, ctx.levels)
+    dg = fv if ctx.needs_input_grad[0] else None
+    df = _lib.octave_downsample_grad_filter(grad, v, fv, filter, ctx.levels) if ctx.needs_input_grad[1] else None
+    return dg, df, None, None
+
+
+def _gf_backward(ctx, v):
+    raise RuntimeError("octave_downsample: the second derivative through the filter gradient (trainable filter "
+                       "with create_graph=True) is not implemented; detach the filter or use "
+                       "octave_downsample_reference for double backward")
+
+
+torch.library.register_autograd("dense_conv::octave_downsample_grad_input", _gi_backward,
+                                setup_context=_gi_setup_context)
+torch.library.register_autograd("dense_conv::octave_downsample_grad_filter", _gf_backward,
+                                setup_context=lambda ctx, inputs, output: None)

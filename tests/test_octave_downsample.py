@@ -129,3 +129,27 @@ def test_halfband_design(passband, atten, taps, ripple_db, stop_db):
     assert (h[even] == 0).all()                           # half-band zeros
     ripple, stop = halfband_response(h, passband)
     assert ripple <= ripple_db and stop <= stop_db
+
+
+@pytest.mark.parametrize("levels", [1, 3])
+def test_double_backward(levels):
+    """create_graph=True through the signal gradient is exact (it used to treat grad_input as a constant:
+    silently wrong); through the filter gradient it raises a clear error."""
+    g = torch.Generator().manual_seed(levels)
+    x = torch.randn(2, 29, generator=g, dtype=torch.float64, requires_grad=True)
+    f = torch.randn(7, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, f):
+        return torch.cat(_as_list(dc.octave_downsample(x, f, levels)), dim=-1)
+
+    y = fn(x, f)
+    gx, = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    ggf, = torch.autograd.grad(gx.sum(), f)
+    y2 = torch.cat(_as_list(octave_downsample_reference(x, f, levels)), dim=-1)
+    gx2, = torch.autograd.grad(y2.square().sum(), x, create_graph=True)
+    ggf2, = torch.autograd.grad(gx2.sum(), f)
+    torch.testing.assert_close(ggf, ggf2)
+    assert torch.autograd.gradgradcheck(lambda x: fn(x, f.detach()), (x,))
+    gf, = torch.autograd.grad(fn(x, f).square().sum(), f, create_graph=True)
+    with pytest.raises(RuntimeError, match="second derivative"):
+        torch.autograd.grad(gf.sum(), x)
