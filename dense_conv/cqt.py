@@ -259,7 +259,7 @@ class CQT(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x)
         lead = x.shape[:-1]
-        xr = x.reshape(-1, x.shape[-1])
+        xr = x.reshape(math.prod(lead), x.shape[-1])
         dt = x.dtype
         weight = self.kernels.to(dt)
         filt = self.downsample_filter.to(dt)
@@ -288,7 +288,7 @@ def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.7031956625
     _check_input(x, "cqt_definition")
     ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, None)
     lead = x.shape[:-1]
-    xr = x.reshape(-1, x.shape[-1]).to(torch.float64)
+    xr = x.reshape(math.prod(lead), x.shape[-1]).to(torch.float64)
     n_frames = 1 + xr.shape[-1] // hop_length
     outs = []
     for i in range(ker.n_octaves):

@@ -196,3 +196,13 @@ def test_trainable_shares_one_octave():
     m = dc.CQT(trainable=True)
     assert [n for n, _ in m.named_parameters()] == ["kernels"]
     assert m.kernels.shape[:2] == (36, 2)
+
+
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (2, 3, 0)])
+def test_empty_input_gives_one_silent_frame(shape):
+    """T = 0 is the shortest input: 1 + 0 // hop = 1 frame of zeros (it used to fail inside reshape)."""
+    kw = dict(sr=22050, hop_length=64, n_bins=36, bins_per_octave=12, fmin=110.0)
+    x = torch.zeros(shape)
+    c = dc.CQT(**kw)(x)
+    assert c.shape == (*shape[:-1], 36, 1) and not c.abs().any()
+    assert dc.cqt_definition(x, **kw).shape == c.shape
