@@ -46,10 +46,16 @@ _FFT_DTYPES = {
     "cpu": (torch.float32, torch.float64),
     # float16 / bfloat16 are transformed in float32 (cuFFT's half transforms need power-of-two sizes)
     "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+    # shapes only (fake kernels): accept what either device accepts
+    "meta": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
 }
 
 
 def _use_fft(response, impulse, algorithm, sparse):
+    name = "sparse_conv2d" if sparse else "dense_conv2d"
+    for t, arg in ((response, "response"), (impulse, "impulse")):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: {arg} must be a torch.Tensor, got {type(t).__name__}")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if algorithm == "direct":

@@ -255,3 +255,19 @@ def test_cuda_matches_cpu(kind, shape, dtype):
     out = op(response.cuda().to(dtype), impulse.cuda().to(dtype))
     assert out.dtype == dtype
     assert_close_scaled(out.float(), expected, dtype)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_non_tensor_argument_is_a_type_error(kind):
+    op = OPS[kind][0]
+    with pytest.raises(TypeError, match="response must be a torch.Tensor"):
+        op([[1.0]], torch.randn(1, 1, 3, 3))
+    with pytest.raises(TypeError, match="impulse must be a torch.Tensor"):
+        op(torch.randn(1, 1, 3, 3), 3.0)
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "fft", "auto"])
+def test_meta_tensors_give_shapes_for_every_algorithm(algorithm):
+    out = dense_conv.dense_conv2d(torch.empty(2, 3, 2, 2, device="meta"), torch.empty(2, 4, 5, 6, device="meta"),
+                                  algorithm=algorithm)
+    assert out.shape == (2, 12, 5, 6) and out.device.type == "meta"
