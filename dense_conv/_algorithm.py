@@ -4,16 +4,28 @@ Both algorithms are modelled as (work) x (seconds per unit of work) + (output el
 per output element written), with constants measured on the development machine (2-core AVX-512
 Xeon, torch 2.14.1, MKL FFT; the rows "ours:direct" and "ours:fft" of bench/bench.py re-measure it):
 
-  direct forward  = C_MAC * MACs inside the causal window (x1.5 when Cr == 1: fewer accumulators)
+  direct forward  = C_MAC * MACs inside the causal window (x1.3 when Cr == 1: the row-blocked kernels
+                    for one response per plane run slower per MAC than the RB x NX ones)
   direct backward = 2 x the forward MACs (grad_impulse + grad_response)
   fft forward     = C_FFT * B*(Ci*Cr + Ci + Cr) * H*W*log2(H*W) + C_SAMPLE * B
   fft backward    ~ fft forward (Ci*Cr transforms of grad_out, Ci + Cr inverse transforms)
+  one-channel problems (Ci == Cr == 1, i.e. every sparse_conv2d after its [B*C, 1, ...] view):
+  fft forward     = C_FFT1 * 3B * H*W*log2(H*W) (no per-sample term: it is inside C_FFT1),
+  fft backward    = 1.8 x the fft forward (measured 2.6-3.0 x forward for forward+backward)
   both            + C_OUT * output elements (the output is written and its pages touched either way)
 
 Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 15x15 response taps
 (~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
-9x9 and below the direct kernels win. Sparse (one response per channel, transforms are not shared):
-the direct kernels win up to about 40x40 taps.
+9x9 and below the direct kernels win.
+
+Sparse (Ci == Cr == 1 per plane; measured side by side in one run at impulse [16, 4, 84, 600],
+direct / fft in ms, forward | forward+backward):
+  5x5    4.4 / 39.5   |  21 / 102      15x15  20.5 / 46.7  |  64 / 131
+  21x16 25.2 / 45.5   |  86 / 106      37x16  36.0 / 47.4  | 123 / 143
+  37x32 67.7 / 53.0   | 222 / 151      64x64   179 / 70.5  | 545 / 213
+so the direct kernels win up to about 600-700 causal taps (37x16 = 592 taps: direct by ~1.2-1.3x) and
+the FFT wins from about 800 taps (37x24 and up); the model puts the crossover at ~700 taps forward and
+~650 forward+backward for an 84x600 impulse. Near the crossover both are within ~1.2x of each other.
 """
 import math
 
@@ -21,6 +33,7 @@ C_MAC = 1.7e-11      # s per multiply-add of the direct kernels (~118 GFLOP/s on
 C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
+C_FFT1 = 1.8e-10     # one-channel problems: s per H*W*log2(H*W) unit per transform, all overheads included
 
 
 def next_smooth_size(n: int, even: bool = False) -> int:
@@ -49,12 +62,18 @@ def costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
     macs = B * Ci * Cr * causal_taps(Hi, Hq) * causal_taps(Wi, Wq)
     out = B * Ci * Cr * Hi * Wi
-    direct = C_MAC * macs * (1.5 if Cr == 1 else 1.0)
+    direct = C_MAC * macs * (1.3 if Cr == 1 else 1.0)
     H, W = next_smooth_size(Hi + Hq - 1), next_smooth_size(Wi + Wq - 1, even=True)
-    fft = C_FFT * B * (Ci * Cr + Ci + Cr) * H * W * math.log2(max(2, H * W)) + C_SAMPLE * B
+    unit = H * W * math.log2(max(2, H * W))
+    if Ci == 1 and Cr == 1:
+        fft = C_FFT1 * 3 * B * unit
+        fft_bwd = 1.8
+    else:
+        fft = C_FFT * B * (Ci * Cr + Ci + Cr) * unit + C_SAMPLE * B
+        fft_bwd = 1.0
     if backward:
         direct *= 3
-        fft *= 2
+        fft *= 1 + fft_bwd
     return direct + C_OUT * out, fft + C_OUT * out
 
 

@@ -11,6 +11,9 @@ view bug fixed, plus FFT convolutions. All are differentiable through autograd.
 import torch
 import torch.nn.functional as F
 
+# The one helper shared with the package (pure Python: _algorithm imports only math).
+from ._algorithm import next_smooth_size
+
 __all__ = [
     "dense_shift_add", "dense_two_loop", "dense_one_loop", "dense_conv_transpose_loop", "dense_grouped",
     "dense_unfold_matmul", "dense_einsum", "dense_fft", "dense_fft_smooth", "DENSE_VARIANTS",
@@ -103,19 +106,6 @@ def dense_einsum(response, impulse):
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, cols = _unfolded(response, impulse)
     return torch.einsum("brk,bikn->birn", kernel, cols).reshape(B, Ci * Cr, Hi, Wi)
-
-
-def next_smooth_size(n: int) -> int:
-    """Smallest m >= n whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
-    m = max(1, n)
-    while True:
-        k = m
-        for f in (2, 3, 5):
-            while k % f == 0:
-                k //= f
-        if k == 1:
-            return m
-        m += 1
 
 
 def _fft_sizes(response, impulse, smooth):
