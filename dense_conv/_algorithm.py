@@ -18,14 +18,17 @@ Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 
 (~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
 9x9 and below the direct kernels win.
 
-Sparse (Ci == Cr == 1 per plane; measured side by side in one run at impulse [16, 4, 84, 600],
-direct / fft in ms, forward | forward+backward):
-  5x5    4.4 / 39.5   |  21 / 102      15x15  20.5 / 46.7  |  64 / 131
-  21x16 25.2 / 45.5   |  86 / 106      37x16  36.0 / 47.4  | 123 / 143
-  37x32 67.7 / 53.0   | 222 / 151      64x64   179 / 70.5  | 545 / 213
-so the direct kernels win up to about 600-700 causal taps (37x16 = 592 taps: direct by ~1.2-1.3x) and
-the FFT wins from about 800 taps (37x24 and up); the model puts the crossover at ~700 taps forward and
-~650 forward+backward for an 84x600 impulse. Near the crossover both are within ~1.2x of each other.
+Sparse (Ci == Cr == 1 per plane; measured side by side in one run at impulse [32, 4, 84, 600],
+direct / fft in ms, forward | forward+backward; outputs on huge pages, see csrc/cpu/huge_pages.h):
+  5x5    7.4 / 58.8   |  27 / 136      15x15  26.0 / 62.8  |  81 / 181
+  37x16 50.1 / 55.6   | 144 / 160      37x32  89.3 / 60.7  | 296 / 167
+  64x64  223 / 84.2   | 688 / 241
+(at batch 64: 37x16 102 / 127 | 311 / 355, 37x24 144 / 166 | 437 / 434). So the direct kernels win up
+to about 600-800 causal taps (37x16 = 592 taps: direct by ~1.1-1.2x) and the FFT from about 900 taps
+(37x24 is a tie forward+backward); the model puts the crossover at ~700 taps forward and ~650
+forward+backward for an 84x600 impulse, and its direct/fft ratio is within 15% of the measured one at
+every size above. The absolute constants were fitted on a loaded host (about 1.5x slower than these
+runs); only their ratio decides.
 """
 import math
 
