@@ -4,16 +4,31 @@ Both algorithms are modelled as (work) x (seconds per unit of work) + (output el
 per output element written), with constants measured on the development machine (2-core AVX-512
 Xeon, torch 2.14.1, MKL FFT; the rows "ours:direct" and "ours:fft" of bench/bench.py re-measure it):
 
-  direct forward  = C_MAC * MACs inside the causal window (x1.5 when Cr == 1: fewer accumulators)
+  direct forward  = C_MAC * MACs inside the causal window (x1.3 when Cr == 1: the row-blocked kernels
+                    for one response per plane run slower per MAC than the RB x NX ones)
   direct backward = 2 x the forward MACs (grad_impulse + grad_response)
   fft forward     = C_FFT * B*(Ci*Cr + Ci + Cr) * H*W*log2(H*W) + C_SAMPLE * B
   fft backward    ~ fft forward (Ci*Cr transforms of grad_out, Ci + Cr inverse transforms)
+  one-channel problems (Ci == Cr == 1, i.e. every sparse_conv2d after its [B*C, 1, ...] view):
+  fft forward     = C_FFT1 * 3B * H*W*log2(H*W) (no per-sample term: it is inside C_FFT1),
+  fft backward    = 1.8 x the fft forward (measured 2.6-3.0 x forward for forward+backward)
   both            + C_OUT * output elements (the output is written and its pages touched either way)
 
 Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 15x15 response taps
 (~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
-9x9 and below the direct kernels win. Sparse (one response per channel, transforms are not shared):
-the direct kernels win up to about 40x40 taps.
+9x9 and below the direct kernels win.
+
+Sparse (Ci == Cr == 1 per plane; measured side by side in one run at impulse [32, 4, 84, 600],
+direct / fft in ms, forward | forward+backward; outputs on huge pages, see csrc/cpu/huge_pages.h):
+  5x5    7.4 / 58.8   |  27 / 136      15x15  26.0 / 62.8  |  81 / 181
+  37x16 50.1 / 55.6   | 144 / 160      37x32  89.3 / 60.7  | 296 / 167
+  64x64  223 / 84.2   | 688 / 241
+(at batch 64: 37x16 102 / 127 | 311 / 355, 37x24 144 / 166 | 437 / 434). So the direct kernels win up
+to about 600-800 causal taps (37x16 = 592 taps: direct by ~1.1-1.2x) and the FFT from about 900 taps
+(37x24 is a tie forward+backward); the model puts the crossover at ~700 taps forward and ~650
+forward+backward for an 84x600 impulse, and its direct/fft ratio is within 15% of the measured one at
+every size above. The absolute constants were fitted on a loaded host (about 1.5x slower than these
+runs); only their ratio decides.
 
 CUDA (`choose_cuda`): NOT calibrated -- the CUDA kernels were written and tested (under the CPU
 emulator) on a machine without a GPU, so no CUDA timing exists. The rule is a placeholder from a
@@ -29,25 +44,14 @@ and replace it with a calibrated model.
 """
 import math
 
+from .reference import next_smooth_size  # the FFT sizes (csrc/fft_plan.h mirrors it)
+
 C_MAC = 1.7e-11      # s per multiply-add of the direct kernels (~118 GFLOP/s on 2 threads)
 C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
+C_FFT1 = 1.8e-10     # one-channel problems: s per H*W*log2(H*W) unit per transform, all overheads included
 CUDA_FFT_MIN_TAPS = 128  # uncalibrated (no GPU was available): see choose_cuda
-
-
-def next_smooth_size(n: int, even: bool = False) -> int:
-    """Smallest m >= n with only 2, 3, 5 as prime factors (even if asked): the FFT sizes in fft_conv.cpp."""
-    m = max(1, n)
-    while True:
-        if not (even and m % 2 and m > 1):
-            k = m
-            for f in (2, 3, 5):
-                while k % f == 0:
-                    k //= f
-            if k == 1:
-                return m
-        m += 1
 
 
 def causal_taps(H, Hq):
@@ -62,12 +66,18 @@ def costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
     macs = B * Ci * Cr * causal_taps(Hi, Hq) * causal_taps(Wi, Wq)
     out = B * Ci * Cr * Hi * Wi
-    direct = C_MAC * macs * (1.5 if Cr == 1 else 1.0)
+    direct = C_MAC * macs * (1.3 if Cr == 1 else 1.0)
     H, W = next_smooth_size(Hi + Hq - 1), next_smooth_size(Wi + Wq - 1, even=True)
-    fft = C_FFT * B * (Ci * Cr + Ci + Cr) * H * W * math.log2(max(2, H * W)) + C_SAMPLE * B
+    unit = H * W * math.log2(max(2, H * W))
+    if Ci == 1 and Cr == 1:
+        fft = C_FFT1 * 3 * B * unit
+        fft_bwd = 1.8
+    else:
+        fft = C_FFT * B * (Ci * Cr + Ci + Cr) * unit + C_SAMPLE * B
+        fft_bwd = 1.0
     if backward:
         direct *= 3
-        fft *= 2
+        fft *= 1 + fft_bwd
     return direct + C_OUT * out, fft + C_OUT * out
 
 

@@ -11,6 +11,8 @@ view bug fixed, plus FFT convolutions. All are differentiable through autograd.
 import torch
 import torch.nn.functional as F
 
+# The one helper shared with the package (pure Python: _algorithm imports only math).
+
 __all__ = [
     "dense_shift_add", "dense_two_loop", "dense_one_loop", "dense_conv_transpose_loop", "dense_grouped",
     "dense_unfold_matmul", "dense_einsum", "dense_fft", "dense_fft_smooth", "DENSE_VARIANTS",
@@ -105,16 +107,17 @@ def dense_einsum(response, impulse):
     return torch.einsum("brk,bikn->birn", kernel, cols).reshape(B, Ci * Cr, Hi, Wi)
 
 
-def next_smooth_size(n: int) -> int:
-    """Smallest m >= n whose only prime factors are 2, 3 and 5 (fast FFT sizes)."""
+def next_smooth_size(n: int, even: bool = False) -> int:
+    """Smallest m >= n with only 2, 3, 5 as prime factors (even if asked): fast FFT sizes; csrc/fft_plan.h computes the same."""
     m = max(1, n)
     while True:
-        k = m
-        for f in (2, 3, 5):
-            while k % f == 0:
-                k //= f
-        if k == 1:
-            return m
+        if not (even and m % 2 and m > 1):
+            k = m
+            for f in (2, 3, 5):
+                while k % f == 0:
+                    k //= f
+            if k == 1:
+                return m
         m += 1
 
 

@@ -111,11 +111,6 @@ def test_sparse_through_dense_kernels(dtype, schedule):
 
 # ---- FFT products (csrc/cuda/fft_conv_kernels.cuh) ----
 
-_alg_spec = importlib.util.spec_from_file_location("dense_conv_algorithm",
-                                                   Path(__file__).resolve().parents[1] / "dense_conv" / "_algorithm.py")
-algorithm = importlib.util.module_from_spec(_alg_spec)
-_alg_spec.loader.exec_module(algorithm)
-
 COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 
 # (nb, Ci, Cr, K): K odd and not a multiple of the block; Ci = 1, Cr = 1; Cr above the backward's
@@ -178,7 +173,7 @@ def emulated_fft_conv(response, impulse, grad_out):
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
-    H, W = algorithm.next_smooth_size(Hi + Hq - 1), algorithm.next_smooth_size(Wi + Wq - 1, even=True)
+    H, W = reference.next_smooth_size(Hi + Hq - 1), reference.next_smooth_size(Wi + Wq - 1, even=True)
     K = H * (W // 2 + 1)
     A = torch.fft.rfft2(impulse, s=(H, W)).reshape(B, Ci, K).contiguous()
     R = torch.fft.rfft2(response[:, :, :Hq, :Wq], s=(H, W)).reshape(B, Cr, K).contiguous()

@@ -18,8 +18,10 @@
 #include <cstdlib>
 #include <cstring>
 
+
 #include "../conv_checks.h"
 #include "direct.h"
+#include "huge_pages.h"
 #include "row_kernels.h"
 
 namespace dc {
@@ -134,6 +136,7 @@ Tensor dense_forward_cpu(const Tensor& response, const Tensor& impulse) {
   check_cpu(impulse, "impulse", false);
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
   if (out.numel() == 0) return out;
+  advise_huge_pages(out);
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const Tensor resp = response.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_cpu", [&] {
@@ -165,6 +168,7 @@ Tensor dense_grad_impulse_cpu(const Tensor& grad_out, const Tensor& response, at
   check_cpu(grad_out, "grad_out", false);
   Tensor grad_impulse = at::empty({s.B, s.Ci, s.Hi, s.Wi}, grad_out.options());
   if (grad_impulse.numel() == 0) return grad_impulse;
+  advise_huge_pages(grad_impulse);
   if (s.Cr == 0 || s.Hr == 0 || s.Wr == 0) return grad_impulse.zero_();
   const Tensor g = grad_out.contiguous(), resp = response.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_grad_impulse_cpu", [&] {

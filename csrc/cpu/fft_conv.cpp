@@ -23,6 +23,7 @@
 
 #include "../conv_checks.h"
 #include "../fft_plan.h"
+#include "huge_pages.h"
 
 namespace dc {
 namespace {
@@ -129,6 +130,7 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   const ConvSizes s = check_forward(response, impulse, false);
   check_cpu_fft(impulse, "impulse");
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
+  advise_huge_pages(out);
   if (out.numel() == 0) return out;
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const FftPlan f = fft_plan(s);
@@ -160,6 +162,7 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   check_cpu_fft(grad_out, "grad_out");
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
+  advise_huge_pages(grad_impulse);
   if (grad_impulse.numel() == 0 || grad_response.numel() == 0) return {grad_response, grad_impulse.zero_()};
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
