@@ -51,4 +51,14 @@ struct LaunchConfig {
 
 DC_HOST_DEVICE inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
+// Accumulation type of every kernel: float for half, bfloat16 and float inputs, double for double.
+template <typename scalar_t>
+struct AccType {
+  using type = float;
+};
+template <>
+struct AccType<double> {
+  using type = double;
+};
+
 }  // namespace dc

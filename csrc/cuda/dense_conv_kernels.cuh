@@ -22,15 +22,6 @@ struct ConvShape {
   long long B, Ci, Cr, Hi, Wi, Hr, Wr;
 };
 
-template <typename scalar_t>
-struct AccType {
-  using type = float;
-};
-template <>
-struct AccType<double> {
-  using type = double;
-};
-
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
 constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling

@@ -62,7 +62,7 @@ Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& fi
   const oct::Levels L = to_levels(s);
   Tensor work = at::empty({oct::octave_chain_workspace(L)}, g.options().dtype(acc_type(g.scalar_type())));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_input_cuda", [&] {
-    using acc_t = typename oct::Acc<scalar_t>::type;
+    using acc_t = typename AccType<scalar_t>::type;
     oct::launch_octave_grad_input<scalar_t>(g.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
                                             gx.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr,
                                             L, at::cuda::getCurrentCUDAStream());
@@ -91,7 +91,7 @@ Tensor octave_downsample_grad_filter_cuda(const Tensor& grad_in, const Tensor& x
   Tensor work = at::empty({oct::octave_chain_workspace(L)}, acc_opts);
   Tensor partial = at::empty({oct::octave_filter_parts(L) * s.taps}, acc_opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_filter_cuda", [&] {
-    using acc_t = typename oct::Acc<scalar_t>::type;
+    using acc_t = typename AccType<scalar_t>::type;
     oct::launch_octave_grad_filter<scalar_t>(
         g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
         gf.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr, partial.data_ptr<acc_t>(), L,

@@ -24,15 +24,6 @@
 namespace dc {
 namespace oct {
 
-template <typename T>
-struct Acc {
-  using type = float;
-};
-template <>
-struct Acc<double> {
-  using type = double;
-};
-
 constexpr int kThreads = 256;
 constexpr int kPerThread = 4;
 constexpr int kBlockOut = kThreads * kPerThread;  // outputs (or output pairs) per block
@@ -63,7 +54,7 @@ inline Levels make_levels(long long rows, long long T, long long taps, long long
 
 template <typename T>
 LaunchConfig level_config(long long out_len, long long rows, long long taps, long long smem_extra_elems = 0) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const long long P = halo(taps);
   LaunchConfig c;
   c.grid = dim3((unsigned)(rows * ceil_div(out_len, kBlockOut)), 1, 1);  // block b: row b / nblk, chunk b % nblk
@@ -78,7 +69,7 @@ __global__ void __launch_bounds__(kThreads) octave_forward_kernel(const T* __res
                                                                   long long in_len, T* __restrict__ out,
                                                                   long long out_stride, long long out_len,
                                                                   const T* __restrict__ f, int taps) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const long long P = halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
@@ -122,7 +113,7 @@ __global__ void __launch_bounds__(kThreads) octave_backward_kernel(const G_t* __
                                                                    long long gx_stride, long long gx_len,
                                                                    const T* __restrict__ add, long long add_stride,
                                                                    const T* __restrict__ f, int taps) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const long long P = halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
@@ -169,9 +160,9 @@ template <typename T, typename G_t>
 __global__ void __launch_bounds__(kThreads) octave_filter_grad_kernel(const G_t* __restrict__ g, long long g_stride,
                                                                       long long g_len, const T* __restrict__ in,
                                                                       long long in_stride, long long in_len,
-                                                                      typename Acc<T>::type* __restrict__ partial,
+                                                                      typename AccType<T>::type* __restrict__ partial,
                                                                       int taps) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const long long P = halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
@@ -218,9 +209,9 @@ __global__ void __launch_bounds__(kThreads) octave_filter_grad_kernel(const G_t*
 
 // grad_f[n] = sum_j partial[j][n], j in order
 template <typename T>
-__global__ void __launch_bounds__(kThreads) octave_reduce_kernel(const typename Acc<T>::type* __restrict__ partial,
+__global__ void __launch_bounds__(kThreads) octave_reduce_kernel(const typename AccType<T>::type* __restrict__ partial,
                                                                  long long parts, T* __restrict__ grad_f, int taps) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const int n = blockIdx.x * kThreads + threadIdx.x;
   if (n >= taps) return;
   acc_t acc = acc_t(0);
@@ -272,9 +263,9 @@ inline long long octave_filter_parts(const Levels& s) {
 // G either the incoming gradient (type T) or a workspace buffer (acc_t); then, when gx is given,
 // writes the input gradient back(G_1).
 template <typename T, typename Visit>
-void octave_gradient_chain(const T* g, const T* f, T* gx, typename Acc<T>::type* work, const Levels& s,
+void octave_gradient_chain(const T* g, const T* f, T* gx, typename AccType<T>::type* work, const Levels& s,
                            cudaStream_t stream, Visit visit) {
-  using acc_t = typename Acc<T>::type;
+  using acc_t = typename AccType<T>::type;
   const T* gT = g + s.off[s.levels];  // G_levels: the incoming gradient itself
   const acc_t* gA = nullptr;
   long long g_stride = s.total;
@@ -317,7 +308,7 @@ void octave_gradient_chain(const T* g, const T* f, T* gx, typename Acc<T>::type*
 }
 
 template <typename scalar_t>
-void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx, typename Acc<scalar_t>::type* work, const Levels& s,
+void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx, typename AccType<scalar_t>::type* work, const Levels& s,
                               cudaStream_t stream) {
   octave_gradient_chain<scalar_t>(g, f, gx, work, s, stream, [](long long, const void*, long long) {});
 }
@@ -325,9 +316,9 @@ void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx
 // out: packed forward output (inputs of levels >= 2); partial: octave_filter_parts(s) * taps acc_t.
 template <typename scalar_t>
 void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scalar_t* out, const scalar_t* f, scalar_t* grad_f,
-                               typename Acc<scalar_t>::type* work, typename Acc<scalar_t>::type* partial, const Levels& s,
+                               typename AccType<scalar_t>::type* work, typename AccType<scalar_t>::type* partial, const Levels& s,
                                cudaStream_t stream) {
-  using acc_t = typename Acc<scalar_t>::type;
+  using acc_t = typename AccType<scalar_t>::type;
   long long part_off = 0;
   auto visit = [&](long long l, const auto* G, long long G_stride) {
     using G_t = typename std::remove_cv<typename std::remove_pointer<decltype(G)>::type>::type;

@@ -120,7 +120,7 @@ DC_EMU_BINDING(dc_emu_octave_forward, (int dtype, const void* x, const void* f, 
 DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* f, void* gx, void* work, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
-                 using A = typename dc::oct::Acc<T>::type;
+                 using A = typename dc::AccType<T>::type;
                  dc::oct::launch_octave_grad_input<T>(static_cast<const T*>(g), static_cast<const T*>(f),
                                                       static_cast<T*>(gx), static_cast<A*>(work),
                                                       dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
@@ -129,7 +129,7 @@ DC_EMU_BINDING(dc_emu_octave_grad_filter, (int dtype, const void* g, const void*
                                            void* gf, void* work, void* partial, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
-                 using A = typename dc::oct::Acc<T>::type;
+                 using A = typename dc::AccType<T>::type;
                  dc::oct::launch_octave_grad_filter<T>(static_cast<const T*>(g), static_cast<const T*>(x),
                                                        static_cast<const T*>(out), static_cast<const T*>(f),
                                                        static_cast<T*>(gf), static_cast<A*>(work),

@@ -172,7 +172,7 @@ OctaveReference octave_reference(long long rows, long long T, long long levels, 
 
 template <typename T>
 bool run_octave(const OctaveCase& c, unsigned seed) {
-  using A = typename dc::oct::Acc<T>::type;
+  using A = typename dc::AccType<T>::type;
   long long rows = 1;
   for (long long d : c.lead) rows *= d;
   const dc::oct::Levels s = dc::oct::make_levels(rows, c.T, c.taps, c.levels);
