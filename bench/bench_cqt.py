@@ -63,6 +63,7 @@ def run(quick=False, device="cpu"):
             def fn():
                 inner()
                 torch.cuda.synchronize()
+        fn()  # warm-up: first-call set-up (kernel tables, allocator, MKL) is not what is timed
         m = _timer(fn, "CQT", case, name, mrt)
         ms.append(m)
         rows.append(dict(name=name, case=case, seconds=m.median, note=note))
