@@ -18,6 +18,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <string>
 
@@ -121,6 +122,43 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
     }
 }
 
+// Per-thread workspace kept across calls: a fresh temporary of a few MB per sample is a fresh mmap
+// more often than not (glibc hands large blocks back to the kernel), and its first touch costs page
+// faults plus kernel page zeroing; measured as a large part of the call-to-call variance. At most
+// kSlots tensors per thread stay alive between calls (about 25 MB per thread at the user's shape).
+constexpr int kSlots = 8;
+struct Slot {
+  Tensor t;
+  int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
+};
+Slot& slot_of(int slot) {
+  thread_local Slot slots[kSlots];
+  return slots[slot];
+}
+Tensor& workspace(int slot, at::IntArrayRef sizes, const at::TensorOptions& opt) {
+  Slot& s = slot_of(slot);
+  if (!s.t.defined() || s.t.sizes() != sizes || s.t.dtype() != opt.dtype()) {
+    s.t = at::empty(sizes, opt);
+    s.h = s.w = -1;
+  }
+  return s.t;
+}
+
+// A zero-padded [C, H, W] copy of src [C, h, w] in a reused buffer: the pad region is zeroed only
+// when the buffer is created or the corner changes, since every sample writes the same corner.
+const Tensor& padded(int slot, const Tensor& src, int64_t H, int64_t W) {
+  const int64_t h = src.size(1), w = src.size(2);
+  Tensor& t = workspace(slot, {src.size(0), H, W}, src.options());
+  Slot& s = slot_of(slot);
+  if (s.h != h || s.w != w) {
+    t.zero_();
+    s.h = h;
+    s.w = w;
+  }
+  t.narrow(1, 0, h).narrow(2, 0, w).copy_(src);
+  return t;
+}
+
 void check_cpu_fft(const Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
               "dense_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
@@ -140,11 +178,18 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
-      Tensor P = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, imp.options().dtype(c10::toComplexType(imp.scalar_type())));
-      Tensor Y = at::empty({s.Ci * s.Cr, f.H, f.W}, imp.options());
+      // Plain tensor math on this thread (grad mode is per thread): no graph, and out= variants
+      // accept inputs that require grad.
+      at::NoGradGuard no_grad;
+      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
+      Tensor& P = workspace(0, {s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(1, {s.Ci * s.Cr, f.H, f.W}, imp.options());
+      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();   // [Ci, H, W/2+1]
-        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();  // [Cr, H, W/2+1]
+        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
+        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         multiply_all_pairs<scalar_t>(A.const_data_ptr<C>(), R.const_data_ptr<C>(), P.data_ptr<C>(), s.Ci, s.Cr, K);
         at::fft_irfft2_out(Y, P, size);
         out[b].copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
@@ -172,6 +217,7 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;
       const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
       Tensor G = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, copt), GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, copt);
