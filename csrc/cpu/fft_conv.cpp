@@ -125,8 +125,8 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
 // Per-thread workspace kept across calls: a fresh temporary of a few MB per sample is a fresh mmap
 // more often than not (glibc hands large blocks back to the kernel), and its first touch costs page
 // faults plus kernel page zeroing; measured as a large part of the call-to-call variance. At most
-// kSlots tensors per thread stay alive between calls (about 25 MB per thread at the user's shape).
-constexpr int kSlots = 8;
+// kSlots tensors per thread stay alive between calls (about 27 MB per thread at the user's shape).
+constexpr int kSlots = 9;
 struct Slot {
   Tensor t;
   int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
@@ -182,17 +182,23 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
       // accept inputs that require grad.
       at::NoGradGuard no_grad;
       const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
-      Tensor& P = workspace(0, {s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(1, {s.Ci * s.Cr, f.H, f.W}, imp.options());
+      // One impulse channel's Cr products at a time: P and Y are Cr planes (1.5 MB each at the
+      // user's shape), so the product, the inverse transform and the crop work on cached data and
+      // the inverse transform's temporaries stay small.
+      Tensor& P = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(1, {s.Cr, f.H, f.W}, imp.options());
       Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
       Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
       for (int64_t b = begin; b < end; ++b) {
         at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
         at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
-        multiply_all_pairs<scalar_t>(A.const_data_ptr<C>(), R.const_data_ptr<C>(), P.data_ptr<C>(), s.Ci, s.Cr, K);
-        at::fft_irfft2_out(Y, P, size);
-        out[b].copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        for (int64_t i = 0; i < s.Ci; ++i) {
+          multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
+                                       s.Cr, K);
+          at::fft_irfft2_out(Y, P, size);
+          out[b].narrow(0, i * s.Cr, s.Cr).copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        }
       }
     };
     run_samples(s.B, run);
@@ -219,13 +225,19 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
-      Tensor G = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, copt), GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor YI = at::empty({s.Ci, f.H, f.W}, g.options()), YR = at::empty({s.Cr, f.H, f.W}, g.options());
+      Tensor& G = workspace(0, {s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& GI = workspace(6, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& GR = workspace(7, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      // YI and YR share slot 1 (the forward's Y, [Ci*Cr, H, W] >= [Ci + Cr, H, W] when Ci, Cr >= 2)
+      Tensor& Y = workspace(1, {std::max(s.Ci * s.Cr, s.Ci + s.Cr), f.H, f.W}, g.options());
+      Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
       for (int64_t b = begin; b < end; ++b) {
-        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();
-        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();
-        at::fft_rfft2_out(G, g[b], size);  // [Ci*Cr, H, W/2+1]
+        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));
+        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));
+        at::fft_rfft2_out(G, padded(8, g[b], f.H, f.W));  // [Ci*Cr, H, W/2+1]
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
         correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>(), R.const_data_ptr<C>(), GI.data_ptr<C>(),
                                  GR.data_ptr<C>(), s.Ci, s.Cr, K, K);
         at::fft_irfft2_out(YI, GI, size);
