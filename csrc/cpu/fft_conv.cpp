@@ -96,14 +96,16 @@ void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10:
 // over bins [0, m) of planes spaced K bins apart
 template <class T>
 void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
-                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K) {
+                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K,
+                    bool accumulate_gr = false) {
   const T* G = reinterpret_cast<const T*>(Gc);
   const T* A = reinterpret_cast<const T*>(Ac);
   const T* R = reinterpret_cast<const T*>(Rc);
   T* GI = reinterpret_cast<T*>(GIc);
   T* GR = reinterpret_cast<T*>(GRc);
   for (int64_t i = 0; i < Ci; ++i) std::fill(GI + 2 * i * K, GI + 2 * (i * K + m), T(0));
-  for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
+  if (!accumulate_gr)
+    for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
   for (int64_t i = 0; i < Ci; ++i)
     for (int64_t r = 0; r < Cr; ++r) {
       const T* g = G + 2 * (i * Cr + r) * K;
@@ -125,8 +127,8 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
 // Per-thread workspace kept across calls: a fresh temporary of a few MB per sample is a fresh mmap
 // more often than not (glibc hands large blocks back to the kernel), and its first touch costs page
 // faults plus kernel page zeroing; measured as a large part of the call-to-call variance. At most
-// kSlots tensors per thread stay alive between calls (about 27 MB per thread at the user's shape).
-constexpr int kSlots = 9;
+// kSlots tensors per thread stay alive between calls (about 15 MB per thread at the user's shape).
+constexpr int kSlots = 10;
 struct Slot {
   Tensor t;
   int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
@@ -225,21 +227,24 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
-      Tensor& G = workspace(0, {s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
+      // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
+      Tensor& G = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
       Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor& GI = workspace(6, {s.Ci, f.H, f.W / 2 + 1}, copt);
       Tensor& GR = workspace(7, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      // YI and YR share slot 1 (the forward's Y, [Ci*Cr, H, W] >= [Ci + Cr, H, W] when Ci, Cr >= 2)
-      Tensor& Y = workspace(1, {std::max(s.Ci * s.Cr, s.Ci + s.Cr), f.H, f.W}, g.options());
+      Tensor& Y = workspace(9, {s.Ci + s.Cr, f.H, f.W}, g.options());
       Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
       for (int64_t b = begin; b < end; ++b) {
         at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));
         at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));
-        at::fft_rfft2_out(G, padded(8, g[b], f.H, f.W));  // [Ci*Cr, H, W/2+1]
-        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
-        correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>(), R.const_data_ptr<C>(), GI.data_ptr<C>(),
-                                 GR.data_ptr<C>(), s.Ci, s.Cr, K, K);
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
+        for (int64_t i = 0; i < s.Ci; ++i) {
+          at::fft_rfft2_out(G, padded(8, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
+          TORCH_INTERNAL_ASSERT(G.is_contiguous());
+          correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
+                                   GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
+        }
         at::fft_irfft2_out(YI, GI, size);
         at::fft_irfft2_out(YR, GR, size);
         grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
