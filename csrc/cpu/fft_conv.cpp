@@ -1,7 +1,8 @@
 // FFT algorithm of dense_conv2d on CPU (sparse_conv2d uses it through [B*C, 1, ...] views).
 //
 // Per sample b (samples run in parallel; inside a parallel region each sample's transforms run on one
-// thread, so a sample's spectra stay in its core's cache; buffers are reused across a thread's samples):
+// thread, so a sample's spectra stay in its core's cache; per-thread buffers are reused across samples
+// and across calls, and the products / inverse transforms go one impulse channel (Cr planes) at a time):
 //   Fi = rfft2(impulse[b]), Fr = rfft2(response[b] cropped to the taps that reach the image)   (once each)
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
