@@ -1,7 +1,8 @@
 // FFT algorithm of dense_conv2d on CPU (sparse_conv2d uses it through [B*C, 1, ...] views).
 //
 // Per sample b (samples run in parallel; inside a parallel region each sample's transforms run on one
-// thread, so a sample's spectra stay in its core's cache; buffers are reused across a thread's samples):
+// thread, so a sample's spectra stay in its core's cache; per-thread buffers are reused across samples
+// and across calls, and the products / inverse transforms go one impulse channel (Cr planes) at a time):
 //   Fi = rfft2(impulse[b]), Fr = rfft2(response[b] cropped to the taps that reach the image)   (once each)
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
@@ -18,6 +19,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <string>
 
@@ -95,14 +97,16 @@ void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10:
 // over bins [0, m) of planes spaced K bins apart
 template <class T>
 void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
-                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K) {
+                    c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K,
+                    bool accumulate_gr = false) {
   const T* G = reinterpret_cast<const T*>(Gc);
   const T* A = reinterpret_cast<const T*>(Ac);
   const T* R = reinterpret_cast<const T*>(Rc);
   T* GI = reinterpret_cast<T*>(GIc);
   T* GR = reinterpret_cast<T*>(GRc);
   for (int64_t i = 0; i < Ci; ++i) std::fill(GI + 2 * i * K, GI + 2 * (i * K + m), T(0));
-  for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
+  if (!accumulate_gr)
+    for (int64_t r = 0; r < Cr; ++r) std::fill(GR + 2 * r * K, GR + 2 * (r * K + m), T(0));
   for (int64_t i = 0; i < Ci; ++i)
     for (int64_t r = 0; r < Cr; ++r) {
       const T* g = G + 2 * (i * Cr + r) * K;
@@ -119,6 +123,43 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
         gr[2 * k + 1] += g_im * a[2 * k] - g_re * a[2 * k + 1];
       }
     }
+}
+
+// Per-thread workspace kept across calls: a fresh temporary of a few MB per sample is a fresh mmap
+// more often than not (glibc hands large blocks back to the kernel), and its first touch costs page
+// faults plus kernel page zeroing; measured as a large part of the call-to-call variance. At most
+// kSlots tensors per thread stay alive between calls (about 15 MB per thread at the user's shape).
+constexpr int kSlots = 10;
+struct Slot {
+  Tensor t;
+  int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
+};
+Slot& slot_of(int slot) {
+  thread_local Slot slots[kSlots];
+  return slots[slot];
+}
+Tensor& workspace(int slot, at::IntArrayRef sizes, const at::TensorOptions& opt) {
+  Slot& s = slot_of(slot);
+  if (!s.t.defined() || s.t.sizes() != sizes || s.t.dtype() != opt.dtype()) {
+    s.t = at::empty(sizes, opt);
+    s.h = s.w = -1;
+  }
+  return s.t;
+}
+
+// A zero-padded [C, H, W] copy of src [C, h, w] in a reused buffer: the pad region is zeroed only
+// when the buffer is created or the corner changes, since every sample writes the same corner.
+const Tensor& padded(int slot, const Tensor& src, int64_t H, int64_t W) {
+  const int64_t h = src.size(1), w = src.size(2);
+  Tensor& t = workspace(slot, {src.size(0), H, W}, src.options());
+  Slot& s = slot_of(slot);
+  if (s.h != h || s.w != w) {
+    t.zero_();
+    s.h = h;
+    s.w = w;
+  }
+  t.narrow(1, 0, h).narrow(2, 0, w).copy_(src);
+  return t;
 }
 
 void check_cpu_fft(const Tensor& t, const char* name) {
@@ -140,14 +181,27 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
-      Tensor P = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, imp.options().dtype(c10::toComplexType(imp.scalar_type())));
-      Tensor Y = at::empty({s.Ci * s.Cr, f.H, f.W}, imp.options());
+      // Plain tensor math on this thread (grad mode is per thread): no graph, and out= variants
+      // accept inputs that require grad.
+      at::NoGradGuard no_grad;
+      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
+      // One impulse channel's Cr products at a time: P and Y are Cr planes (1.5 MB each at the
+      // user's shape), so the product, the inverse transform and the crop work on cached data and
+      // the inverse transform's temporaries stay small.
+      Tensor& P = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(1, {s.Cr, f.H, f.W}, imp.options());
+      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();   // [Ci, H, W/2+1]
-        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();  // [Cr, H, W/2+1]
-        multiply_all_pairs<scalar_t>(A.const_data_ptr<C>(), R.const_data_ptr<C>(), P.data_ptr<C>(), s.Ci, s.Cr, K);
-        at::fft_irfft2_out(Y, P, size);
-        out[b].copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
+        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
+        for (int64_t i = 0; i < s.Ci; ++i) {
+          multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
+                                       s.Cr, K);
+          at::fft_irfft2_out(Y, P, size);
+          out[b].narrow(0, i * s.Cr, s.Cr).copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        }
       }
     };
     run_samples(s.B, run);
@@ -172,16 +226,26 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;
       const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
-      Tensor G = at::empty({s.Ci * s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor GI = at::empty({s.Ci, f.H, f.W / 2 + 1}, copt), GR = at::empty({s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor YI = at::empty({s.Ci, f.H, f.W}, g.options()), YR = at::empty({s.Cr, f.H, f.W}, g.options());
+      // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
+      Tensor& G = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& GI = workspace(6, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& GR = workspace(7, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(9, {s.Ci + s.Cr, f.H, f.W}, g.options());
+      Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
       for (int64_t b = begin; b < end; ++b) {
-        const Tensor A = at::fft_rfft2(imp[b], size).contiguous();
-        const Tensor R = at::fft_rfft2(resp[b], size).contiguous();
-        at::fft_rfft2_out(G, g[b], size);  // [Ci*Cr, H, W/2+1]
-        correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>(), R.const_data_ptr<C>(), GI.data_ptr<C>(),
-                                 GR.data_ptr<C>(), s.Ci, s.Cr, K, K);
+        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));
+        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
+        for (int64_t i = 0; i < s.Ci; ++i) {
+          at::fft_rfft2_out(G, padded(8, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
+          TORCH_INTERNAL_ASSERT(G.is_contiguous());
+          correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
+                                   GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
+        }
         at::fft_irfft2_out(YI, GI, size);
         at::fft_irfft2_out(YR, GR, size);
         grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
