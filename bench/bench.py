@@ -92,6 +92,7 @@ def make_inputs(imp, resp, device, grad):
 
 
 def timed(stmt_fn, min_time):
+    stmt_fn()  # warm-up: first calls pay one-time costs (FFT plans, per-thread buffers, fresh pages)
     # Timer runs on one thread unless told otherwise: time with every thread torch would use.
     t = Timer(stmt="f()", globals={"f": stmt_fn}, num_threads=torch.get_num_threads()).blocked_autorange(
         min_run_time=min_time)

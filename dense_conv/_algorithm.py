@@ -46,7 +46,10 @@ import math
 
 from .reference import next_smooth_size  # the FFT sizes (csrc/fft_plan.h mirrors it)
 
-C_MAC = 1.7e-11      # s per multiply-add of the direct kernels (~118 GFLOP/s on 2 threads)
+# Fitted while the CPU kernels ran on one thread (before setup.py added -fopenmp); both algorithms got
+# about 2x faster since, so the absolute values are ~2x high but their ratio, which decides, held in
+# a re-measurement at 2 threads (user's 37x16: fft chosen, 9x9 / 5x5: direct, as measured).
+C_MAC = 1.7e-11      # s per multiply-add of the direct kernels
 C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
