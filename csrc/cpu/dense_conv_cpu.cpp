@@ -126,6 +126,25 @@ void grad_response_rows(const T* grad, const T* impulse, T* grad_response, const
   }
 }
 
+// forward and grad_impulse share one task layout: the direct kernels take tasks (b*Ci + i)*chunks + c
+// (row chunk c of plane (b, i)), the simple kernels one output row (b*Ci + i)*Hi + y per task.
+// direct(wide, sizes, chunks, begin, end) runs the AVX-512 (wide) or AVX2 kernel on [begin, end).
+template <typename Direct, typename Simple>
+void run_plane_tasks(const ConvSizes& s, const Direct& direct, const Simple& simple) {
+#if DC_HAVE_DIRECT
+  if (isa() != Isa::simple) {
+    const DirectSizes d = direct_sizes(s);
+    const int64_t chunks = plane_chunks(s);
+    const bool wide = isa() == Isa::avx512;
+    at::parallel_for(0, s.B * s.Ci * chunks, 1,
+                     [&](int64_t begin, int64_t end) { direct(wide, d, chunks, begin, end); });
+    return;
+  }
+#endif
+  at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
+                   simple);
+}
+
 void check_cpu(const Tensor& t, const char* name, bool sparse) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, op_name(sparse),
               ": the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
@@ -140,25 +159,17 @@ Tensor dense_forward_cpu(const Tensor& response, const Tensor& impulse) {
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const Tensor resp = response.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_cpu", [&] {
+    const scalar_t *rp = resp.data_ptr<scalar_t>(), *ip = imp.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    run_plane_tasks(
+        s,
+        [&](bool wide, const DirectSizes& d, int64_t chunks, int64_t begin, int64_t end) {
 #if DC_HAVE_DIRECT
-    if (isa() != Isa::simple) {
-      const DirectSizes d = direct_sizes(s);
-      const int64_t chunks = plane_chunks(s);
-      const bool wide = isa() == Isa::avx512;
-      at::parallel_for(0, s.B * s.Ci * chunks, 1, [&](int64_t begin, int64_t end) {
-        const scalar_t *rp = resp.data_ptr<scalar_t>(), *ip = imp.data_ptr<scalar_t>();
-        scalar_t* op = out.data_ptr<scalar_t>();
-        if (wide) avx512::forward(rp, ip, op, d, chunks, begin, end);
-        else avx2::forward(rp, ip, op, d, chunks, begin, end);
-      });
-      return;
-    }
+          if (wide) avx512::forward(rp, ip, op, d, chunks, begin, end);
+          else avx2::forward(rp, ip, op, d, chunks, begin, end);
 #endif
-    at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
-                     [&](int64_t begin, int64_t end) {
-                       forward_rows(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
-                                    begin, end);
-                     });
+        },
+        [&](int64_t begin, int64_t end) { forward_rows(rp, ip, op, s, begin, end); });
   });
   return out;
 }
@@ -172,25 +183,17 @@ Tensor dense_grad_impulse_cpu(const Tensor& grad_out, const Tensor& response, at
   if (s.Cr == 0 || s.Hr == 0 || s.Wr == 0) return grad_impulse.zero_();
   const Tensor g = grad_out.contiguous(), resp = response.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_grad_impulse_cpu", [&] {
+    const scalar_t *gp = g.data_ptr<scalar_t>(), *rp = resp.data_ptr<scalar_t>();
+    scalar_t* op = grad_impulse.data_ptr<scalar_t>();
+    run_plane_tasks(
+        s,
+        [&](bool wide, const DirectSizes& d, int64_t chunks, int64_t begin, int64_t end) {
 #if DC_HAVE_DIRECT
-    if (isa() != Isa::simple) {
-      const DirectSizes d = direct_sizes(s);
-      const int64_t chunks = plane_chunks(s);
-      const bool wide = isa() == Isa::avx512;
-      at::parallel_for(0, s.B * s.Ci * chunks, 1, [&](int64_t begin, int64_t end) {
-        const scalar_t *gp = g.data_ptr<scalar_t>(), *rp = resp.data_ptr<scalar_t>();
-        scalar_t* op = grad_impulse.data_ptr<scalar_t>();
-        if (wide) avx512::grad_impulse(gp, rp, op, d, chunks, begin, end);
-        else avx2::grad_impulse(gp, rp, op, d, chunks, begin, end);
-      });
-      return;
-    }
+          if (wide) avx512::grad_impulse(gp, rp, op, d, chunks, begin, end);
+          else avx2::grad_impulse(gp, rp, op, d, chunks, begin, end);
 #endif
-    at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
-                     [&](int64_t begin, int64_t end) {
-                       grad_impulse_rows(g.data_ptr<scalar_t>(), resp.data_ptr<scalar_t>(),
-                                         grad_impulse.data_ptr<scalar_t>(), s, begin, end);
-                     });
+        },
+        [&](int64_t begin, int64_t end) { grad_impulse_rows(gp, rp, op, s, begin, end); });
   });
   return grad_impulse;
 }
