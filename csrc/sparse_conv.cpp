@@ -4,7 +4,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include "conv_checks.h"
+#include "checks.h"
 
 namespace dc {
 namespace {

@@ -19,7 +19,7 @@
 #include <cstring>
 
 
-#include "../conv_checks.h"
+#include "../checks.h"
 #include "direct.h"
 #include "huge_pages.h"
 #include "row_kernels.h"

@@ -23,8 +23,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "../conv_checks.h"
-#include "../fft_plan.h"
+#include "../checks.h"
 #include "huge_pages.h"
 
 namespace dc {
@@ -212,7 +211,7 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
 std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
                                                   const Tensor& impulse) {
   const ConvSizes s = check_backward(grad_out, response, "response", response.sizes(), impulse.sizes(), false);
-  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", false);
+  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op_name(false));
   check_cpu_fft(grad_out, "grad_out");
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());

@@ -16,7 +16,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "../octave_downsample_checks.h"
+#include "../checks.h"
 #include "row_kernels.h"
 
 namespace dc {
@@ -141,18 +141,18 @@ void check_cpu_dtype(const Tensor& t) {
 }
 
 Tensor octave_downsample_cpu(const Tensor& x_in, const Tensor& filter_in, int64_t levels) {
-  octave_check_tensors(x_in, filter_in);
+  check_octave_tensors(x_in, filter_in);
   check_cpu_dtype(x_in);
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
   const Tensor x = x_in.contiguous(), filter = filter_in.contiguous();
-  Tensor out = at::empty(with_last(x.sizes(), s.total), x.options());
+  Tensor out = at::empty(with_last(x.sizes(), s.lv.total), x.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "octave_downsample_cpu", [&] {
     using T = scalar_t;
     T* o = out.data_ptr<T>();
     for (int64_t l = 1; l <= levels; ++l) {
       Rows<const T> in = l == 1 ? Rows<const T>{x.data_ptr<T>(), s.T, s.T}
-                                : Rows<const T>{o + s.off[l - 1], s.total, s.len[l - 1]};
-      forward_level<T>(in, Rows<T>{o + s.off[l], s.total, s.len[l]}, s.rows, filter.data_ptr<T>(), s.taps);
+                                : Rows<const T>{o + s.lv.off[l - 1], s.lv.total, s.lv.len[l - 1]};
+      forward_level<T>(in, Rows<T>{o + s.lv.off[l], s.lv.total, s.lv.len[l]}, s.rows, filter.data_ptr<T>(), s.taps);
     }
   });
   return out;
@@ -163,32 +163,32 @@ Tensor octave_downsample_cpu(const Tensor& x_in, const Tensor& filter_in, int64_
 template <typename T, typename Visit>
 Tensor gradient_chain(const T* g, const OctaveSizes& s, const T* f, int64_t stop, const Tensor& like, Visit visit) {
   Tensor cur;
-  Rows<const T> G{g + s.off[s.levels], s.total, s.len[s.levels]};  // G_levels = g_levels (a view)
-  for (int64_t l = s.levels;; --l) {
+  Rows<const T> G{g + s.lv.off[s.lv.levels], s.lv.total, s.lv.len[s.lv.levels]};  // G_levels = g_levels (a view)
+  for (int64_t l = s.lv.levels;; --l) {
     visit(l, G);
     if (l == stop) break;
     // G_{l-1} = back(G_l) + g_{l-1} for l-1 >= 1; back(G_1) is the input gradient
-    Tensor next = at::empty({s.rows, s.len[l - 1]}, like.options());
+    Tensor next = at::empty({s.rows, s.lv.len[l - 1]}, like.options());
     T* np = next.data_ptr<T>();
-    Rows<T> dst{np, s.len[l - 1], s.len[l - 1]};
+    Rows<T> dst{np, s.lv.len[l - 1], s.lv.len[l - 1]};
     if (l - 1 >= 1) {
-      Rows<const T> add{g + s.off[l - 1], s.total, s.len[l - 1]};
+      Rows<const T> add{g + s.lv.off[l - 1], s.lv.total, s.lv.len[l - 1]};
       backward_level<T>(G, dst, &add, s.rows, f, s.taps);
     } else {
       backward_level<T>(G, dst, nullptr, s.rows, f, s.taps);
     }
     cur = next;
-    G = Rows<const T>{np, s.len[l - 1], s.len[l - 1]};
+    G = Rows<const T>{np, s.lv.len[l - 1], s.lv.len[l - 1]};
   }
   return cur;
 }
 
 Tensor octave_downsample_grad_input_cpu(const Tensor& grad_in, const Tensor& filter_in, int64_t length, int64_t levels) {
-  octave_check_tensors(grad_in, filter_in, "grad");
+  check_octave_tensors(grad_in, filter_in, "grad");
   check_cpu_dtype(grad_in);
   const OctaveSizes s = octave_sizes(with_last(grad_in.sizes(), length), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
-              " samples, expected ", s.total, " for length ", length, " and ", levels, " levels");
+  TORCH_CHECK(grad_in.size(-1) == s.lv.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
+              " samples, expected ", s.lv.total, " for length ", length, " and ", levels, " levels");
   const Tensor g = grad_in.contiguous(), filter = filter_in.contiguous();
   Tensor gx;
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "octave_downsample_grad_input_cpu", [&] {
@@ -201,13 +201,13 @@ Tensor octave_downsample_grad_input_cpu(const Tensor& grad_in, const Tensor& fil
 // out: the packed forward output (needed as the input of levels >= 2; may be empty when levels == 1)
 Tensor octave_downsample_grad_filter_cpu(const Tensor& grad_in, const Tensor& x_in, const Tensor& out_in,
                                          const Tensor& filter_in, int64_t levels) {
-  octave_check_tensors(grad_in, filter_in, "grad");
-  octave_check_tensors(x_in, filter_in);
+  check_octave_tensors(grad_in, filter_in, "grad");
+  check_octave_tensors(x_in, filter_in);
   check_cpu_dtype(x_in);
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.total && grad_in.numel() == s.rows * s.total,
-              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.total);
-  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.total,
+  TORCH_CHECK(grad_in.size(-1) == s.lv.total && grad_in.numel() == s.rows * s.lv.total,
+              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.lv.total);
+  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.lv.total,
               "octave_downsample_grad_filter: levels > 1 needs the forward output");
   const Tensor g = grad_in.contiguous(), x = x_in.contiguous(), filter = filter_in.contiguous();
   const Tensor out = levels > 1 ? out_in.contiguous() : out_in;
@@ -217,7 +217,7 @@ Tensor octave_downsample_grad_filter_cpu(const Tensor& grad_in, const Tensor& x_
     const T* op = levels > 1 ? out.data_ptr<T>() : nullptr;
     gradient_chain<T>(g.data_ptr<T>(), s, filter.data_ptr<T>(), 1, g, [&](int64_t l, Rows<const T> G) {
       Rows<const T> in = l == 1 ? Rows<const T>{x.data_ptr<T>(), s.T, s.T}
-                                : Rows<const T>{op + s.off[l - 1], s.total, s.len[l - 1]};
+                                : Rows<const T>{op + s.lv.off[l - 1], s.lv.total, s.lv.len[l - 1]};
       filter_grad_level<T>(G, in, s.rows, s.taps, acc);
     });
   });

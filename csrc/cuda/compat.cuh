@@ -40,6 +40,8 @@ __device__ __forceinline__ T* dc_dynamic_smem() {
 
 #define DC_HOST_DEVICE __host__ __device__
 
+#include "../shapes.h"
+
 namespace dc {
 
 // Launch configuration of a kernel, computed by the same code for nvcc and for the emulator.
@@ -48,8 +50,6 @@ struct LaunchConfig {
   dim3 block;
   size_t smem_bytes;
 };
-
-DC_HOST_DEVICE inline long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
 
 // Accumulation type of every kernel: float for half, bfloat16 and float inputs, double for double.
 template <typename scalar_t>

@@ -8,7 +8,7 @@
 
 #include <limits>
 
-#include "../conv_checks.h"
+#include "../checks.h"
 #include "dense_conv_kernels.cuh"
 
 namespace dc {

@@ -23,8 +23,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "../conv_checks.h"
-#include "../fft_plan.h"
+#include "../checks.h"
 #include "fft_conv_kernels.cuh"
 
 namespace dc {
@@ -94,7 +93,7 @@ Tensor dense_fft_forward_cuda(const Tensor& response, const Tensor& impulse) {
 std::tuple<Tensor, Tensor> dense_fft_backward_cuda(const Tensor& grad_out, const Tensor& response,
                                                    const Tensor& impulse) {
   const ConvSizes s = check_backward(grad_out, response, "response", response.sizes(), impulse.sizes(), false);
-  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", false);
+  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op_name(false));
   check_cuda_fft(grad_out, "grad_out");
   const c10::cuda::CUDAGuard guard(grad_out.device());
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());

@@ -8,7 +8,7 @@
 
 #include <limits>
 
-#include "../octave_downsample_checks.h"
+#include "../checks.h"
 #include "octave_downsample_kernels.cuh"
 
 namespace dc {
@@ -21,9 +21,9 @@ void check_cuda(const Tensor& t, const char* name) {
 }
 
 oct::Levels to_levels(const OctaveSizes& s) {
-  TORCH_CHECK(s.levels <= 32, "octave_downsample: at most 32 levels, got ", s.levels);
-  const oct::Levels l = oct::make_levels(s.rows, s.T, s.taps, s.levels);
-  TORCH_CHECK(s.rows * dc::ceil_div(std::max<int64_t>(s.len[1], 1), oct::kBlockOut) <=
+  TORCH_CHECK(s.lv.levels <= 32, "octave_downsample: at most 32 levels, got ", s.lv.levels);
+  const oct::Levels l = oct::make_levels(s.rows, s.T, s.taps, s.lv.levels);
+  TORCH_CHECK(s.rows * dc::ceil_div(std::max<int64_t>(s.lv.len[1], 1), oct::kBlockOut) <=
                   (int64_t)std::numeric_limits<int>::max(),
               "octave_downsample: input too large for one launch; split the batch");
   return l;
@@ -32,11 +32,11 @@ oct::Levels to_levels(const OctaveSizes& s) {
 at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 Tensor octave_downsample_cuda(const Tensor& x_in, const Tensor& filter_in, int64_t levels) {
-  octave_check_tensors(x_in, filter_in);
+  check_octave_tensors(x_in, filter_in);
   check_cuda(x_in, "x");
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  Tensor out = at::empty(with_last(x_in.sizes(), s.total), x_in.options());
+  Tensor out = at::empty(with_last(x_in.sizes(), s.lv.total), x_in.options());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous(), filter = filter_in.contiguous();
   const oct::Levels L = to_levels(s);
@@ -50,11 +50,11 @@ Tensor octave_downsample_cuda(const Tensor& x_in, const Tensor& filter_in, int64
 
 Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& filter_in, int64_t length,
                                          int64_t levels) {
-  octave_check_tensors(grad_in, filter_in, "grad");
+  check_octave_tensors(grad_in, filter_in, "grad");
   check_cuda(grad_in, "grad");
   const OctaveSizes s = octave_sizes(with_last(grad_in.sizes(), length), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
-              " samples, expected ", s.total, " for length ", length, " and ", levels, " levels");
+  TORCH_CHECK(grad_in.size(-1) == s.lv.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
+              " samples, expected ", s.lv.total, " for length ", length, " and ", levels, " levels");
   const c10::cuda::CUDAGuard guard(grad_in.device());
   Tensor gx = at::empty(with_last(grad_in.sizes(), length), grad_in.options());
   if (gx.numel() == 0) return gx;
@@ -73,13 +73,13 @@ Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& fi
 
 Tensor octave_downsample_grad_filter_cuda(const Tensor& grad_in, const Tensor& x_in, const Tensor& out_in,
                                           const Tensor& filter_in, int64_t levels) {
-  octave_check_tensors(grad_in, filter_in, "grad");
-  octave_check_tensors(x_in, filter_in);
+  check_octave_tensors(grad_in, filter_in, "grad");
+  check_octave_tensors(x_in, filter_in);
   check_cuda(grad_in, "grad");
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.total && grad_in.numel() == s.rows * s.total,
-              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.total);
-  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.total,
+  TORCH_CHECK(grad_in.size(-1) == s.lv.total && grad_in.numel() == s.rows * s.lv.total,
+              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.lv.total);
+  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.lv.total,
               "octave_downsample_grad_filter: levels > 1 needs the forward output");
   const c10::cuda::CUDAGuard guard(grad_in.device());
   Tensor gf = at::zeros({s.taps}, filter_in.options());

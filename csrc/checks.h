@@ -1,0 +1,129 @@
+// Argument checks of every op, shared by the CPU and CUDA implementations: one place for the error
+// messages. Sizes themselves are in shapes.h (ATen-free).
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <vector>
+
+#include "shapes.h"
+
+namespace dc {
+
+inline const char* op_name(bool sparse) { return sparse ? "sparse_conv2d" : "dense_conv2d"; }
+
+// Product of sizes, or a clear error when it does not fit in int64.
+inline int64_t checked_product(std::initializer_list<int64_t> sizes, const char* op, const char* what) {
+  int64_t n = 1;
+  for (int64_t v : sizes)
+    TORCH_CHECK(checked_mul(n, v, &n), op, ": ", what, " has more elements than a 64-bit index can count; "
+                "split the input");
+  return n;
+}
+
+inline void check_tensor(const at::Tensor& t, const char* name, const char* op) {
+  TORCH_CHECK(t.defined(), op, ": ", name, " is undefined");
+  TORCH_CHECK(at::isFloatingType(t.scalar_type()), op, ": ", name,
+              " must be a floating-point tensor (float16, bfloat16, float32 or float64), got ", t.scalar_type());
+}
+
+inline void check_same_device_dtype(const at::Tensor& a, const char* a_name, const at::Tensor& b, const char* b_name,
+                                    const char* op) {
+  TORCH_CHECK(a.device() == b.device(), op, ": ", a_name, " is on ", a.device(), " but ", b_name, " is on ",
+              b.device(), "; move both to the same device");
+  TORCH_CHECK(a.scalar_type() == b.scalar_type(), op, ": ", a_name, " has dtype ", a.scalar_type(), " but ", b_name,
+              " has dtype ", b.scalar_type(), "; cast both to the same dtype");
+}
+
+// ---- dense_conv2d / sparse_conv2d ----------------------------------------------------------------
+
+// response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi]; sparse requires Cr == Ci. Every size product an
+// implementation forms (the output, the inputs, B*Ci planes, Ci*Cr channels) is checked for overflow.
+inline ConvSizes check_conv_sizes(at::IntArrayRef response, at::IntArrayRef impulse, bool sparse) {
+  const char* op = op_name(sparse);
+  TORCH_CHECK(response.size() == 4, op, ": response must be 4-D ", sparse ? "[B, C, Hr, Wr]" : "[B, Cr, Hr, Wr]",
+              ", got shape ", response);
+  TORCH_CHECK(impulse.size() == 4, op, ": impulse must be 4-D ", sparse ? "[B, C, Hi, Wi]" : "[B, Ci, Hi, Wi]",
+              ", got shape ", impulse);
+  TORCH_CHECK(response[0] == impulse[0], op, ": batch mismatch, response has B=", response[0], " but impulse has B=",
+              impulse[0], " (every sample has its own response)");
+  if (sparse) {
+    TORCH_CHECK(response[1] == impulse[1], op, ": channel mismatch, response has C=", response[1],
+                " but impulse has C=", impulse[1], " (sparse_conv2d convolves channel c with channel c)");
+  }
+  const ConvSizes s{impulse[0], impulse[1], response[1], impulse[2], impulse[3], response[2], response[3]};
+  checked_product({s.B, s.out_channels(sparse), s.Hi, s.Wi}, op, "the output");
+  checked_product({s.B, s.Ci, s.Cr}, op, "B x Ci x Cr");
+  checked_product({s.B, s.Cr, s.Hr, s.Wr}, op, "the response");
+  checked_product({s.B, s.Ci, s.Hi, s.Wi}, op, "the impulse");
+  return s;
+}
+
+inline ConvSizes check_forward(const at::Tensor& response, const at::Tensor& impulse, bool sparse) {
+  const char* op = op_name(sparse);
+  check_tensor(response, "response", op);
+  check_tensor(impulse, "impulse", op);
+  check_same_device_dtype(response, "response", impulse, "impulse", op);
+  return check_conv_sizes(response.sizes(), impulse.sizes(), sparse);
+}
+
+// Backward ops get grad_out, one forward input, and the shape of the other forward input.
+inline ConvSizes check_backward(const at::Tensor& grad_out, const at::Tensor& input, const char* input_name,
+                                at::IntArrayRef response_shape, at::IntArrayRef impulse_shape, bool sparse) {
+  const char* op = op_name(sparse);
+  check_tensor(grad_out, "grad_out", op);
+  check_tensor(input, input_name, op);
+  check_same_device_dtype(grad_out, "grad_out", input, input_name, op);
+  const ConvSizes s = check_conv_sizes(response_shape, impulse_shape, sparse);
+  const std::vector<int64_t> expected{s.B, s.out_channels(sparse), s.Hi, s.Wi};
+  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(expected), op, ": grad_out must have the output's shape ",
+              at::IntArrayRef(expected), ", got ", grad_out.sizes());
+  return s;
+}
+
+// ---- octave_downsample ---------------------------------------------------------------------------
+
+struct OctaveSizes {
+  int64_t rows = 1;  // product of the leading dims
+  int64_t T = 0;     // input length
+  int64_t taps = 0;  // filter length (odd)
+  OctaveLevels lv;
+};
+
+inline void check_octave_levels(int64_t levels) {
+  TORCH_CHECK(levels >= 1 && levels <= kMaxOctaveLevels, "octave_downsample: levels must be an int in [1, ",
+              kMaxOctaveLevels, "], got ", levels);
+}
+
+inline OctaveSizes octave_sizes(at::IntArrayRef x_shape, int64_t taps, int64_t levels) {
+  TORCH_CHECK(x_shape.size() >= 1, "octave_downsample: x must have at least 1 dimension [..., T], got a scalar");
+  check_octave_levels(levels);
+  TORCH_CHECK(taps % 2 == 1, "octave_downsample: the filter must have an odd number of taps (zero phase), got ", taps);
+  OctaveSizes s;
+  for (size_t i = 0; i + 1 < x_shape.size(); ++i) s.rows = checked_product({s.rows, x_shape[i]}, "octave_downsample", "x");
+  s.T = x_shape.back();
+  checked_product({s.rows, s.T}, "octave_downsample", "x");
+  s.taps = taps;
+  s.lv = octave_levels(s.T, levels);
+  checked_product({s.rows, s.lv.total}, "octave_downsample", "the output");
+  return s;
+}
+
+// x (or grad) and filter: floating point, same device, same dtype; filter 1-D with an odd length.
+inline void check_octave_tensors(const at::Tensor& x, const at::Tensor& filter, const char* x_name = "x") {
+  const char* op = "octave_downsample";
+  check_tensor(x, x_name, op);
+  check_tensor(filter, "filter", op);
+  TORCH_CHECK(filter.dim() == 1, "octave_downsample: filter must be 1-D [taps], got shape ", filter.sizes());
+  TORCH_CHECK(filter.numel() % 2 == 1, "octave_downsample: the filter must have an odd number of taps (zero phase), got ",
+              filter.numel());
+  check_same_device_dtype(x, x_name, filter, "filter", op);
+}
+
+inline std::vector<int64_t> with_last(at::IntArrayRef shape, int64_t last) {
+  std::vector<int64_t> v(shape.begin(), shape.end());
+  v.back() = last;
+  return v;
+}
+
+}  // namespace dc
