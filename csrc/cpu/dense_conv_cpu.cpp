@@ -22,6 +22,7 @@
 #include "../checks.h"
 #include "direct.h"
 #include "huge_pages.h"
+#include "../nonfinite.h"
 #include "row_kernels.h"
 
 namespace dc {
@@ -171,6 +172,7 @@ Tensor dense_forward_cpu(const Tensor& response, const Tensor& impulse) {
         },
         [&](int64_t begin, int64_t end) { forward_rows(rp, ip, op, s, begin, end); });
   });
+  exact_nonfinite_forward(out, resp, imp);
   return out;
 }
 
@@ -195,6 +197,7 @@ Tensor dense_grad_impulse_cpu(const Tensor& grad_out, const Tensor& response, at
         },
         [&](int64_t begin, int64_t end) { grad_impulse_rows(gp, rp, op, s, begin, end); });
   });
+  exact_nonfinite_grad_impulse(grad_impulse, g, resp);
   return grad_impulse;
 }
 
@@ -226,6 +229,7 @@ Tensor dense_grad_response_cpu(const Tensor& grad_out, const Tensor& impulse, at
                                           grad_response.data_ptr<scalar_t>(), s, begin, end);
                      });
   });
+  exact_nonfinite_grad_response(grad_response, g, imp);
   return grad_response;
 }
 

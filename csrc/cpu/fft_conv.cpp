@@ -25,6 +25,7 @@
 
 #include "../checks.h"
 #include "huge_pages.h"
+#include "../nonfinite.h"
 
 namespace dc {
 namespace {
@@ -205,6 +206,7 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
     };
     run_samples(s.B, run);
   });
+  exact_nonfinite_forward(out, response, impulse);
   return out;
 }
 
@@ -253,6 +255,8 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
     };
     run_samples(s.B, run);
   });
+  exact_nonfinite_grad_impulse(grad_impulse, grad_out, response);
+  exact_nonfinite_grad_response(grad_response, grad_out, impulse);
   return {grad_response, grad_impulse};
 }
 

@@ -1,0 +1,90 @@
+// See nonfinite.h. The definition, restricted to the samples that need it:
+//   out[b, i*Cr+r, y, x]   = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
+//   grad_impulse[b, i, y, x]  = sum_r sum_{p,q} g[b, i*Cr+r, y+p, x+q] * response[b, r, p, q]  (y+p<Hi, x+q<Wi)
+//   grad_response[b, r, p, q] = sum_i sum_{y>=p, x>=q} g[b, i*Cr+r, y, x] * impulse[b, i, y-p, x-q]
+// Each tap touches only the part of the plane inside the causal window, so nothing is multiplied by
+// padding. Accumulation is in float32 for 16-bit inputs, as in the kernels.
+#include "nonfinite.h"
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace dc {
+namespace {
+
+using at::Tensor;
+
+at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// Indices (int64, on the tensors' device) of the samples b where any tensor has a non-finite value in
+// its slice [b]; undefined when there is none. A per-sample sum is non-finite whenever one of its terms
+// is; a sum that overflows from finite terms only sends a finite sample down the exact path (slower,
+// still right).
+Tensor nonfinite_samples(const std::vector<Tensor>& tensors) {
+  const int64_t B = tensors.front().size(0);
+  if (B == 0) return {};
+  Tensor bad;
+  for (const Tensor& t : tensors) {
+    if (t.numel() == 0) continue;
+    const Tensor flag = at::isfinite(t.reshape({B, -1}).sum(1, false, acc_type(t.scalar_type()))).logical_not();
+    bad = bad.defined() ? bad.logical_or(flag) : flag;
+  }
+  if (!bad.defined() || !bad.any().item<bool>()) return {};
+  return bad.nonzero().squeeze(1);
+}
+
+}  // namespace
+
+void exact_nonfinite_forward(Tensor& out, const Tensor& response, const Tensor& impulse) {
+  const Tensor idx = nonfinite_samples({response, impulse});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = response.size(1), Hi = impulse.size(2),
+                Wi = impulse.size(3);
+  const at::ScalarType acc = acc_type(out.scalar_type());
+  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
+  const Tensor resp = response.index_select(0, idx).to(acc);            // [n, Cr, Hr, Wr]
+  Tensor sum = at::zeros({n, Ci, Cr, Hi, Wi}, imp.options());
+  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
+    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
+      const Tensor tap = resp.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
+      sum.narrow(3, p, Hi - p).narrow(4, q, Wi - q).add_(imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q) * tap);
+    }
+  out.index_copy_(0, idx, sum.view({n, Ci * Cr, Hi, Wi}).to(out.scalar_type()));
+}
+
+void exact_nonfinite_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, const Tensor& response) {
+  const Tensor idx = nonfinite_samples({grad_out, response});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), Ci = grad_impulse.size(1), Cr = response.size(1), Hi = grad_impulse.size(2),
+                Wi = grad_impulse.size(3);
+  const at::ScalarType acc = acc_type(grad_impulse.scalar_type());
+  const Tensor g = grad_out.index_select(0, idx).to(acc).view({n, Ci, Cr, Hi, Wi});
+  const Tensor resp = response.index_select(0, idx).to(acc);
+  Tensor sum = at::zeros({n, Ci, Hi, Wi}, g.options());
+  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
+    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
+      const Tensor tap = resp.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
+      sum.narrow(2, 0, Hi - p).narrow(3, 0, Wi - q).add_((g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * tap).sum(2));
+    }
+  grad_impulse.index_copy_(0, idx, sum.to(grad_impulse.scalar_type()));
+}
+
+void exact_nonfinite_grad_response(Tensor& grad_response, const Tensor& grad_out, const Tensor& impulse) {
+  const Tensor idx = nonfinite_samples({grad_out, impulse});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = grad_response.size(1), Hi = impulse.size(2),
+                Wi = impulse.size(3), Hr = grad_response.size(2), Wr = grad_response.size(3);
+  const at::ScalarType acc = acc_type(grad_response.scalar_type());
+  const Tensor g = grad_out.index_select(0, idx).to(acc).view({n, Ci, Cr, Hi, Wi});
+  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
+  Tensor taps = at::zeros({n, Cr, Hr, Wr}, g.options());                 // taps beyond the image stay 0
+  for (int64_t p = 0; p < std::min(Hr, Hi); ++p)
+    for (int64_t q = 0; q < std::min(Wr, Wi); ++q)
+      taps.select(3, q).select(2, p).copy_(
+          (g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q))
+              .sum({1, 3, 4}));
+  grad_response.index_copy_(0, idx, taps.to(grad_response.scalar_type()));
+}
+
+}  // namespace dc

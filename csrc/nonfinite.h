@@ -1,0 +1,22 @@
+// Exact results for samples whose inputs hold a NaN or an infinity, on every backend and algorithm.
+//
+// The fast kernels multiply zero padding by response taps (direct: tap blocks, FFT: whole planes), so a
+// non-finite tap or pixel reaches outputs the definition never lets it reach (0 * inf = NaN), and the
+// FFT spreads one NaN over its whole plane. Rather than slowing every kernel down, each op checks its
+// inputs per sample (one reduction) and recomputes the rare non-finite samples by the definition, tap
+// by tap over the causal window only (ATen ops: any device, any floating dtype).
+//
+// Each function overwrites the affected samples of `result` (a dense_conv2d layout: output [B, Ci*Cr,
+// Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_response [B, Cr, Hr, Wr]) and does nothing when every
+// input is finite. On CUDA the check synchronises with the host; the CUDA glue skips it while a CUDA
+// graph is being captured.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace dc {
+
+void exact_nonfinite_forward(at::Tensor& out, const at::Tensor& response, const at::Tensor& impulse);
+void exact_nonfinite_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out, const at::Tensor& response);
+void exact_nonfinite_grad_response(at::Tensor& grad_response, const at::Tensor& grad_out, const at::Tensor& impulse);
+
+}  // namespace dc
