@@ -11,13 +11,11 @@
 // one task and summed in a fixed order: results do not depend on the thread count.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <torch/library.h>
 
 #include <algorithm>
-
-#include <cstdlib>
-#include <cstring>
-
+#include <string>
 
 #include "../checks.h"
 #include "direct.h"
@@ -27,51 +25,45 @@
 
 namespace dc {
 
-const char* direct_isa() {
-  static const char* isa = [] {
-    const char* best = "simple";
+DirectIsa direct_isa() {
+  // torch's choice (ATEN_CPU_CAPABILITY, else what the CPU supports), so one switch lowers both
+  // torch's kernels and these. at::native::get_cpu_capability() is not exported; this is its name.
+  static const DirectIsa isa = [] {
 #if DC_HAVE_DIRECT
+    const std::string torch_isa = at::get_cpu_capability();
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = "avx2";
-    if (__builtin_cpu_supports("avx512f")) best = "avx512";
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (torch_isa == "AVX512" && avx2 && __builtin_cpu_supports("avx512f")) return DirectIsa::avx512;
+    if ((torch_isa == "AVX512" || torch_isa == "AVX2") && avx2) return DirectIsa::avx2;
 #endif
-    const char* want = std::getenv("DENSE_CONV_CPU_KERNELS");
-    if (want == nullptr || *want == 0) return best;
-    const auto rank = [](const char* n) {
-      return std::strcmp(n, "avx512") == 0 ? 2 : std::strcmp(n, "avx2") == 0 ? 1 : 0;
-    };
-    return rank(want) < rank(best) ? (rank(want) == 1 ? "avx2" : "simple") : best;
+    return DirectIsa::simple;
   }();
   return isa;
+}
+
+void throw_scratch_alloc_failed(size_t bytes) {
+  TORCH_CHECK(false, "dense_conv2d: could not allocate ", bytes, " bytes of scratch memory");
+  __builtin_unreachable();
 }
 
 namespace {
 
 using at::Tensor;
 
-enum class Isa { simple, avx2, avx512 };
-Isa isa() {
-  static const Isa v = std::strcmp(direct_isa(), "avx512") == 0 ? Isa::avx512
-                       : std::strcmp(direct_isa(), "avx2") == 0 ? Isa::avx2
-                                                                 : Isa::simple;
-  return v;
-}
-
-DirectSizes direct_sizes(const ConvSizes& s) { return {s.B, s.Ci, s.Cr, s.Hi, s.Wi, s.Hr, s.Wr}; }
 
 // Row chunks per plane: enough tasks to keep every thread busy when B*Ci is small.
 int64_t plane_chunks(const ConvSizes& s) {
   const int64_t planes = s.B * s.Ci, want = 4 * at::get_num_threads();
   if (planes >= want) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>(s.Hi / 8, (want + planes - 1) / planes));
+  return max64(1, min64(s.Hi / 8, ceil_div(want, planes)));
 }
 
 // Rows per parallel task: enough work per task to amortise scheduling.
-int64_t grain_rows(int64_t work_per_row) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, work_per_row)); }
+int64_t grain_rows(int64_t work_per_row) { return max64(1, 32768 / max64(1, work_per_row)); }
 
 template <typename T>
 void forward_rows(const T* response, const T* impulse, T* out, const ConvSizes& s, int64_t begin, int64_t end) {
-  const int64_t taps_q = std::min(s.Wr, s.Wi);
+  const int64_t taps_q = s.Wq();
   for (int64_t row = begin; row < end; ++row) {  // row = (b*Ci + i)*Hi + y
     const int64_t y = row % s.Hi, bi = row / s.Hi, b = bi / s.Ci, i = bi % s.Ci;
     const T* imp = impulse + bi * s.Hi * s.Wi;
@@ -79,7 +71,7 @@ void forward_rows(const T* response, const T* impulse, T* out, const ConvSizes& 
       T* o = out + (((b * s.Ci + i) * s.Cr + r) * s.Hi + y) * s.Wi;
       std::fill(o, o + s.Wi, T(0));
       const T* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
-      for (int64_t p = 0; p <= std::min(y, s.Hr - 1); ++p) {
+      for (int64_t p = 0; p <= min64(y, s.Hr - 1); ++p) {
         const T* imp_row = imp + (y - p) * s.Wi;
         for (int64_t q = 0; q < taps_q; ++q) axpy_row(o + q, resp[p * s.Wr + q], imp_row, s.Wi - q);
       }
@@ -90,7 +82,7 @@ void forward_rows(const T* response, const T* impulse, T* out, const ConvSizes& 
 template <typename T>
 void grad_impulse_rows(const T* grad, const T* response, T* grad_impulse, const ConvSizes& s, int64_t begin,
                        int64_t end) {
-  const int64_t taps_q = std::min(s.Wr, s.Wi);
+  const int64_t taps_q = s.Wq();
   for (int64_t row = begin; row < end; ++row) {  // row = (b*Ci + i)*Hi + y
     const int64_t y = row % s.Hi, bi = row / s.Hi, b = bi / s.Ci, i = bi % s.Ci;
     T* gi = grad_impulse + row * s.Wi;
@@ -98,7 +90,7 @@ void grad_impulse_rows(const T* grad, const T* response, T* grad_impulse, const 
     for (int64_t r = 0; r < s.Cr; ++r) {
       const T* g = grad + ((b * s.Ci + i) * s.Cr + r) * s.Hi * s.Wi;
       const T* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
-      for (int64_t p = 0; p < std::min(s.Hr, s.Hi - y); ++p) {
+      for (int64_t p = 0; p < min64(s.Hr, s.Hi - y); ++p) {
         const T* g_row = g + (y + p) * s.Wi;
         for (int64_t q = 0; q < taps_q; ++q) axpy_row(gi, resp[p * s.Wr + q], g_row + q, s.Wi - q);
       }
@@ -129,20 +121,19 @@ void grad_response_rows(const T* grad, const T* impulse, T* grad_response, const
 
 // forward and grad_impulse share one task layout: the direct kernels take tasks (b*Ci + i)*chunks + c
 // (row chunk c of plane (b, i)), the simple kernels one output row (b*Ci + i)*Hi + y per task.
-// direct(wide, sizes, chunks, begin, end) runs the AVX-512 (wide) or AVX2 kernel on [begin, end).
+// direct(wide, chunks, begin, end) runs the AVX-512 (wide) or AVX2 kernel on [begin, end).
 template <typename Direct, typename Simple>
 void run_plane_tasks(const ConvSizes& s, const Direct& direct, const Simple& simple) {
 #if DC_HAVE_DIRECT
-  if (isa() != Isa::simple) {
-    const DirectSizes d = direct_sizes(s);
+  if (direct_isa() != DirectIsa::simple) {
     const int64_t chunks = plane_chunks(s);
-    const bool wide = isa() == Isa::avx512;
+    const bool wide = direct_isa() == DirectIsa::avx512;
     at::parallel_for(0, s.B * s.Ci * chunks, 1,
-                     [&](int64_t begin, int64_t end) { direct(wide, d, chunks, begin, end); });
+                     [&](int64_t begin, int64_t end) { direct(wide, chunks, begin, end); });
     return;
   }
 #endif
-  at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * std::min(s.Hr, s.Hi) * std::min(s.Wr, s.Wi)),
+  at::parallel_for(0, s.B * s.Ci * s.Hi, grain_rows(s.Cr * s.Wi * s.Hq() * s.Wq()),
                    simple);
 }
 
@@ -164,10 +155,10 @@ Tensor dense_forward_cpu(const Tensor& response, const Tensor& impulse) {
     scalar_t* op = out.data_ptr<scalar_t>();
     run_plane_tasks(
         s,
-        [&](bool wide, const DirectSizes& d, int64_t chunks, int64_t begin, int64_t end) {
+        [&](bool wide, int64_t chunks, int64_t begin, int64_t end) {
 #if DC_HAVE_DIRECT
-          if (wide) avx512::forward(rp, ip, op, d, chunks, begin, end);
-          else avx2::forward(rp, ip, op, d, chunks, begin, end);
+          if (wide) avx512::forward(rp, ip, op, s, chunks, begin, end);
+          else avx2::forward(rp, ip, op, s, chunks, begin, end);
 #endif
         },
         [&](int64_t begin, int64_t end) { forward_rows(rp, ip, op, s, begin, end); });
@@ -189,10 +180,10 @@ Tensor dense_grad_impulse_cpu(const Tensor& grad_out, const Tensor& response, at
     scalar_t* op = grad_impulse.data_ptr<scalar_t>();
     run_plane_tasks(
         s,
-        [&](bool wide, const DirectSizes& d, int64_t chunks, int64_t begin, int64_t end) {
+        [&](bool wide, int64_t chunks, int64_t begin, int64_t end) {
 #if DC_HAVE_DIRECT
-          if (wide) avx512::grad_impulse(gp, rp, op, d, chunks, begin, end);
-          else avx2::grad_impulse(gp, rp, op, d, chunks, begin, end);
+          if (wide) avx512::grad_impulse(gp, rp, op, s, chunks, begin, end);
+          else avx2::grad_impulse(gp, rp, op, s, chunks, begin, end);
 #endif
         },
         [&](int64_t begin, int64_t end) { grad_impulse_rows(gp, rp, op, s, begin, end); });
@@ -210,20 +201,19 @@ Tensor dense_grad_response_cpu(const Tensor& grad_out, const Tensor& impulse, at
   const Tensor g = grad_out.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_grad_response_cpu", [&] {
 #if DC_HAVE_DIRECT
-    if (isa() != Isa::simple) {
-      const DirectSizes d = direct_sizes(s);
-      const int64_t groups = (s.Cr + 5) / 6;  // kMaxGroup in direct_kernels.inc
-      const bool wide = isa() == Isa::avx512;
+    if (direct_isa() != DirectIsa::simple) {
+      const int64_t groups = response_groups(s.Cr);
+      const bool wide = direct_isa() == DirectIsa::avx512;
       at::parallel_for(0, s.B * groups, 1, [&](int64_t begin, int64_t end) {
         const scalar_t *gp = g.data_ptr<scalar_t>(), *ip = imp.data_ptr<scalar_t>();
         scalar_t* op = grad_response.data_ptr<scalar_t>();
-        if (wide) avx512::grad_response(gp, ip, op, d, begin, end);
-        else avx2::grad_response(gp, ip, op, d, begin, end);
+        if (wide) avx512::grad_response(gp, ip, op, s, begin, end);
+        else avx2::grad_response(gp, ip, op, s, begin, end);
       });
       return;
     }
 #endif
-    at::parallel_for(0, s.B * s.Cr * s.Hr, grain_rows(s.Ci * s.Hi * s.Wi * std::min(s.Wr, s.Wi)),
+    at::parallel_for(0, s.B * s.Cr * s.Hr, grain_rows(s.Ci * s.Hi * s.Wi * s.Wq()),
                      [&](int64_t begin, int64_t end) {
                        grad_response_rows(g.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(),
                                           grad_response.data_ptr<scalar_t>(), s, begin, end);

@@ -1,14 +1,15 @@
 // FFT algorithm of dense_conv2d on CPU (sparse_conv2d uses it through [B*C, 1, ...] views).
 //
 // Per sample b (samples run in parallel; inside a parallel region each sample's transforms run on one
-// thread, so a sample's spectra stay in its core's cache; per-thread buffers are reused across samples
-// and across calls, and the products / inverse transforms go one impulse channel (Cr planes) at a time):
+// thread, so a sample's spectra stay in its core's cache; per-thread workspaces are reused across
+// samples (and across calls while small: kKeptBytesCap), and the products / inverse transforms go one
+// impulse channel (Cr planes) at a time):
 //   Fi = rfft2(impulse[b]), Fr = rfft2(response[b] cropped to the taps that reach the image)   (once each)
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
-// Transform size (csrc/fft_plan.h, shared with the CUDA path): Hi + Hq - 1 rows so that no causal
-// output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
+// Transform size (fft_plan in csrc/shapes.h, shared with the CUDA path): Hi + Hq - 1 rows so that no
+// causal output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
 // exist at a time per thread (no B x Ci x Cr spectrum is ever materialised).
 #include <ATen/ATen.h>
@@ -19,7 +20,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
-#include <array>
+#include <atomic>
 #include <cstdlib>
 #include <string>
 
@@ -53,6 +54,74 @@ class SingleThreadedFft {
   int prev_ = 0;
 };
 
+// Per-thread workspaces, one tensor per role. Reused across samples: a fresh temporary of a few MB
+// per sample is a fresh mmap more often than not (glibc hands large blocks back to the kernel), and
+// its first touch costs page faults plus kernel page zeroing.
+enum WorkspaceSlot : int {
+  kCrSpectra,           // forward: products of one impulse channel; backward: grad_out spectra [Cr]
+  kForwardPlanes,       // forward: inverse transforms [Cr]
+  kImpulseSpectra,      // [Ci]
+  kResponseSpectra,     // [Cr]
+  kImpulsePadded,       // [Ci] real
+  kResponsePadded,      // [Cr] real
+  kGradImpulseSpectra,  // [Ci]
+  kGradResponseSpectra, // [Cr]
+  kGradPadded,          // grad_out of one impulse channel [Cr] real
+  kBackwardPlanes,      // inverse transforms [Ci + Cr]
+  kNumSlots
+};
+
+struct Workspace {
+  Tensor t;
+  int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
+};
+
+// Between calls a thread keeps its workspaces only while all threads together keep at most
+// kKeptBytesCap: the next call at the same shape skips the first-touch cost, and a call at a large
+// shape does not leave hundreds of MB behind.
+constexpr int64_t kKeptBytesCap = int64_t(48) << 20;
+std::atomic<int64_t> kept_bytes_all_threads{0};
+
+struct ThreadWorkspaces {
+  Workspace slots[kNumSlots];
+  int64_t kept_bytes = 0;  // this thread's share of kept_bytes_all_threads
+  ~ThreadWorkspaces() { kept_bytes_all_threads -= kept_bytes; }
+};
+
+ThreadWorkspaces& thread_workspaces() {
+  thread_local ThreadWorkspaces ws;
+  return ws;
+}
+
+// End of a call's work on this thread: keep the workspaces or release them (see kKeptBytesCap).
+void end_of_call() {
+  ThreadWorkspaces& ws = thread_workspaces();
+  int64_t bytes = 0;
+  for (const Workspace& s : ws.slots)
+    if (s.t.defined()) bytes += static_cast<int64_t>(s.t.nbytes());
+  kept_bytes_all_threads -= ws.kept_bytes;
+  ws.kept_bytes = 0;
+  if (kept_bytes_all_threads.fetch_add(bytes) + bytes <= kKeptBytesCap) {
+    ws.kept_bytes = bytes;
+    return;
+  }
+  kept_bytes_all_threads -= bytes;
+  for (Workspace& s : ws.slots) s = Workspace{};
+}
+
+struct EndOfCall {
+  ~EndOfCall() { end_of_call(); }
+};
+
+Tensor& workspace(WorkspaceSlot slot, at::IntArrayRef sizes, const at::TensorOptions& opt) {
+  Workspace& s = thread_workspaces().slots[slot];
+  if (!s.t.defined() || s.t.sizes() != sizes || s.t.dtype() != opt.dtype()) {
+    s.t = at::empty(sizes, opt);
+    s.h = s.w = -1;
+  }
+  return s.t;
+}
+
 // Default: samples run in parallel, one single-threaded pipeline per thread (one parallel region per
 // op; a sample's spectra stay in its core's cache). DENSE_CONV_FFT_PARALLEL=transforms runs samples one
 // after another and lets each batched transform use every thread instead (measured slower here).
@@ -64,10 +133,12 @@ void run_samples(int64_t B, const F& run) {
   }();
   if (per_sample) {
     at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      EndOfCall end_of_call;
       SingleThreadedFft single_threaded;
       run(begin, end);
     });
   } else {
+    EndOfCall end_of_call;
     run(0, B);
   }
 }
@@ -125,34 +196,12 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
     }
 }
 
-// Per-thread workspace kept across calls: a fresh temporary of a few MB per sample is a fresh mmap
-// more often than not (glibc hands large blocks back to the kernel), and its first touch costs page
-// faults plus kernel page zeroing; measured as a large part of the call-to-call variance. At most
-// kSlots tensors per thread stay alive between calls (about 15 MB per thread at the user's shape).
-constexpr int kSlots = 10;
-struct Slot {
-  Tensor t;
-  int64_t h = -1, w = -1;  // corner written by padded(); the rest of t is zero
-};
-Slot& slot_of(int slot) {
-  thread_local Slot slots[kSlots];
-  return slots[slot];
-}
-Tensor& workspace(int slot, at::IntArrayRef sizes, const at::TensorOptions& opt) {
-  Slot& s = slot_of(slot);
-  if (!s.t.defined() || s.t.sizes() != sizes || s.t.dtype() != opt.dtype()) {
-    s.t = at::empty(sizes, opt);
-    s.h = s.w = -1;
-  }
-  return s.t;
-}
-
 // A zero-padded [C, H, W] copy of src [C, h, w] in a reused buffer: the pad region is zeroed only
 // when the buffer is created or the corner changes, since every sample writes the same corner.
-const Tensor& padded(int slot, const Tensor& src, int64_t H, int64_t W) {
+const Tensor& padded(WorkspaceSlot slot, const Tensor& src, int64_t H, int64_t W) {
   const int64_t h = src.size(1), w = src.size(2);
   Tensor& t = workspace(slot, {src.size(0), H, W}, src.options());
-  Slot& s = slot_of(slot);
+  Workspace& s = thread_workspaces().slots[slot];
   if (s.h != h || s.w != w) {
     t.zero_();
     s.h = h;
@@ -188,13 +237,13 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
       // One impulse channel's Cr products at a time: P and Y are Cr planes (1.5 MB each at the
       // user's shape), so the product, the inverse transform and the crop work on cached data and
       // the inverse transform's temporaries stay small.
-      Tensor& P = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(1, {s.Cr, f.H, f.W}, imp.options());
-      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(kForwardPlanes, {s.Cr, f.H, f.W}, imp.options());
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
-        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
+        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
+        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
           multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
@@ -230,19 +279,19 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
       at::NoGradGuard no_grad;
       const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
       // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
-      Tensor& G = workspace(0, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& A = workspace(2, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(3, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& GI = workspace(6, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& GR = workspace(7, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(9, {s.Ci + s.Cr, f.H, f.W}, g.options());
+      Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
       Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(4, imp[b], f.H, f.W));
-        at::fft_rfft2_out(R, padded(5, resp[b], f.H, f.W));
+        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));
+        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          at::fft_rfft2_out(G, padded(8, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
+          at::fft_rfft2_out(G, padded(kGradPadded, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
           TORCH_INTERNAL_ASSERT(G.is_contiguous());
           correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
                                    GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);

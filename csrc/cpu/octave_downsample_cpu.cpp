@@ -47,8 +47,8 @@ void gather_phases(const T* x, int64_t len, int64_t k0, int64_t P, int64_t n, T*
 
 template <typename T>
 void forward_level(Rows<const T> in, Rows<T> out, int64_t rows, const T* f, int64_t N) {
-  const int64_t M = (N - 1) / 2, P = (M + 1) / 2 + 1;
-  const int64_t nblk = (out.len + kBlock - 1) / kBlock;
+  const int64_t M = (N - 1) / 2, P = octave_halo(N);
+  const int64_t nblk = ceil_div(out.len, kBlock);
   if (rows == 0 || nblk == 0) return;
   at::parallel_for(0, rows * nblk, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(3 * (kBlock + 2 * P));
@@ -56,7 +56,7 @@ void forward_level(Rows<const T> in, Rows<T> out, int64_t rows, const T* f, int6
     T* od = ev + kBlock + 2 * P;
     T* acc = od + kBlock + 2 * P;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t r = task / nblk, m0 = (task % nblk) * kBlock, cnt = std::min(kBlock, out.len - m0);
+      const int64_t r = task / nblk, m0 = (task % nblk) * kBlock, cnt = min64(kBlock, out.len - m0);
       gather_phases(in.row(r), in.len, m0, P, cnt + 2 * P, ev, od);
       std::fill(acc, acc + cnt, T(0));
       for (int64_t n = 0; n < N; ++n) {
@@ -73,9 +73,9 @@ void forward_level(Rows<const T> in, Rows<T> out, int64_t rows, const T* f, int6
 // gx[p] = sum_m g[m] f[p - 2m + M] (+ add[p] when add is given), p < gx.len
 template <typename T>
 void backward_level(Rows<const T> g, Rows<T> gx, const Rows<const T>* add, int64_t rows, const T* f, int64_t N) {
-  const int64_t M = (N - 1) / 2, P = (M + 1) / 2 + 1;
+  const int64_t M = (N - 1) / 2, P = octave_halo(N);
   const int64_t half = (gx.len + 1) / 2;  // k: pairs (2k, 2k+1)
-  const int64_t nblk = (half + kBlock - 1) / kBlock;
+  const int64_t nblk = ceil_div(half, kBlock);
   if (rows == 0 || nblk == 0) return;
   at::parallel_for(0, rows * nblk, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> buf(3 * (kBlock + 2 * P));
@@ -83,7 +83,7 @@ void backward_level(Rows<const T> g, Rows<T> gx, const Rows<const T>* add, int64
     T* ae = gb + kBlock + 2 * P;
     T* ao = ae + kBlock + 2 * P;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t r = task / nblk, k0 = (task % nblk) * kBlock, cnt = std::min(kBlock, half - k0);
+      const int64_t r = task / nblk, k0 = (task % nblk) * kBlock, cnt = min64(kBlock, half - k0);
       const T* gr = g.row(r);
       for (int64_t i = 0; i < cnt + 2 * P; ++i) {
         const int64_t m = k0 - P + i;
@@ -111,8 +111,8 @@ void backward_level(Rows<const T> g, Rows<T> gx, const Rows<const T>* add, int64
 // partial[n] += sum_m g[m] x[2m + e_n], accumulated into gf (double)
 template <typename T>
 void filter_grad_level(Rows<const T> g, Rows<const T> in, int64_t rows, int64_t N, std::vector<double>& gf) {
-  const int64_t M = (N - 1) / 2, P = (M + 1) / 2 + 1;
-  const int64_t nblk = (g.len + kBlock - 1) / kBlock;
+  const int64_t M = (N - 1) / 2, P = octave_halo(N);
+  const int64_t nblk = ceil_div(g.len, kBlock);
   if (rows == 0 || nblk == 0) return;
   const int64_t ntask = rows * nblk;
   std::vector<double> partial(ntask * N);
@@ -121,7 +121,7 @@ void filter_grad_level(Rows<const T> g, Rows<const T> in, int64_t rows, int64_t 
     T* ev = buf.data();
     T* od = ev + kBlock + 2 * P;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t r = task / nblk, m0 = (task % nblk) * kBlock, cnt = std::min(kBlock, g.len - m0);
+      const int64_t r = task / nblk, m0 = (task % nblk) * kBlock, cnt = min64(kBlock, g.len - m0);
       gather_phases(in.row(r), in.len, m0, P, cnt + 2 * P, ev, od);
       const T* gr = g.row(r) + m0;
       for (int64_t n = 0; n < N; ++n) {
