@@ -66,8 +66,7 @@ def _nvidia_wheel_includes():
 def build_extension():
     debug = _env_flag("DEBUG")
     with_cuda = _want_cuda()
-    cpp_sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    cuda_sources = sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # -fopenmp, not only -fopenmp-simd: at::parallel_for is a header template that runs serially
     # unless _OPENMP is defined in *this* translation unit (ATen/ParallelOpenMP.h). Without it every
@@ -81,6 +80,7 @@ def build_extension():
     if with_cuda:
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
+        sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
         include_dirs += _nvidia_wheel_includes()
         extra["nvcc"] = (["-O0", "-g", "-G"] if debug else ["-O3", "-lineinfo"]) + [
             # Spills are build errors: a kernel that spills is a kernel to fix.
@@ -88,8 +88,6 @@ def build_extension():
             "--expt-relaxed-constexpr",
         ]
         ext_cls = cpp_extension.CUDAExtension
-    # nvcc translation units first: they take minutes each, and ninja starts jobs in this order.
-    sources = (cuda_sources if with_cuda else []) + cpp_sources
     print(f"dense_conv: building {'CPU + CUDA' if with_cuda else 'CPU-only'} extension "
           f"({len(sources)} sources, TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST')})")
     return ext_cls(
