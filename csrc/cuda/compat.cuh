@@ -48,7 +48,8 @@ __device__ __forceinline__ T* dc_dynamic_smem() {
 namespace dc {
 
 // Launch configuration of a kernel, computed by the same code for nvcc and for the emulator. Block
-// counts are products of user sizes: they stay 64-bit until checked_grid() narrows them.
+// counts are products of user sizes (at most a tensor's element count, which the argument checks keep
+// within int64): they stay 64-bit until checked_grid() narrows them.
 struct LaunchConfig {
   int64_t blocks_x, blocks_y, blocks_z;
   unsigned threads;

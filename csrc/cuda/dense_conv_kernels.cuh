@@ -142,7 +142,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   }
 }
 
-// Blocks: the product cannot overflow, as it is at most the output's element count (checked by the caller).
 template <typename scalar_t>
 LaunchConfig dense_forward_config(const ConvSizes& s) {
   const int64_t rc = responses_per_block<scalar_t>(s.Cr);
