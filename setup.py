@@ -5,7 +5,8 @@ present, with or without a GPU; FORCE_CUDA=1 / USE_CUDA=0 force either way.
 Environment switches:
   USE_CUDA=0            CPU-only build (fast iteration)
   FORCE_CUDA=1          fail instead of silently skipping CUDA
-  TORCH_CUDA_ARCH_LIST  architectures (default "8.0;9.0" when no GPU can be detected)
+  TORCH_CUDA_ARCH_LIST  architectures (default "8.0;8.9;9.0+PTX" when no GPU can be detected: A100,
+                        RTX 40xx / L4 / L40, H100; the sm_90 PTX is JIT-compiled on newer GPUs)
   DEBUG=1               -O0 -g (host and device)
   MAX_JOBS              parallel compile jobs (ninja)
 """
@@ -19,7 +20,7 @@ from setuptools import setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CUDA_HOME = "/usr/local/cuda-13.0"
-DEFAULT_ARCH_LIST = "8.0;9.0"
+DEFAULT_ARCH_LIST = "8.0;8.9;9.0+PTX"
 
 
 def _env_flag(name):
@@ -86,7 +87,6 @@ def build_extension():
             "-Xptxas=-warn-spills,-warn-lmem-usage,-Werror",
             "--expt-relaxed-constexpr",
         ]
-        cxx_flags.append("-DDENSE_CONV_WITH_CUDA")
         ext_cls = cpp_extension.CUDAExtension
     print(f"dense_conv: building {'CPU + CUDA' if with_cuda else 'CPU-only'} extension "
           f"({len(sources)} sources, TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST')})")

@@ -6,10 +6,9 @@ kernels larger than the image, Cr = 1, Cr > responses per block, B = 1, odd size
 grad_response row slabs and tap chunks. Outputs are NaN-poisoned before each launch, so an element a
 kernel forgets to write fails the comparison.
 """
-import importlib.util
+import ctypes
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,11 +16,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from emu import harness  # noqa: E402
 
-# The reference module only needs torch: load it by path, so these tests do not need the built extension.
-_spec = importlib.util.spec_from_file_location("dense_conv_reference",
-                                               Path(__file__).resolve().parents[1] / "dense_conv" / "reference.py")
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
+reference = harness.load_repo_module("dense_conv/reference.py")
 
 SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
 
@@ -173,7 +168,7 @@ def emulated_fft_conv(response, impulse, grad_out):
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
-    H, W = reference.next_smooth_size(Hi + Hq - 1), reference.next_smooth_size(Wi + Wq - 1, even=True)
+    H, W = harness.shapes.fft_size(Hi, Wi, Hr, Wr)
     K = H * (W // 2 + 1)
     A = torch.fft.rfft2(impulse, s=(H, W)).reshape(B, Ci, K).contiguous()
     R = torch.fft.rfft2(response[:, :, :Hq, :Wq], s=(H, W)).reshape(B, Cr, K).contiguous()
@@ -202,16 +197,22 @@ def test_fft_conv_pipeline(shape, dtype):
 
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
 
-def octave_reference(x, f, levels):
-    """Packed outputs of `levels` octave steps of x [rows, T]: the definition of
-    dense_conv.octave.octave_downsample_reference (zero padding, stride-2 conv1d), which cannot be
-    imported without the built extension."""
-    m = (f.numel() - 1) // 2
+def local_octave_downsample_reference(x, filter, levels):
+    """Stand-in with the signature and definition of the package's pure-PyTorch octave reference
+    (stride-2 conv1d with zero padding; a tensor for levels == 1, a list for levels > 1), which cannot
+    be imported without the built extension."""
+    m = (filter.numel() - 1) // 2
     cur, outs = x.unsqueeze(1), []
     for _ in range(levels):
-        cur = torch.nn.functional.conv1d(torch.nn.functional.pad(cur, (m, m)), f.view(1, 1, -1), stride=2)
+        cur = torch.nn.functional.conv1d(torch.nn.functional.pad(cur, (m, m)), filter.view(1, 1, -1), stride=2)
         outs.append(cur.squeeze(1))
-    return torch.cat(outs, dim=-1)
+    return outs[0] if levels == 1 else outs
+
+
+def packed_octave_reference(x, f, levels):
+    """The reference levels packed along the last dim, as the kernels write them."""
+    out = local_octave_downsample_reference(x, f, levels)
+    return out if levels == 1 else torch.cat(out, dim=-1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -224,7 +225,7 @@ def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):
     if taps == 83:
         f[1::2] = 0.0  # exercise the zero-tap skip (half-band pattern)
     xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    packed = octave_reference(xr, fr, levels)
+    packed = packed_octave_reference(xr, fr, levels)
     grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
     gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
     xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
@@ -243,7 +244,7 @@ def test_octave_downsample_long_filter(dtype, taps):
     x = torch.randn(rows, T, generator=g, dtype=torch.float64)
     f = torch.randn(taps, generator=g, dtype=torch.float64)
     xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    packed = octave_reference(xr, fr, levels)
+    packed = packed_octave_reference(xr, fr, levels)
     grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
     gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
     xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
@@ -257,3 +258,33 @@ def test_octave_downsample_filter_too_long_for_shared_memory_is_a_clear_error():
     x, f = torch.randn(1, 8, dtype=torch.float64), torch.randn(30001, dtype=torch.float64)
     with pytest.raises(RuntimeError, match=r"a filter of 30001 taps needs \d+ bytes of shared memory per block"):
         harness.octave_forward(x, f, 1)
+
+
+# ---- grid limits: block counts are checked in 64 bits before they become a CUDA grid ----
+# Null pointers: the check must raise before any launch touches memory.
+
+NULL = ctypes.c_void_p(0)
+
+
+# 2**32 + 1 blocks wrap to a 1-block grid if narrowed to 32 bits before the check.
+@pytest.mark.parametrize("B", [2**31, 2**32 + 1])
+def test_dense_grid_too_large_is_a_clear_error(B):
+    # 1x1 images: one block per (b, i) for the forward and grad_impulse
+    sizes = harness.conv_sizes(B, 1, 1, 1, 1, 1, 1)
+    grid = rf"the launch needs a grid of {B} x 1 x 1 blocks, more than CUDA allows"
+    with pytest.raises(RuntimeError, match=rf"dense_conv2d forward: {grid}"):
+        harness.call("dc_emu_dense_forward", 0, NULL, NULL, NULL, sizes)
+    with pytest.raises(RuntimeError, match=rf"dense_conv2d grad_impulse: {grid}"):
+        harness.call("dc_emu_dense_grad_impulse", 0, NULL, NULL, NULL, sizes)
+
+
+def test_octave_grid_too_large_is_a_clear_error():
+    rows = 2**32 + 1
+    with pytest.raises(RuntimeError, match=rf"octave_downsample: the launch needs a grid of {rows} x 1 x 1 blocks"):
+        harness.call("dc_emu_octave_forward", 0, NULL, NULL, NULL, harness.octave_sizes(rows, 1, 3, 1))
+
+
+def test_fft_grid_too_large_is_a_clear_error():
+    # grid.y is the impulse channel count, at most 65535
+    with pytest.raises(RuntimeError, match=r"the launch needs a grid of 1 x 65536 x 1 blocks"):
+        harness.call("dc_emu_fft_product", 0, NULL, NULL, NULL, (ctypes.c_int64 * 4)(1, 65536, 1, 1))

@@ -4,8 +4,9 @@
 // code that computes their launch configuration, and a host launch function. They are compiled
 // twice from the same text:
 //   * by nvcc, for the extension (csrc/cuda/*.cu include them);
-//   * by g++ with DC_CUDA_EMULATOR defined, for the tests: csrc/emu/cuda_emu.h then supplies
-//     __global__, __shared__, threadIdx, __syncthreads, warp shuffles, atomics, vector types...
+//   * by g++ with DC_CUDA_EMULATOR defined, for the tests: the test-only emulator tests/emu/cuda_emu.h
+//     (on the include path of the emulator builds only) then supplies __global__, __shared__,
+//     threadIdx, __syncthreads, warp shuffles, atomics, vector types...
 //
 // Everything CUDA-specific that the emulator cannot provide as a plain name goes through:
 //   DC_LAUNCH(kernel, grid, block, smem_bytes, stream)(args...)   a kernel launch
@@ -32,24 +33,37 @@ __device__ __forceinline__ T* dc_dynamic_smem() {
 
 #elif defined(DC_CUDA_EMULATOR)
 
-#include "../emu/cuda_emu.h"
+#include "cuda_emu.h"
 
 #else
-#error "csrc/cuda kernel headers need nvcc, or DC_CUDA_EMULATOR with the test-only emulator"
+#error "csrc/cuda kernel headers need nvcc, or DC_CUDA_EMULATOR and -I tests/emu for the test-only emulator"
 #endif
 
-#define DC_HOST_DEVICE __host__ __device__
+#include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "../shapes.h"
 
 namespace dc {
 
-// Launch configuration of a kernel, computed by the same code for nvcc and for the emulator.
+// Launch configuration of a kernel, computed by the same code for nvcc and for the emulator. Block
+// counts are products of user sizes (at most a tensor's element count, which the argument checks keep
+// within int64): they stay 64-bit until checked_grid() narrows them.
 struct LaunchConfig {
-  dim3 grid;
-  dim3 block;
+  int64_t blocks_x, blocks_y, blocks_z;
+  unsigned threads;
   size_t smem_bytes;
 };
+
+// The grid of `c`, or std::runtime_error (RuntimeError in Python) when it exceeds CUDA's limits.
+inline dim3 checked_grid(const LaunchConfig& c, const char* what) {
+  if (c.blocks_x > INT32_MAX || c.blocks_y > 65535 || c.blocks_z > 65535)
+    throw std::runtime_error(std::string(what) + ": the launch needs a grid of " + std::to_string(c.blocks_x) + " x " +
+                             std::to_string(c.blocks_y) + " x " + std::to_string(c.blocks_z) +
+                             " blocks, more than CUDA allows (2147483647 x 65535 x 65535); split the batch");
+  return dim3((unsigned)c.blocks_x, (unsigned)c.blocks_y, (unsigned)c.blocks_z);
+}
 
 // Accumulation type of every kernel: float for half, bfloat16 and float inputs, double for double.
 template <typename scalar_t>

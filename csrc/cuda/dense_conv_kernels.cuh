@@ -1,7 +1,7 @@
 // CUDA kernels of dense_conv2d (forward, grad_impulse, grad_response) and their launch code.
 //
 // No ATen here: this header is compiled by nvcc for the extension (dense_conv_cuda.cu) and by g++
-// under the test-only CPU emulator (csrc/emu/), from the same text. All pointers are contiguous NCHW.
+// under the test-only CPU emulator (tests/emu/), from the same text. All pointers are contiguous NCHW.
 //
 //   out[b, i*Cr+r, y, x]   = sum_{p<=y, q<=x} impulse[b,i,y-p,x-q] * response[b,r,p,q]
 //   grad_impulse[b,i,y,x]  = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]  (y+p<Hi, x+q<Wi)
@@ -17,10 +17,6 @@
 #include "compat.cuh"
 
 namespace dc {
-
-struct ConvShape {
-  long long B, Ci, Cr, Hi, Wi, Hr, Wr;
-};
 
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
@@ -45,9 +41,6 @@ constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial 
 constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
 constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
 
-DC_HOST_DEVICE inline long long min_ll(long long a, long long b) { return a < b ? a : b; }
-DC_HOST_DEVICE inline long long max_ll(long long a, long long b) { return a > b ? a : b; }
-
 // Most response channels one forward block accumulates (a template parameter: register arrays).
 // Double accumulators take two registers each; double stops at 2 to stay clear of spills.
 template <typename scalar_t>
@@ -58,8 +51,8 @@ constexpr int max_responses_per_block() {
 // Responses per forward block: Cr split into the fewest chunks, of equal size where possible, so no
 // accumulator is wasted on a response that does not exist (Cr = 5 gives 5, Cr = 9 gives 5 + 4).
 template <typename scalar_t>
-int responses_per_block(long long Cr) {
-  const long long chunks = ceil_div(Cr, max_responses_per_block<scalar_t>());
+int responses_per_block(int64_t Cr) {
+  const int64_t chunks = ceil_div(Cr, max_responses_per_block<scalar_t>());
   return (int)ceil_div(Cr, chunks);
 }
 
@@ -72,7 +65,7 @@ int responses_per_block(long long Cr) {
 template <typename scalar_t, int RC>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_forward_kernel(const scalar_t* __restrict__ response, const scalar_t* __restrict__ impulse,
-                         scalar_t* __restrict__ out, ConvShape s, unsigned tiles_x, unsigned tiles_y,
+                         scalar_t* __restrict__ out, ConvSizes s, unsigned tiles_x, unsigned tiles_y,
                          unsigned r_chunks) {
   using acc_t = typename AccType<scalar_t>::type;
   acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowCols]
@@ -96,11 +89,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     for (int r = 0; r < RC; ++r) acc[k][r] = acc_t(0);
 
   // Causal window: tap p reaches row y only if p <= y; the tile's last row is y0 + kTileRows - 1.
-  const long long p_end = min_ll(s.Hr, y0 + kTileRows), q_end = min_ll(s.Wr, x0 + kTileCols);
+  const long long p_end = min64(s.Hr, y0 + kTileRows), q_end = min64(s.Wr, x0 + kTileCols);
   for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
-    const int np = (int)min_ll(kTapRows, p_end - p0);
+    const int np = (int)min64(kTapRows, p_end - p0);
     for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
-      const int nq = (int)min_ll(kTapCols, q_end - q0);
+      const int nq = (int)min64(kTapCols, q_end - q0);
       // window[a][c] = impulse[wy0 + a][wx0 + c], zero outside the image.
       const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
       for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
@@ -150,19 +143,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 }
 
 template <typename scalar_t>
-LaunchConfig dense_forward_config(const ConvShape& s) {
-  const long long rc = responses_per_block<scalar_t>(s.Cr);
-  const long long blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
+LaunchConfig dense_forward_config(const ConvSizes& s) {
+  const int64_t rc = responses_per_block<scalar_t>(s.Cr);
+  const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
   const size_t smem = (kWindowRows * kWindowCols + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
-  return {dim3((unsigned)blocks), dim3(kThreads), smem};
+  return {blocks, 1, 1, kThreads, smem};
 }
 
 template <typename scalar_t, int RC>
-void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvShape& s,
+void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvSizes& s,
                              cudaStream_t stream) {
   const LaunchConfig cfg = dense_forward_config<scalar_t>(s);  // computed for RC == responses_per_block(Cr)
   auto* kernel = &dense_forward_kernel<scalar_t, RC>;  // a pointer: template commas cannot pass through a macro
-  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+  DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d forward"), cfg.threads, cfg.smem_bytes, stream)(
       response, impulse, out, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows),
       (unsigned)ceil_div(s.Cr, RC));
 }
@@ -170,7 +163,7 @@ void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, 
 // Picks the instantiation RC = rc among 1..RC_MAX.
 template <typename scalar_t, int RC_MAX>
 void launch_dense_forward_pick(int rc, const scalar_t* response, const scalar_t* impulse, scalar_t* out,
-                               const ConvShape& s, cudaStream_t stream) {
+                               const ConvSizes& s, cudaStream_t stream) {
   if constexpr (RC_MAX > 1) {
     if (rc < RC_MAX) return launch_dense_forward_pick<scalar_t, RC_MAX - 1>(rc, response, impulse, out, s, stream);
   }
@@ -179,7 +172,7 @@ void launch_dense_forward_pick(int rc, const scalar_t* response, const scalar_t*
 
 // Host entry point; sizes must be non-empty (the caller returns early otherwise).
 template <typename scalar_t>
-void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, scalar_t* out, ConvShape s,
+void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, scalar_t* out, ConvSizes s,
                           cudaStream_t stream) {
   launch_dense_forward_pick<scalar_t, max_responses_per_block<scalar_t>()>(responses_per_block<scalar_t>(s.Cr),
                                                                            response, impulse, out, s, stream);
@@ -192,7 +185,7 @@ void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, sca
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_impulse_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ response,
-                              scalar_t* __restrict__ grad_impulse, ConvShape s, unsigned tiles_x, unsigned tiles_y) {
+                              scalar_t* __restrict__ grad_impulse, ConvSizes s, unsigned tiles_x, unsigned tiles_y) {
   using acc_t = typename AccType<scalar_t>::type;
   acc_t* window = dc_dynamic_smem<acc_t>();          // [kWindowRows][kWindowCols] of grad_out
   acc_t* taps = window + kWindowRows * kWindowCols;  // [kTapRows][kTapCols]
@@ -210,14 +203,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   for (int k = 0; k < kColsPerThread; ++k) acc[k] = acc_t(0);
 
   // Anti-causal window: tap p reaches grad row y+p only while y0 + p < Hi.
-  const long long p_end = min_ll(s.Hr, s.Hi - y0), q_end = min_ll(s.Wr, s.Wi - x0);
+  const long long p_end = min64(s.Hr, s.Hi - y0), q_end = min64(s.Wr, s.Wi - x0);
   for (long long r = 0; r < s.Cr; ++r) {
     const scalar_t* g = grad + ((b * s.Ci + i) * s.Cr + r) * s.Hi * s.Wi;
     const scalar_t* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
     for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
-      const int np = (int)min_ll(kTapRows, p_end - p0);
+      const int np = (int)min64(kTapRows, p_end - p0);
       for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
-        const int nq = (int)min_ll(kTapCols, q_end - q0);
+        const int nq = (int)min64(kTapCols, q_end - q0);
         // window[a][c] = g[y0 + p0 + a][x0 + q0 + c], zero outside the image.
         for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
           const long long yy = y0 + p0 + e / kWindowCols, xx = x0 + q0 + e % kWindowCols;
@@ -252,18 +245,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 }
 
 template <typename scalar_t>
-LaunchConfig dense_grad_impulse_config(const ConvShape& s) {
+LaunchConfig dense_grad_impulse_config(const ConvSizes& s) {
   using acc_t = typename AccType<scalar_t>::type;
-  const long long blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * s.Ci * s.B;
-  return {dim3((unsigned)blocks), dim3(kThreads), (kWindowRows * kWindowCols + kTapRows * kTapCols) * sizeof(acc_t)};
+  const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * s.Ci * s.B;
+  return {blocks, 1, 1, kThreads, (kWindowRows * kWindowCols + kTapRows * kTapCols) * sizeof(acc_t)};
 }
 
 template <typename scalar_t>
-void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* response, scalar_t* grad_impulse, ConvShape s,
+void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* response, scalar_t* grad_impulse, ConvSizes s,
                                cudaStream_t stream) {
   const LaunchConfig cfg = dense_grad_impulse_config<scalar_t>(s);
   auto* kernel = &dense_grad_impulse_kernel<scalar_t>;
-  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+  DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d grad_impulse"), cfg.threads, cfg.smem_bytes, stream)(
       grad_out, response, grad_impulse, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows));
 }
 
@@ -274,21 +267,21 @@ void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* respons
 // ------------------------------------------------------------------------------------------------
 
 struct GradResponsePlan {
-  long long r_chunks, tap_chunks_p, tap_chunks_q, slabs, slab_rows;
+  int64_t r_chunks, tap_chunks_p, tap_chunks_q, slabs, slab_rows;
   int tap_rows, tap_cols;  // tap chunk extent (<= kGrTapRows x kGrTapCols)
 
-  DC_HOST_DEVICE long long partial_count(const ConvShape& s) const { return s.B * slabs * s.Cr * s.Hr * s.Wr; }
+  int64_t partial_count(const ConvSizes& s) const { return s.B * slabs * s.Cr * s.Hr * s.Wr; }
 };
 
-inline GradResponsePlan grad_response_plan(const ConvShape& s) {
+inline GradResponsePlan grad_response_plan(const ConvSizes& s) {
   GradResponsePlan plan;
-  plan.tap_rows = (int)min_ll(kGrTapRows, s.Hr);
-  plan.tap_cols = (int)min_ll(kGrTapCols, s.Wr);
+  plan.tap_rows = (int)min64(kGrTapRows, s.Hr);
+  plan.tap_cols = (int)min64(kGrTapCols, s.Wr);
   plan.r_chunks = ceil_div(s.Cr, kGrResponses);
   plan.tap_chunks_p = ceil_div(s.Hr, plan.tap_rows);
   plan.tap_chunks_q = ceil_div(s.Wr, plan.tap_cols);
   // Rows per slab: a multiple of the staged pixel rows, with at most kGrMaxSlabs slabs.
-  plan.slab_rows = ceil_div(max_ll(1, ceil_div(s.Hi, kGrMaxSlabs)), kGrPixRows) * kGrPixRows;
+  plan.slab_rows = ceil_div(max64(1, ceil_div(s.Hi, kGrMaxSlabs)), kGrPixRows) * kGrPixRows;
   plan.slabs = ceil_div(s.Hi, plan.slab_rows);
   return plan;
 }
@@ -298,7 +291,7 @@ inline GradResponsePlan grad_response_plan(const ConvShape& s) {
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
-                                       typename AccType<scalar_t>::type* __restrict__ partial, ConvShape s,
+                                       typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
   using acc_t = typename AccType<scalar_t>::type;
   acc_t* g_tile = dc_dynamic_smem<acc_t>();                      // [kGrResponses][kGrPixRows][kGrPixCols]
@@ -312,13 +305,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long slab = block % (unsigned)plan.slabs;
   const long long b = block / (unsigned)plan.slabs;
   const long long p0 = tp_chunk * plan.tap_rows, q0 = tq_chunk * plan.tap_cols, r0 = r_chunk * kGrResponses;
-  const int np = (int)min_ll(plan.tap_rows, s.Hr - p0), nq = (int)min_ll(plan.tap_cols, s.Wr - q0);
+  const int np = (int)min64(plan.tap_rows, s.Hr - p0), nq = (int)min64(plan.tap_cols, s.Wr - q0);
   const int n_taps = np * nq, lanes = kThreads / n_taps;
   const int tap = threadIdx.x % n_taps, lane = threadIdx.x / n_taps;
   const int dp = tap / nq, dq = tap % nq;
   const bool active = lane < lanes;  // threads beyond lanes * n_taps only help staging
-  const int nr = (int)min_ll(kGrResponses, s.Cr - r0);
-  const long long slab_begin = slab * plan.slab_rows, slab_end = min_ll(s.Hi, slab_begin + plan.slab_rows);
+  const int nr = (int)min64(kGrResponses, s.Cr - r0);
+  const long long slab_begin = slab * plan.slab_rows, slab_end = min64(s.Hi, slab_begin + plan.slab_rows);
 
   acc_t acc[kGrResponses];
 #pragma unroll
@@ -327,7 +320,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   for (long long i = 0; i < s.Ci; ++i) {
     const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
-    for (long long y0 = max_ll(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
+    for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
         for (int e = threadIdx.x; e < kGrResponses * kGrPixRows * kGrPixCols; e += kThreads) {
           const int r = e / (kGrPixRows * kGrPixCols), yy = (e / kGrPixCols) % kGrPixRows, xx = e % kGrPixCols;
@@ -375,7 +368,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_response_reduce_kernel(const typename AccType<scalar_t>::type* __restrict__ partial,
-                                      scalar_t* __restrict__ grad_response, ConvShape s, long long slabs) {
+                                      scalar_t* __restrict__ grad_response, ConvSizes s, long long slabs) {
   using acc_t = typename AccType<scalar_t>::type;
   const long long per_sample = s.Cr * s.Hr * s.Wr, total = s.B * per_sample;
   for (long long e = (long long)blockIdx.x * blockDim.x + threadIdx.x; e < total;
@@ -388,38 +381,37 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 }
 
 template <typename scalar_t>
-LaunchConfig dense_grad_response_partial_config(const ConvShape& s, const GradResponsePlan& plan) {
+LaunchConfig dense_grad_response_partial_config(const ConvSizes& s, const GradResponsePlan& plan) {
   using acc_t = typename AccType<scalar_t>::type;
-  const long long blocks = s.B * plan.slabs * plan.r_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
-  const long long staged = kGrResponses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowCols;
-  return {dim3((unsigned)blocks), dim3(kThreads), staged * sizeof(acc_t)};
+  const int64_t blocks = s.B * plan.slabs * plan.r_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
+  const int64_t staged = kGrResponses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowCols;
+  return {blocks, 1, 1, kThreads, staged * sizeof(acc_t)};
 }
 
-inline LaunchConfig dense_grad_response_reduce_config(const ConvShape& s) {
-  const long long blocks = min_ll(ceil_div(s.B * s.Cr * s.Hr * s.Wr, kThreads), 65536);
-  return {dim3((unsigned)blocks), dim3(kThreads), 0};
+inline LaunchConfig dense_grad_response_reduce_config(const ConvSizes& s) {
+  return {min64(ceil_div(s.B * s.Cr * s.Hr * s.Wr, kThreads), 65536), 1, 1, kThreads, 0};  // grid-stride loop
 }
 
 // Bytes of scratch memory launch_dense_grad_response needs (the per-slab partial sums).
 template <typename scalar_t>
-size_t dense_grad_response_workspace_bytes(ConvShape s) {
+size_t dense_grad_response_workspace_bytes(ConvSizes s) {
   return (size_t)grad_response_plan(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
 }
 
 template <typename scalar_t>
 void launch_dense_grad_response(const scalar_t* grad_out, const scalar_t* impulse, scalar_t* grad_response,
-                                void* workspace, ConvShape s, cudaStream_t stream) {
+                                void* workspace, ConvSizes s, cudaStream_t stream) {
   using acc_t = typename AccType<scalar_t>::type;
   const GradResponsePlan plan = grad_response_plan(s);
   acc_t* partial = static_cast<acc_t*>(workspace);
   const LaunchConfig partial_cfg = dense_grad_response_partial_config<scalar_t>(s, plan);
   auto* partial_kernel = &dense_grad_response_partial_kernel<scalar_t>;
-  DC_LAUNCH(partial_kernel, partial_cfg.grid, partial_cfg.block, partial_cfg.smem_bytes, stream)(grad_out, impulse,
-                                                                                                 partial, s, plan);
+  DC_LAUNCH(partial_kernel, checked_grid(partial_cfg, "dense_conv2d grad_response"), partial_cfg.threads,
+            partial_cfg.smem_bytes, stream)(grad_out, impulse, partial, s, plan);
   const LaunchConfig reduce_cfg = dense_grad_response_reduce_config(s);
   auto* reduce_kernel = &dense_grad_response_reduce_kernel<scalar_t>;
-  DC_LAUNCH(reduce_kernel, reduce_cfg.grid, reduce_cfg.block, reduce_cfg.smem_bytes, stream)(partial, grad_response, s,
-                                                                                             plan.slabs);
+  DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, "dense_conv2d grad_response"), reduce_cfg.threads,
+            reduce_cfg.smem_bytes, stream)(partial, grad_response, s, plan.slabs);
 }
 
 }  // namespace dc

@@ -7,7 +7,7 @@
 //             GR[b, r] = sum_i G[b, i*Cr+r] conj(A[b, i])  (one fused kernel),
 //             grad_impulse = crop(irfft2(GI)), grad_response[:Hq, :Wq] = crop(irfft2(GR)), zero beyond.
 // Transforms run in float32 for float16 / bfloat16 / float32 inputs (float64 for float64); results are
-// cast back when copied into the output. Sizes: csrc/fft_plan.h (2,3,5-smooth, shared with the CPU).
+// cast back when copied into the output. Sizes: fft_plan() in csrc/shapes.h (2,3,5-smooth, shared with the CPU).
 //
 // Memory: the batch is walked in chunks whose largest intermediate (the Ci*Cr spectra P or G, or the
 // Ci*Cr inverse transforms) holds at most max(1/4 of the output, 64 MiB), and at least one sample. So
@@ -33,10 +33,6 @@ using at::Tensor;
 
 constexpr int64_t kMinChunkBytes = int64_t(64) << 20;
 
-void check_cuda_fft(const Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), "dense_conv2d (algorithm='fft'): ", name, " must be a CUDA tensor here, got ", t.device());
-}
-
 // Real dtype of the transforms: float64 stays float64, every other floating type runs in float32.
 at::ScalarType transform_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
@@ -59,7 +55,6 @@ scalar_t* interleaved_mut(Tensor& t) {
 
 Tensor dense_fft_forward_cuda(const Tensor& response, const Tensor& impulse) {
   const ConvSizes s = check_forward(response, impulse, false);
-  check_cuda_fft(impulse, "impulse");
   const c10::cuda::CUDAGuard guard(impulse.device());
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
   if (out.numel() == 0) return out;
@@ -94,7 +89,6 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cuda(const Tensor& grad_out, const
                                                    const Tensor& impulse) {
   const ConvSizes s = check_backward(grad_out, response, "response", response.sizes(), impulse.sizes(), false);
   check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op_name(false));
-  check_cuda_fft(grad_out, "grad_out");
   const c10::cuda::CUDAGuard guard(grad_out.device());
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());

@@ -1,7 +1,7 @@
 // CUDA kernels of the FFT algorithm of dense_conv2d: the fused pointwise products of spectra.
 //
 // No ATen here: compiled by nvcc for the extension (fft_conv_cuda.cu, which does the transforms with
-// cuFFT through ATen) and by g++ under the test-only CPU emulator (csrc/emu/). Spectra are contiguous
+// cuFFT through ATen) and by g++ under the test-only CPU emulator (tests/emu/). Spectra are contiguous
 // interleaved complex (re, im pairs) of float or double: K bins per channel, for a chunk of nb samples.
 //
 //   forward:   P[b, i*Cr + r, k] = A[b, i, k] * R[b, r, k]
@@ -21,7 +21,7 @@
 namespace dc {
 
 struct SpectrumShape {
-  long long nb, Ci, Cr, K;  // samples in the chunk, impulse / response channels, complex bins per channel
+  int64_t nb, Ci, Cr, K;  // samples in the chunk, impulse / response channels, complex bins per channel
 };
 
 template <typename T>
@@ -40,12 +40,9 @@ constexpr int kFftMinBlocksPerSM = 2;  // backward: at most 128 registers a thre
 
 // Backward: responses whose R and GR live in one thread's registers (double values take two registers).
 template <typename scalar_t>
-DC_HOST_DEVICE constexpr int fft_resp_per_thread() {
+DC_HD constexpr int fft_resp_per_thread() {
   return sizeof(scalar_t) == 8 ? 4 : 8;
 }
-
-// Grid: x over bins, y over impulse channels (forward only), z over samples; y and z are at most 65535.
-inline bool fft_grid_fits(const SpectrumShape& s) { return s.Ci <= 65535 && s.nb <= 65535; }
 
 template <typename scalar_t>
 __global__ void __launch_bounds__(kFftThreads)
@@ -130,22 +127,24 @@ __global__ void __launch_bounds__(kFftThreads, kFftMinBlocksPerSM)
   }
 }
 
+// Grid: x over bins, y over impulse channels (forward only), z over samples.
 inline LaunchConfig fft_product_config(const SpectrumShape& s) {
-  return {dim3((unsigned)ceil_div(s.K, kFftThreads), (unsigned)s.Ci, (unsigned)s.nb), dim3(kFftThreads), 0};
+  return {ceil_div(s.K, kFftThreads), s.Ci, s.nb, kFftThreads, 0};
 }
 
 inline LaunchConfig fft_correlate_config(const SpectrumShape& s) {
-  return {dim3((unsigned)ceil_div(s.K, kFftThreads), 1, (unsigned)s.nb), dim3(kFftThreads), 0};
+  return {ceil_div(s.K, kFftThreads), 1, s.nb, kFftThreads, 0};
 }
 
 // Host entry points. Pointers are interleaved complex spectra of one chunk of s.nb samples; every size
-// must be positive and fft_grid_fits(s) (the caller chunks the batch and returns early otherwise).
+// must be positive (the caller returns early otherwise), and nb and Ci at most 65535 (grid.z and
+// grid.y: the caller chunks the batch and limits Ci).
 template <typename scalar_t>
 void launch_fft_product(const scalar_t* A, const scalar_t* R, scalar_t* P, SpectrumShape s, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
   const LaunchConfig cfg = fft_product_config(s);
   auto* kernel = &fft_product_kernel<scalar_t>;
-  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+  DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d (algorithm='fft')"), cfg.threads, cfg.smem_bytes, stream)(
       reinterpret_cast<const C*>(A), reinterpret_cast<const C*>(R), reinterpret_cast<C*>(P), s);
 }
 
@@ -155,7 +154,8 @@ void launch_fft_correlate(const scalar_t* G, const scalar_t* A, const scalar_t* 
   using C = typename Complex2<scalar_t>::type;
   const LaunchConfig cfg = fft_correlate_config(s);
   auto* kernel = &fft_correlate_kernel<scalar_t>;
-  DC_LAUNCH(kernel, cfg.grid, cfg.block, cfg.smem_bytes, stream)(
+  DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d (algorithm='fft') backward"), cfg.threads, cfg.smem_bytes,
+            stream)(
       reinterpret_cast<const C*>(G), reinterpret_cast<const C*>(A), reinterpret_cast<const C*>(R),
       reinterpret_cast<C*>(GI), reinterpret_cast<C*>(GR), s);
 }

@@ -6,8 +6,6 @@
 #include <c10/cuda/CUDAException.h>
 #include <torch/library.h>
 
-#include <limits>
-
 #include "../checks.h"
 #include "octave_downsample_kernels.cuh"
 
@@ -16,33 +14,24 @@ namespace {
 
 using at::Tensor;
 
-void check_cuda(const Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), "octave_downsample: ", name, " must be a CUDA tensor here, got ", t.device());
-}
+OctaveProblem problem(const OctaveSizes& s) { return {s.rows, s.taps, s.lv}; }
 
-oct::Levels to_levels(const OctaveSizes& s) {
-  TORCH_CHECK(s.lv.levels <= 32, "octave_downsample: at most 32 levels, got ", s.lv.levels);
-  const oct::Levels l = oct::make_levels(s.rows, s.T, s.taps, s.lv.levels);
-  TORCH_CHECK(s.rows * dc::ceil_div(std::max<int64_t>(s.lv.len[1], 1), oct::kBlockOut) <=
-                  (int64_t)std::numeric_limits<int>::max(),
-              "octave_downsample: input too large for one launch; split the batch");
-  return l;
+// Workspace of `n` accumulators (AccType) for the kernels of dtype scalar_t.
+template <typename scalar_t>
+Tensor acc_workspace(int64_t n, const Tensor& like) {
+  return at::empty({n}, like.options().dtype(c10::CppTypeToScalarType<typename AccType<scalar_t>::type>::value));
 }
-
-at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
 Tensor octave_downsample_cuda(const Tensor& x_in, const Tensor& filter_in, int64_t levels) {
   check_octave_tensors(x_in, filter_in);
-  check_cuda(x_in, "x");
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
   const c10::cuda::CUDAGuard guard(x_in.device());
   Tensor out = at::empty(with_last(x_in.sizes(), s.lv.total), x_in.options());
   if (out.numel() == 0) return out;
   const Tensor x = x_in.contiguous(), filter = filter_in.contiguous();
-  const oct::Levels L = to_levels(s);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "octave_downsample_cuda", [&] {
-    oct::launch_octave_forward<scalar_t>(x.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
-                                         out.data_ptr<scalar_t>(), L, at::cuda::getCurrentCUDAStream());
+    launch_octave_forward<scalar_t>(x.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                    problem(s), at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;
@@ -51,7 +40,6 @@ Tensor octave_downsample_cuda(const Tensor& x_in, const Tensor& filter_in, int64
 Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& filter_in, int64_t length,
                                          int64_t levels) {
   check_octave_tensors(grad_in, filter_in, "grad");
-  check_cuda(grad_in, "grad");
   const OctaveSizes s = octave_sizes(with_last(grad_in.sizes(), length), filter_in.numel(), levels);
   TORCH_CHECK(grad_in.size(-1) == s.lv.total, "octave_downsample_grad_input: grad has ", grad_in.size(-1),
               " samples, expected ", s.lv.total, " for length ", length, " and ", levels, " levels");
@@ -59,13 +47,13 @@ Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& fi
   Tensor gx = at::empty(with_last(grad_in.sizes(), length), grad_in.options());
   if (gx.numel() == 0) return gx;
   const Tensor g = grad_in.contiguous(), filter = filter_in.contiguous();
-  const oct::Levels L = to_levels(s);
-  Tensor work = at::empty({oct::octave_chain_workspace(L)}, g.options().dtype(acc_type(g.scalar_type())));
+  const OctaveProblem p = problem(s);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_input_cuda", [&] {
     using acc_t = typename AccType<scalar_t>::type;
-    oct::launch_octave_grad_input<scalar_t>(g.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
-                                            gx.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr,
-                                            L, at::cuda::getCurrentCUDAStream());
+    Tensor work = acc_workspace<scalar_t>(oct::octave_chain_workspace(p), g);
+    launch_octave_grad_input<scalar_t>(g.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(),
+                                       work.numel() ? work.data_ptr<acc_t>() : nullptr, p,
+                                       at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return gx;
@@ -75,27 +63,26 @@ Tensor octave_downsample_grad_filter_cuda(const Tensor& grad_in, const Tensor& x
                                           const Tensor& filter_in, int64_t levels) {
   check_octave_tensors(grad_in, filter_in, "grad");
   check_octave_tensors(x_in, filter_in);
-  check_cuda(grad_in, "grad");
   const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
   TORCH_CHECK(grad_in.size(-1) == s.lv.total && grad_in.numel() == s.rows * s.lv.total,
               "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.lv.total);
   TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.lv.total,
               "octave_downsample_grad_filter: levels > 1 needs the forward output");
+  if (levels > 1) check_same_device_dtype(out_in, "out", filter_in, "filter", "octave_downsample");
   const c10::cuda::CUDAGuard guard(grad_in.device());
   Tensor gf = at::zeros({s.taps}, filter_in.options());
   if (s.rows * s.T == 0) return gf;
   const Tensor g = grad_in.contiguous(), x = x_in.contiguous(), filter = filter_in.contiguous();
   const Tensor out = levels > 1 ? out_in.contiguous() : x;
-  const oct::Levels L = to_levels(s);
-  const auto acc_opts = g.options().dtype(acc_type(g.scalar_type()));
-  Tensor work = at::empty({oct::octave_chain_workspace(L)}, acc_opts);
-  Tensor partial = at::empty({oct::octave_filter_parts(L) * s.taps}, acc_opts);
+  const OctaveProblem p = problem(s);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "octave_downsample_grad_filter_cuda", [&] {
     using acc_t = typename AccType<scalar_t>::type;
-    oct::launch_octave_grad_filter<scalar_t>(
-        g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), filter.data_ptr<scalar_t>(),
-        gf.data_ptr<scalar_t>(), work.numel() ? work.data_ptr<acc_t>() : nullptr, partial.data_ptr<acc_t>(), L,
-        at::cuda::getCurrentCUDAStream());
+    Tensor work = acc_workspace<scalar_t>(oct::octave_chain_workspace(p), g);
+    Tensor partial = acc_workspace<scalar_t>(oct::octave_filter_parts(p) * s.taps, g);
+    launch_octave_grad_filter<scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                        filter.data_ptr<scalar_t>(), gf.data_ptr<scalar_t>(),
+                                        work.numel() ? work.data_ptr<acc_t>() : nullptr, partial.data_ptr<acc_t>(), p,
+                                        at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return gf;

@@ -1,8 +1,8 @@
 // CUDA kernels of octave_downsample (fused low-pass FIR + decimation by 2) and their launch code.
 //
 // No ATen here: compiled by nvcc for the extension (octave_downsample_cuda.cu) and by g++ under the
-// test-only CPU emulator (csrc/emu/). Rows are contiguous; `levels` outputs are packed per row
-// (see csrc/octave_downsample_checks.h):
+// test-only CPU emulator (tests/emu/). Rows are contiguous; the `levels` outputs are packed per row
+// (csrc/shapes.h, OctaveLevels):
 //
 //   y[m]      = sum_n f[n] x[2m + n - M]           (M = (N-1)/2, zeros outside x)
 //   grad_x[p] = sum_m G[m] f[p - 2m + M]           G = total gradient of the level's output
@@ -28,39 +28,21 @@ constexpr int kThreads = 256;
 constexpr int kPerThread = 4;
 constexpr int kBlockOut = kThreads * kPerThread;  // outputs (or output pairs) per block
 
-DC_HOST_DEVICE inline long long halo(long long taps) { return ((taps - 1) / 2 + 1) / 2 + 1; }  // P
-
-struct Levels {
-  long long rows, T, taps, levels, total;
-  long long len[33];  // len[l], l = 0..levels
-  long long off[33];  // off[l], l = 1..levels
+// rows signals of lv.len[0] samples each, a filter of `taps` taps, lv.levels levels. The host launch
+// functions need rows >= 1 and lv.len[0] >= 1 (the callers return early on empty tensors), so every
+// level has at least one sample.
+struct OctaveProblem {
+  int64_t rows, taps;
+  OctaveLevels lv;
 };
 
-inline Levels make_levels(long long rows, long long T, long long taps, long long levels) {
-  Levels s{};
-  s.rows = rows;
-  s.T = T;
-  s.taps = taps;
-  s.levels = levels;
-  s.len[0] = T;
-  s.total = 0;
-  for (long long l = 1; l <= levels; ++l) {
-    s.len[l] = (s.len[l - 1] + 1) / 2;
-    s.off[l] = s.total;
-    s.total += s.len[l];
-  }
-  return s;
-}
-
 template <typename T>
-LaunchConfig level_config(long long out_len, long long rows, long long taps, long long smem_extra_elems = 0) {
+LaunchConfig level_config(int64_t out_len, int64_t rows, int64_t taps, int64_t smem_extra_elems = 0) {
   using acc_t = typename AccType<T>::type;
-  const long long P = halo(taps);
-  LaunchConfig c;
-  c.grid = dim3((unsigned)(rows * ceil_div(out_len, kBlockOut)), 1, 1);  // block b: row b / nblk, chunk b % nblk
-  c.block = dim3(kThreads, 1, 1);
-  c.smem_bytes = (size_t)(2 * (kBlockOut + 2 * P) + taps + smem_extra_elems) * sizeof(acc_t);
-  return c;
+  const int64_t P = octave_halo(taps);
+  // block b: row b / nblk, chunk b % nblk
+  return {rows * ceil_div(out_len, kBlockOut), 1, 1, kThreads,
+          (size_t)(2 * (kBlockOut + 2 * P) + taps + smem_extra_elems) * sizeof(acc_t)};
 }
 
 // ---- forward: one level. in: row r at in + r*in_stride (in_len samples); out likewise. ----
@@ -70,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) octave_forward_kernel(const T* __res
                                                                   long long out_stride, long long out_len,
                                                                   const T* __restrict__ f, int taps) {
   using acc_t = typename AccType<T>::type;
-  const long long P = halo(taps);
+  const long long P = octave_halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
   acc_t* ev = dc_dynamic_smem<acc_t>();
@@ -106,15 +88,16 @@ __global__ void __launch_bounds__(kThreads) octave_forward_kernel(const T* __res
 }
 
 // ---- backward through one level: gx[p] = sum_m G[m] f[p - 2m + M] (+ add[p]), p < gx_len ----
-// G rows of type G_t (T for the incoming gradient, acc_t for intermediate levels); gx of type O_t.
+// G rows of type G_t (T for the incoming gradient, acc_t for intermediate levels); gx: contiguous
+// rows of gx_len values of type O_t.
 template <typename T, typename G_t, typename O_t>
 __global__ void __launch_bounds__(kThreads) octave_backward_kernel(const G_t* __restrict__ g, long long g_stride,
                                                                    long long g_len, O_t* __restrict__ gx,
-                                                                   long long gx_stride, long long gx_len,
+                                                                   long long gx_len,
                                                                    const T* __restrict__ add, long long add_stride,
                                                                    const T* __restrict__ f, int taps) {
   using acc_t = typename AccType<T>::type;
-  const long long P = halo(taps);
+  const long long P = octave_halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
   acc_t* gb = dc_dynamic_smem<acc_t>();
@@ -145,7 +128,7 @@ __global__ void __launch_bounds__(kThreads) octave_backward_kernel(const G_t* __
       for (int k = 0; k < kPerThread; ++k) ao[k] += w * src[threadIdx.x + k * kThreads];
     }
   }
-  O_t* o = gx + r * gx_stride;
+  O_t* o = gx + r * gx_len;
   const T* a = add ? add + r * add_stride : nullptr;
 #pragma unroll
   for (int k = 0; k < kPerThread; ++k) {
@@ -163,7 +146,7 @@ __global__ void __launch_bounds__(kThreads) octave_filter_grad_kernel(const G_t*
                                                                       typename AccType<T>::type* __restrict__ partial,
                                                                       int taps) {
   using acc_t = typename AccType<T>::type;
-  const long long P = halo(taps);
+  const long long P = octave_halo(taps);
   const int M = (taps - 1) / 2;
   const long long W = kBlockOut + 2 * P;
   acc_t* ev = dc_dynamic_smem<acc_t>();
@@ -227,7 +210,7 @@ __global__ void __launch_bounds__(kThreads) octave_reduce_kernel(const typename 
 // grad_filter partials): past the default 48 KiB (about 2000 taps in double, 4600 in float for
 // grad_filter) the kernel must opt in, up to the device's per-block limit (227 KiB on sm_90).
 template <typename Kernel>
-void allow_smem(Kernel* kernel, size_t bytes, long long taps) {
+void allow_smem(Kernel* kernel, size_t bytes, int64_t taps) {
   if (bytes <= 48 * 1024) return;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes) != cudaSuccess) {
     (void)cudaGetLastError();  // not left for the next launch check
@@ -237,25 +220,26 @@ void allow_smem(Kernel* kernel, size_t bytes, long long taps) {
 }
 
 template <typename scalar_t>
-void launch_octave_forward(const scalar_t* x, const scalar_t* f, scalar_t* out, const Levels& s, cudaStream_t stream) {
-  for (long long l = 1; l <= s.levels; ++l) {
-    if (s.len[l] == 0 || s.rows == 0) continue;
-    const scalar_t* in = l == 1 ? x : out + s.off[l - 1];
-    const long long in_stride = l == 1 ? s.T : s.total;
-    const LaunchConfig c = level_config<scalar_t>(s.len[l], s.rows, s.taps);
+void launch_octave_forward(const scalar_t* x, const scalar_t* f, scalar_t* out, const OctaveProblem& s,
+                           cudaStream_t stream) {
+  const OctaveLevels& lv = s.lv;
+  for (int64_t l = 1; l <= lv.levels; ++l) {
+    const scalar_t* in = l == 1 ? x : out + lv.off[l - 1];
+    const int64_t in_stride = l == 1 ? lv.len[0] : lv.total;
+    const LaunchConfig c = level_config<scalar_t>(lv.len[l], s.rows, s.taps);
     allow_smem(octave_forward_kernel<scalar_t>, c.smem_bytes, s.taps);
-    DC_LAUNCH(octave_forward_kernel<scalar_t>, c.grid, c.block, c.smem_bytes, stream)(
-        in, in_stride, s.len[l - 1], out + s.off[l], s.total, s.len[l], f, (int)s.taps);
+    DC_LAUNCH(octave_forward_kernel<scalar_t>, checked_grid(c, "octave_downsample"), c.threads, c.smem_bytes, stream)(
+        in, in_stride, lv.len[l - 1], out + lv.off[l], lv.total, lv.len[l], f, (int)s.taps);
   }
 }
 
 // Workspace (elements of acc_t) for the gradient chain: two [rows, len_1] buffers.
-inline long long octave_chain_workspace(const Levels& s) { return s.levels > 1 ? 2 * s.rows * s.len[1] : 0; }
+inline int64_t octave_chain_workspace(const OctaveProblem& s) { return s.lv.levels > 1 ? 2 * s.rows * s.lv.len[1] : 0; }
 
 // Blocks (partial sums) per level for the filter gradient, summed over levels.
-inline long long octave_filter_parts(const Levels& s) {
-  long long parts = 0;
-  for (long long l = 1; l <= s.levels; ++l) parts += s.rows * ceil_div(s.len[l], kBlockOut);
+inline int64_t octave_filter_parts(const OctaveProblem& s) {
+  int64_t parts = 0;
+  for (int64_t l = 1; l <= s.lv.levels; ++l) parts += s.rows * ceil_div(s.lv.len[l], kBlockOut);
   return parts;
 }
 
@@ -263,44 +247,45 @@ inline long long octave_filter_parts(const Levels& s) {
 // G either the incoming gradient (type T) or a workspace buffer (acc_t); then, when gx is given,
 // writes the input gradient back(G_1).
 template <typename T, typename Visit>
-void octave_gradient_chain(const T* g, const T* f, T* gx, typename AccType<T>::type* work, const Levels& s,
+void octave_gradient_chain(const T* g, const T* f, T* gx, typename AccType<T>::type* work, const OctaveProblem& s,
                            cudaStream_t stream, Visit visit) {
   using acc_t = typename AccType<T>::type;
-  const T* gT = g + s.off[s.levels];  // G_levels: the incoming gradient itself
+  const OctaveLevels& lv = s.lv;
+  const T* gT = g + lv.off[lv.levels];  // G_levels: the incoming gradient itself
   const acc_t* gA = nullptr;
-  long long g_stride = s.total;
-  acc_t* buf[2] = {work, work ? work + s.rows * s.len[1] : nullptr};
+  int64_t g_stride = lv.total;
+  acc_t* buf[2] = {work, work ? work + s.rows * lv.len[1] : nullptr};
   int which = 0;
-  for (long long l = s.levels; l >= 1; --l) {
+  for (int64_t l = lv.levels; l >= 1; --l) {
     if (gA) visit(l, gA, g_stride);
     else visit(l, gT, g_stride);
-    const long long dst_len = s.len[l - 1];
-    if (s.rows == 0 || dst_len == 0) return;
+    const int64_t dst_len = lv.len[l - 1];
     const LaunchConfig c = level_config<T>((dst_len + 1) / 2, s.rows, s.taps);
+    const dim3 grid = checked_grid(c, "octave_downsample backward");
     if (l == 1) {
       if (!gx) return;
       if (gA) {
         allow_smem(octave_backward_kernel<T, acc_t, T>, c.smem_bytes, s.taps);
-        DC_LAUNCH((octave_backward_kernel<T, acc_t, T>), c.grid, c.block, c.smem_bytes, stream)(
-            gA, g_stride, s.len[l], gx, s.T, s.T, (const T*)nullptr, 0, f, (int)s.taps);
+        DC_LAUNCH((octave_backward_kernel<T, acc_t, T>), grid, c.threads, c.smem_bytes, stream)(
+            gA, g_stride, lv.len[l], gx, dst_len, (const T*)nullptr, 0, f, (int)s.taps);
       } else {
         allow_smem(octave_backward_kernel<T, T, T>, c.smem_bytes, s.taps);
-        DC_LAUNCH((octave_backward_kernel<T, T, T>), c.grid, c.block, c.smem_bytes, stream)(
-            gT, g_stride, s.len[l], gx, s.T, s.T, (const T*)nullptr, 0, f, (int)s.taps);
+        DC_LAUNCH((octave_backward_kernel<T, T, T>), grid, c.threads, c.smem_bytes, stream)(
+            gT, g_stride, lv.len[l], gx, dst_len, (const T*)nullptr, 0, f, (int)s.taps);
       }
       return;
     }
     acc_t* dst = buf[which];
     which ^= 1;
-    const T* add = g + s.off[l - 1];
+    const T* add = g + lv.off[l - 1];
     if (gA) {
       allow_smem(octave_backward_kernel<T, acc_t, acc_t>, c.smem_bytes, s.taps);
-      DC_LAUNCH((octave_backward_kernel<T, acc_t, acc_t>), c.grid, c.block, c.smem_bytes, stream)(
-          gA, g_stride, s.len[l], dst, dst_len, dst_len, add, s.total, f, (int)s.taps);
+      DC_LAUNCH((octave_backward_kernel<T, acc_t, acc_t>), grid, c.threads, c.smem_bytes, stream)(
+          gA, g_stride, lv.len[l], dst, dst_len, add, lv.total, f, (int)s.taps);
     } else {
       allow_smem(octave_backward_kernel<T, T, acc_t>, c.smem_bytes, s.taps);
-      DC_LAUNCH((octave_backward_kernel<T, T, acc_t>), c.grid, c.block, c.smem_bytes, stream)(
-          gT, g_stride, s.len[l], dst, dst_len, dst_len, add, s.total, f, (int)s.taps);
+      DC_LAUNCH((octave_backward_kernel<T, T, acc_t>), grid, c.threads, c.smem_bytes, stream)(
+          gT, g_stride, lv.len[l], dst, dst_len, add, lv.total, f, (int)s.taps);
     }
     gA = dst;
     g_stride = dst_len;
@@ -308,35 +293,35 @@ void octave_gradient_chain(const T* g, const T* f, T* gx, typename AccType<T>::t
 }
 
 template <typename scalar_t>
-void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx, typename AccType<scalar_t>::type* work, const Levels& s,
-                              cudaStream_t stream) {
-  octave_gradient_chain<scalar_t>(g, f, gx, work, s, stream, [](long long, const void*, long long) {});
+void launch_octave_grad_input(const scalar_t* g, const scalar_t* f, scalar_t* gx, typename AccType<scalar_t>::type* work,
+                              const OctaveProblem& s, cudaStream_t stream) {
+  octave_gradient_chain<scalar_t>(g, f, gx, work, s, stream, [](int64_t, const void*, int64_t) {});
 }
 
 // out: packed forward output (inputs of levels >= 2); partial: octave_filter_parts(s) * taps acc_t.
 template <typename scalar_t>
-void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scalar_t* out, const scalar_t* f, scalar_t* grad_f,
-                               typename AccType<scalar_t>::type* work, typename AccType<scalar_t>::type* partial, const Levels& s,
-                               cudaStream_t stream) {
-  using acc_t = typename AccType<scalar_t>::type;
-  long long part_off = 0;
-  auto visit = [&](long long l, const auto* G, long long G_stride) {
+void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scalar_t* out, const scalar_t* f,
+                               scalar_t* grad_f, typename AccType<scalar_t>::type* work,
+                               typename AccType<scalar_t>::type* partial, const OctaveProblem& s, cudaStream_t stream) {
+  const OctaveLevels& lv = s.lv;
+  int64_t part_off = 0;
+  auto visit = [&](int64_t l, const auto* G, int64_t G_stride) {
     using G_t = typename std::remove_cv<typename std::remove_pointer<decltype(G)>::type>::type;
-    const long long n_out = s.len[l];
-    if (s.rows == 0 || n_out == 0) return;
-    const scalar_t* in = l == 1 ? x : out + s.off[l - 1];
-    const long long in_stride = l == 1 ? s.T : s.total;
+    const scalar_t* in = l == 1 ? x : out + lv.off[l - 1];
+    const int64_t in_stride = l == 1 ? lv.len[0] : lv.total;
     const int tn = s.taps < kThreads ? (int)s.taps : kThreads;
-    const long long segs = kThreads / tn;
-    const LaunchConfig c = level_config<scalar_t>(n_out, s.rows, s.taps, kBlockOut + segs * s.taps - s.taps);
+    const int64_t segs = kThreads / tn;
+    const LaunchConfig c = level_config<scalar_t>(lv.len[l], s.rows, s.taps, kBlockOut + segs * s.taps - s.taps);
     allow_smem(octave_filter_grad_kernel<scalar_t, G_t>, c.smem_bytes, s.taps);
-    DC_LAUNCH((octave_filter_grad_kernel<scalar_t, G_t>), c.grid, c.block, c.smem_bytes, stream)(
-        G, G_stride, n_out, in, in_stride, s.len[l - 1], partial + part_off * s.taps, (int)s.taps);
-    part_off += (long long)c.grid.x;
+    DC_LAUNCH((octave_filter_grad_kernel<scalar_t, G_t>), checked_grid(c, "octave_downsample grad_filter"), c.threads,
+              c.smem_bytes, stream)(G, G_stride, lv.len[l], in, in_stride, lv.len[l - 1], partial + part_off * s.taps,
+                                    (int)s.taps);
+    part_off += c.blocks_x;
   };
   octave_gradient_chain<scalar_t>(g, f, (scalar_t*)nullptr, work, s, stream, visit);
-  const dim3 grid((unsigned)ceil_div(s.taps, kThreads)), block(kThreads);
-  DC_LAUNCH(octave_reduce_kernel<scalar_t>, grid, block, 0, stream)(partial, part_off, grad_f, (int)s.taps);
+  const LaunchConfig reduce{ceil_div(s.taps, kThreads), 1, 1, kThreads, 0};
+  DC_LAUNCH(octave_reduce_kernel<scalar_t>, checked_grid(reduce, "octave_downsample grad_filter"), reduce.threads, 0,
+            stream)(partial, part_off, grad_f, (int)s.taps);
 }
 
 }  // namespace oct
@@ -344,5 +329,6 @@ void launch_octave_grad_filter(const scalar_t* g, const scalar_t* x, const scala
 using oct::launch_octave_forward;
 using oct::launch_octave_grad_filter;
 using oct::launch_octave_grad_input;
+using oct::OctaveProblem;
 
 }  // namespace dc

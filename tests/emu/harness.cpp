@@ -39,7 +39,10 @@ void with_scalar_type(int dtype, F&& body) {
   else throw std::runtime_error("harness: unsupported dtype code " + std::to_string(dtype));
 }
 
-dc::ConvShape conv_shape(const int64_t* s) { return dc::ConvShape{s[0], s[1], s[2], s[3], s[4], s[5], s[6]}; }
+dc::ConvSizes conv_sizes(const int64_t* s) { return dc::ConvSizes{s[0], s[1], s[2], s[3], s[4], s[5], s[6]}; }
+
+// sizes = {rows, T, taps, levels}
+dc::OctaveProblem octave_problem(const int64_t* sz) { return {sz[0], sz[2], dc::octave_levels(sz[1], sz[3])}; }
 
 }  // namespace
 
@@ -56,18 +59,18 @@ DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const voi
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_dense_forward<T>(static_cast<const T*>(response), static_cast<const T*>(impulse),
-                                             static_cast<T*>(out), conv_shape(shape), nullptr);
+                                             static_cast<T*>(out), conv_sizes(shape), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_dense_grad_impulse, (int dtype, const void* grad_out, const void* response, void* grad_impulse, const int64_t* shape),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_dense_grad_impulse<T>(static_cast<const T*>(grad_out), static_cast<const T*>(response),
-                                                  static_cast<T*>(grad_impulse), conv_shape(shape), nullptr);
+                                                  static_cast<T*>(grad_impulse), conv_sizes(shape), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, const void* impulse, void* grad_response, const int64_t* shape),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
-                 const dc::ConvShape s = conv_shape(shape);
+                 const dc::ConvSizes s = conv_sizes(shape);
                  // Exact size and poisoned, like every buffer the kernels get.
                  std::vector<unsigned char> workspace(dc::dense_grad_response_workspace_bytes<T>(s), 0xFF);
                  dc::launch_dense_grad_response<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
@@ -109,13 +112,18 @@ DC_EMU_BINDING(dc_emu_invalid_launch, (int threads, int smem_bytes), dc_selftest
 DC_EMU_BINDING(dc_emu_stack_overflow, (int* out, int depth), dc_selftest::launch_stack_overflow(out, depth))
 
 // ---- csrc/cuda/octave_downsample_kernels.cuh -----------------------------------------------
-// sizes = {rows, T, taps, levels}; work/partial are float (double for dtype 1) buffers sized by harness.py
+// sizes = {rows, T, taps, levels}; work/partial are float (double for dtype 1) buffers with the element
+// counts that dc_emu_octave_buffer_sizes writes to counts[0] / counts[1].
+DC_EMU_BINDING(dc_emu_octave_buffer_sizes, (const int64_t* sz, int64_t* counts),
+               const dc::OctaveProblem s = octave_problem(sz);
+               counts[0] = dc::oct::octave_chain_workspace(s);
+               counts[1] = dc::oct::octave_filter_parts(s) * s.taps)
 DC_EMU_BINDING(dc_emu_octave_forward, (int dtype, const void* x, const void* f, void* out, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::oct::launch_octave_forward<T>(static_cast<const T*>(x), static_cast<const T*>(f),
                                                    static_cast<T*>(out),
-                                                   dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+                                                   octave_problem(sz), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* f, void* gx, void* work, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
@@ -123,7 +131,7 @@ DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* 
                  using A = typename dc::AccType<T>::type;
                  dc::oct::launch_octave_grad_input<T>(static_cast<const T*>(g), static_cast<const T*>(f),
                                                       static_cast<T*>(gx), static_cast<A*>(work),
-                                                      dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+                                                      octave_problem(sz), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_octave_grad_filter, (int dtype, const void* g, const void* x, const void* out, const void* f,
                                            void* gf, void* work, void* partial, const int64_t* sz),
@@ -134,7 +142,7 @@ DC_EMU_BINDING(dc_emu_octave_grad_filter, (int dtype, const void* g, const void*
                                                        static_cast<const T*>(out), static_cast<const T*>(f),
                                                        static_cast<T*>(gf), static_cast<A*>(work),
                                                        static_cast<A*>(partial),
-                                                       dc::oct::make_levels(sz[0], sz[1], sz[2], sz[3]), nullptr);
+                                                       octave_problem(sz), nullptr);
                }))
 
 // ---- tests/emu/planted_bugs.cuh -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Test-only: runs the project's CUDA kernel headers on the CPU through the emulator (csrc/emu/cuda_emu.h).
+"""Test-only: runs the project's CUDA kernel headers on the CPU through the emulator (tests/emu/cuda_emu.h).
 
 `library()` compiles tests/emu/harness.cpp with g++ -DDC_CUDA_EMULATOR into build/emu/ (cached by a hash
 of every source it depends on) and loads it with ctypes. The functions below take CPU tensors, poison
@@ -7,6 +7,7 @@ under the current schedule, and raise RuntimeError with the emulator's message o
 """
 import ctypes
 import hashlib
+import importlib.util
 import os
 import subprocess
 import tempfile
@@ -25,10 +26,23 @@ SCHEDULES = {"forward": 0, "reverse": 1, "random": 2}
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
 
+def load_repo_module(relative_path):
+    """A pure-Python module of the package, loaded by path: these tests do not need the built extension
+    (importing dense_conv loads it)."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location("dense_conv_test_" + path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+shapes = load_repo_module("dense_conv/_shapes.py")
+
+
 def emulator_sources():
     """Every file whose change must rebuild the harness."""
-    files = sorted((REPO / "csrc" / "cuda").glob("*.cuh")) + sorted((REPO / "csrc" / "emu").glob("*"))
-    files += sorted(EMU_DIR.glob("*.cuh")) + sorted(EMU_DIR.glob("*.cpp"))
+    files = [REPO / "csrc" / "shapes.h"] + sorted((REPO / "csrc" / "cuda").glob("*.cuh"))
+    files += sorted(EMU_DIR.glob("*.h")) + sorted(EMU_DIR.glob("*.cuh")) + sorted(EMU_DIR.glob("*.cpp"))
     return [f for f in files if f.is_file()]
 
 
@@ -107,7 +121,8 @@ def _dtype_code(*tensors):
     return DTYPE_CODES[dtype]
 
 
-def _shape(B, Ci, Cr, Hi, Wi, Hr, Wr):
+def conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr):
+    """The dc::ConvSizes argument of the dense bindings."""
     return (ctypes.c_int64 * 7)(B, Ci, Cr, Hi, Wi, Hr, Wr)
 
 
@@ -118,7 +133,7 @@ def dense_forward(response, impulse):
     _, Ci, Hi, Wi = impulse.shape
     out = poisoned((B, Ci * Cr, Hi, Wi), impulse.dtype)
     call("dc_emu_dense_forward", _dtype_code(response, impulse), response, impulse, out,
-         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+         conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
     return out
 
 
@@ -128,7 +143,7 @@ def dense_grad_impulse(grad_out, response):
     Ci = CiCr // Cr
     grad_impulse = poisoned((B, Ci, Hi, Wi), grad_out.dtype)
     call("dc_emu_dense_grad_impulse", _dtype_code(grad_out, response), grad_out, response, grad_impulse,
-         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+         conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
     return grad_impulse
 
 
@@ -137,7 +152,7 @@ def dense_grad_response(grad_out, impulse, Hr, Wr):
     Cr = grad_out.shape[1] // Ci
     grad_response = poisoned((B, Cr, Hr, Wr), grad_out.dtype)
     call("dc_emu_dense_grad_response", _dtype_code(grad_out, impulse), grad_out, impulse, grad_response,
-         _shape(B, Ci, Cr, Hi, Wi, Hr, Wr))
+         conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
     return grad_response
 
 
@@ -177,45 +192,40 @@ def fft_correlate(G, A, R):
 
 # ---- csrc/cuda/octave_downsample_kernels.cuh ---------------------------------------------------
 
-_OCT_BLOCK = 1024  # kBlockOut
+def octave_sizes(rows, T, taps, levels):
+    """The {rows, T, taps, levels} argument of the octave bindings."""
+    return (ctypes.c_int64 * 4)(rows, T, taps, levels)
 
 
-def _octave_sizes(rows, T, taps, levels):
-    lens, n = [T], T
-    for _ in range(levels):
-        n = (n + 1) // 2
-        lens.append(n)
-    return lens, (ctypes.c_int64 * 4)(rows, T, taps, levels)
-
-
-def _acc(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
+def _octave_buffers(sz, dtype):
+    """Poisoned workspace and grad_filter partials, of the element counts the launch functions use."""
+    counts = (ctypes.c_int64 * 2)()
+    call("dc_emu_octave_buffer_sizes", sz, counts)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    return tuple(poisoned((max(1, n),), acc) for n in counts)
 
 
 def octave_forward(x, f, levels):
     """x [rows, T] -> packed [rows, sum of level lengths]."""
     rows, T = x.shape
-    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
-    out = poisoned((rows, sum(lens[1:])), x.dtype)
-    call("dc_emu_octave_forward", _dtype_code(x, f), x, f, out, sz)
+    out = poisoned((rows, shapes.octave_packed_length(T, levels)), x.dtype)
+    call("dc_emu_octave_forward", _dtype_code(x, f), x, f, out, octave_sizes(rows, T, f.numel(), levels))
     return out
 
 
 def octave_grad_input(g, f, T, levels):
     rows = g.shape[0]
-    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
+    sz = octave_sizes(rows, T, f.numel(), levels)
     gx = poisoned((rows, T), g.dtype)
-    work = poisoned((max(1, 2 * rows * lens[1] if levels > 1 else 1),), _acc(g.dtype))
+    work, _ = _octave_buffers(sz, g.dtype)
     call("dc_emu_octave_grad_input", _dtype_code(g, f), g, f, gx, work, sz)
     return gx
 
 
 def octave_grad_filter(g, x, out, f, levels):
     rows, T = x.shape
-    lens, sz = _octave_sizes(rows, T, f.numel(), levels)
+    sz = octave_sizes(rows, T, f.numel(), levels)
     gf = poisoned((f.numel(),), g.dtype)
-    work = poisoned((max(1, 2 * rows * lens[1] if levels > 1 else 1),), _acc(g.dtype))
-    parts = sum(rows * ((n + _OCT_BLOCK - 1) // _OCT_BLOCK) for n in lens[1:])
-    partial = poisoned((max(1, parts * f.numel()),), _acc(g.dtype))
+    work, partial = _octave_buffers(sz, g.dtype)
     call("dc_emu_octave_grad_filter", _dtype_code(g, x, out, f), g, x, out, f, gf, work, partial, sz)
     return gf

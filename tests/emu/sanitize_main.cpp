@@ -31,7 +31,7 @@
 
 namespace {
 
-using dc::ConvShape;
+using dc::ConvSizes;
 
 template <typename T>
 std::vector<T> poisoned(size_t n) {
@@ -53,7 +53,7 @@ struct Reference {
   std::vector<double> out, grad_impulse, grad_response;
 };
 
-Reference reference(const ConvShape& s, const std::vector<double>& response, const std::vector<double>& impulse,
+Reference reference(const ConvSizes& s, const std::vector<double>& response, const std::vector<double>& impulse,
                     const std::vector<double>& grad) {
   Reference ref{std::vector<double>(s.B * s.Ci * s.Cr * s.Hi * s.Wi), std::vector<double>(s.B * s.Ci * s.Hi * s.Wi),
                 std::vector<double>(s.B * s.Cr * s.Hr * s.Wr)};
@@ -93,7 +93,7 @@ bool close(const char* what, const std::vector<T>& actual, const std::vector<dou
 }
 
 template <typename T>
-bool run_dense(const ConvShape& s, unsigned seed) {
+bool run_dense(const ConvSizes& s, unsigned seed) {
   const auto response64 = random_values(s.B * s.Cr * s.Hr * s.Wr, seed);
   const auto impulse64 = random_values(s.B * s.Ci * s.Hi * s.Wi, seed + 1);
   const auto grad64 = random_values(s.B * s.Ci * s.Cr * s.Hi * s.Wi, seed + 2);
@@ -128,13 +128,10 @@ struct OctaveReference {
 OctaveReference octave_reference(long long rows, long long T, long long levels, const std::vector<double>& x,
                                  const std::vector<double>& f, const std::vector<double>& grad) {
   const long long N = (long long)f.size(), M = (N - 1) / 2;
-  std::vector<long long> len{T}, off{0};
-  long long total = 0;
-  for (long long l = 1; l <= levels; ++l) {
-    len.push_back((len[l - 1] + 1) / 2);
-    off.push_back(total);
-    total += len[l];
-  }
+  const dc::OctaveLevels lv = dc::octave_levels(T, levels);
+  const int64_t* len = lv.len;
+  const int64_t* off = lv.off;
+  const long long total = lv.total;
   OctaveReference ref{std::vector<double>(rows * total), std::vector<double>(rows * T), std::vector<double>(N)};
   for (long long r = 0; r < rows; ++r) {
     // forward: level l reads level l-1 (the input for l = 1)
@@ -175,13 +172,13 @@ bool run_octave(const OctaveCase& c, unsigned seed) {
   using A = typename dc::AccType<T>::type;
   long long rows = 1;
   for (long long d : c.lead) rows *= d;
-  const dc::oct::Levels s = dc::oct::make_levels(rows, c.T, c.taps, c.levels);
+  const dc::OctaveProblem s{rows, c.taps, dc::octave_levels(c.T, c.levels)};
   auto f64 = random_values(c.taps, seed);
   if (c.halfband)
     for (long long n = 0; n < c.taps; ++n)
       if ((n - (c.taps - 1) / 2) % 2 == 0 && n != (c.taps - 1) / 2) f64[n] = 0.0;
   const auto x = cast<T>(random_values(rows * c.T, seed + 1)), f = cast<T>(f64);
-  const auto grad = cast<T>(random_values(rows * s.total, seed + 2));
+  const auto grad = cast<T>(random_values(rows * s.lv.total, seed + 2));
   const OctaveReference ref = octave_reference(rows, c.T, c.levels, std::vector<double>(x.begin(), x.end()),
                                                std::vector<double>(f.begin(), f.end()),
                                                std::vector<double>(grad.begin(), grad.end()));
@@ -205,7 +202,7 @@ const std::pair<dc_emu::Order, uint64_t> kSchedules[] = {
     {dc_emu::Order::forward, 0}, {dc_emu::Order::reverse, 0}, {dc_emu::Order::random, 7}};
 
 int run_dense_kernels(bool small, int& runs) {
-  const std::vector<ConvShape> all_shapes = {
+  const std::vector<ConvSizes> all_shapes = {
       {1, 1, 1, 5, 7, 3, 3},      // B = 1, Cr = 1, odd sizes
       {2, 2, 3, 17, 65, 9, 17},   // partial tiles, several tap chunks
       {1, 3, 2, 6, 5, 1, 1},      // 1x1 kernel
@@ -213,23 +210,24 @@ int run_dense_kernels(bool small, int& runs) {
       {1, 2, 9, 5, 6, 2, 3},      // more responses than one block handles
       {1, 1, 1, 40, 3, 18, 2},    // several row slabs and tap chunks in grad_response
   };
-  const std::vector<ConvShape> small_shapes = {
+  const std::vector<ConvSizes> small_shapes = {
       {1, 1, 2, 5, 7, 3, 3},      // odd sizes, partial tiles, one tap chunk
       {1, 2, 9, 18, 9, 10, 17},   // more responses than one block, several tap chunks and row slabs
       {1, 1, 1, 4, 6, 7, 9},      // kernel larger than the image, Cr = 1
   };
-  const std::vector<ConvShape>& shapes = small ? small_shapes : all_shapes;
+  const std::vector<ConvSizes>& shapes = small ? small_shapes : all_shapes;
   int failures = 0, count = 0;
   for (const auto& [order, seed] : kSchedules) {
     dc_emu::set_schedule(order, seed);
-    for (const ConvShape& s : shapes) {
+    for (const ConvSizes& s : shapes) {
       for (int dtype = 0; dtype < 2; ++dtype) {
         const bool ok = dtype == 0 ? run_dense<float>(s, 11) : run_dense<double>(s, 11);
         ++count;
         if (!ok) {
           ++failures;
           std::printf("FAILED %s shape B=%lld Ci=%lld Cr=%lld Hi=%lld Wi=%lld Hr=%lld Wr=%lld order=%d\n",
-                      dtype == 0 ? "float" : "double", s.B, s.Ci, s.Cr, s.Hi, s.Wi, s.Hr, s.Wr, int(order));
+                      dtype == 0 ? "float" : "double", (long long)s.B, (long long)s.Ci, (long long)s.Cr,
+                      (long long)s.Hi, (long long)s.Wi, (long long)s.Hr, (long long)s.Wr, int(order));
         }
       }
     }
@@ -328,7 +326,7 @@ int run_fft_kernels(bool small, int& runs) {
         if (!ok) {
           ++failures;
           std::printf("FAILED %s fft nb=%lld Ci=%lld Cr=%lld K=%lld order=%d\n", dtype == 0 ? "float" : "double",
-                      s.nb, s.Ci, s.Cr, s.K, int(order));
+                      (long long)s.nb, (long long)s.Ci, (long long)s.Cr, (long long)s.K, int(order));
         }
       }
     }

@@ -1,7 +1,7 @@
 // Test-only CUDA emulator: runs the project's CUDA kernel headers on the CPU under g++.
 //
-// Included by csrc/cuda/compat.cuh when DC_CUDA_EMULATOR is defined; never part of the extension.
-// Model (see /work/shared/docs/cuda-without-gpu.md):
+// Included by csrc/cuda/compat.cuh when DC_CUDA_EMULATOR is defined (found through -I tests/emu);
+// never part of the extension. Model:
 //   * every CUDA thread of a block is a fiber with its own guarded stack; blocks run one at a time
 //     on the calling OS thread, so `__shared__` arrays are function statics;
 //   * between two sync points (__syncthreads, warp ops, exit) the block's runnable fibers run in
