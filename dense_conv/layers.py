@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from ._ops import dense_conv2d, sparse_conv2d
+from .functional import dense_conv2d, sparse_conv2d
 
 
 class DenseMix(nn.Module):
