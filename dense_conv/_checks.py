@@ -1,7 +1,9 @@
 """Argument checks shared by the public functions and the fake kernels: the Python mirror of csrc/checks.h
 (same conditions, same messages).
 
-torch._check raises RuntimeError, like TORCH_CHECK, and also works on the fake tensors of torch.compile.
+torch._check raises RuntimeError, like TORCH_CHECK, and works on the fake tensors of torch.compile without
+specialising symbolic sizes; code that Dynamo traces (the public functions) passes check=raise_unless
+instead, since Dynamo cannot trace torch._check messages that format symbolic values.
 """
 import operator
 
@@ -12,18 +14,24 @@ from ._shapes import MAX_OCTAVE_LEVELS, conv_output_shape, octave_level_lengths
 _INT64_MAX = 2 ** 63 - 1
 
 
+def raise_unless(condition, message):
+    """torch._check's behaviour (RuntimeError(message())) in plain Python."""
+    if not condition:
+        raise RuntimeError(message())
+
+
 def _concrete(*sizes):
     return all(isinstance(v, int) for v in sizes)
 
 
-def checked_product(sizes, op, what):
+def checked_product(sizes, op, what, check=torch._check):
     """Product of sizes, with an error when it does not fit in int64 (symbolic sizes are not checked)."""
     if not _concrete(*sizes):
         return None
     n = 1
     for v in sizes:
         n *= v
-    torch._check(n <= _INT64_MAX, lambda: f"{op}: {what} has more elements than a 64-bit index can count; "
+    check(n <= _INT64_MAX, lambda: f"{op}: {what} has more elements than a 64-bit index can count; "
                  "split the input")
     return n
 
@@ -47,22 +55,22 @@ def conv_op_name(sparse):
     return "sparse_conv2d" if sparse else "dense_conv2d"
 
 
-def check_conv_sizes(response_shape, impulse_shape, sparse):
+def check_conv_sizes(response_shape, impulse_shape, sparse, check=torch._check):
     """Ranks, batch (and channel, sparse) agreement, and no size product beyond int64."""
     op = conv_op_name(sparse)
-    torch._check(len(response_shape) == 4, lambda: f"{op}: response must be 4-D, got shape {tuple(response_shape)}")
-    torch._check(len(impulse_shape) == 4, lambda: f"{op}: impulse must be 4-D, got shape {tuple(impulse_shape)}")
-    torch._check(response_shape[0] == impulse_shape[0], lambda: f"{op}: batch mismatch, response has "
-                 f"B={response_shape[0]} but impulse has B={impulse_shape[0]}")
+    check(len(response_shape) == 4, lambda: f"{op}: response must be 4-D, got shape {tuple(response_shape)}")
+    check(len(impulse_shape) == 4, lambda: f"{op}: impulse must be 4-D, got shape {tuple(impulse_shape)}")
+    check(response_shape[0] == impulse_shape[0], lambda: f"{op}: batch mismatch, response has "
+           f"B={response_shape[0]} but impulse has B={impulse_shape[0]}")
     if sparse:
-        torch._check(response_shape[1] == impulse_shape[1], lambda: f"{op}: channel mismatch, response has "
-                     f"C={response_shape[1]} but impulse has C={impulse_shape[1]}")
+        check(response_shape[1] == impulse_shape[1], lambda: f"{op}: channel mismatch, response has "
+               f"C={response_shape[1]} but impulse has C={impulse_shape[1]}")
     B, Ci, Hi, Wi = impulse_shape
     _, Cr, Hr, Wr = response_shape
-    checked_product((B, Ci if sparse else Ci * Cr, Hi, Wi), op, "the output")
-    checked_product((B, Ci, Cr), op, "B x Ci x Cr")
-    checked_product((B, Cr, Hr, Wr), op, "the response")
-    checked_product((B, Ci, Hi, Wi), op, "the impulse")
+    checked_product((B, Ci if sparse else Ci * Cr, Hi, Wi), op, "the output", check)
+    checked_product((B, Ci, Cr), op, "B x Ci x Cr", check)
+    checked_product((B, Cr, Hr, Wr), op, "the response", check)
+    checked_product((B, Ci, Hi, Wi), op, "the impulse", check)
     return conv_output_shape(response_shape, impulse_shape, sparse)
 
 

@@ -47,7 +47,7 @@ def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str 
     ops = _extension.ops()
     if _algorithm.use_fft(response, impulse, algorithm, sparse=True):
         # one-channel dense problems: [B*C, 1, ...]
-        _checks.check_conv_sizes(response.shape, impulse.shape, sparse=True)
+        _checks.check_conv_sizes(response.shape, impulse.shape, sparse=True, check=_checks.raise_unless)
         B, C, Hi, Wi = impulse.shape
         out = ops.dense_conv2d_fft(response.reshape(B * C, 1, *response.shape[2:]), impulse.reshape(B * C, 1, Hi, Wi))
         return out.view(B, C, Hi, Wi)
