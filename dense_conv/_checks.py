@@ -36,9 +36,9 @@ def checked_product(sizes, op, what, check=torch._check):
     return n
 
 
-def check_tensor(t, name, op):
-    torch._check(isinstance(t, torch.Tensor), lambda: f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
-    torch._check(t.is_floating_point(), lambda: f"{op}: {name} must be a floating-point tensor (float16, bfloat16, "
+def check_tensor(t, name, op, check=torch._check):
+    check(isinstance(t, torch.Tensor), lambda: f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+    check(t.is_floating_point(), lambda: f"{op}: {name} must be a floating-point tensor (float16, bfloat16, "
                  f"float32 or float64), got {t.dtype}")
 
 

@@ -16,6 +16,12 @@ def _check_is_tensor(t, name, op):
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
 
 
+def _check_conv_arguments(response, impulse, op):
+    for t, name in ((response, "response"), (impulse, "impulse")):
+        _check_is_tensor(t, name, op)
+        _checks.check_tensor(t, name, op, check=_checks.raise_unless)
+
+
 def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
     """Every impulse channel convolved with every response channel, per sample.
 
@@ -28,8 +34,7 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
     expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule; see
     dense_conv/_algorithm.py).
     """
-    _check_is_tensor(response, "response", "dense_conv2d")
-    _check_is_tensor(impulse, "impulse", "dense_conv2d")
+    _check_conv_arguments(response, impulse, "dense_conv2d")
     ops = _extension.ops()
     if _algorithm.use_fft(response, impulse, algorithm, sparse=False):
         return ops.dense_conv2d_fft(response, impulse)
@@ -42,8 +47,7 @@ def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str 
     response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi], same causal crop as dense_conv2d.
     algorithm: "auto" | "direct" | "fft", as in dense_conv2d.
     """
-    _check_is_tensor(response, "response", "sparse_conv2d")
-    _check_is_tensor(impulse, "impulse", "sparse_conv2d")
+    _check_conv_arguments(response, impulse, "sparse_conv2d")
     ops = _extension.ops()
     if _algorithm.use_fft(response, impulse, algorithm, sparse=True):
         # one-channel dense problems: [B*C, 1, ...]
