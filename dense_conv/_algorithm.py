@@ -58,7 +58,7 @@ C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorit
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
 C_FFT1 = 1.8e-10     # one-channel problems: s per H*W*log2(H*W) unit per transform, all overheads included
-CUDA_FFT_MIN_TAPS = 128  # uncalibrated (no GPU was available): see choose_cuda
+CUDA_FFT_MIN_TAPS = 128  # uncalibrated: see choose_cuda
 
 
 def causal_taps(H, Hq):

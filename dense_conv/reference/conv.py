@@ -5,8 +5,8 @@ Every function here computes the same thing as the custom ops:
     dense:  out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
     sparse: out[b, c, y, x]        = sum_{p<=y, q<=x} impulse[b, c, y-p, x-q] * response[b, c, p, q]
 
-They are the user's own variants (seed 000), with the correlation/convolution mix-ups and the sparse
-view bug fixed, plus FFT convolutions. All are differentiable through autograd.
+They are the user's own variants (loops, grouped conv, unfold + matmul, einsum), written as true
+convolutions, plus FFT convolutions. All are differentiable through autograd.
 """
 import torch
 import torch.nn.functional as F
@@ -173,9 +173,8 @@ def sparse_loop(response, impulse):
 
 
 def sparse_grouped(response, impulse):
-    """The user's sparseConv2d: one conv_transpose2d with groups=B*C. The seed viewed the padded
-    impulse with height and width swapped (only right when Hr == Wr); here the impulse is not
-    padded at all, the full output is cropped instead."""
+    """The user's sparseConv2d: one conv_transpose2d with groups=B*C. The impulse is not padded (a
+    padded view is easy to get wrong when Hr != Wr); the full output is cropped instead."""
     B, C, Hi, Wi, Hr, Wr = _check_sparse(response, impulse)
     out = F.conv_transpose2d(impulse.reshape(1, B * C, Hi, Wi), response.reshape(B * C, 1, Hr, Wr), groups=B * C)
     return out[0, :, :Hi, :Wi].reshape(B, C, Hi, Wi)
