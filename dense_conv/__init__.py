@@ -2,14 +2,26 @@
 
     out = dense_conv2d(response, impulse)   # [B, Ci*Cr, Hi, Wi], channel i*Cr + r
     out = sparse_conv2d(response, impulse)  # [B, C, Hi, Wi], channel c with channel c
+
+Modules: functional (the ops), layers (DenseMix, FactoredMix), audio (half-band filter, CQT),
+reference (pure-PyTorch definitions, usable without the compiled extension).
+
+Processes forked after torch has started its CPU thread pool (any multi-threaded op, these included)
+must call torch.set_num_threads(1) in the child before using the ops, as for plain torch ops: the
+pool's threads do not survive fork(). Process pools that spawn instead of fork (multiprocessing's
+"spawn" / "forkserver", DataLoader with multiprocessing_context="spawn") need nothing.
 """
 import torch  # noqa: F401  (loads libtorch, which _C links against)
 
-from . import _C  # noqa: F401  (loads the compiled kernels and registers the torch.ops.dense_conv ops)
-from ._ops import dense_conv2d, sparse_conv2d, cuda_kernels_compiled
-from .modules import DenseMix, FactoredMix
-from .octave import octave_downsample, halfband_filter
-from .cqt import CQT, cqt_definition, cqt_octave_reference
+from . import _extension
+
+if _extension.LOADED:
+    from . import _autograd, _fake  # noqa: F401  (register the ops' autograd and fake kernels)
+
+from .audio import CQT, halfband_filter
+from .functional import cuda_kernels_compiled, dense_conv2d, octave_downsample, sparse_conv2d
+from .layers import DenseMix, FactoredMix
+from .reference import cqt_definition, cqt_octave_reference
 
 __all__ = ["dense_conv2d", "sparse_conv2d", "cuda_kernels_compiled", "DenseMix", "FactoredMix",
            "octave_downsample", "halfband_filter", "CQT", "cqt_definition", "cqt_octave_reference"]

@@ -44,17 +44,21 @@ and replace it with a calibrated model.
 """
 import math
 
-from .reference import next_smooth_size  # the FFT sizes (csrc/fft_plan.h mirrors it)
+import torch
 
-# Fitted while the CPU kernels ran on one thread (before setup.py added -fopenmp); both algorithms got
-# about 2x faster since, so the absolute values are ~2x high but their ratio, which decides, held in
-# a re-measurement at 2 threads (user's 37x16: fft chosen, 9x9 / 5x5: direct, as measured).
+from ._shapes import next_smooth_size
+
+ALGORITHMS = ("auto", "direct", "fft")
+
+# Fitted on one thread: at 2 threads both algorithms run about 2x faster, so the absolute values are ~2x
+# high, but their ratio, which alone decides, holds at 2 threads (user's 37x16: fft, 9x9 / 5x5: direct,
+# as measured).
 C_MAC = 1.7e-11      # s per multiply-add of the direct kernels
 C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
 C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
 C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
 C_FFT1 = 1.8e-10     # one-channel problems: s per H*W*log2(H*W) unit per transform, all overheads included
-CUDA_FFT_MIN_TAPS = 128  # uncalibrated (no GPU was available): see choose_cuda
+CUDA_FFT_MIN_TAPS = 128  # uncalibrated: see choose_cuda
 
 
 def causal_taps(H, Hq):
@@ -98,3 +102,38 @@ def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr):
         return "direct"
     taps = min(Hr, Hi) * min(Wr, Wi)
     return "fft" if taps * Ci * Cr >= CUDA_FFT_MIN_TAPS * (Ci * Cr + Ci + Cr) else "direct"
+
+
+_FFT_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    # float16 / bfloat16 are transformed in float32 (cuFFT's half transforms need power-of-two sizes)
+    "cuda": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+    # shapes only (fake kernels): accept what either device accepts
+    "meta": (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+}
+
+
+def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, sparse: bool) -> bool:
+    """Whether a call with `algorithm` ("auto" | "direct" | "fft") runs the FFT kernels."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "direct":
+        return False
+    device = impulse.device.type
+    fft_ok = impulse.dtype in _FFT_DTYPES.get(device, ())
+    if algorithm == "fft":
+        if not fft_ok:
+            raise NotImplementedError("algorithm='fft' runs on CPU with float32/float64 tensors and on CUDA with "
+                                      "float16/bfloat16/float32/float64 tensors (got "
+                                      f"{impulse.device.type}, {impulse.dtype}); use 'direct' or 'auto'")
+        return True
+    if not fft_ok or response.dim() != 4 or impulse.dim() != 4:
+        return False
+    B, Ci, Hi, Wi = impulse.shape
+    Cr, Hr, Wr = response.shape[1:]
+    if sparse:
+        B, Ci, Cr = B * Ci, 1, 1
+    if device == "cuda":
+        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr) == "fft"
+    backward = torch.is_grad_enabled() and (response.requires_grad or impulse.requires_grad)
+    return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"

@@ -1,7 +1,7 @@
 """Sizes shared with the C++ side: the Python mirror of csrc/shapes.h (pure Python, no extension).
 
-Used by the fake kernels, the `auto` cost model and the tests; the numbers must stay equal to the
-header's (tests/test_shapes.py compares them with what the compiled ops produce).
+Used by the argument checks and fake kernels, the `auto` cost model, the references and the tests; the
+numbers must stay equal to the header's (the tests compare the fake kernels' shapes with the compiled ops').
 """
 from typing import List
 

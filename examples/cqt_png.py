@@ -13,7 +13,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import dense_conv  # noqa: E402
-from dense_conv.cqt import note_names  # noqa: E402
+from dense_conv.audio import note_names  # noqa: E402
 
 
 def test_signal(sr=22050):

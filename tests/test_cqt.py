@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import dense_conv as dc
-from dense_conv.cqt import CQTKernels, cqt_definition
+from dense_conv.audio.cqt import CQTKernels
+from dense_conv.reference import cqt_definition, cqt_octave_reference
 
 SR, HOP = 22050, 512
 FMIN = 32.70319566257483  # C1
@@ -49,8 +50,9 @@ def _model(dtype=torch.float32):
     return dc.CQT(SR, HOP, FMIN, 288, 36).to(dtype)
 
 
-def _rel_err(a, b):
-    a, b = a[:, EDGE:-EDGE], b[:, EDGE:-EDGE]
+def _rel_err(a, b, edge=EDGE):
+    """max|a - b| / max|b| over the interior frames."""
+    a, b = a[:, edge:-edge], b[:, edge:-edge]
     return np.abs(a - b).max() / np.abs(b).max()
 
 
@@ -67,10 +69,12 @@ def test_against_definition_float32(name):
     assert err <= (1.5e-4 if name == "clicks" else 1e-4)
 
 
-def test_pure_pytorch_octave_matches_op():
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_octave_reference_matches_op(pad_mode):
+    """The module with the custom op against the same octave loop with the pure-PyTorch decimator."""
     x = torch.tensor(_signal("noise"), dtype=torch.float64)
-    a = _model(torch.float64)(x)
-    b = dc.cqt_octave_reference(x)
+    a = dc.CQT(SR, HOP, FMIN, 288, 36, pad_mode=pad_mode).double()(x)
+    b = cqt_octave_reference(x, SR, HOP, FMIN, 288, 36, pad_mode=pad_mode)
     assert (a - b).abs().max() <= 1e-10 * b.abs().max()
 
 
@@ -142,9 +146,17 @@ def test_short_inputs(T):
     assert (c - d).abs().max() <= 2e-3 * d.abs().max() + 1e-12
 
 
-def test_reflect_padding_runs():
-    c = dc.CQT(pad_mode="reflect")(torch.randn(3000))
-    assert torch.isfinite(torch.view_as_real(c)).all()
+@pytest.mark.parametrize("name", ["noise", "chirp"])
+def test_reflect_padding_interior_frames_against_definition(name):
+    """pad_mode='reflect' against cqt_definition(pad_mode='reflect'): within 1e-4 of max|C| on the interior
+    frames only. Near the ends the octave method reflects each decimated octave, not the full-rate
+    signal, which is a different signal there: on noise the edge frames differ by up to ~3e-2 (start) and
+    ~0.6 (end) of max|C|, a known gap that this test does not cover."""
+    x = torch.tensor(_signal(name), dtype=torch.float32)
+    C = dc.CQT(SR, HOP, FMIN, 288, 36, pad_mode="reflect")(x).numpy()
+    D = cqt_definition(x, SR, HOP, FMIN, 288, 36, pad_mode="reflect").numpy()
+    assert C.shape == D.shape
+    assert _rel_err(C, D) <= 1e-4
 
 
 def test_errors():
@@ -173,7 +185,8 @@ def test_gradcheck_small_cqt(output):
         out = torch.func.functional_call(m, {"kernels": k, "downsample_filter": f}, (x,))
         return torch.view_as_real(out) if out.is_complex() else out
 
-    assert torch.autograd.gradcheck(fn, (x, k, f), atol=1e-6)
+    # fast mode: random projections of the Jacobians (the full ones of ~2000 kernel weights take minutes)
+    assert torch.autograd.gradcheck(fn, (x, k, f), atol=1e-6, fast_mode=True)
 
 
 def test_magnitude_gradients_finite_on_silence():
@@ -200,9 +213,9 @@ def test_trainable_shares_one_octave():
 
 @pytest.mark.parametrize("shape", [(0,), (2, 0), (2, 3, 0)])
 def test_empty_input_gives_one_silent_frame(shape):
-    """T = 0 is the shortest input: 1 + 0 // hop = 1 frame of zeros (it used to fail inside reshape)."""
+    """T = 0 is the shortest input: 1 + 0 // hop = 1 frame of zeros."""
     kw = dict(sr=22050, hop_length=64, n_bins=36, bins_per_octave=12, fmin=110.0)
     x = torch.zeros(shape)
     c = dc.CQT(**kw)(x)
     assert c.shape == (*shape[:-1], 36, 1) and not c.abs().any()
-    assert dc.cqt_definition(x, **kw).shape == c.shape
+    assert cqt_definition(x, **kw).shape == c.shape

@@ -1,23 +1,23 @@
-"""octave_downsample: CPU kernel against the float64 conv1d reference, autograd, opcheck, filter design."""
+"""octave_downsample: the kernels against the float64 conv1d reference, autograd, opcheck, compile, bad
+input, filter design."""
 import pytest
 import torch
 
 import dense_conv as dc
-from dense_conv.octave import halfband_filter, halfband_response, octave_downsample_reference
+from dense_conv.audio.octave import halfband_filter, halfband_response
+from dense_conv.reference import octave_downsample_reference
+from testing import DEVICES, DTYPES, product
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() and dc.cuda_kernels_compiled() else [])
-TOL = {torch.float32: 2e-6, torch.float64: 1e-13, torch.float16: 2e-3, torch.bfloat16: 2e-2}
+# per tap: |error| / max(1, max|expected|) / sqrt(taps) / 4
+TOL = {torch.float32: 2e-6, torch.float64: 1e-13}
 
 
 def _as_list(y):
     return y if isinstance(y, list) else [y]
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (7,), (2, 3, 101), (5000,), (2, 4099)])
-@pytest.mark.parametrize("levels", [1, 3])
-@pytest.mark.parametrize("taps", [1, 3, 83])
+@pytest.mark.parametrize("device,dtype,shape,levels,taps", product(
+    DEVICES, DTYPES, [(1,), (2,), (3,), (7,), (2, 3, 101), (5000,), (2, 4099)], [1, 3], [1, 3, 83]))
 def test_forward_matches_reference(device, dtype, shape, levels, taps):
     g = torch.Generator().manual_seed(sum(shape) + taps + levels)
     x = torch.randn(shape, generator=g, dtype=torch.float64)
@@ -79,12 +79,19 @@ def test_opcheck():
                           (g, x, torch.ops.dense_conv.octave_downsample(x, f, 3), f, 3))
 
 
-def test_compile():
-    x = torch.randn(4, 300, requires_grad=True)
-    f = halfband_filter().requires_grad_()
-    fn = torch.compile(lambda x, f: dc.octave_downsample(x, f, 2)[1].square().sum(), fullgraph=True, backend="eager")
-    fn(x, f).backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all() and f.grad is not None
+def test_compile_matches_eager():
+    def loss(x, f):
+        return dc.octave_downsample(x, f, 2)[1].square().sum()
+
+    x = torch.randn(4, 300, dtype=torch.float64, requires_grad=True)
+    f = halfband_filter(dtype=torch.float64).requires_grad_()
+    compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")(x, f)
+    gx, gf = torch.autograd.grad(compiled, (x, f))
+    expected = loss(x, f)
+    ex, ef = torch.autograd.grad(expected, (x, f))
+    torch.testing.assert_close(compiled, expected, rtol=1e-12, atol=0)
+    torch.testing.assert_close(gx, ex, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(gf, ef, rtol=1e-12, atol=1e-15)
 
 
 def test_errors():
@@ -93,10 +100,87 @@ def test_errors():
         dc.octave_downsample(torch.ones(10, dtype=torch.int64), f)
     with pytest.raises((ValueError, RuntimeError), match="odd"):
         dc.octave_downsample(torch.randn(10), torch.randn(4))
-    with pytest.raises((ValueError, RuntimeError), match="levels"):
-        dc.octave_downsample(torch.randn(10), f, 0)
     with pytest.raises(RuntimeError, match="dtype"):
         torch.ops.dense_conv.octave_downsample(torch.randn(10), f.double(), 1)
+    with pytest.raises(TypeError, match="x has dtype torch.float32 but filter has dtype torch.float64"):
+        dc.octave_downsample(torch.randn(10), f.double())
+
+
+@pytest.mark.parametrize("levels,error", [(2.5, TypeError), ("3", TypeError), (True, TypeError), (None, TypeError),
+                                          (-1, ValueError), (0, ValueError), (33, ValueError),
+                                          (2 ** 40, ValueError), (2 ** 62, ValueError)], ids=repr)
+def test_bad_levels(levels, error):
+    with pytest.raises(error, match="levels must be an int in \\[1, 32\\]"):
+        dc.octave_downsample(torch.randn(10), levels=levels)
+    with pytest.raises(error, match="levels"):
+        octave_downsample_reference(torch.randn(10), halfband_filter(), levels)
+
+
+@pytest.mark.parametrize("levels", [0, 33, 2 ** 40, 2 ** 62])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_bad_levels_rejected_by_the_ops(device, levels):
+    """The ops themselves (C++ and fake kernels) refuse levels outside [1, 32]."""
+    x, f = torch.zeros(2, 10, device=device), torch.zeros(3, device=device)
+    with pytest.raises(RuntimeError, match="levels must be an int in \\[1, 32\\]"):
+        torch.ops.dense_conv.octave_downsample(x, f, levels)
+    with pytest.raises(RuntimeError, match="levels"):
+        torch.ops.dense_conv.octave_downsample_grad_input(torch.zeros(2, 5, device=device), f, 10, levels)
+
+
+def test_max_levels_match_the_compiled_ops():
+    x, f = torch.randn(3, 70), torch.randn(5)
+    out = dc.octave_downsample(x, f, 32)
+    assert [o.shape[-1] for o in out] == [35, 18, 9, 5, 3, 2] + [1] * 26
+    for o, r in zip(out, octave_downsample_reference(x, f, 32)):
+        torch.testing.assert_close(o, r)
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, device="meta", dtype=dtype)
+
+
+@pytest.mark.parametrize("x_device,filter_device", [("cpu", "meta"), ("meta", "cpu")])
+def test_meta_and_cpu_arguments_are_refused(x_device, filter_device):
+    """One meta argument would send the call to the shape-only fake kernel: an error, never uninitialised data."""
+    x, f = torch.randn(4, 100).to(x_device), halfband_filter().to(filter_device)
+    with pytest.raises(ValueError, match=f"x is on {x_device} but filter is on {filter_device}"):
+        dc.octave_downsample(x, f)
+    with pytest.raises(RuntimeError, match="is on"):
+        torch.ops.dense_conv.octave_downsample(x, f, 1)
+
+
+# Every octave op, called directly: arguments built by `t(*shape)`.
+_OP_ARGS = {
+    "octave_downsample": lambda t: (t(2, 10), t(3), 2),
+    "octave_downsample_grad_input": lambda t: (t(2, 8), t(3), 10, 2),
+    "octave_downsample_grad_filter": lambda t: (t(2, 8), t(2, 10), t(2, 8), t(3), 2),
+}
+
+
+@pytest.mark.parametrize("name", list(_OP_ARGS))
+def test_fake_kernels_check_every_tensor_argument(name):
+    f = getattr(torch.ops.dense_conv, name)
+    n_tensors = sum(isinstance(a, torch.Tensor) for a in _OP_ARGS[name](_meta))
+    assert f(*_OP_ARGS[name](_meta)).device.type == "meta"
+    for k in range(n_tensors):  # argument k differs from the others
+        for make, message in [(lambda *s, d: torch.zeros(s) if d else _meta(*s), "is on"),
+                              (lambda *s, d: _meta(*s, dtype=torch.float64 if d else torch.float32), "dtype"),
+                              (lambda *s, d: _meta(*s, dtype=torch.int32 if d else torch.float32), "floating-point")]:
+            count = iter(range(n_tensors))
+            args = _OP_ARGS[name](lambda *s: make(*s, d=next(count) == k))
+            with pytest.raises(RuntimeError, match=message):
+                f(*args)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_sizes_beyond_int64_raise(device):
+    """2^62 rows of one sample (a stride-0 view): 32 levels of one sample each are 2^67 output elements."""
+    x = torch.zeros(1, 1, device=device).expand(2 ** 62, 1)
+    f = torch.zeros(3, device=device)
+    with pytest.raises(RuntimeError, match="the output has more elements than a 64-bit index can count"):
+        dc.octave_downsample(x, f, 32)
+    with pytest.raises(RuntimeError, match="the output has more elements than a 64-bit index can count"):
+        torch.ops.dense_conv.octave_downsample(x, f, 32)
 
 
 def test_empty():
@@ -115,7 +199,7 @@ def test_zero_phase_tone_alignment():
 
 @pytest.mark.parametrize("passband,atten,taps,ripple_db,stop_db", [
     (0.42, 100.0, 83, 1e-4, -100.0),    # the default
-    (0.378, 88.0, 47, 4.5e-4, -87.5),   # the design quoted in docs/semantics.md
+    (0.378, 88.0, 47, 4.5e-4, -87.5),   # the design quoted in halfband_filter's docstring
     (0.378, 116.0, 63, 2e-5, -115.0),
 ])
 def test_halfband_design(passband, atten, taps, ripple_db, stop_db):
@@ -133,8 +217,8 @@ def test_halfband_design(passband, atten, taps, ripple_db, stop_db):
 
 @pytest.mark.parametrize("levels", [1, 3])
 def test_double_backward(levels):
-    """create_graph=True through the signal gradient is exact (it used to treat grad_input as a constant:
-    silently wrong); through the filter gradient it raises a clear error."""
+    """create_graph=True through the signal gradient gives the true second derivative; through the filter
+    gradient it raises a clear error."""
     g = torch.Generator().manual_seed(levels)
     x = torch.randn(2, 29, generator=g, dtype=torch.float64, requires_grad=True)
     f = torch.randn(7, generator=g, dtype=torch.float64, requires_grad=True)

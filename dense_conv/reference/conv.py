@@ -1,23 +1,22 @@
 """Pure-PyTorch references for dense_conv2d and sparse_conv2d.
 
-Every function here computes the same thing as the custom ops (see ../shared/docs/semantics.md):
+Every function here computes the same thing as the custom ops:
 
     dense:  out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
     sparse: out[b, c, y, x]        = sum_{p<=y, q<=x} impulse[b, c, y-p, x-q] * response[b, c, p, q]
 
-They are the user's own variants (seed 000), with the correlation/convolution mix-ups and the sparse
-view bug fixed, plus FFT convolutions. All are differentiable through autograd.
+They are the user's own variants (loops, grouped conv, unfold + matmul, einsum), written as true
+convolutions, plus FFT convolutions. All are differentiable through autograd.
 """
 import torch
 import torch.nn.functional as F
 
-# The one helper shared with the package (pure Python: _algorithm imports only math).
+from .._shapes import next_smooth_size
 
 __all__ = [
     "dense_shift_add", "dense_two_loop", "dense_one_loop", "dense_conv_transpose_loop", "dense_grouped",
     "dense_unfold_matmul", "dense_einsum", "dense_fft", "dense_fft_smooth", "DENSE_VARIANTS",
     "sparse_shift_add", "sparse_loop", "sparse_grouped", "sparse_fft", "sparse_fft_smooth", "SPARSE_VARIANTS",
-    "next_smooth_size",
 ]
 
 
@@ -107,23 +106,9 @@ def dense_einsum(response, impulse):
     return torch.einsum("brk,bikn->birn", kernel, cols).reshape(B, Ci * Cr, Hi, Wi)
 
 
-def next_smooth_size(n: int, even: bool = False) -> int:
-    """Smallest m >= n with only 2, 3, 5 as prime factors (even if asked): fast FFT sizes; csrc/fft_plan.h computes the same."""
-    m = max(1, n)
-    while True:
-        if not (even and m % 2 and m > 1):
-            k = m
-            for f in (2, 3, 5):
-                while k % f == 0:
-                    k //= f
-            if k == 1:
-                return m
-        m += 1
-
-
 def _fft_sizes(response, impulse, smooth):
     _, _, _, Hi, Wi, Hr, Wr = _sizes(response, impulse)
-    # Linear (not circular) convolution up to row Hi-1 needs Hi + min(Hr, Hi) - 1 >= Hi + Hr - 1 ... use the full size.
+    # the full linear size: no circular wrap-around into the kept Hi x Wi corner
     H, W = Hi + Hr - 1, Wi + Wr - 1
     return (next_smooth_size(H), next_smooth_size(W)) if smooth else (H, W)
 
@@ -188,9 +173,8 @@ def sparse_loop(response, impulse):
 
 
 def sparse_grouped(response, impulse):
-    """The user's sparseConv2d: one conv_transpose2d with groups=B*C. The seed viewed the padded
-    impulse with height and width swapped (only right when Hr == Wr); here the impulse is not
-    padded at all, the full output is cropped instead."""
+    """The user's sparseConv2d: one conv_transpose2d with groups=B*C. The impulse is not padded (a
+    padded view is easy to get wrong when Hr != Wr); the full output is cropped instead."""
     B, C, Hi, Wi, Hr, Wr = _check_sparse(response, impulse)
     out = F.conv_transpose2d(impulse.reshape(1, B * C, Hi, Wi), response.reshape(B * C, 1, Hr, Wr), groups=B * C)
     return out[0, :, :Hi, :Wi].reshape(B, C, Hi, Wi)

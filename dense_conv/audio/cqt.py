@@ -12,10 +12,8 @@ half-band FIR) and the *same* kernels give the next octave down, and so on. At o
 the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same continuous window and
 exponential stretched by 2^i.
 
-`cqt_definition` is the float64 reference: one full-rate kernel per bin (the user's "definition").
-For octave i it samples that stretched continuous kernel at the full rate (for cosine-sum windows
-such as hann, the periodic window of n'*2^i samples), so the octave method approximates it to the
-decimator's ripple/aliasing (~1e-5) instead of differing by the O(1/n) rounding of window lengths.
+References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
+kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
 """
 import functools
 import math
@@ -25,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter, octave_downsample, \
-    octave_downsample_reference
+from ..functional import octave_downsample
+from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter
 
-__all__ = ["CQT", "cqt_definition", "cqt_octave_reference", "cqt_frequencies", "CQTKernels", "note_names"]
+__all__ = ["CQT", "cqt_frequencies", "CQTKernels", "note_names"]
 
 _OUTPUTS = ("complex", "magnitude", "power")
 
@@ -48,7 +46,7 @@ def note_names(freqs) -> list:
 
 
 @functools.lru_cache(maxsize=16)
-def _window(window, n: int) -> np.ndarray:
+def window_samples(window, n: int) -> np.ndarray:
     import scipy.signal
     return np.asarray(scipy.signal.get_window(window, n, fftbins=True), dtype=np.float64)
 
@@ -56,7 +54,7 @@ def _window(window, n: int) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _window_bandwidth(window) -> float:
     # librosa.filters.window_bandwidth: equivalent noise bandwidth in bins, from a 1000-point window
-    w = _window(window, 1000)
+    w = window_samples(window, 1000)
     return float(1000 * np.sum(w ** 2) / np.sum(np.abs(w)) ** 2)
 
 
@@ -110,7 +108,7 @@ class CQTKernels:
         self.width = self.dmax - self.dmin + 1
         K = np.zeros((self.n_filters, self.width), dtype=np.complex128)
         for k in range(self.n_filters):
-            w = _window(self.window, int(self.n[k]))
+            w = window_samples(self.window, int(self.n[k]))
             j = np.arange(self.n[k])
             d = -self.t0[k] - j
             v = w / np.sum(np.abs(w)) * np.exp(-2j * np.pi * top[k] * d / sr)
@@ -132,7 +130,7 @@ class CQTKernels:
         return torch.tensor(np.stack([self.kernels.real, self.kernels.imag], axis=1), dtype=dtype)
 
 
-def _check_input(x: torch.Tensor, name="CQT"):
+def check_input(x: torch.Tensor, name="CQT"):
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: input must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -142,7 +140,7 @@ def _check_input(x: torch.Tensor, name="CQT"):
         raise ValueError(f"{name}: input must be [T], [B, T] or [B, C, T], got shape {tuple(x.shape)}")
 
 
-def _frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str,
+def frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str,
             offset: int = 0) -> torch.Tensor:
     """out[r, f, c] = sum_d x[r, offset + f*hop + d] * w[c, d - dmin] for x [R, T] -> [R, n_frames, C]."""
     T = x.shape[-1]
@@ -170,7 +168,7 @@ def _reflect_pad(x, left, right):
     return x[:, idx]
 
 
-def _finish(c: torch.Tensor, output: str) -> torch.Tensor:
+def finish(c: torch.Tensor, output: str) -> torch.Tensor:
     """c [..., n_bins, F, 2] (real, imag) -> requested output."""
     if output == "complex":
         return torch.view_as_complex(c.contiguous()) if c.dtype in (torch.float32, torch.float64) else \
@@ -182,8 +180,10 @@ def _finish(c: torch.Tensor, output: str) -> torch.Tensor:
     return torch.sqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
 
 
-def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate, filter_taps):
-    """Shared octave loop. x [R, T]; weight [n_filters, 2, width]; decimate(x, levels) -> list."""
+def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
+    """The octave loop. x [R, T]; weight [n_filters, 2, width]; decimate(x, filter, levels) -> a tensor
+    (levels == 1) or a list of the levels successive octaves, as octave_downsample."""
+    filter_taps = filter.numel()
     R, T = x.shape
     n_frames = 1 + T // hop
     levels = ker.n_octaves - 1
@@ -193,16 +193,17 @@ def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate, fil
     # octaves stay on the same sample grid (level i sample m <-> full-rate sample 2^i m - Z).
     Z = (2 ** levels) * ((filter_taps + 1) // 2) if (levels > 0 and pad_mode == "constant") else 0
     xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
-    sigs = [x] + (decimate(xz, levels) if levels > 0 else [])
+    octaves = decimate(xz, filter, levels) if levels > 0 else []
+    sigs = [x] + (octaves if isinstance(octaves, list) else [octaves])
     outs = []
     for i in range(ker.n_octaves):
         first, nb = ker.octave_bins(i)
         w = weight[first:].reshape(nb * 2, -1)
         off = (Z >> i) if i > 0 else 0
-        c = _frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode, off)  # [R, F, nb*2]
+        c = frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode, off)  # [R, F, nb*2]
         outs.append(c.view(R, n_frames, nb, 2) * ker.octave_gain(i))
     c = torch.cat(outs[::-1], dim=2)  # bins ascending
-    return _finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
+    return finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
 
 
 class CQT(nn.Module):
@@ -218,7 +219,7 @@ class CQT(nn.Module):
                  n_bins: int = 288, bins_per_octave: int = 36, filter_scale: float = 1.0, window="hann",
                  scale: bool = True, pad_mode: str = "constant", output: str = "complex",
                  trainable: bool = False, trainable_filter: bool = False,
-                 downsample_filter: Optional[torch.Tensor] = None, use_op: bool = True):
+                 downsample_filter: Optional[torch.Tensor] = None):
         super().__init__()
         if output not in _OUTPUTS:
             raise ValueError(f"CQT: output must be one of {_OUTPUTS}, got {output!r}")
@@ -227,7 +228,7 @@ class CQT(nn.Module):
         self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length)
         self.sr, self.hop_length, self.n_bins, self.bins_per_octave = float(sr), int(hop_length), int(n_bins), \
             int(bins_per_octave)
-        self.pad_mode, self.output, self.use_op = pad_mode, output, use_op
+        self.pad_mode, self.output = pad_mode, output
         w = self.ker.real_weight(torch.float32)
         if trainable:
             self.kernels = nn.Parameter(w)
@@ -257,60 +258,14 @@ class CQT(nn.Module):
                 f"filter_taps={self.downsample_filter.numel()}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x)
+        return self.transform(x, octave_downsample)
+
+    def transform(self, x: torch.Tensor, decimate) -> torch.Tensor:
+        """The CQT with `decimate` (octave_downsample's signature) as the decimator."""
+        check_input(x)
         lead = x.shape[:-1]
         xr = x.reshape(math.prod(lead), x.shape[-1])
-        dt = x.dtype
-        weight = self.kernels.to(dt)
-        filt = self.downsample_filter.to(dt)
-        if self.use_op:
-            dec = lambda s, levels: octave_downsample(s, filt, levels) if levels > 1 else [octave_downsample(s, filt)]
-        else:
-            dec = lambda s, levels: (lambda o: o if isinstance(o, list) else [o])(
-                octave_downsample_reference(s, filt, levels))
-        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, dec, filt.numel())
+        weight = self.kernels.to(x.dtype)
+        filt = self.downsample_filter.to(x.dtype)
+        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
         return c.reshape(*lead, *c.shape[1:])
-
-
-def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
-                         bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
-                         output="complex", downsample_filter: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Pure-PyTorch octave CQT (conv1d decimation, no custom op); same result as CQT(use_op=False)."""
-    m = CQT(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode, output,
-            downsample_filter=downsample_filter, use_op=False)
-    return m.to(x.device)(x)
-
-
-def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
-                   bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
-                   output="complex") -> torch.Tensor:
-    """Float64 definition CQT: one full-rate kernel per bin (see the module docstring). Slow; for tests."""
-    _check_input(x, "cqt_definition")
-    ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, None)
-    lead = x.shape[:-1]
-    xr = x.reshape(math.prod(lead), x.shape[-1]).to(torch.float64)
-    n_frames = 1 + xr.shape[-1] // hop_length
-    outs = []
-    for i in range(ker.n_octaves):
-        first, nb = ker.octave_bins(i)
-        s = 2 ** i
-        dmin, dmax = s * ker.dmin, s * ker.dmax
-        W = np.zeros((nb, 2, dmax - dmin + 1))
-        for b in range(nb):
-            kk = first + b
-            k = ker.n_bins - 1 - i * ker.n_filters - (ker.n_filters - 1 - kk)  # global bin index
-            n = int(ker.n[kk]) * s
-            w = _window(ker.window, n)
-            jf = np.arange(n)
-            d = -s * int(ker.t0[kk]) - jf
-            L = ker.lengths[k]
-            v = w / np.sum(np.abs(w)) * np.exp(-2j * np.pi * ker.freqs[k] * d / sr)
-            v *= np.sqrt(L) if scale else L
-            W[b, 0, d - dmin] = v.real
-            W[b, 1, d - dmin] = v.imag
-        Wt = torch.tensor(W.reshape(nb * 2, -1), dtype=torch.float64, device=x.device)
-        c = _frames(xr, Wt, dmin, hop_length, n_frames, pad_mode)
-        outs.append(c.view(xr.shape[0], n_frames, nb, 2))
-    c = torch.cat(outs[::-1], dim=2)
-    c = _finish(c.transpose(1, 2), output)
-    return c.reshape(*lead, *c.shape[1:])

@@ -1,4 +1,4 @@
-"""Layers built on the ops: the user's mixing identity (seed 000, "数学分析").
+"""Layers built on the ops: the user's mixing identity.
 
 A 1x1 mix over the dense output,   y_l = sum_{j,k} a_{ljk} (x_j * h_k),
 equals a sparse conv of mixed inputs, y_l = (A x)_l * (B h)_l,   when a_{ljk} = A_{lj} B_{lk}.
@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from ._ops import dense_conv2d, sparse_conv2d
+from .functional import dense_conv2d, sparse_conv2d
 
 
 class DenseMix(nn.Module):

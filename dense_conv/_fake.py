@@ -1,0 +1,77 @@
+"""Fake (meta) kernels of every op: the checks of csrc/checks.h and the output shapes, no data.
+
+They let torch.compile trace through the ops, and they are what the dispatcher runs whenever one argument
+is a meta tensor, so they check the device and dtype of every tensor argument: a CPU tensor mixed with a
+meta one is an error here, never an uninitialised result. Importing this module registers them (the
+schemas come from the compiled extension).
+"""
+import torch
+
+from . import _checks
+from ._shapes import octave_packed_length
+
+
+def _register_conv(prefix, sparse):
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d")
+    def _forward(response, impulse):
+        return impulse.new_empty(_checks.check_conv_forward(response, impulse, sparse))
+
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d_grad_impulse")
+    def _grad_impulse(grad_out, response, impulse_shape):
+        _checks.check_conv_backward(grad_out, {"response": response}, response.shape, impulse_shape, sparse)
+        return grad_out.new_empty(tuple(impulse_shape))
+
+    @torch.library.register_fake(f"dense_conv::{prefix}_conv2d_grad_response")
+    def _grad_response(grad_out, impulse, response_shape):
+        _checks.check_conv_backward(grad_out, {"impulse": impulse}, response_shape, impulse.shape, sparse)
+        return grad_out.new_empty(tuple(response_shape))
+
+
+_register_conv("dense", sparse=False)
+_register_conv("sparse", sparse=True)
+
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft")
+def _fft_forward(response, impulse):
+    return impulse.new_empty(_checks.check_conv_forward(response, impulse, sparse=False))
+
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft_backward")
+def _fft_backward(grad_out, response, impulse):
+    _checks.check_conv_forward(response, impulse, sparse=False)
+    _checks.check_conv_backward(grad_out, {"response": response, "impulse": impulse}, response.shape, impulse.shape,
+                                sparse=False)
+    return grad_out.new_empty(response.shape), grad_out.new_empty(impulse.shape)
+
+
+def _with_last(shape, last):
+    return (*shape[:-1], last)
+
+
+@torch.library.register_fake("dense_conv::octave_downsample")
+def _octave_forward(x, filter, levels):
+    _checks.check_octave_tensors(x, filter)
+    _checks.check_octave_sizes(x.shape, levels)
+    return x.new_empty(_with_last(x.shape, octave_packed_length(x.shape[-1], levels)))
+
+
+@torch.library.register_fake("dense_conv::octave_downsample_grad_input")
+def _octave_grad_input(grad, filter, length, levels):
+    _checks.check_octave_tensors(grad, filter, "grad")
+    _checks.check_octave_sizes(_with_last(grad.shape, length), levels)
+    torch._check(grad.shape[-1] == octave_packed_length(length, levels),
+                 lambda: f"octave_downsample_grad_input: grad has {grad.shape[-1]} samples, expected "
+                 f"{octave_packed_length(length, levels)} for length {length} and {levels} levels")
+    return grad.new_empty(_with_last(grad.shape, length))
+
+
+@torch.library.register_fake("dense_conv::octave_downsample_grad_filter")
+def _octave_grad_filter(grad, x, out, filter, levels):
+    _checks.check_octave_tensors(grad, filter, "grad")
+    _checks.check_octave_tensors(x, filter)
+    _checks.check_octave_tensors(out, filter, "out")
+    _checks.check_octave_sizes(x.shape, levels)
+    torch._check(grad.shape[-1] == octave_packed_length(x.shape[-1], levels),
+                 lambda: f"octave_downsample_grad_filter: grad has shape {tuple(grad.shape)}, expected last dim "
+                 f"{octave_packed_length(x.shape[-1], levels)}")
+    return filter.new_empty(filter.shape)

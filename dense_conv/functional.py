@@ -1,0 +1,100 @@
+"""The public functions: argument handling, then one call of a torch.ops.dense_conv op.
+
+The kernels are C++/CUDA (csrc/, schemas in csrc/ops.cpp); their fake kernels are in _fake.py, their
+autograd in _autograd.py, the choice of algorithm in _algorithm.py.
+"""
+from typing import List, Optional, Union
+
+import torch
+
+from . import _algorithm, _checks, _extension
+from ._shapes import octave_level_lengths
+
+
+def _check_is_tensor(t, name, op):
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(t).__name__}")
+
+
+def _check_conv_arguments(response, impulse, op):
+    for t, name in ((response, "response"), (impulse, "impulse")):
+        _check_is_tensor(t, name, op)
+        _checks.check_tensor(t, name, op, check=_checks.raise_unless)
+
+
+def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
+    """Every impulse channel convolved with every response channel, per sample.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, Ci*Cr, Hi, Wi] with
+    out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
+    (true convolution, causally cropped to the impulse size).
+
+    algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
+    backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512 Xeon
+    expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule; see
+    dense_conv/_algorithm.py).
+    """
+    _check_conv_arguments(response, impulse, "dense_conv2d")
+    ops = _extension.ops()
+    if _algorithm.use_fft(response, impulse, algorithm, sparse=False):
+        return ops.dense_conv2d_fft(response, impulse)
+    return ops.dense_conv2d(response, impulse)
+
+
+def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
+    """Channel c of impulse convolved with channel c of response, per sample.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi], same causal crop as dense_conv2d.
+    algorithm: "auto" | "direct" | "fft", as in dense_conv2d.
+    """
+    _check_conv_arguments(response, impulse, "sparse_conv2d")
+    ops = _extension.ops()
+    if _algorithm.use_fft(response, impulse, algorithm, sparse=True):
+        # one-channel dense problems: [B*C, 1, ...]
+        _checks.check_conv_sizes(response.shape, impulse.shape, sparse=True, check=_checks.raise_unless)
+        B, C, Hi, Wi = impulse.shape
+        out = ops.dense_conv2d_fft(response.reshape(B * C, 1, *response.shape[2:]), impulse.reshape(B * C, 1, Hi, Wi))
+        return out.view(B, C, Hi, Wi)
+    return ops.sparse_conv2d(response, impulse)
+
+
+def octave_downsample(x: torch.Tensor, filter: Optional[torch.Tensor] = None,
+                      levels: int = 1) -> Union[torch.Tensor, List[torch.Tensor]]:
+    """Low-pass + decimate by 2 along the last dim, fused. Any leading dims.
+
+        y[..., m] = sum_{n=0}^{N-1} filter[n] * x[..., 2m + n - (N-1)/2]      (N odd, zeros outside x)
+
+    filter: odd-length FIR (default: `dense_conv.halfband_filter()` in x's dtype, on x's device); it gets
+    a gradient when it requires one. levels=1 returns a tensor [..., ceil(T/2)]; levels=L (an int in
+    [1, 32]) returns a list of L tensors, the successive octaves (T/2, T/4, ... samples), computed in
+    one call. The pure-PyTorch definition is dense_conv.reference.octave_downsample_reference.
+    """
+    _check_is_tensor(x, "x", "octave_downsample")
+    if not x.is_floating_point():
+        raise TypeError(f"octave_downsample: x must be a floating-point tensor, got {x.dtype}")
+    levels = _checks.check_octave_levels(levels)
+    if filter is None:
+        from .audio.octave import halfband_filter
+        filter = halfband_filter(dtype=x.dtype, device=x.device)
+    _check_is_tensor(filter, "filter", "octave_downsample")
+    if x.dim() < 1:
+        raise ValueError("octave_downsample: x must have at least 1 dimension [..., T]")
+    if filter.dim() != 1 or filter.shape[0] % 2 == 0:
+        raise ValueError(f"octave_downsample: filter must be 1-D with an odd number of taps (zero phase), "
+                         f"got shape {tuple(filter.shape)}")
+    # Before dispatch: with one meta argument the dispatcher would run the shape-only fake kernel.
+    if x.device != filter.device:
+        raise ValueError(f"octave_downsample: x is on {x.device} but filter is on {filter.device}; "
+                         "move both to the same device")
+    if x.dtype != filter.dtype:
+        raise TypeError(f"octave_downsample: x has dtype {x.dtype} but filter has dtype {filter.dtype}; "
+                        "cast both to the same dtype")
+    packed = _extension.ops().octave_downsample(x, filter, levels)
+    if levels == 1:
+        return packed
+    return list(torch.split(packed, octave_level_lengths(x.shape[-1], levels), dim=-1))
+
+
+def cuda_kernels_compiled() -> bool:
+    """True when the extension is present and was built with its CUDA kernels."""
+    return _extension.LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("dense_conv::dense_conv2d", "CUDA")

@@ -1,0 +1,33 @@
+"""DenseMix and FactoredMix: the mixing identity (FactoredMix == DenseMix with a_ljk = A_lj B_lk) and
+gradients with respect to inputs and weights, in float64."""
+import pytest
+import torch
+
+from dense_conv import DenseMix, FactoredMix
+from testing import assert_close_scaled, make_inputs
+
+
+def test_factored_mix_equals_its_dense_form():
+    torch.manual_seed(0)
+    factored = FactoredMix(impulse_channels=3, response_channels=4, out_channels=5).double()
+    dense = factored.to_dense().double()
+    response, impulse = make_inputs((2, 3, 4, 9, 11, 3, 5))
+    y_factored = factored(response, impulse)
+    y_dense = dense(response, impulse)
+    assert y_factored.shape == (2, 5, 9, 11)
+    assert_close_scaled(y_factored, y_dense, torch.float64)
+
+
+@pytest.mark.parametrize("layer_type", [DenseMix, FactoredMix])
+def test_gradcheck_inputs_and_weights(layer_type):
+    torch.manual_seed(1)
+    layer = layer_type(2, 3, 2).double()
+    names = [name for name, _ in layer.named_parameters()]
+    assert names == (["weight"] if layer_type is DenseMix else ["impulse_mix", "response_mix"])
+    weights = tuple(p.detach().clone().requires_grad_() for p in layer.parameters())
+    response, impulse = make_inputs((1, 2, 3, 5, 6, 2, 3), requires_grad=True)
+
+    def fn(response, impulse, *weights):
+        return torch.func.functional_call(layer, dict(zip(names, weights)), (response, impulse))
+
+    assert torch.autograd.gradcheck(fn, (response, impulse, *weights))
