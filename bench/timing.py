@@ -9,6 +9,7 @@ Naming, so that Compare lays the table out the same way for every benchmark:
 """
 import torch
 from torch.utils import benchmark
+from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 
 FORWARD, FORWARD_BACKWARD = "fwd", "fwd+bwd"
 
@@ -29,6 +30,15 @@ def measure(fn, *, label, sub_label, description, env=None, min_run_time=0.2, sl
                             # Timer defaults to one thread; time with every thread torch would use
                             num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=0.0 if slow else min_run_time)
+
+
+def seconds_of_one_call(fn):
+    """Wall time of one fn() on the Timer's own clock (it synchronizes CUDA before each reading).
+    For cost probes only, which decide whether to time something at all: every Timer measurement
+    runs fn at least twice, too much for a probe of a call that may take many seconds."""
+    t0 = synchronized_clock()
+    fn()
+    return synchronized_clock() - t0
 
 
 def timed_calls(measurement):
