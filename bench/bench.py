@@ -15,9 +15,9 @@ on the GPU; without one the CUDA rows are skipped and the reason is printed.
 
 A reference is skipped (with the reason printed) when a probe at batch 1, scaled to the full batch,
 predicts more than the time budget (a forward+backward also when its forward alone did), or when it
-would need more memory than the memory budget. A
-reference predicted to take more than a second per call (0.2 s with --quick) is timed by one call
-after one warm-up call instead of repeated runs (such rows are marked "1 call").
+would need more memory than the memory budget. A reference predicted to take more than a second per
+call (0.2 s with --quick) is timed by one call after a warm-up call instead of repeated runs; rows
+whose median comes from one timed call are marked "(1 call)".
 The CQT rows (dense_conv.CQT vs librosa.cqt and nnAudio, bench/bench_cqt.py) are a second table; a
 missing librosa / nnAudio is stated there.
 """
@@ -269,6 +269,10 @@ def predicted_seconds(fn, case, device, backward, limit):
     return best
 
 
+def seconds_text(seconds):
+    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds:.2f} s"
+
+
 def reference_memory_bytes(name, case, element_size=4):
     """Rough peak of the reference variants that materialise the whole patch tensor."""
     if name not in ("ref:unfold_matmul", "ref:einsum"):
@@ -286,10 +290,10 @@ def reference_skip_reason(name, fn, case, device, backward, settings, forward_pr
         return f"needs ~{need / 2**30:.0f} GiB", None
     limit = settings.budget * REFERENCE_BUDGET_FACTOR.get(name, 1)
     if backward and forward_prediction is not None and forward_prediction > limit:
-        return f"its forward alone: ~{forward_prediction:.1f} s per call predicted (budget {limit:g} s)", None
+        return f"its forward alone: ~{seconds_text(forward_prediction)} per call predicted (budget {limit:g} s)", None
     predicted = predicted_seconds(fn, case, device, backward, limit)
     if predicted > limit:
-        return f"~{predicted:.1f} s per call predicted from batch 1 (budget {limit:g} s)", predicted
+        return f"~{seconds_text(predicted)} per call predicted from batch 1 (budget {limit:g} s)", predicted
     return None, predicted
 
 
