@@ -3,8 +3,9 @@
     python bench/bench_cqt.py [--quick]
 
 Cases (22050 Hz, 288 bins C1..B8, 36 per octave, hop 512): 60 s forward; 60 s trainable
-forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward. `run()` returns
-rows (dicts) for the main benchmark; missing librosa/nnAudio give rows with time None and a note.
+forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward. Timed with
+bench/timing.py, as bench.py is. `run()` returns rows (dicts) and Measurements for the main benchmark;
+missing librosa/nnAudio give rows with time None and a note.
 """
 import argparse
 import os
