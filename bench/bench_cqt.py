@@ -3,8 +3,9 @@
     python bench/bench_cqt.py [--quick]
 
 Cases (22050 Hz, 288 bins C1..B8, 36 per octave, hop 512): 60 s forward; 60 s trainable
-forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward. `run()` returns
-rows (dicts) for the main benchmark; missing librosa/nnAudio give rows with time None and a note.
+forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward. Timed with
+bench/timing.py, as bench.py is. `run()` returns rows (dicts) and Measurements for the main benchmark;
+missing librosa/nnAudio give rows with time None and a note.
 """
 import argparse
 import os
@@ -12,19 +13,21 @@ import sys
 import warnings
 
 import torch
-from torch.utils import benchmark
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 import dense_conv  # noqa: E402
+from timing import FORWARD, FORWARD_BACKWARD, measure, print_compare  # noqa: E402
 
 SR, HOP, NBINS, BPO = 22050, 512, 288, 36
 FMIN = 32.70319566257483
-
-
-def _timer(fn, label, sub_label, description, min_run_time):
-    t = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label, sub_label=sub_label,
-                        description=description, num_threads=torch.get_num_threads())
-    return t.blocked_autorange(min_run_time=min_run_time)
+# case -> (the audio, i.e. the shape of the torch.utils.benchmark label; the direction)
+CASES = {
+    "60 s forward": ("60 s", FORWARD),
+    "60 s trainable fwd+bwd": ("60 s", FORWARD_BACKWARD),
+    "16 x 5 s forward": ("16 x 5 s", FORWARD),
+}
 
 
 def _librosa():
@@ -57,14 +60,9 @@ def run(quick=False, device="cpu"):
         if fn is None:
             rows.append(dict(name=name, case=case, seconds=None, note=note))
             return
-        if device == "cuda":
-            inner = fn
-
-            def fn():
-                inner()
-                torch.cuda.synchronize()
-        fn()  # warm-up: first-call set-up (kernel tables, allocator, MKL) is not what is timed
-        m = _timer(fn, "CQT", case, name, mrt)
+        audio, direction = CASES[case]
+        m = measure(fn, label=f"CQT {audio}", sub_label=name, description=direction, env=device,
+                    min_run_time=mrt)
         ms.append(m)
         rows.append(dict(name=name, case=case, seconds=m.median, note=note))
 
@@ -131,7 +129,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
     rows, ms = run(a.quick, a.device)
-    benchmark.Compare(ms).print()
+    print_compare(ms)
     print(f"{'name':28s} {'case':26s} {'seconds':>10s}  note")
     for r in rows:
         s = f"{r['seconds']:.4f}" if r["seconds"] is not None else "-"
