@@ -1,5 +1,5 @@
 """Every CUDA kernel of the project, run on the CPU by the emulator (tests/emu/harness.py) under several
-schedules, against the float64 pure-PyTorch reference (dense_conv/reference.py).
+schedules, against the float64 pure-PyTorch references (dense_conv/reference/).
 
 Shapes cover partial tiles in every dimension, tap chunks that do not divide the kernel, 1x1 kernels,
 kernels larger than the image, Cr = 1, Cr > responses per block, B = 1, odd sizes, several
@@ -16,7 +16,8 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from emu import harness  # noqa: E402
 
-reference = harness.load_repo_module("dense_conv/reference.py")
+from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
+from dense_conv._shapes import fft_size  # noqa: E402
 
 SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
 
@@ -168,7 +169,7 @@ def emulated_fft_conv(response, impulse, grad_out):
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
-    H, W = harness.shapes.fft_size(Hi, Wi, Hr, Wr)
+    H, W = fft_size(Hi, Wi, Hr, Wr)
     K = H * (W // 2 + 1)
     A = torch.fft.rfft2(impulse, s=(H, W)).reshape(B, Ci, K).contiguous()
     R = torch.fft.rfft2(response[:, :, :Hq, :Wq], s=(H, W)).reshape(B, Cr, K).contiguous()
@@ -197,21 +198,9 @@ def test_fft_conv_pipeline(shape, dtype):
 
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
 
-def local_octave_downsample_reference(x, filter, levels):
-    """Stand-in with the signature and definition of the package's pure-PyTorch octave reference
-    (stride-2 conv1d with zero padding; a tensor for levels == 1, a list for levels > 1), which cannot
-    be imported without the built extension."""
-    m = (filter.numel() - 1) // 2
-    cur, outs = x.unsqueeze(1), []
-    for _ in range(levels):
-        cur = torch.nn.functional.conv1d(torch.nn.functional.pad(cur, (m, m)), filter.view(1, 1, -1), stride=2)
-        outs.append(cur.squeeze(1))
-    return outs[0] if levels == 1 else outs
-
-
 def packed_octave_reference(x, f, levels):
     """The reference levels packed along the last dim, as the kernels write them."""
-    out = local_octave_downsample_reference(x, f, levels)
+    out = reference.octave_downsample_reference(x, f, levels)
     return out if levels == 1 else torch.cat(out, dim=-1)
 
 

@@ -9,6 +9,7 @@
 
 #include "../checks.h"
 #include "dense_conv_kernels.cuh"
+#include "nonfinite_cuda.cuh"
 
 namespace dc {
 namespace {
@@ -27,6 +28,7 @@ Tensor dense_grad_impulse_cuda(const Tensor& grad_out, const Tensor& response, a
                                         grad_impulse.data_ptr<scalar_t>(), s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  if (nonfinite_check_allowed()) exact_nonfinite_grad_impulse(grad_impulse, g, resp);
   return grad_impulse;
 }
 
@@ -46,6 +48,7 @@ Tensor dense_grad_response_cuda(const Tensor& grad_out, const Tensor& impulse, a
                                          at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  if (nonfinite_check_allowed()) exact_nonfinite_grad_response(grad_response, g, imp);
   return grad_response;
 }
 

@@ -9,6 +9,7 @@
 
 #include "../checks.h"
 #include "dense_conv_kernels.cuh"
+#include "nonfinite_cuda.cuh"
 
 namespace dc {
 namespace {
@@ -27,6 +28,7 @@ Tensor dense_forward_cuda(const Tensor& response, const Tensor& impulse) {
                                    at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
+  if (nonfinite_check_allowed()) exact_nonfinite_forward(out, resp, imp);
   return out;
 }
 

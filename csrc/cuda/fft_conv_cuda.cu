@@ -25,6 +25,7 @@
 
 #include "../checks.h"
 #include "fft_conv_kernels.cuh"
+#include "nonfinite_cuda.cuh"
 
 namespace dc {
 namespace {
@@ -82,6 +83,7 @@ Tensor dense_fft_forward_cuda(const Tensor& response, const Tensor& impulse) {
       out.narrow(0, b0, nb).copy_(Y.narrow(2, 0, s.Hi).narrow(3, 0, s.Wi));
     }
   });
+  if (nonfinite_check_allowed()) exact_nonfinite_forward(out, response, impulse);
   return out;
 }
 
@@ -122,6 +124,10 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cuda(const Tensor& grad_out, const
           YR.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq));
     }
   });
+  if (nonfinite_check_allowed()) {
+    exact_nonfinite_grad_impulse(grad_impulse, grad_out, response);
+    exact_nonfinite_grad_response(grad_response, grad_out, impulse);
+  }
   return {grad_response, grad_impulse};
 }
 

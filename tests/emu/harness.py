@@ -7,13 +7,14 @@ under the current schedule, and raise RuntimeError with the emulator's message o
 """
 import ctypes
 import hashlib
-import importlib.util
 import os
 import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
+
+from dense_conv._shapes import octave_packed_length
 
 REPO = Path(__file__).resolve().parents[2]
 EMU_DIR = Path(__file__).resolve().parent
@@ -24,19 +25,6 @@ HARNESS_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-DDC_CUDA_EMULATOR"]
 # dc_emu::Order
 SCHEDULES = {"forward": 0, "reverse": 1, "random": 2}
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
-
-
-def load_repo_module(relative_path):
-    """A pure-Python module of the package, loaded by path: these tests do not need the built extension
-    (importing dense_conv loads it)."""
-    path = REPO / relative_path
-    spec = importlib.util.spec_from_file_location("dense_conv_test_" + path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shapes = load_repo_module("dense_conv/_shapes.py")
 
 
 def emulator_sources():
@@ -208,7 +196,7 @@ def _octave_buffers(sz, dtype):
 def octave_forward(x, f, levels):
     """x [rows, T] -> packed [rows, sum of level lengths]."""
     rows, T = x.shape
-    out = poisoned((rows, shapes.octave_packed_length(T, levels)), x.dtype)
+    out = poisoned((rows, octave_packed_length(T, levels)), x.dtype)
     call("dc_emu_octave_forward", _dtype_code(x, f), x, f, out, octave_sizes(rows, T, f.numel(), levels))
     return out
 
