@@ -204,6 +204,20 @@ def packed_octave_reference(x, f, levels):
     return out if levels == 1 else torch.cat(out, dim=-1)
 
 
+def check_octave_kernels(x, f, levels, dtype, g):
+    """Forward, grad_input and grad_filter kernels in `dtype` against float64 autograd of the reference."""
+    T = x.shape[-1]
+    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
+    packed = packed_octave_reference(xr, fr, levels)
+    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
+    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
+    xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
+    out = harness.octave_forward(xd, fd, levels)
+    check(out, packed.detach(), dtype)
+    check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
+    check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("rows,T,taps,levels", [(1, 1, 1, 1), (2, 37, 7, 3), (3, 2500, 83, 2), (1, 2049, 83, 1),
                                                 (2, 300, 301, 2)])
@@ -213,34 +227,18 @@ def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):
     f = torch.randn(taps, generator=g, dtype=torch.float64)
     if taps == 83:
         f[1::2] = 0.0  # exercise the zero-tap skip (half-band pattern)
-    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    packed = packed_octave_reference(xr, fr, levels)
-    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
-    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
-    xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
-    out = harness.octave_forward(xd, fd, levels)
-    check(out, packed.detach(), dtype)
-    check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
-    check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
+    check_octave_kernels(x, f, levels, dtype, g)
 
 
-# Regression: a long filter needs more than the default 48 KiB of dynamic shared memory per block (the
-# staged window grows with the taps); the launches failed until the kernels opted in.
+# A long filter needs more than the default 48 KiB of dynamic shared memory per block (the staged window
+# grows with the taps): the launches must opt in to more.
 @pytest.mark.parametrize("dtype,taps", [(torch.float64, 2101), (torch.float32, 4801)], ids=["f64", "f32"])
 def test_octave_downsample_long_filter(dtype, taps):
     rows, T, levels = 2, 60, 2
     g = torch.Generator().manual_seed(taps)
     x = torch.randn(rows, T, generator=g, dtype=torch.float64)
     f = torch.randn(taps, generator=g, dtype=torch.float64)
-    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    packed = packed_octave_reference(xr, fr, levels)
-    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
-    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
-    xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
-    out = harness.octave_forward(xd, fd, levels)
-    check(out, packed.detach(), dtype)
-    check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
-    check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
+    check_octave_kernels(x, f, levels, dtype, g)
 
 
 def test_octave_downsample_filter_too_long_for_shared_memory_is_a_clear_error():

@@ -1,7 +1,8 @@
 // CUDA kernels of dense_conv2d (forward, grad_impulse, grad_response) and their launch code.
 //
-// No ATen here: this header is compiled by nvcc for the extension (dense_conv_cuda.cu) and by g++
-// under the test-only CPU emulator (tests/emu/), from the same text. All pointers are contiguous NCHW.
+// No ATen here: this header is compiled by nvcc for the extension (dense_conv_forward.cu and
+// dense_conv_backward.cu) and by g++ under the test-only CPU emulator (tests/emu/), from the same text.
+// All pointers are contiguous NCHW.
 //
 //   out[b, i*Cr+r, y, x]   = sum_{p<=y, q<=x} impulse[b,i,y-p,x-q] * response[b,r,p,q]
 //   grad_impulse[b,i,y,x]  = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]  (y+p<Hi, x+q<Wi)
