@@ -120,6 +120,23 @@ inline void check_octave_tensors(const at::Tensor& x, const at::Tensor& filter, 
   check_same_device_dtype(x, x_name, filter, "filter", op);
 }
 
+// Arguments of octave_downsample_grad_filter. out, the packed forward output, is the input of levels >= 2
+// (it may be empty when levels == 1).
+inline OctaveSizes check_octave_grad_filter(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& out,
+                                            const at::Tensor& filter, int64_t levels) {
+  check_octave_tensors(grad, filter, "grad");
+  check_octave_tensors(x, filter);
+  const OctaveSizes s = octave_sizes(x.sizes(), filter.numel(), levels);
+  TORCH_CHECK(grad.size(-1) == s.lv.total && grad.numel() == s.rows * s.lv.total,
+              "octave_downsample_grad_filter: grad has shape ", grad.sizes(), ", expected last dim ", s.lv.total);
+  if (levels > 1) {
+    TORCH_CHECK(out.numel() == s.rows * s.lv.total,
+                "octave_downsample_grad_filter: levels > 1 needs the forward output");
+    check_same_device_dtype(out, "out", filter, "filter", "octave_downsample");
+  }
+  return s;
+}
+
 inline std::vector<int64_t> with_last(at::IntArrayRef shape, int64_t last) {
   std::vector<int64_t> v(shape.begin(), shape.end());
   v.back() = last;

@@ -17,13 +17,16 @@ using at::Tensor;
 
 at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-// Indices (int64, on the tensors' device) of the samples b where any tensor has a non-finite value in
-// its slice [b]; undefined when there is none. A per-sample sum is non-finite whenever one of its terms
-// is; a sum that overflows from finite terms only sends a finite sample down the exact path (slower,
-// still right).
-Tensor nonfinite_samples(const std::vector<Tensor>& tensors) {
-  const int64_t B = tensors.front().size(0);
+// Indices (int64, on the tensors' device) of the samples b where the result or its inputs (whichever
+// have fewer elements: see nonfinite.h) have a non-finite value in their slice [b]; undefined when there
+// is none. A per-sample sum is non-finite whenever one of its terms is; a sum that overflows from finite
+// terms only sends a finite sample down the exact path (slower, still right).
+Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs) {
+  const int64_t B = result.size(0);
   if (B == 0) return {};
+  int64_t input_elements = 0;
+  for (const Tensor& t : inputs) input_elements += t.numel();
+  const std::vector<Tensor> tensors = result.numel() <= input_elements ? std::vector<Tensor>{result} : inputs;
   Tensor bad;
   for (const Tensor& t : tensors) {
     if (t.numel() == 0) continue;
@@ -37,7 +40,7 @@ Tensor nonfinite_samples(const std::vector<Tensor>& tensors) {
 }  // namespace
 
 void exact_nonfinite_forward(Tensor& out, const Tensor& response, const Tensor& impulse) {
-  const Tensor idx = nonfinite_samples({response, impulse});
+  const Tensor idx = nonfinite_samples(out, {response, impulse});
   if (!idx.defined()) return;
   const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = response.size(1), Hi = impulse.size(2),
                 Wi = impulse.size(3);
@@ -54,7 +57,7 @@ void exact_nonfinite_forward(Tensor& out, const Tensor& response, const Tensor& 
 }
 
 void exact_nonfinite_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, const Tensor& response) {
-  const Tensor idx = nonfinite_samples({grad_out, response});
+  const Tensor idx = nonfinite_samples(grad_impulse, {grad_out, response});
   if (!idx.defined()) return;
   const int64_t n = idx.size(0), Ci = grad_impulse.size(1), Cr = response.size(1), Hi = grad_impulse.size(2),
                 Wi = grad_impulse.size(3);
@@ -71,7 +74,7 @@ void exact_nonfinite_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, 
 }
 
 void exact_nonfinite_grad_response(Tensor& grad_response, const Tensor& grad_out, const Tensor& impulse) {
-  const Tensor idx = nonfinite_samples({grad_out, impulse});
+  const Tensor idx = nonfinite_samples(grad_response, {grad_out, impulse});
   if (!idx.defined()) return;
   const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = grad_response.size(1), Hi = impulse.size(2),
                 Wi = impulse.size(3), Hr = grad_response.size(2), Wr = grad_response.size(3);

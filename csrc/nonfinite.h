@@ -2,14 +2,20 @@
 //
 // The fast kernels multiply zero padding by response taps (direct: tap blocks, FFT: whole planes), so a
 // non-finite tap or pixel reaches outputs the definition never lets it reach (0 * inf = NaN), and the
-// FFT spreads one NaN over its whole plane. Rather than slowing every kernel down, each op checks its
-// inputs per sample (one reduction) and recomputes the rare non-finite samples by the definition, tap
-// by tap over the causal window only (ATen ops: any device, any floating dtype).
+// FFT spreads one NaN over its whole plane. Rather than slowing every kernel down, each op checks each
+// sample (one reduction) and recomputes the rare non-finite samples by the definition, tap by tap over
+// the causal window only (ATen ops: any device, any floating dtype).
+//
+// Either the inputs or the result may be checked, whichever is smaller (the result, for the gradients):
+// every kernel's sum holds all the terms of the definition (no value-dependent skips) plus products
+// with zero padding, and the FFT turns a non-finite value into non-finite outputs over its whole plane.
+// So a finite result of the kernels holds only finite terms and equals the definition; a sample with a
+// non-finite input or result is recomputed (which may confirm its infinities).
 //
 // Each function overwrites the affected samples of `result` (a dense_conv2d layout: output [B, Ci*Cr,
-// Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_response [B, Cr, Hr, Wr]) and does nothing when every
-// input is finite. On CUDA the check synchronises with the host; the CUDA glue skips it while a CUDA
-// graph is being captured.
+// Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_response [B, Cr, Hr, Wr]) and does nothing when the
+// checked tensors are finite. On CUDA the check synchronises with the host; the CUDA glue skips it
+// while a CUDA graph is being captured.
 #pragma once
 #include <ATen/core/Tensor.h>
 

@@ -172,6 +172,18 @@ def test_fake_kernels_check_every_tensor_argument(name):
                 f(*args)
 
 
+@pytest.mark.parametrize("name", list(_OP_ARGS))
+def test_kernels_check_every_tensor_dtype(name):
+    """The real kernels too: one float64 argument among float32 ones is refused, whichever it is."""
+    f = getattr(torch.ops.dense_conv, name)
+    n_tensors = sum(isinstance(a, torch.Tensor) for a in _OP_ARGS[name](torch.zeros))
+    for k in range(n_tensors):
+        count = iter(range(n_tensors))
+        args = _OP_ARGS[name](lambda *s: torch.zeros(s, dtype=torch.float64 if next(count) == k else torch.float32))
+        with pytest.raises(RuntimeError, match="dtype"):
+            f(*args)
+
+
 @pytest.mark.parametrize("device", ["cpu", "meta"])
 def test_sizes_beyond_int64_raise(device):
     """2^62 rows of one sample (a stride-0 view): 32 levels of one sample each are 2^67 output elements."""

@@ -201,14 +201,8 @@ Tensor octave_downsample_grad_input_cpu(const Tensor& grad_in, const Tensor& fil
 // out: the packed forward output (needed as the input of levels >= 2; may be empty when levels == 1)
 Tensor octave_downsample_grad_filter_cpu(const Tensor& grad_in, const Tensor& x_in, const Tensor& out_in,
                                          const Tensor& filter_in, int64_t levels) {
-  check_octave_tensors(grad_in, filter_in, "grad");
-  check_octave_tensors(x_in, filter_in);
+  const OctaveSizes s = check_octave_grad_filter(grad_in, x_in, out_in, filter_in, levels);
   check_cpu_dtype(x_in);
-  const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.lv.total && grad_in.numel() == s.rows * s.lv.total,
-              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.lv.total);
-  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.lv.total,
-              "octave_downsample_grad_filter: levels > 1 needs the forward output");
   const Tensor g = grad_in.contiguous(), x = x_in.contiguous(), filter = filter_in.contiguous();
   const Tensor out = levels > 1 ? out_in.contiguous() : out_in;
   std::vector<double> acc(s.taps, 0.0);

@@ -61,14 +61,7 @@ Tensor octave_downsample_grad_input_cuda(const Tensor& grad_in, const Tensor& fi
 
 Tensor octave_downsample_grad_filter_cuda(const Tensor& grad_in, const Tensor& x_in, const Tensor& out_in,
                                           const Tensor& filter_in, int64_t levels) {
-  check_octave_tensors(grad_in, filter_in, "grad");
-  check_octave_tensors(x_in, filter_in);
-  const OctaveSizes s = octave_sizes(x_in.sizes(), filter_in.numel(), levels);
-  TORCH_CHECK(grad_in.size(-1) == s.lv.total && grad_in.numel() == s.rows * s.lv.total,
-              "octave_downsample_grad_filter: grad has shape ", grad_in.sizes(), ", expected last dim ", s.lv.total);
-  TORCH_CHECK(levels == 1 || out_in.numel() == s.rows * s.lv.total,
-              "octave_downsample_grad_filter: levels > 1 needs the forward output");
-  if (levels > 1) check_same_device_dtype(out_in, "out", filter_in, "filter", "octave_downsample");
+  const OctaveSizes s = check_octave_grad_filter(grad_in, x_in, out_in, filter_in, levels);
   const c10::cuda::CUDAGuard guard(grad_in.device());
   Tensor gf = at::zeros({s.taps}, filter_in.options());
   if (s.rows * s.T == 0) return gf;
