@@ -81,6 +81,47 @@ inline ConvSizes check_backward(const at::Tensor& grad_out, const at::Tensor& in
   return s;
 }
 
+// ---- per_sample_conv2d ---------------------------------------------------------------------------
+
+// weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi]; every size product is checked for overflow.
+inline PerSampleSizes check_per_sample_sizes(at::IntArrayRef weight, at::IntArrayRef impulse) {
+  const char* op = "per_sample_conv2d";
+  TORCH_CHECK(weight.size() == 5, op, ": weight must be 5-D [B, L, Ci, Hr, Wr], got shape ", weight);
+  TORCH_CHECK(impulse.size() == 4, op, ": impulse must be 4-D [B, Ci, Hi, Wi], got shape ", impulse);
+  TORCH_CHECK(weight[0] == impulse[0], op, ": batch mismatch, weight has B=", weight[0], " but impulse has B=",
+              impulse[0], " (every sample has its own weights)");
+  TORCH_CHECK(weight[2] == impulse[1], op, ": channel mismatch, weight has Ci=", weight[2],
+              " (dim 2) but impulse has Ci=", impulse[1]);
+  const PerSampleSizes s{impulse[0], weight[1], impulse[1], impulse[2], impulse[3], weight[3], weight[4]};
+  checked_product({s.B, s.L, s.Hi, s.Wi}, op, "the output");
+  checked_product({s.B, s.L, s.Ci, s.Hr, s.Wr}, op, "the weight");
+  checked_product({s.B, s.Ci, s.Hi, s.Wi}, op, "the impulse");
+  return s;
+}
+
+inline PerSampleSizes check_per_sample_forward(const at::Tensor& weight, const at::Tensor& impulse) {
+  const char* op = "per_sample_conv2d";
+  check_tensor(weight, "weight", op);
+  check_tensor(impulse, "impulse", op);
+  check_same_device_dtype(weight, "weight", impulse, "impulse", op);
+  return check_per_sample_sizes(weight.sizes(), impulse.sizes());
+}
+
+// Backward ops get grad_out, one forward input, and the shape of the other forward input.
+inline PerSampleSizes check_per_sample_backward(const at::Tensor& grad_out, const at::Tensor& input,
+                                                const char* input_name, at::IntArrayRef weight_shape,
+                                                at::IntArrayRef impulse_shape) {
+  const char* op = "per_sample_conv2d";
+  check_tensor(grad_out, "grad_out", op);
+  check_tensor(input, input_name, op);
+  check_same_device_dtype(grad_out, "grad_out", input, input_name, op);
+  const PerSampleSizes s = check_per_sample_sizes(weight_shape, impulse_shape);
+  const std::vector<int64_t> expected{s.B, s.L, s.Hi, s.Wi};
+  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(expected), op, ": grad_out must have the output's shape ",
+              at::IntArrayRef(expected), ", got ", grad_out.sizes());
+  return s;
+}
+
 // ---- octave_downsample ---------------------------------------------------------------------------
 
 struct OctaveSizes {

@@ -25,6 +25,12 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
   m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
   m.def("sparse_conv2d_grad_response(Tensor grad_out, Tensor impulse, SymInt[] response_shape) -> Tensor");
+  // per_sample_conv2d (dynamic convolution): out[b, l] = sum_i impulse[b, i] (*) weight[b, l, i], causally
+  // cropped to the impulse size; weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, L, Hi, Wi].
+  // The direct path of the dense conv + channel mix: weights pre-mixed per sample, no B x Ci x Cr planes.
+  m.def("per_sample_conv2d(Tensor weight, Tensor impulse) -> Tensor");
+  m.def("per_sample_conv2d_grad_impulse(Tensor grad_out, Tensor weight, SymInt[] impulse_shape) -> Tensor");
+  m.def("per_sample_conv2d_grad_weight(Tensor grad_out, Tensor impulse, SymInt[] weight_shape) -> Tensor");
   // octave_downsample: y[..., m] = sum_n filter[n] * x[..., 2m + n - (N-1)/2] (N odd), m < ceil(T/2), applied
   // `levels` times; the levels' outputs are packed along the last dim (level 1 first).
   m.def("octave_downsample(Tensor x, Tensor filter, int levels) -> Tensor");

@@ -32,6 +32,14 @@ struct ConvSizes {
   DC_HD int64_t Wq() const { return min64(Wr, Wi); }
 };
 
+// per_sample_conv2d: weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, L, Hi, Wi]; each
+// (l, i) pair has its own kernel, and output l sums over the Ci impulse channels.
+struct PerSampleSizes {
+  int64_t B, L, Ci, Hi, Wi, Hr, Wr;
+  DC_HD int64_t Hq() const { return min64(Hr, Hi); }
+  DC_HD int64_t Wq() const { return min64(Wr, Wi); }
+};
+
 // CPU direct kernels: responses are processed in groups of at most kCpuResponseGroup channels (a
 // group's accumulators and broadcasts fit in the vector registers), split as evenly as possible.
 constexpr int kCpuResponseGroup = 6;
