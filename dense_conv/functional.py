@@ -27,12 +27,35 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
 
     response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, Ci*Cr, Hi, Wi] with
     out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
-    (true convolution, causally cropped to the impulse size).
+    (true convolution, causally cropped to the impulse size; p < Hr, q < Wr; any Hr, Wr >= 1, larger
+    than the image too).
 
-    algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
-    backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512 Xeon
-    expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule; see
-    dense_conv/_algorithm.py).
+    Args:
+        response: [B, Cr, Hr, Wr], the per-sample kernels.
+        impulse: [B, Ci, Hi, Wi], the per-sample impulse maps; same device and dtype as response.
+        algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
+            backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512
+            Xeon expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule;
+            see dense_conv/_algorithm.py).
+
+    Returns:
+        out [B, Ci*Cr, Hi, Wi], the inputs' dtype and device; channel i*Cr + r is impulse channel i
+        with response channel r. Dtypes: float32 or float64 on the CPU; float16, bfloat16, float32 or
+        float64 on CUDA (accumulated in float32, float64 for float64). Non-contiguous inputs are
+        accepted; a zero-size dimension gives an empty (or all-zero) result. Differentiable in both
+        inputs, twice (the gradients are ops of their own); works under torch.compile(fullgraph=True).
+
+    Raises:
+        TypeError: response or impulse is not a tensor.
+        RuntimeError: an integer tensor, wrong rank, batch mismatch, mixed devices or dtypes, sizes
+            whose products overflow 64 bits, or a CPU tensor that is not float32/float64; the message
+            names the argument.
+        ValueError: algorithm is not "auto", "direct" or "fft".
+        NotImplementedError: algorithm="fft" with a dtype the FFT path lacks (float16/bfloat16 on the CPU).
+        ImportError: the compiled extension is missing (the message says how to build it).
+
+    Example:
+        out = dense_conv.dense_conv2d(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11))  # [2, 20, 9, 11]
     """
     _check_conv_arguments(response, impulse, "dense_conv2d")
     ops = _extension.ops()
@@ -44,8 +67,26 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
 def sparse_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str = "auto") -> torch.Tensor:
     """Channel c of impulse convolved with channel c of response, per sample.
 
-    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi], same causal crop as dense_conv2d.
-    algorithm: "auto" | "direct" | "fft", as in dense_conv2d.
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> out [B, C, Hi, Wi] with
+    out[b, c, y, x] = sum_{p<=y, q<=x} impulse[b, c, y-p, x-q] * response[b, c, p, q]
+    (same causal crop as dense_conv2d).
+
+    Args:
+        response: [B, C, Hr, Wr], the per-sample kernels.
+        impulse: [B, C, Hi, Wi], same B and C, same device and dtype as response.
+        algorithm: "auto" | "direct" | "fft", as in dense_conv2d.
+
+    Returns:
+        out [B, C, Hi, Wi], the inputs' dtype and device. Dtypes, devices, gradients and
+        torch.compile support as dense_conv2d.
+
+    Raises:
+        TypeError: response or impulse is not a tensor.
+        RuntimeError: as dense_conv2d, and a channel mismatch (response's C differs from impulse's).
+        ValueError, NotImplementedError, ImportError: as dense_conv2d.
+
+    Example:
+        out = dense_conv.sparse_conv2d(torch.randn(2, 4, 3, 3), torch.randn(2, 4, 9, 11))  # [2, 4, 9, 11]
     """
     _check_conv_arguments(response, impulse, "sparse_conv2d")
     ops = _extension.ops()
@@ -64,10 +105,30 @@ def octave_downsample(x: torch.Tensor, filter: Optional[torch.Tensor] = None,
 
         y[..., m] = sum_{n=0}^{N-1} filter[n] * x[..., 2m + n - (N-1)/2]      (N odd, zeros outside x)
 
-    filter: odd-length FIR (default: `dense_conv.halfband_filter()` in x's dtype, on x's device); it gets
-    a gradient when it requires one. levels=1 returns a tensor [..., ceil(T/2)]; levels=L (an int in
-    [1, 32]) returns a list of L tensors, the successive octaves (T/2, T/4, ... samples), computed in
-    one call. The pure-PyTorch definition is dense_conv.reference.octave_downsample_reference.
+    Args:
+        x: [..., T], floating point: float32 or float64 on the CPU; float16, bfloat16, float32 or
+            float64 on CUDA.
+        filter: [N], N odd: the FIR, same device and dtype as x (default: `dense_conv.halfband_filter()`
+            in x's dtype, on x's device); it gets a gradient when it requires one.
+        levels: an int in [1, 32]: how many successive octaves to compute in one call.
+
+    Returns:
+        levels=1: a tensor [..., ceil(T/2)]; levels=L: a list of L tensors [..., ceil(T/2)],
+        [..., ceil(T/4)], ..., the successive octaves. x's dtype and device. Differentiable in x (twice)
+        and in filter (once: a second derivative through the filter gradient raises RuntimeError).
+        The pure-PyTorch definition is dense_conv.reference.octave_downsample_reference.
+
+    Raises:
+        TypeError: x or filter is not a tensor, x is not floating point, x and filter differ in dtype,
+            or levels is not an int (a bool included).
+        ValueError: levels outside [1, 32], x is a scalar, filter is not 1-D with an odd number of
+            taps, or x and filter are on different devices.
+        RuntimeError: a CPU tensor that is not float32/float64, or sizes whose products overflow 64 bits.
+        ImportError: the compiled extension is missing.
+
+    Example:
+        y = dense_conv.octave_downsample(torch.randn(2, 1000))            # [2, 500]
+        y1, y2 = dense_conv.octave_downsample(torch.randn(1001), levels=2)  # [501], [251]
     """
     _check_is_tensor(x, "x", "octave_downsample")
     if not x.is_floating_point():
@@ -96,5 +157,9 @@ def octave_downsample(x: torch.Tensor, filter: Optional[torch.Tensor] = None,
 
 
 def cuda_kernels_compiled() -> bool:
-    """True when the extension is present and was built with its CUDA kernels."""
+    """True when the extension is present and was built with its CUDA kernels (a GPU need not be visible).
+
+    Returns:
+        bool: False without the compiled extension or in a CPU-only build (USE_CUDA=0, no nvcc).
+    """
     return _extension.LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("dense_conv::dense_conv2d", "CUDA")

@@ -14,7 +14,21 @@ from .functional import dense_conv2d, sparse_conv2d
 
 
 class DenseMix(nn.Module):
-    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels."""
+    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels.
+
+        y[b, l] = sum_{j,k} weight[l, j, k] * dense_conv2d(response, impulse)[b, j*Cr + k]
+
+    Args:
+        impulse_channels: Ci, the impulse's channels.
+        response_channels: Cr, the response's channels.
+        out_channels: L, the output's channels.
+
+    Parameters: weight [L, Ci, Cr] (a_ljk; torch's default dtype, normal with std 1/sqrt(Ci*Cr)); move or cast the
+    module as any nn.Module. Ci*Cr*L parameters; FactoredMix is the rank-1 form with (Ci+Cr)*L.
+
+    Example:
+        y = DenseMix(4, 5, 8)(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11))  # [2, 8, 9, 11]
+    """
 
     def __init__(self, impulse_channels: int, response_channels: int, out_channels: int):
         super().__init__()
@@ -24,13 +38,35 @@ class DenseMix(nn.Module):
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(impulse_channels * response_channels))
 
     def forward(self, response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+        """response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> y [B, L, Hi, Wi].
+
+        Dtypes and devices as dense_conv2d (the weight is cast to the inputs' dtype; it must be on
+        their device). Raises what dense_conv2d raises, and RuntimeError (from conv2d) when the
+        inputs' Ci*Cr differs from the layer's.
+        """
         z = dense_conv2d(response, impulse)                                   # [B, Ci*Cr, H, W]
         mix = self.weight.reshape(self.weight.shape[0], -1, 1, 1).to(z.dtype)
         return nn.functional.conv2d(z, mix)                                   # [B, out, H, W]
 
 
 class FactoredMix(nn.Module):
-    """Rank-1 per output channel: y_l = (A x)_l * (B h)_l, one sparse_conv2d instead of Ci*Cr convolutions."""
+    """Rank-1 per output channel: y_l = (A x)_l * (B h)_l, one sparse_conv2d instead of Ci*Cr convolutions.
+
+        y[b, l] = sparse_conv2d(sum_k B[l, k] response[b, k], sum_j A[l, j] impulse[b, j])
+
+    equals DenseMix with weight[l, j, k] = A[l, j] * B[l, k] (see to_dense).
+
+    Args:
+        impulse_channels: Ci, the impulse's channels.
+        response_channels: Cr, the response's channels.
+        out_channels: L, the output's channels.
+
+    Parameters: impulse_mix (A) [L, Ci] and response_mix (B) [L, Cr] (torch's default dtype, normal with std
+    1/sqrt(Ci) and 1/sqrt(Cr)): (Ci+Cr)*L parameters.
+
+    Example:
+        y = FactoredMix(4, 5, 8)(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11))  # [2, 8, 9, 11]
+    """
 
     def __init__(self, impulse_channels: int, response_channels: int, out_channels: int):
         super().__init__()
@@ -40,12 +76,21 @@ class FactoredMix(nn.Module):
         nn.init.normal_(self.response_mix, std=1.0 / math.sqrt(response_channels))
 
     def forward(self, response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+        """response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> y [B, L, Hi, Wi].
+
+        Dtypes and devices as sparse_conv2d (the mixing matrices are cast to the inputs' dtypes; they
+        must be on their device). Raises what sparse_conv2d raises, and RuntimeError (from einsum) when
+        the inputs' channels differ from the layer's Ci, Cr.
+        """
         u = torch.einsum("lj,bjhw->blhw", self.impulse_mix.to(impulse.dtype), impulse)
         v = torch.einsum("lk,bkhw->blhw", self.response_mix.to(response.dtype), response)
         return sparse_conv2d(v, u)
 
     def to_dense(self) -> DenseMix:
-        """The DenseMix computing the same function: a_{ljk} = A_{lj} B_{lk}."""
+        """The DenseMix computing the same function: weight [L, Ci, Cr] with a_{ljk} = A_{lj} B_{lk}.
+
+        A new module (no parameters shared), on this module's device and in its dtype.
+        """
         out_channels, ci = self.impulse_mix.shape
         dense = DenseMix(ci, self.response_mix.shape[1], out_channels).to(self.impulse_mix)
         with torch.no_grad():

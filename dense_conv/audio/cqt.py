@@ -32,11 +32,25 @@ _OUTPUTS = ("complex", "magnitude", "power")
 
 
 def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.ndarray:
+    """Centre frequencies of the CQT bins in Hz: f_k = fmin * 2^(k / bins_per_octave), k = 0 .. n_bins-1.
+
+    Returns a float64 numpy array [n_bins], ascending (librosa.cqt_frequencies' values). No checks.
+
+    Example:
+        cqt_frequencies(3, 440.0)  # [440.0, 466.16..., 493.88...]
+    """
     return fmin * 2.0 ** (np.arange(n_bins, dtype=np.float64) / bins_per_octave)
 
 
 def note_names(freqs) -> list:
-    """Note names (C1, C#1, ...) of the nearest equal-tempered notes (A4 = 440 Hz)."""
+    """Note names (C1, C#1, ...) of the nearest equal-tempered notes (A4 = 440 Hz).
+
+    freqs: frequencies in Hz, > 0, any array-like of shape [n] (read as float64); returns a list of n
+    strings. A frequency <= 0 raises ValueError (its logarithm).
+
+    Example:
+        note_names([261.63, 440.0])  # ['C4', 'A4']
+    """
     names = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
     out = []
     for f in np.asarray(freqs, dtype=np.float64):
@@ -63,10 +77,23 @@ def _hashable(window):
 
 
 class CQTKernels:
-    """Top-octave kernel set and layout of a CQT (float64 numpy, computed once).
+    """Top-octave kernel set and layout of a CQT (float64 numpy, computed once); used by CQT.
 
-    kernels: complex [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d];
-    L1-normalised and multiplied by sqrt(L) (scale=True) or L (scale=False).
+    Arguments as CQT's (sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length;
+    hop_length=None skips its check).
+
+    Attributes:
+        kernels: complex128 [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d];
+            L1-normalised and multiplied by sqrt(L) (scale=True) or L (scale=False).
+        freqs, lengths: float64 [n_bins], every bin's centre frequency (Hz) and filter length L_k.
+        n_filters: min(bins_per_octave, n_bins), the kernels of one octave; n_octaves: ceil(n_bins / bpo).
+        t0, n: int64 [n_filters], each top-octave kernel's time origin and window length.
+        dmin, dmax, width: the offsets d the kernels cover (width = dmax - dmin + 1).
+        alpha, Q, cutoff: librosa's alpha and Q, and the top bin's band edge in Hz.
+
+    Raises:
+        ValueError: n_bins or bins_per_octave < 1, fmin <= 0, the top bin's band edge above Nyquist,
+            or hop_length not a positive multiple of 2^(n_octaves-1).
     """
 
     def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None):
@@ -117,16 +144,18 @@ class CQTKernels:
         self.kernels = K
 
     def octave_gain(self, i: int) -> float:
-        """Factor applied to octave i (0 = top), computed with the top-octave kernels at rate sr/2^i."""
+        """Factor (a float) applied to octave i (0 = top), computed with the top-octave kernels at rate
+        sr/2^i: 2^(i/2) with scale=True, 2^i without."""
         return 2.0 ** (0.5 * i) if self.scale else 2.0 ** i
 
     def octave_bins(self, i: int):
-        """(first kernel index used, number of bins) of octave i; the lowest octave may be partial."""
+        """(first kernel index used, number of bins), two ints, of octave i (0 = top); the lowest octave
+        may be partial."""
         nb = min(self.n_filters, self.n_bins - i * self.n_filters)
         return self.n_filters - nb, nb
 
     def real_weight(self, dtype=torch.float32) -> torch.Tensor:
-        """[n_filters, 2, width] real weights: (real, imaginary) rows of each kernel."""
+        """[n_filters, 2, width] real weights on the CPU, in dtype: (real, imaginary) rows of each kernel."""
         return torch.tensor(np.stack([self.kernels.real, self.kernels.imag], axis=1), dtype=dtype)
 
 
@@ -213,6 +242,35 @@ class CQT(nn.Module):
     complex, magnitude (with a gradient-safe sqrt) or power. trainable=True makes the one octave of
     kernels (shared by all octaves) a parameter `kernels` [n_filters, 2, width] (real/imag rows);
     trainable_filter=True also makes the decimation filter a parameter.
+
+    Args:
+        sr: sample rate in Hz.
+        hop_length: frame step in samples; a positive multiple of 2^(n_octaves-1), n_octaves =
+            ceil(n_bins / bins_per_octave) (the lowest octave is decimated n_octaves-1 times).
+        fmin: lowest bin's centre frequency in Hz (default C1, 32.70 Hz).
+        n_bins, bins_per_octave: number of bins, bins per octave (default 8 octaves of 36).
+        filter_scale, window, scale: as librosa.cqt (window: a scipy.signal.get_window name or tuple).
+        pad_mode: "constant" (zeros, librosa's default) or "reflect".
+        output: "complex", "magnitude" or "power".
+        trainable: make the kernels a parameter (float32 [n_filters, 2, width], n_filters =
+            min(bins_per_octave, n_bins)); else a non-persistent buffer.
+        trainable_filter: make the decimation filter a parameter (float32 [taps]).
+        downsample_filter: [taps], odd taps: the decimation FIR (default: a halfband_filter flat up to
+            the top bin's band edge).
+
+    Forward: x [T], [B, T] or [B, C, T], float32 or float64, on the module's device -> [n_bins, F],
+    [B, n_bins, F] or [B, C, n_bins, F] with F = 1 + T // hop_length; complex64 / complex128 for
+    output="complex", else real in x's dtype. Differentiable in x (and in the kernels and the filter
+    when trainable).
+
+    Raises:
+        ValueError: (construction) a bad output or pad_mode, n_bins or bins_per_octave < 1, fmin <= 0,
+            the top bin's band edge above Nyquist (or too close to it to decimate), or a hop_length
+            that is not a multiple of 2^(n_octaves-1); (forward) x not [T], [B, T] or [B, C, T].
+        TypeError: (forward) x is not a floating-point tensor.
+
+    Example:
+        C = dense_conv.CQT(output="magnitude")(torch.randn(4, 22050))  # [4, 288, 44]
     """
 
     def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: float = 32.70319566257483,
@@ -250,18 +308,29 @@ class CQT(nn.Module):
 
     @property
     def frequencies(self) -> np.ndarray:
+        """Centre frequencies of the bins in Hz: float64 numpy [n_bins], ascending."""
         return self.ker.freqs
 
     def extra_repr(self):
+        """The text inside CQT(...) when the module is printed: sr, hop_length, n_bins, ..., filter_taps."""
         return (f"sr={self.sr:g}, hop_length={self.hop_length}, n_bins={self.n_bins}, "
                 f"bins_per_octave={self.bins_per_octave}, output={self.output!r}, "
                 f"filter_taps={self.downsample_filter.numel()}")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [T], [B, T] or [B, C, T] (float32/float64) -> [..., n_bins, 1 + T // hop_length]; see the class.
+
+        Decimates with dense_conv.octave_downsample (the compiled extension is needed).
+        """
         return self.transform(x, octave_downsample)
 
     def transform(self, x: torch.Tensor, decimate) -> torch.Tensor:
-        """The CQT with `decimate` (octave_downsample's signature) as the decimator."""
+        """The CQT with `decimate` as the decimator; shapes, dtypes and errors as forward.
+
+        decimate(x [R, T], filter [taps], levels) returns [R, ceil(T/2)] for levels=1, else a list of
+        the levels successive octaves, as dense_conv.octave_downsample (which forward passes) or
+        dense_conv.reference.octave_downsample_reference (pure PyTorch, no compiled extension).
+        """
         check_input(x)
         lead = x.shape[:-1]
         xr = x.reshape(math.prod(lead), x.shape[-1])

@@ -60,13 +60,35 @@ def halfband_filter(passband: float = DEFAULT_PASSBAND, attenuation_db: float = 
     (0.42, 100 dB) has 83 taps, ripple within +-1e-4 dB up to 0.42 and <= -100 dB from 0.58 of
     Nyquist; (0.378, 88 dB) gives 47 taps, +-4.3e-4 dB, -87.6 dB (see `halfband_response`, tested in
     tests/test_octave_downsample.py).
+
+    Args:
+        passband: in (0, 0.5), fraction of the input Nyquist.
+        attenuation_db: stopband attenuation in dB.
+        numtaps: odd, >= 3; None picks the Kaiser length for attenuation_db.
+        dtype, device: of the result (computed in float64, then cast).
+
+    Returns:
+        h [numtaps], symmetric, zero at every even non-zero offset from the centre tap, sum 1.
+
+    Raises:
+        ValueError: passband outside (0, 0.5), or numtaps even or < 3.
+
+    Example:
+        h = dense_conv.halfband_filter()  # [83], float32
     """
     h = _halfband_taps(float(passband), float(attenuation_db), numtaps)
     return torch.tensor(h, dtype=dtype, device=device)
 
 
 def halfband_response(h: Union[torch.Tensor, np.ndarray], passband: float = DEFAULT_PASSBAND, n: int = 1 << 16):
-    """(max |passband ripple| in dB up to `passband`, max stopband gain in dB from 1 - passband)."""
+    """(max |passband ripple| in dB up to `passband`, max stopband gain in dB from 1 - passband).
+
+    h: a zero-phase FIR [N], N odd (tensor on any device, or numpy array; read in float64). passband:
+    fraction of Nyquist. n: frequency samples from 0 to Nyquist. Returns two Python floats.
+
+    Example:
+        halfband_response(halfband_filter())  # (about 8.4e-05, about -100.0)
+    """
     h = np.asarray(h.detach().cpu().double() if isinstance(h, torch.Tensor) else h, dtype=np.float64)
     m = (len(h) - 1) // 2
     w = np.linspace(0, np.pi, n)

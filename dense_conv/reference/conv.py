@@ -32,7 +32,11 @@ def _sizes(response, impulse):
 # ---------------------------------------------------------------------------------------------
 
 def dense_shift_add(response, impulse):
-    """The definition, one tap at a time: shift the impulse by (p, q), weight it, add. Slow, obvious."""
+    """The definition, one tap at a time: shift the impulse by (p, q), weight it, add. Slow, obvious.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     out = impulse.new_zeros(B, Ci, Cr, Hi, Wi)
     for p in range(min(Hr, Hi)):
@@ -51,7 +55,11 @@ def _flipped_padded(response, impulse):
 
 
 def dense_two_loop(response, impulse):
-    """The user's first version: per sample, per impulse channel, conv2d (correlation fixed)."""
+    """The user's first version: per sample, per impulse channel, conv2d (correlation fixed).
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, padded = _flipped_padded(response, impulse)
     batches = []
@@ -62,7 +70,11 @@ def dense_two_loop(response, impulse):
 
 
 def dense_one_loop(response, impulse):
-    """The user's improved version: per sample, impulse channels as the conv2d batch."""
+    """The user's improved version: per sample, impulse channels as the conv2d batch.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, padded = _flipped_padded(response, impulse)
     return torch.stack([F.conv2d(padded[b][:, None], kernel[b][:, None]).reshape(Ci * Cr, Hi, Wi)
@@ -70,14 +82,22 @@ def dense_one_loop(response, impulse):
 
 
 def dense_conv_transpose_loop(response, impulse):
-    """The user's conv_transpose2d version (a true convolution), full output cropped to Hi x Wi."""
+    """The user's conv_transpose2d version (a true convolution), full output cropped to Hi x Wi.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     return torch.stack([F.conv_transpose2d(impulse[b][:, None], response[b][None])[:, :, :Hi, :Wi]
                         .reshape(Ci * Cr, Hi, Wi) for b in range(B)])
 
 
 def dense_grouped(response, impulse):
-    """The user's zero-loop version: one grouped conv2d with groups=B, impulse channels as the batch."""
+    """The user's zero-loop version: one grouped conv2d with groups=B, impulse channels as the batch.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, padded = _flipped_padded(response, impulse)
     out = F.conv2d(padded.transpose(0, 1), kernel.reshape(B * Cr, 1, Hr, Wr), groups=B)  # [Ci, B*Cr, Hi, Wi]
@@ -92,7 +112,11 @@ def _unfolded(response, impulse):
 
 
 def dense_unfold_matmul(response, impulse):
-    """Copilot's unfold + matmul version (memory: Hr*Wr copies of the impulse)."""
+    """Copilot's unfold + matmul version (memory: Hr*Wr copies of the impulse).
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, cols = _unfolded(response, impulse)
     out = torch.matmul(kernel[:, None], cols)                          # [B, Ci, Cr, pixels]
@@ -100,7 +124,11 @@ def dense_unfold_matmul(response, impulse):
 
 
 def dense_einsum(response, impulse):
-    """The unfold version with einsum."""
+    """The unfold version with einsum (memory: Hr*Wr copies of the impulse).
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     kernel, cols = _unfolded(response, impulse)
     return torch.einsum("brk,bikn->birn", kernel, cols).reshape(B, Ci * Cr, Hi, Wi)
@@ -123,15 +151,25 @@ def _dense_fft(response, impulse, smooth):
 
 
 def dense_fft(response, impulse):
-    """FFT convolution at the full linear size (Hi+Hr-1) x (Wi+Wr-1)."""
+    """FFT convolution at the full linear size (Hi+Hr-1) x (Wi+Wr-1).
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     return _dense_fft(response, impulse, smooth=False)
 
 
 def dense_fft_smooth(response, impulse):
-    """FFT convolution at sizes padded to 2,3,5-smooth numbers (what a careful user writes)."""
+    """FFT convolution at sizes padded to 2,3,5-smooth numbers (what a careful user writes).
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi], as dense_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch mismatch.
+    """
     return _dense_fft(response, impulse, smooth=True)
 
 
+#: The dense references by name (the benchmark's row labels): name -> function(response, impulse),
+#: response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, Ci*Cr, Hi, Wi]; dtypes as the functions.
 DENSE_VARIANTS = {
     "shift_add": dense_shift_add,
     "two_loop": dense_two_loop,
@@ -156,7 +194,12 @@ def _check_sparse(response, impulse):
 
 
 def sparse_shift_add(response, impulse):
-    """The definition, one tap at a time."""
+    """The definition, one tap at a time.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi], as sparse_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch or channel
+    mismatch.
+    """
     B, C, Hi, Wi, Hr, Wr = _check_sparse(response, impulse)
     out = impulse.new_zeros(B, C, Hi, Wi)
     for p in range(min(Hr, Hi)):
@@ -166,7 +209,12 @@ def sparse_shift_add(response, impulse):
 
 
 def sparse_loop(response, impulse):
-    """Per sample, a depthwise conv_transpose2d (groups=C), cropped."""
+    """Per sample, a depthwise conv_transpose2d (groups=C), cropped.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi], as sparse_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch or channel
+    mismatch.
+    """
     B, C, Hi, Wi, Hr, Wr = _check_sparse(response, impulse)
     return torch.stack([F.conv_transpose2d(impulse[b][None], response[b][:, None], groups=C)[0, :, :Hi, :Wi]
                         for b in range(B)])
@@ -174,7 +222,12 @@ def sparse_loop(response, impulse):
 
 def sparse_grouped(response, impulse):
     """The user's sparseConv2d: one conv_transpose2d with groups=B*C. The impulse is not padded (a
-    padded view is easy to get wrong when Hr != Wr); the full output is cropped instead."""
+    padded view is easy to get wrong when Hr != Wr); the full output is cropped instead.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi], as sparse_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch or channel
+    mismatch.
+    """
     B, C, Hi, Wi, Hr, Wr = _check_sparse(response, impulse)
     out = F.conv_transpose2d(impulse.reshape(1, B * C, Hi, Wi), response.reshape(B * C, 1, Hr, Wr), groups=B * C)
     return out[0, :, :Hi, :Wi].reshape(B, C, Hi, Wi)
@@ -188,13 +241,27 @@ def _sparse_fft(response, impulse, smooth):
 
 
 def sparse_fft(response, impulse):
+    """FFT convolution at the full linear size (Hi+Hr-1) x (Wi+Wr-1).
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi], as sparse_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch or channel
+    mismatch.
+    """
     return _sparse_fft(response, impulse, smooth=False)
 
 
 def sparse_fft_smooth(response, impulse):
+    """FFT convolution at sizes padded to 2,3,5-smooth numbers.
+
+    response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi], as sparse_conv2d; any
+    floating dtype and device the torch ops take (same for both). AssertionError on a batch or channel
+    mismatch.
+    """
     return _sparse_fft(response, impulse, smooth=True)
 
 
+#: The sparse references by name: name -> function(response, impulse),
+#: response [B, C, Hr, Wr], impulse [B, C, Hi, Wi] -> [B, C, Hi, Wi]; dtypes as the functions.
 SPARSE_VARIANTS = {
     "shift_add": sparse_shift_add,
     "loop": sparse_loop,

@@ -20,7 +20,12 @@ __all__ = ["cqt_definition", "cqt_octave_reference"]
 def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
                          bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
                          output="complex", downsample_filter: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """dense_conv.CQT with the same arguments, decimating with octave_downsample_reference (no custom op)."""
+    """dense_conv.CQT with the same arguments, decimating with octave_downsample_reference (no custom op).
+
+    x [T], [B, T] or [B, C, T], float32 or float64 -> [..., n_bins, 1 + T // hop_length] on x's device,
+    complex64 / complex128 for output="complex", else real in x's dtype. Raises what dense_conv.CQT
+    raises (ValueError for bad arguments, TypeError for a non-floating-point x).
+    """
     m = CQT(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode, output,
             downsample_filter=downsample_filter)
     return m.to(x.device).transform(x, octave_downsample_reference)
@@ -29,7 +34,20 @@ def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.7031
 def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
                    bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
                    output="complex") -> torch.Tensor:
-    """Float64 definition CQT: one full-rate kernel per bin (see the module docstring). Slow."""
+    """Float64 definition CQT: one full-rate kernel per bin (see the module docstring). Slow.
+
+    Arguments as dense_conv.CQT (any hop_length >= 1). x [T], [B, T] or [B, C, T], floating point, is
+    computed in float64 -> [..., n_bins, 1 + T // hop_length] on x's device: complex128 for
+    output="complex", float64 for "magnitude" / "power".
+
+    Raises:
+        TypeError: x is not a floating-point tensor.
+        ValueError: x not [T], [B, T] or [B, C, T]; n_bins or bins_per_octave < 1, fmin <= 0, or the
+            top bin's band edge above Nyquist.
+
+    Example:
+        C = cqt_definition(torch.randn(22050), n_bins=36, fmin=440.0)  # [36, 44], complex128
+    """
     check_input(x, "cqt_definition")
     ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, None)
     lead = x.shape[:-1]

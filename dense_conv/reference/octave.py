@@ -11,7 +11,16 @@ def octave_downsample_reference(x: torch.Tensor, filter: torch.Tensor, levels: i
 
         y[..., m] = sum_{n=0}^{N-1} filter[n] * x[..., 2m + n - (N-1)/2]      (N odd, zeros outside x)
 
-    levels=1 returns a tensor [..., ceil(T/2)], levels=L a list of the L successive octaves.
+    x [..., T], floating point (any dtype and device conv1d takes); filter [N], N odd, cast to x's
+    dtype. levels=1 returns a tensor [..., ceil(T/2)], levels=L (an int in [1, 32]) a list of the L
+    successive octaves [..., ceil(T/2)], [..., ceil(T/4)], ...
+
+    Raises:
+        TypeError: x is not floating point, or levels is not an int.
+        ValueError: levels outside [1, 32], x is a scalar, or filter is not 1-D with an odd number of taps.
+
+    Example:
+        y = octave_downsample_reference(torch.randn(2, 1000), dense_conv.halfband_filter())  # [2, 500]
     """
     levels = check_octave_levels(levels)
     if not x.is_floating_point():
