@@ -23,8 +23,8 @@ class DenseMix(nn.Module):
         response_channels: Cr, the response's channels.
         out_channels: L, the output's channels.
 
-    Parameters: weight [L, Ci, Cr] (a_ljk; torch's default dtype, normal with std 1/sqrt(Ci*Cr)); move or cast the
-    module as any nn.Module. Ci*Cr*L parameters; FactoredMix is the rank-1 form with (Ci+Cr)*L.
+    Parameters: weight [L, Ci, Cr] (a_ljk; torch's default dtype, normal with std 1/sqrt(Ci*Cr)); move
+    or cast the module as any nn.Module. Ci*Cr*L parameters; FactoredMix is the rank-1 form with (Ci+Cr)*L.
 
     Example:
         y = DenseMix(4, 5, 8)(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11))  # [2, 8, 9, 11]
