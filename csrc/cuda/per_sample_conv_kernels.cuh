@@ -66,33 +66,40 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   // y0 + kTileRows - 1); grad_impulse, tap p reaches grad row y + p only while y0 + p < Hi.
   const long long p_end = kForward ? min64(s.Hq(), y0 + kTileRows) : min64(s.Hr, s.Hi - y0);
   const long long q_end = kForward ? min64(s.Wq(), x0 + kTileCols) : min64(s.Wr, s.Wi - x0);
+  // Kernels between consecutive outputs: weight[b, l, i] for output o0 + r is l = o0 + r, i = c (forward),
+  // l = c, i = o0 + r (grad_impulse).
+  const long long w_out_stride = (kForward ? s.Ci : 1) * taps_per_kernel;
+  const int n_here = (int)min64(RC, n_out - o0);  // outputs of this block
+#pragma unroll 1
   for (long long c = 0; c < n_sum; ++c) {
     const scalar_t* img = image + (b * n_sum + c) * s.Hi * s.Wi;
-    // weight[b, l, i] for output o0 + r: l = o0 + r, i = c (forward); l = c, i = o0 + r (grad_impulse).
-    const long long w_first = kForward ? (b * s.L + o0) * s.Ci + c : (b * s.L + c) * s.Ci + o0;
-    const long long w_stride = kForward ? s.Ci : 1;  // in kernels, between consecutive outputs
+    const scalar_t* w_c = weight + (kForward ? (b * s.L + o0) * s.Ci + c : (b * s.L + c) * s.Ci + o0) * taps_per_kernel;
+#pragma unroll 1
     for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
       const int np = (int)min64(kTapRows, p_end - p0);
+#pragma unroll 1
       for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
         const int nq = (int)min64(kTapCols, q_end - q0);
+        const scalar_t* w_chunk = w_c + p0 * s.Wr + q0;
         const long long wy0 = kForward ? y0 - p0 - (np - 1) : y0 + p0;
         const long long wx0 = kForward ? x0 - q0 - (nq - 1) : x0 + q0;
         for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
           const long long yy = wy0 + e / kWindowCols, xx = wx0 + e % kWindowCols;
-          window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(img[yy * s.Wi + xx]) : acc_t(0);
+          const bool inside = (kForward ? yy >= 0 && xx >= 0 : true) && yy < s.Hi && xx < s.Wi;  // grad: never < 0
+          window[e] = inside ? acc_t(img[yy * s.Wi + xx]) : acc_t(0);
         }
         for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
           const int r = e / (kTapRows * kTapCols), dp = (e / kTapCols) % kTapRows, dq = e % kTapCols;
-          taps[e] = (o0 + r < n_out && dp < np && dq < nq)
-                        ? acc_t(weight[(w_first + r * w_stride) * taps_per_kernel + (p0 + dp) * s.Wr + q0 + dq])
-                        : acc_t(0);
+          taps[e] = (r < n_here && dp < np && dq < nq) ? acc_t(w_chunk[r * w_out_stride + dp * s.Wr + dq]) : acc_t(0);
         }
         __syncthreads();
+#pragma unroll 1
         for (int dp = 0; dp < np; ++dp) {
           // Forward: pixel (ty, tx + k*kThreadCols) meets tap (dp, dq) at window[ty + np-1 - dp][tx + nq-1 - dq + ...];
           // grad_impulse: at window[ty + dp][tx + dq + ...].
           const acc_t* window_row =
               kForward ? window + (ty + np - 1 - dp) * kWindowCols + tx + nq - 1 : window + (ty + dp) * kWindowCols + tx;
+#pragma unroll 2
           for (int dq = 0; dq < nq; ++dq) {
             acc_t w[RC];
 #pragma unroll
@@ -114,9 +121,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   if (y >= s.Hi) return;  // no barrier follows
 #pragma unroll
   for (int r = 0; r < RC; ++r) {
-    const long long o = o0 + r;
-    if (o >= n_out) break;
-    scalar_t* out_row = out + ((b * n_out + o) * s.Hi + y) * s.Wi;
+    if (r >= n_here) break;
+    scalar_t* out_row = out + ((b * n_out + o0 + r) * s.Hi + y) * s.Wi;
 #pragma unroll
     for (int k = 0; k < kColsPerThread; ++k) {
       const long long x = x0 + tx + k * kThreadCols;
