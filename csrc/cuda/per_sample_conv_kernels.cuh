@@ -32,6 +32,9 @@ namespace dc {
 // outputs are weight dim 2.
 enum class PerSampleDir { forward, grad_impulse };
 
+// The staged taps start 16-byte aligned after the window, so that a tap's weights load as vectors.
+constexpr int kTiledTapsOffset = (int)round_up(kWindowRows * kWindowCols, 4);
+
 // Block: a kTileRows x kTileCols tile of RC output channels o0 .. o0+RC-1 of sample b; it loops over
 // the summed channels (Ci for the forward, L for grad_impulse) and the tap chunks.
 template <typename scalar_t, int RC, PerSampleDir DIR>
@@ -41,8 +44,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
                             unsigned o_chunks) {
   using acc_t = typename AccType<scalar_t>::type;
   constexpr bool kForward = DIR == PerSampleDir::forward;
-  acc_t* window = dc_dynamic_smem<acc_t>();          // [kWindowRows][kWindowCols]
-  acc_t* taps = window + kWindowRows * kWindowCols;  // [RC][kTapRows][kTapCols]
+  acc_t* window = dc_dynamic_smem<acc_t>();   // [kWindowRows][kWindowCols]
+  acc_t* taps = window + kTiledTapsOffset;    // [kTapRows][kTapCols][RC]: one tap's RC weights in vector loads
 
   // 32-bit block arithmetic: the launch checks that the grid fits, and 64-bit division is a slow call.
   unsigned block = blockIdx.x;
@@ -90,7 +93,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         }
         for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
           const int r = e / (kTapRows * kTapCols), dp = (e / kTapCols) % kTapRows, dq = e % kTapCols;
-          taps[e] = (r < n_here && dp < np && dq < nq) ? acc_t(w_chunk[r * w_out_stride + dp * s.Wr + dq]) : acc_t(0);
+          // read along dq (coalesced), stored tap-major
+          taps[(dp * kTapCols + dq) * RC + r] =
+              (r < n_here && dp < np && dq < nq) ? acc_t(w_chunk[r * w_out_stride + dp * s.Wr + dq]) : acc_t(0);
         }
         __syncthreads();
 #pragma unroll 1
@@ -103,7 +108,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
           for (int dq = 0; dq < nq; ++dq) {
             acc_t w[RC];
 #pragma unroll
-            for (int r = 0; r < RC; ++r) w[r] = taps[(r * kTapRows + dp) * kTapCols + dq];
+            for (int r = 0; r < RC; ++r) w[r] = taps[(dp * kTapCols + dq) * RC + r];
 #pragma unroll
             for (int k = 0; k < kColsPerThread; ++k) {
               const acc_t v = window_row[k * kThreadCols + (kForward ? -dq : dq)];
@@ -141,7 +146,7 @@ template <typename scalar_t, PerSampleDir DIR>
 LaunchConfig per_sample_tiled_config(const PerSampleSizes& s) {
   const int64_t n_out = per_sample_outputs<DIR>(s), rc = responses_per_block<scalar_t>(n_out);
   const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(n_out, rc) * s.B;
-  const size_t smem = (kWindowRows * kWindowCols + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
+  const size_t smem = (kTiledTapsOffset + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
   return {blocks, 1, 1, kThreads, smem};
 }
 
