@@ -13,6 +13,7 @@
 #include "cuda/dense_conv_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
+#include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
 #include "selftest_kernels.cuh"
 
@@ -40,6 +41,11 @@ void with_scalar_type(int dtype, F&& body) {
 }
 
 dc::ConvSizes conv_sizes(const int64_t* s) { return dc::ConvSizes{s[0], s[1], s[2], s[3], s[4], s[5], s[6]}; }
+
+// sizes = {B, L, Ci, Hi, Wi, Hr, Wr}
+dc::PerSampleSizes per_sample_sizes(const int64_t* s) {
+  return dc::PerSampleSizes{s[0], s[1], s[2], s[3], s[4], s[5], s[6]};
+}
 
 // sizes = {rows, T, taps, levels}
 dc::OctaveProblem octave_problem(const int64_t* sz) { return {sz[0], sz[2], dc::octave_levels(sz[1], sz[3])}; }
@@ -76,6 +82,37 @@ DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, con
                  dc::launch_dense_grad_response<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
                                                    static_cast<T*>(grad_response), workspace.data(), s, nullptr);
                }))
+
+// ---- csrc/cuda/per_sample_conv_kernels.cuh --------------------------------------------------
+DC_EMU_BINDING(dc_emu_per_sample_forward, (int dtype, const void* weight, const void* impulse, void* out, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_per_sample_forward<T>(static_cast<const T*>(weight), static_cast<const T*>(impulse),
+                                                  static_cast<T*>(out), per_sample_sizes(shape), nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_per_sample_grad_impulse, (int dtype, const void* grad_out, const void* weight, void* grad_impulse, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_per_sample_grad_impulse<T>(static_cast<const T*>(grad_out), static_cast<const T*>(weight),
+                                                       static_cast<T*>(grad_impulse), per_sample_sizes(shape), nullptr);
+               }))
+// workspace: per_sample_grad_weight_workspace_bytes (dc_emu_per_sample_grad_weight_plan's plan[4]) bytes
+DC_EMU_BINDING(dc_emu_per_sample_grad_weight, (int dtype, const void* grad_out, const void* impulse, void* grad_weight,
+                                               void* workspace, const int64_t* shape),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_per_sample_grad_weight<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
+                                                      static_cast<T*>(grad_weight), workspace, per_sample_sizes(shape),
+                                                      nullptr);
+               }))
+// The grad_weight plan: {slabs, lc, ic, partial blocks, float workspace bytes, double workspace bytes}.
+DC_EMU_BINDING(dc_emu_per_sample_grad_weight_plan, (const int64_t* shape, int64_t* plan),
+               const dc::PerSampleSizes s = per_sample_sizes(shape);
+               const dc::GradWeightPlan p = dc::grad_weight_plan(s);
+               plan[0] = p.slabs; plan[1] = p.lc; plan[2] = p.ic;
+               plan[3] = dc::per_sample_grad_weight_partial_config<float>(s, p).blocks_x;
+               plan[4] = (int64_t)dc::per_sample_grad_weight_workspace_bytes<float>(s);
+               plan[5] = (int64_t)dc::per_sample_grad_weight_workspace_bytes<double>(s))
 
 // ---- csrc/cuda/fft_conv_kernels.cuh ---------------------------------------------------------
 // sizes = {nb, Ci, Cr, K}; spectra are interleaved complex of the dtype (complex64 / complex128 tensors)

@@ -144,6 +144,55 @@ def dense_grad_response(grad_out, impulse, Hr, Wr):
     return grad_response
 
 
+# ---- csrc/cuda/per_sample_conv_kernels.cuh ---------------------------------------------------
+
+def per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr):
+    """The dc::PerSampleSizes argument of the per_sample bindings."""
+    return (ctypes.c_int64 * 7)(B, L, Ci, Hi, Wi, Hr, Wr)
+
+
+def per_sample_forward(weight, impulse):
+    """weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, L, Hi, Wi]."""
+    B, L, Ci, Hr, Wr = weight.shape
+    Hi, Wi = impulse.shape[2:]
+    out = poisoned((B, L, Hi, Wi), impulse.dtype)
+    call("dc_emu_per_sample_forward", _dtype_code(weight, impulse), weight, impulse, out,
+         per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
+    return out
+
+
+def per_sample_grad_impulse(grad_out, weight):
+    B, L, Ci, Hr, Wr = weight.shape
+    Hi, Wi = grad_out.shape[2:]
+    grad_impulse = poisoned((B, Ci, Hi, Wi), grad_out.dtype)
+    call("dc_emu_per_sample_grad_impulse", _dtype_code(grad_out, weight), grad_out, weight, grad_impulse,
+         per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
+    return grad_impulse
+
+
+def _per_sample_plan(sizes):
+    plan = (ctypes.c_int64 * 6)()
+    call("dc_emu_per_sample_grad_weight_plan", sizes, plan)
+    return tuple(plan)
+
+
+def per_sample_grad_weight(grad_out, impulse, Hr, Wr):
+    B, Ci, Hi, Wi = impulse.shape
+    L = grad_out.shape[1]
+    sizes = per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr)
+    grad_weight = poisoned((B, L, Ci, Hr, Wr), grad_out.dtype)
+    # the exact size the launch uses, poisoned like every buffer
+    workspace = poisoned((max(1, _per_sample_plan(sizes)[4 if grad_out.dtype == torch.float32 else 5]),), torch.uint8)
+    call("dc_emu_per_sample_grad_weight", _dtype_code(grad_out, impulse), grad_out, impulse, grad_weight, workspace,
+         sizes)
+    return grad_weight
+
+
+def per_sample_grad_weight_plan(B, L, Ci, Hi, Wi, Hr, Wr):
+    """(row slabs, output channels per block, impulse channels per block, partial-sum blocks)."""
+    return _per_sample_plan(per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))[:4]
+
+
 # ---- csrc/cuda/fft_conv_kernels.cuh ------------------------------------------------------------
 
 COMPLEX_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}

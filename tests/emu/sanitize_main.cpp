@@ -5,10 +5,10 @@
 // sees out-of-bounds static shared arrays and misaligned vector loads; TSan (every CUDA thread a fiber,
 // happens-before only through barriers and warp ops) sees accesses that no barrier orders.
 //
-//   sanitize_main kernels [small] [dense|octave|fft]
+//   sanitize_main kernels [small] [dense|octave|fft|per_sample]
 //                                      every project kernel vs a float64 reference, 3 schedules; exit 0
 //                                      (small: fewer, smaller shapes, for the ~10x slower TSan build;
-//                                      dense / octave / fft: only that kernel family)
+//                                      dense / octave / fft / per_sample: only that kernel family)
 //   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
 //                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
 //                                      missing-syncthreads | missing-syncwarp (TSan)
@@ -27,6 +27,7 @@
 #include "cuda/dense_conv_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
+#include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
 
 namespace {
@@ -110,6 +111,47 @@ bool run_dense(const ConvSizes& s, unsigned seed) {
   dc::launch_dense_grad_response<T>(grad.data(), impulse.data(), grad_response.data(), workspace.data(), s, nullptr);
   return close("forward", out, ref.out) && close("grad_impulse", grad_impulse, ref.grad_impulse) &&
          close("grad_response", grad_response, ref.grad_response);
+}
+
+// ---- per_sample_conv_kernels.cuh: out[b,l] = sum_i impulse[b,i] (*) weight[b,l,i], causally cropped ----
+Reference per_sample_reference(const dc::PerSampleSizes& s, const std::vector<double>& weight,
+                               const std::vector<double>& impulse, const std::vector<double>& grad) {
+  Reference ref{std::vector<double>(s.B * s.L * s.Hi * s.Wi), std::vector<double>(s.B * s.Ci * s.Hi * s.Wi),
+                std::vector<double>(s.B * s.L * s.Ci * s.Hr * s.Wr)};
+  for (long long b = 0; b < s.B; ++b)
+    for (long long l = 0; l < s.L; ++l)
+      for (long long i = 0; i < s.Ci; ++i)
+        for (long long y = 0; y < s.Hi; ++y)
+          for (long long x = 0; x < s.Wi; ++x)
+            for (long long p = 0; p < s.Hr && p <= y; ++p)
+              for (long long q = 0; q < s.Wr && q <= x; ++q) {
+                const long long in = ((b * s.Ci + i) * s.Hi + y - p) * s.Wi + x - q;
+                const long long w = (((b * s.L + l) * s.Ci + i) * s.Hr + p) * s.Wr + q;
+                const long long o = ((b * s.L + l) * s.Hi + y) * s.Wi + x;
+                ref.out[o] += impulse[in] * weight[w];
+                ref.grad_impulse[in] += grad[o] * weight[w];
+                ref.grad_response[w] += grad[o] * impulse[in];  // grad_weight
+              }
+  return ref;
+}
+
+template <typename T>
+bool run_per_sample(const dc::PerSampleSizes& s, unsigned seed) {
+  const auto weight = cast<T>(random_values(s.B * s.L * s.Ci * s.Hr * s.Wr, seed));
+  const auto impulse = cast<T>(random_values(s.B * s.Ci * s.Hi * s.Wi, seed + 1));
+  const auto grad = cast<T>(random_values(s.B * s.L * s.Hi * s.Wi, seed + 2));
+  const Reference ref = per_sample_reference(s, std::vector<double>(weight.begin(), weight.end()),
+                                             std::vector<double>(impulse.begin(), impulse.end()),
+                                             std::vector<double>(grad.begin(), grad.end()));
+  auto out = poisoned<T>(ref.out.size());
+  auto grad_impulse = poisoned<T>(ref.grad_impulse.size());
+  auto grad_weight = poisoned<T>(ref.grad_response.size());
+  auto workspace = poisoned<unsigned char>(dc::per_sample_grad_weight_workspace_bytes<T>(s));
+  dc::launch_per_sample_forward<T>(weight.data(), impulse.data(), out.data(), s, nullptr);
+  dc::launch_per_sample_grad_impulse<T>(grad.data(), weight.data(), grad_impulse.data(), s, nullptr);
+  dc::launch_per_sample_grad_weight<T>(grad.data(), impulse.data(), grad_weight.data(), workspace.data(), s, nullptr);
+  return close("per_sample forward", out, ref.out) && close("per_sample grad_impulse", grad_impulse, ref.grad_impulse) &&
+         close("per_sample grad_weight", grad_weight, ref.grad_response);
 }
 
 // ---- octave_downsample_kernels.cuh: low-pass FIR (odd length N, zero phase) + keep the even samples ----
@@ -237,6 +279,43 @@ int run_dense_kernels(bool small, int& runs) {
   return failures;
 }
 
+// forward, grad_impulse, grad_weight (partials + reduce) per shape {B, L, Ci, Hi, Wi, Hr, Wr}, float and double
+int run_per_sample_kernels(bool small, int& runs) {
+  const std::vector<dc::PerSampleSizes> all_shapes = {
+      {1, 1, 1, 5, 7, 3, 3},      // B = L = Ci = 1, odd sizes
+      {2, 3, 2, 17, 65, 9, 17},   // partial tiles, several tap chunks
+      {1, 2, 3, 6, 5, 1, 1},      // 1x1 kernel
+      {2, 2, 1, 4, 6, 7, 9},      // kernel larger than the image
+      {1, 9, 10, 5, 6, 2, 3},     // L, Ci above one block's channels, uneven chunks
+      {1, 5, 3, 40, 3, 18, 2},    // empty grad_weight channels, several row slabs and tap chunks
+  };
+  const std::vector<dc::PerSampleSizes> small_shapes = {
+      {1, 2, 3, 5, 7, 3, 3},      // odd sizes, partial tiles, one tap chunk
+      {1, 9, 5, 18, 9, 10, 17},   // more channels than one block, several tap chunks and row slabs
+      {1, 1, 1, 4, 6, 7, 9},      // kernel larger than the image, L = Ci = 1
+  };
+  const std::vector<dc::PerSampleSizes>& shapes = small ? small_shapes : all_shapes;
+  int failures = 0, count = 0;
+  for (const auto& [order, seed] : kSchedules) {
+    dc_emu::set_schedule(order, seed);
+    for (const dc::PerSampleSizes& s : shapes) {
+      for (int dtype = 0; dtype < 2; ++dtype) {
+        const bool ok = dtype == 0 ? run_per_sample<float>(s, 19) : run_per_sample<double>(s, 19);
+        ++count;
+        if (!ok) {
+          ++failures;
+          std::printf("FAILED %s per_sample B=%lld L=%lld Ci=%lld Hi=%lld Wi=%lld Hr=%lld Wr=%lld order=%d\n",
+                      dtype == 0 ? "float" : "double", (long long)s.B, (long long)s.L, (long long)s.Ci,
+                      (long long)s.Hi, (long long)s.Wi, (long long)s.Hr, (long long)s.Wr, int(order));
+        }
+      }
+    }
+  }
+  std::printf("per_sample: %d of %d runs match\n", count - failures, count);
+  runs += count;
+  return failures;
+}
+
 // forward, grad_input and grad_filter (partials + reduce) per case, float and double
 int run_octave_kernels(bool small, int& runs) {
   const std::vector<OctaveCase> all_cases = {
@@ -341,6 +420,7 @@ int run_kernels(bool small, const std::string& only) {
   if (only.empty() || only == "dense") failures += run_dense_kernels(small, runs);
   if (only.empty() || only == "octave") failures += run_octave_kernels(small, runs);
   if (only.empty() || only == "fft") failures += run_fft_kernels(small, runs);
+  if (only.empty() || only == "per_sample") failures += run_per_sample_kernels(small, runs);
   std::printf("%d of %d kernel runs match the float64 reference\n", runs - failures, runs);
   return failures ? 1 : 0;
 }
@@ -424,7 +504,7 @@ int main(int argc, char** argv) {
       for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "small") small = true;
-        else if (arg == "dense" || arg == "octave" || arg == "fft") only = arg;
+        else if (arg == "dense" || arg == "octave" || arg == "fft" || arg == "per_sample") only = arg;
         else throw std::invalid_argument("unknown kernels option " + arg);
       }
       return run_kernels(small, only);
@@ -436,6 +516,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave|fft] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
+  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave|fft|per_sample] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
   return 2;
 }
