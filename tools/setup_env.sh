@@ -3,7 +3,7 @@
 # dependencies, then an in-place build of dense_conv._C (CPU kernels, plus CUDA kernels whenever
 # nvcc and the CUDA build of torch are present). Sourced by tests/run.sh and bench/run.sh.
 # Prints one line per stage; pip's and the compiler's output go to build/logs/*.log, and a stage that
-# fails prints its log's path and last lines, then exits non-zero.
+# fails prints its log's path and its last lines (for a failed compile, the compiler's errors), then exits 1.
 #   DENSE_CONV_VENV  where the venv lives (default: .venv in the repository)
 #   USE_CUDA=0       CPU-only build; MAX_JOBS (default 2) parallel compile jobs
 #   VERBOSE=1        also show pip's and the compiler's output as it happens
