@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The benchmark command: sets everything up on a fresh machine, then runs the benchmark.
-# Extra arguments go to bench/bench.py (e.g. bash bench/run.sh --quick).
+# Extra arguments go to bench/bench.py (e.g. bash bench/run.sh --quick). VERBOSE=1 shows the build's output.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/tools/setup_env.sh"
 # nnAudio is an optional comparison for the CQT rows; the benchmark says so when it is missing.
-"$PY" -c "import nnAudio" 2>/dev/null || "$PY" -m pip install -q --disable-pip-version-check --no-deps nnAudio \
-  || echo "== nnAudio could not be installed; its rows will be skipped"
+if ! "$PY" -c "import nnAudio" 2>/dev/null; then
+  stage_begin "nnAudio: installing (log: build/logs/pip-nnAudio.log)"
+  if run_logged "$LOG_DIR/pip-nnAudio.log" "$PY" -m pip install -q --disable-pip-version-check --no-deps nnAudio; then
+    stage_end "installed"
+  else
+    stage_end "could not be installed; its rows will be skipped"
+  fi
+fi
 cd "$ROOT"
+echo "== running the benchmark"
 exec "$PY" bench/bench.py "$@"
