@@ -122,6 +122,53 @@ inline PerSampleSizes check_per_sample_backward(const at::Tensor& grad_out, cons
   return s;
 }
 
+// ---- dense_mix_conv2d ----------------------------------------------------------------------------
+
+// dense_conv2d sizes plus the output channels L of the 1x1 channel mix.
+struct MixSizes {
+  ConvSizes conv;
+  int64_t L;
+};
+
+// response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]: floating point, one device, one
+// dtype; every size product an implementation forms (output, inputs, L x Ci x Cr, B x L x Ci x Cr) is
+// checked for overflow.
+inline MixSizes check_mix_forward(const at::Tensor& response, const at::Tensor& impulse, const at::Tensor& weight) {
+  const char* op = "dense_mix_conv2d";
+  check_tensor(response, "response", op);
+  check_tensor(impulse, "impulse", op);
+  check_tensor(weight, "weight", op);
+  check_same_device_dtype(response, "response", impulse, "impulse", op);
+  check_same_device_dtype(weight, "weight", impulse, "impulse", op);
+  const at::IntArrayRef r = response.sizes(), i = impulse.sizes(), w = weight.sizes();
+  TORCH_CHECK(r.size() == 4, op, ": response must be 4-D [B, Cr, Hr, Wr], got shape ", r);
+  TORCH_CHECK(i.size() == 4, op, ": impulse must be 4-D [B, Ci, Hi, Wi], got shape ", i);
+  TORCH_CHECK(w.size() == 3, op, ": weight must be 3-D [L, Ci, Cr], got shape ", w);
+  TORCH_CHECK(r[0] == i[0], op, ": batch mismatch, response has B=", r[0], " but impulse has B=", i[0],
+              " (every sample has its own response)");
+  TORCH_CHECK(w[1] == i[1], op, ": channel mismatch, weight has Ci=", w[1], " (dim 1) but impulse has Ci=", i[1]);
+  TORCH_CHECK(w[2] == r[1], op, ": channel mismatch, weight has Cr=", w[2], " (dim 2) but response has Cr=", r[1]);
+  const MixSizes s{{i[0], i[1], r[1], i[2], i[3], r[2], r[3]}, w[0]};
+  checked_product({s.conv.B, s.L, s.conv.Hi, s.conv.Wi}, op, "the output");
+  checked_product({s.conv.B, s.conv.Cr, s.conv.Hr, s.conv.Wr}, op, "the response");
+  checked_product({s.conv.B, s.conv.Ci, s.conv.Hi, s.conv.Wi}, op, "the impulse");
+  checked_product({s.conv.B, s.L, s.conv.Ci, s.conv.Cr}, op, "B x L x Ci x Cr");
+  return s;
+}
+
+// The forward's checks, and grad_out: the output's shape, device and dtype.
+inline MixSizes check_mix_backward(const at::Tensor& grad_out, const at::Tensor& response, const at::Tensor& impulse,
+                                   const at::Tensor& weight) {
+  const char* op = "dense_mix_conv2d";
+  const MixSizes s = check_mix_forward(response, impulse, weight);
+  check_tensor(grad_out, "grad_out", op);
+  check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op);
+  const std::vector<int64_t> expected{s.conv.B, s.L, s.conv.Hi, s.conv.Wi};
+  TORCH_CHECK(grad_out.sizes() == at::IntArrayRef(expected), op, ": grad_out must have the output's shape ",
+              at::IntArrayRef(expected), ", got ", grad_out.sizes());
+  return s;
+}
+
 // ---- octave_downsample ---------------------------------------------------------------------------
 
 struct OctaveSizes {

@@ -37,23 +37,52 @@ Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs
   return bad.nonzero().squeeze(1);
 }
 
+// The definitions on gathered samples (accumulation dtype): imp [n, Ci, Hi, Wi], resp [n, Cr, Hr, Wr],
+// g [n, Ci, Cr, Hi, Wi] (the dense output's gradient, one plane per channel pair).
+Tensor dense_definition(const Tensor& impulse, const Tensor& response) {  // -> [n, Ci, Cr, Hi, Wi]
+  const int64_t n = impulse.size(0), Ci = impulse.size(1), Cr = response.size(1), Hi = impulse.size(2),
+                Wi = impulse.size(3);
+  const Tensor imp = impulse.unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
+  Tensor sum = at::zeros({n, Ci, Cr, Hi, Wi}, imp.options());
+  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
+    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
+      const Tensor tap = response.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
+      sum.narrow(3, p, Hi - p).narrow(4, q, Wi - q).add_(imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q) * tap);
+    }
+  return sum;
+}
+
+Tensor grad_impulse_definition(const Tensor& g, const Tensor& response) {  // -> [n, Ci, Hi, Wi]
+  const int64_t n = g.size(0), Ci = g.size(1), Cr = g.size(2), Hi = g.size(3), Wi = g.size(4);
+  Tensor sum = at::zeros({n, Ci, Hi, Wi}, g.options());
+  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
+    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
+      const Tensor tap = response.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
+      sum.narrow(2, 0, Hi - p).narrow(3, 0, Wi - q).add_((g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * tap).sum(2));
+    }
+  return sum;
+}
+
+Tensor grad_response_definition(const Tensor& g, const Tensor& impulse, int64_t Hr, int64_t Wr) {  // [n, Cr, Hr, Wr]
+  const int64_t n = g.size(0), Cr = g.size(2), Hi = g.size(3), Wi = g.size(4);
+  const Tensor imp = impulse.unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
+  Tensor taps = at::zeros({n, Cr, Hr, Wr}, g.options());  // taps beyond the image stay 0
+  for (int64_t p = 0; p < std::min(Hr, Hi); ++p)
+    for (int64_t q = 0; q < std::min(Wr, Wi); ++q)
+      taps.select(3, q).select(2, p).copy_(
+          (g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q))
+              .sum({1, 3, 4}));
+  return taps;
+}
+
 }  // namespace
 
 void exact_nonfinite_forward(Tensor& out, const Tensor& response, const Tensor& impulse) {
   const Tensor idx = nonfinite_samples(out, {response, impulse});
   if (!idx.defined()) return;
-  const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = response.size(1), Hi = impulse.size(2),
-                Wi = impulse.size(3);
   const at::ScalarType acc = acc_type(out.scalar_type());
-  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
-  const Tensor resp = response.index_select(0, idx).to(acc);            // [n, Cr, Hr, Wr]
-  Tensor sum = at::zeros({n, Ci, Cr, Hi, Wi}, imp.options());
-  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
-    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
-      const Tensor tap = resp.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
-      sum.narrow(3, p, Hi - p).narrow(4, q, Wi - q).add_(imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q) * tap);
-    }
-  out.index_copy_(0, idx, sum.view({n, Ci * Cr, Hi, Wi}).to(out.scalar_type()));
+  const Tensor sum = dense_definition(impulse.index_select(0, idx).to(acc), response.index_select(0, idx).to(acc));
+  out.index_copy_(0, idx, sum.flatten(1, 2).to(out.scalar_type()));
 }
 
 void exact_nonfinite_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, const Tensor& response) {
@@ -63,13 +92,7 @@ void exact_nonfinite_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, 
                 Wi = grad_impulse.size(3);
   const at::ScalarType acc = acc_type(grad_impulse.scalar_type());
   const Tensor g = grad_out.index_select(0, idx).to(acc).view({n, Ci, Cr, Hi, Wi});
-  const Tensor resp = response.index_select(0, idx).to(acc);
-  Tensor sum = at::zeros({n, Ci, Hi, Wi}, g.options());
-  for (int64_t p = 0; p < std::min(response.size(2), Hi); ++p)
-    for (int64_t q = 0; q < std::min(response.size(3), Wi); ++q) {
-      const Tensor tap = resp.select(3, q).select(2, p).view({n, 1, Cr, 1, 1});
-      sum.narrow(2, 0, Hi - p).narrow(3, 0, Wi - q).add_((g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * tap).sum(2));
-    }
+  const Tensor sum = grad_impulse_definition(g, response.index_select(0, idx).to(acc));
   grad_impulse.index_copy_(0, idx, sum.to(grad_impulse.scalar_type()));
 }
 
@@ -77,17 +100,58 @@ void exact_nonfinite_grad_response(Tensor& grad_response, const Tensor& grad_out
   const Tensor idx = nonfinite_samples(grad_response, {grad_out, impulse});
   if (!idx.defined()) return;
   const int64_t n = idx.size(0), Ci = impulse.size(1), Cr = grad_response.size(1), Hi = impulse.size(2),
-                Wi = impulse.size(3), Hr = grad_response.size(2), Wr = grad_response.size(3);
+                Wi = impulse.size(3);
   const at::ScalarType acc = acc_type(grad_response.scalar_type());
   const Tensor g = grad_out.index_select(0, idx).to(acc).view({n, Ci, Cr, Hi, Wi});
-  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(2);  // [n, Ci, 1, Hi, Wi]
-  Tensor taps = at::zeros({n, Cr, Hr, Wr}, g.options());                 // taps beyond the image stay 0
-  for (int64_t p = 0; p < std::min(Hr, Hi); ++p)
-    for (int64_t q = 0; q < std::min(Wr, Wi); ++q)
-      taps.select(3, q).select(2, p).copy_(
-          (g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q))
-              .sum({1, 3, 4}));
+  const Tensor taps = grad_response_definition(g, impulse.index_select(0, idx).to(acc), grad_response.size(2),
+                                               grad_response.size(3));
   grad_response.index_copy_(0, idx, taps.to(grad_response.scalar_type()));
+}
+
+// ---- dense_mix_conv2d: out[b, l] = sum_{j,k} weight[l, j, k] * dense[b, j, k] --------------------------
+
+namespace {
+
+// Samples where any of `tensors` has a non-finite value in its slice [b] (every sample when the weight
+// has one: it reaches every sample); undefined when there is none.
+Tensor nonfinite_mix_samples(int64_t B, const std::vector<Tensor>& tensors, const Tensor& weight) {
+  if (B == 0) return {};
+  if (!at::isfinite(weight).all().item<bool>()) return at::arange(B, weight.options().dtype(at::kLong));
+  Tensor bad;
+  for (const Tensor& t : tensors) {
+    if (t.numel() == 0) continue;
+    const Tensor flag = at::isfinite(t.reshape({B, -1}).sum(1, false, acc_type(t.scalar_type()))).logical_not();
+    bad = bad.defined() ? bad.logical_or(flag) : flag;
+  }
+  if (!bad.defined() || !bad.any().item<bool>()) return {};
+  return bad.nonzero().squeeze(1);
+}
+
+}  // namespace
+
+void exact_nonfinite_mix_forward(Tensor& out, const Tensor& response, const Tensor& impulse, const Tensor& weight) {
+  const Tensor idx = nonfinite_mix_samples(out.size(0), {response, impulse, out}, weight);
+  if (!idx.defined()) return;
+  const at::ScalarType acc = acc_type(out.scalar_type());
+  const Tensor dense = dense_definition(impulse.index_select(0, idx).to(acc), response.index_select(0, idx).to(acc));
+  out.index_copy_(0, idx, at::einsum("ljk,njkyx->nlyx", {weight.to(acc), dense}).to(out.scalar_type()));
+}
+
+void exact_nonfinite_mix_backward(Tensor& grad_response, Tensor& grad_impulse, Tensor& grad_weight_per_sample,
+                                  const Tensor& grad_out, const Tensor& response, const Tensor& impulse,
+                                  const Tensor& weight) {
+  const Tensor idx = nonfinite_mix_samples(grad_out.size(0), {grad_out, response, impulse, grad_response,
+                                                              grad_impulse, grad_weight_per_sample}, weight);
+  if (!idx.defined()) return;
+  const at::ScalarType acc = acc_type(grad_out.scalar_type());
+  const Tensor g = grad_out.index_select(0, idx).to(acc), a = weight.to(acc);
+  const Tensor imp = impulse.index_select(0, idx).to(acc), resp = response.index_select(0, idx).to(acc);
+  const Tensor g_dense = at::einsum("nlyx,ljk->njkyx", {g, a});  // the dense output's gradient
+  grad_impulse.index_copy_(0, idx, grad_impulse_definition(g_dense, resp).to(grad_impulse.scalar_type()));
+  grad_response.index_copy_(0, idx, grad_response_definition(g_dense, imp, response.size(2), response.size(3))
+                                        .to(grad_response.scalar_type()));
+  const Tensor gw = at::einsum("nlyx,njkyx->nljk", {g, dense_definition(imp, resp)});
+  grad_weight_per_sample.index_copy_(0, idx, gw.to(grad_weight_per_sample.scalar_type()));
 }
 
 }  // namespace dc

@@ -25,4 +25,13 @@ void exact_nonfinite_forward(at::Tensor& out, const at::Tensor& response, const 
 void exact_nonfinite_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out, const at::Tensor& response);
 void exact_nonfinite_grad_response(at::Tensor& grad_response, const at::Tensor& grad_out, const at::Tensor& impulse);
 
+// dense_mix_conv2d (weight [L, Ci, Cr]): out [B, L, Hi, Wi]; the backward's per-sample weight gradients
+// grad_weight_per_sample [B, L, Ci, Cr] (summed over the batch by the caller). A sample is recomputed when
+// its inputs or results are non-finite, every sample when the weight is.
+void exact_nonfinite_mix_forward(at::Tensor& out, const at::Tensor& response, const at::Tensor& impulse,
+                                 const at::Tensor& weight);
+void exact_nonfinite_mix_backward(at::Tensor& grad_response, at::Tensor& grad_impulse,
+                                  at::Tensor& grad_weight_per_sample, const at::Tensor& grad_out,
+                                  const at::Tensor& response, const at::Tensor& impulse, const at::Tensor& weight);
+
 }  // namespace dc

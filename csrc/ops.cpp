@@ -31,6 +31,13 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("per_sample_conv2d(Tensor weight, Tensor impulse) -> Tensor");
   m.def("per_sample_conv2d_grad_impulse(Tensor grad_out, Tensor weight, SymInt[] impulse_shape) -> Tensor");
   m.def("per_sample_conv2d_grad_weight(Tensor grad_out, Tensor impulse, SymInt[] weight_shape) -> Tensor");
+  // dense_mix_conv2d, FFT algorithm: dense_conv2d followed by a 1x1 channel mix, weight [L, Ci, Cr],
+  // out[b, l] = sum_{j,k} weight[l, j, k] * (impulse[b, j] (*) response[b, k]) -> [B, L, Hi, Wi], formed in the
+  // frequency domain (Ci + Cr forward and L inverse transforms per sample). The backward returns
+  // (grad_response, grad_impulse, grad_weight).
+  m.def("dense_mix_conv2d_fft(Tensor response, Tensor impulse, Tensor weight) -> Tensor");
+  m.def("dense_mix_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse, Tensor weight) -> "
+        "(Tensor, Tensor, Tensor)");
   // octave_downsample: y[..., m] = sum_n filter[n] * x[..., 2m + n - (N-1)/2] (N odd), m < ceil(T/2), applied
   // `levels` times; the levels' outputs are packed along the last dim (level 1 first).
   m.def("octave_downsample(Tensor x, Tensor filter, int levels) -> Tensor");

@@ -1,0 +1,308 @@
+// FFT algorithm of dense_mix_conv2d on CPU: dense_conv2d followed by a 1x1 channel mix, weight a [L, Ci, Cr],
+//   y[b, l] = sum_{j,k} a[l, j, k] * crop(x[b, j] (*) h[b, k])
+// formed in the frequency domain, so only L planes (not Ci*Cr) are ever transformed back. Per sample b
+// (samples in parallel, each sample's transforms on one thread, per-thread workspaces: fft_common.h):
+//   X = rfft2(x[b]) [Ci], H = rfft2(h[b] cropped to the taps that reach the image) [Cr]
+//   forward:  M[l, j] = sum_k a[l, j, k] H[k], Y[l] = sum_j X[j] M[l, j] (per bin), y[b, l] = crop(irfft2(Y[l]))
+//   backward: G = rfft2(gy[b]) [L], Q[l, j] = conj(X[j]) G[l]
+//             grad_x[b, j] = crop(irfft2(sum_l G[l] conj(M[l, j])))
+//             grad_h[b, k] = crop(irfft2(sum_{l,j} a[l, j, k] Q[l, j]))
+//             grad_a[l, j, k] = sum_b <gy[b, l], crop(x[b, j] (*) h[b, k])>
+//                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
+// where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
+// are not stored). Transform size: fft_plan (csrc/shapes.h), as dense_conv2d's FFT algorithm.
+//
+// Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
+// L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
+// The bin loops run on blocks of kBinBlock bins split into real and imaginary parts, so that M and Q
+// (recomputed per block, never stored per plane) stay in L1 and every loop is a plain vector loop.
+//
+// grad_a is summed per sample into a [B, L, Ci, Cr] float64 buffer, then over the batch in sample order:
+// the result does not depend on the thread count.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/util/complex.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../checks.h"
+#include "../nonfinite.h"
+#include "fft_common.h"
+#include "huge_pages.h"
+
+namespace dc {
+namespace {
+
+using at::Tensor;
+using namespace fft;
+
+constexpr int64_t kBinBlock = 64;
+
+// Bins [k0, k0 + n) of each of C interleaved complex planes (K bins apart) into split real / imaginary
+// rows of kBinBlock, zero past n.
+template <class T>
+void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_t n, T* dst) {
+  for (int64_t c = 0; c < C; ++c) {
+    const T* s = src + 2 * (c * K + k0);
+    T* re = dst + 2 * c * kBinBlock;
+    T* im = re + kBinBlock;
+    for (int64_t t = 0; t < n; ++t) {
+      re[t] = s[2 * t];
+      im[t] = s[2 * t + 1];
+    }
+    for (int64_t t = n; t < kBinBlock; ++t) re[t] = im[t] = T(0);
+  }
+}
+
+template <class T>
+void store_interleaved(const T* re, const T* im, int64_t n, T* dst) {
+  for (int64_t t = 0; t < n; ++t) {
+    dst[2 * t] = re[t];
+    dst[2 * t + 1] = im[t];
+  }
+}
+
+// m = sum_k a[k] h[k] over one block (h: Cr split rows).
+template <class T>
+inline void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
+#pragma omp simd
+  for (int64_t t = 0; t < kBinBlock; ++t) mr[t] = mi[t] = T(0);
+  for (int64_t k = 0; k < Cr; ++k) {
+    const T ak = a[k];
+    const T* hr = h + 2 * k * kBinBlock;
+    const T* hi = hr + kBinBlock;
+#pragma omp simd
+    for (int64_t t = 0; t < kBinBlock; ++t) {
+      mr[t] += ak * hr[t];
+      mi[t] += ak * hi[t];
+    }
+  }
+}
+
+// Y[l] = sum_j X[j] sum_k a[l, j, k] H[k] on every bin (interleaved spectra, K bins per plane).
+template <class T>
+void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr, int64_t K,
+                         std::vector<T>& scratch) {
+  scratch.resize(2 * kBinBlock * (Ci + Cr + 2));
+  T* xs = scratch.data();
+  T* hs = xs + 2 * kBinBlock * Ci;
+  T* mr = hs + 2 * kBinBlock * Cr;
+  T* mi = mr + kBinBlock;
+  T* yr = mi + kBinBlock;
+  T* yi = yr + kBinBlock;
+  for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
+    const int64_t n = std::min(kBinBlock, K - k0);
+    load_split(X, Ci, K, k0, n, xs);
+    load_split(Hs, Cr, K, k0, n, hs);
+    for (int64_t l = 0; l < L; ++l) {
+#pragma omp simd
+      for (int64_t t = 0; t < kBinBlock; ++t) yr[t] = yi[t] = T(0);
+      for (int64_t j = 0; j < Ci; ++j) {
+        mix_block(a + (l * Ci + j) * Cr, hs, Cr, mr, mi);
+        const T* xr = xs + 2 * j * kBinBlock;
+        const T* xi = xr + kBinBlock;
+#pragma omp simd
+        for (int64_t t = 0; t < kBinBlock; ++t) {
+          yr[t] += xr[t] * mr[t] - xi[t] * mi[t];
+          yi[t] += xr[t] * mi[t] + xi[t] * mr[t];
+        }
+      }
+      store_interleaved(yr, yi, n, Y + 2 * (l * K + k0));
+    }
+  }
+}
+
+// GX[j] = sum_l G[l] conj(M[l, j]), GH[k] = sum_{l,j} a[l, j, k] conj(X[j]) G[l], and
+// gw[l, j, k] = sum over bins of w Re(conj(conj(X[j]) G[l]) H[k]) (w: the half-spectrum weight, see the top).
+template <class T>
+void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw, int64_t L,
+                          int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist,
+                          std::vector<T>& scratch) {
+  scratch.resize(2 * kBinBlock * (2 * Ci + 2 * Cr + L + 3));
+  T* xs = scratch.data();
+  T* hs = xs + 2 * kBinBlock * Ci;
+  T* gs = hs + 2 * kBinBlock * Cr;
+  T* gx = gs + 2 * kBinBlock * L;
+  T* gh = gx + 2 * kBinBlock * Ci;
+  T* mr = gh + 2 * kBinBlock * Cr;
+  T* mi = mr + kBinBlock;
+  T* qr = mi + kBinBlock;
+  T* qi = qr + kBinBlock;
+  T* wqr = qi + kBinBlock;
+  T* wqi = wqr + kBinBlock;
+  T* w = wqi + kBinBlock;
+  std::fill(gw, gw + L * Ci * Cr, 0.0);
+  for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
+    const int64_t n = std::min(kBinBlock, K - k0);
+    load_split(X, Ci, K, k0, n, xs);
+    load_split(Hs, Cr, K, k0, n, hs);
+    load_split(G, L, K, k0, n, gs);
+    std::fill(gx, gx + 2 * kBinBlock * (Ci + Cr), T(0));  // gx and gh
+    for (int64_t t = 0; t < kBinBlock; ++t) {
+      const int64_t col = (k0 + t) % half_width;
+      w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      const T* gr = gs + 2 * l * kBinBlock;
+      const T* gi = gr + kBinBlock;
+      for (int64_t j = 0; j < Ci; ++j) {
+        const T* alj = a + (l * Ci + j) * Cr;
+        mix_block(alj, hs, Cr, mr, mi);
+        const T* xr = xs + 2 * j * kBinBlock;
+        const T* xi = xr + kBinBlock;
+        T* gxr = gx + 2 * j * kBinBlock;
+        T* gxi = gxr + kBinBlock;
+#pragma omp simd
+        for (int64_t t = 0; t < kBinBlock; ++t) {
+          gxr[t] += gr[t] * mr[t] + gi[t] * mi[t];
+          gxi[t] += gi[t] * mr[t] - gr[t] * mi[t];
+          qr[t] = xr[t] * gr[t] + xi[t] * gi[t];
+          qi[t] = xr[t] * gi[t] - xi[t] * gr[t];
+          wqr[t] = w[t] * qr[t];
+          wqi[t] = w[t] * qi[t];
+        }
+        for (int64_t k = 0; k < Cr; ++k) {
+          const T ak = alj[k];
+          const T* hr = hs + 2 * k * kBinBlock;
+          const T* hi = hr + kBinBlock;
+          T* ghr = gh + 2 * k * kBinBlock;
+          T* ghi = ghr + kBinBlock;
+          T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+          for (int64_t t = 0; t < kBinBlock; ++t) {
+            ghr[t] += ak * qr[t];
+            ghi[t] += ak * qi[t];
+            dot += wqr[t] * hr[t] + wqi[t] * hi[t];
+          }
+          gw[(l * Ci + j) * Cr + k] += static_cast<double>(dot);
+        }
+      }
+    }
+    for (int64_t j = 0; j < Ci; ++j)
+      store_interleaved(gx + 2 * j * kBinBlock, gx + (2 * j + 1) * kBinBlock, n, GX + 2 * (j * K + k0));
+    for (int64_t k = 0; k < Cr; ++k)
+      store_interleaved(gh + 2 * k * kBinBlock, gh + (2 * k + 1) * kBinBlock, n, GH + 2 * (k * K + k0));
+  }
+}
+
+void check_cpu_fft(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
+              "dense_mix_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ",
+              t.scalar_type());
+}
+
+// Nothing reaches the output: a zero-sized dimension of the sum or of the response.
+bool output_is_zero(const MixSizes& s) {
+  const ConvSizes& c = s.conv;
+  return c.Ci == 0 || c.Cr == 0 || c.Hr == 0 || c.Wr == 0;
+}
+
+Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const Tensor& weight) {
+  const MixSizes ms = check_mix_forward(response, impulse, weight);
+  const ConvSizes& s = ms.conv;
+  const int64_t L = ms.L;
+  check_cpu_fft(impulse, "impulse");
+  Tensor out = at::empty({s.B, L, s.Hi, s.Wi}, impulse.options());
+  advise_huge_pages(out);
+  if (out.numel() == 0) return out;
+  if (output_is_zero(ms)) return out.zero_();
+  const FftPlan f = fft_plan(s);
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
+  const Tensor a = weight.contiguous();
+  const std::vector<int64_t> size{f.H, f.W};
+  const int64_t K = f.H * (f.W / 2 + 1);
+  AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_mix_conv2d_fft_cpu", [&] {
+    using C = c10::complex<scalar_t>;
+    const auto run = [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;  // plain tensor math on this thread (see fft_conv.cpp)
+      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
+      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
+      Tensor& y = workspace(kMixOutPlanes, {L, f.H, f.W}, imp.options());
+      std::vector<scalar_t> scratch;
+      for (int64_t b = begin; b < end; ++b) {
+        at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
+        at::fft_rfft2_out(Hs, padded(kResponsePadded, resp[b], f.H, f.W));
+        TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && Y.is_contiguous());
+        mix_forward_spectra<scalar_t>(reinterpret_cast<const scalar_t*>(X.const_data_ptr<C>()),
+                                      reinterpret_cast<const scalar_t*>(Hs.const_data_ptr<C>()),
+                                      a.const_data_ptr<scalar_t>(), reinterpret_cast<scalar_t*>(Y.data_ptr<C>()), L,
+                                      s.Ci, s.Cr, K, scratch);
+        at::fft_irfft2_out(y, Y, size);
+        out[b].copy_(y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+      }
+    };
+    run_samples(s.B, run);
+  });
+  exact_nonfinite_mix_forward(out, response, impulse, weight);
+  return out;
+}
+
+std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
+                                                        const Tensor& impulse, const Tensor& weight) {
+  const MixSizes ms = check_mix_backward(grad_out, response, impulse, weight);
+  const ConvSizes& s = ms.conv;
+  const int64_t L = ms.L;
+  check_cpu_fft(grad_out, "grad_out");
+  Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
+  Tensor grad_impulse = at::zeros(impulse.sizes(), grad_out.options());
+  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || output_is_zero(ms))
+    return {grad_response, grad_impulse, at::zeros(weight.sizes(), grad_out.options())};
+  const FftPlan f = fft_plan(s);
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
+  const Tensor a = weight.contiguous(), g = grad_out.contiguous();
+  // Per-sample weight gradients, summed over the batch in sample order below (deterministic).
+  Tensor grad_weight_per_sample = at::empty({s.B, L, s.Ci, s.Cr}, grad_out.options().dtype(at::kDouble));
+  const std::vector<int64_t> size{f.H, f.W};
+  const int64_t half_width = f.W / 2 + 1, K = f.H * half_width;
+  const bool has_nyquist = f.W % 2 == 0;
+  const double parseval = 1.0 / static_cast<double>(f.H * f.W);
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_mix_conv2d_fft_backward_cpu", [&] {
+    using C = c10::complex<scalar_t>;
+    const auto run = [&](int64_t begin, int64_t end) {
+      at::NoGradGuard no_grad;
+      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, half_width}, copt);
+      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, half_width}, copt);
+      Tensor& G = workspace(kMixOutSpectra, {L, f.H, half_width}, copt);
+      Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, f.H, half_width}, copt);
+      Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
+      Tensor& planes = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
+      Tensor px = planes.narrow(0, 0, s.Ci), ph = planes.narrow(0, s.Ci, s.Cr);
+      std::vector<scalar_t> scratch;
+      const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
+      for (int64_t b = begin; b < end; ++b) {
+        at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
+        at::fft_rfft2_out(Hs, padded(kResponsePadded, resp[b], f.H, f.W));
+        at::fft_rfft2_out(G, padded(kMixGradPadded, g[b], f.H, f.W));
+        TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
+        double* gw = grad_weight_per_sample[b].data_ptr<double>();
+        mix_backward_spectra<scalar_t>(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), gw, L,
+                                       s.Ci, s.Cr, K, half_width, has_nyquist, scratch);
+        for (int64_t i = 0; i < L * s.Ci * s.Cr; ++i) gw[i] *= parseval;
+        at::fft_irfft2_out(px, GX, size);
+        at::fft_irfft2_out(ph, GH, size);
+        grad_impulse[b].copy_(px.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(ph.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+      }
+    };
+    run_samples(s.B, run);
+  });
+  exact_nonfinite_mix_backward(grad_response, grad_impulse, grad_weight_per_sample, grad_out, response, impulse,
+                               weight);
+  Tensor grad_weight = at::zeros({L, s.Ci, s.Cr}, grad_weight_per_sample.options());
+  for (int64_t b = 0; b < s.B; ++b) grad_weight.add_(grad_weight_per_sample[b]);
+  return {grad_response, grad_impulse, grad_weight.to(grad_out.scalar_type())};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(dense_conv, CPU, m) {
+  m.impl("dense_mix_conv2d_fft", &mix_fft_forward_cpu);
+  m.impl("dense_mix_conv2d_fft_backward", &mix_fft_backward_cpu);
+}
+
+}  // namespace dc
