@@ -120,7 +120,7 @@ template <class T>
 void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw, int64_t L,
                           int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist,
                           std::vector<T>& scratch) {
-  scratch.resize(2 * kBinBlock * (2 * Ci + 2 * Cr + L + 3));
+  scratch.resize(2 * kBinBlock * (2 * Ci + 2 * Cr + L + 4));  // split planes, then 7 rows
   T* xs = scratch.data();
   T* hs = xs + 2 * kBinBlock * Ci;
   T* gs = hs + 2 * kBinBlock * Cr;

@@ -1,0 +1,88 @@
+"""Fake kernels and autograd of the FFT algorithm of dense_mix_conv2d (dense_conv2d then a 1x1 channel mix).
+
+    dense_mix_conv2d_fft(response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]) -> [B, L, Hi, Wi]
+    out[b, l] = sum_{j,k} weight[l, j, k] * dense_conv2d(response, impulse)[b, j*Cr + k]
+
+The checks mirror check_mix_forward / check_mix_backward of csrc/checks.h (same conditions, same messages).
+Importing this module registers them (the schemas come from the compiled extension).
+"""
+import torch
+
+from . import _checks
+
+_lib = torch.ops.dense_conv
+_OP = "dense_mix_conv2d"
+
+
+def check_mix_forward(response, impulse, weight):
+    """Checks of the forward op; returns the output shape (B, L, Hi, Wi)."""
+    for t, name in ((response, "response"), (impulse, "impulse"), (weight, "weight")):
+        _checks.check_tensor(t, name, _OP)
+    _checks.check_same_device_dtype(response, "response", impulse, "impulse", _OP)
+    _checks.check_same_device_dtype(weight, "weight", impulse, "impulse", _OP)
+    r, i, w = response.shape, impulse.shape, weight.shape
+    torch._check(len(r) == 4, lambda: f"{_OP}: response must be 4-D [B, Cr, Hr, Wr], got shape {tuple(r)}")
+    torch._check(len(i) == 4, lambda: f"{_OP}: impulse must be 4-D [B, Ci, Hi, Wi], got shape {tuple(i)}")
+    torch._check(len(w) == 3, lambda: f"{_OP}: weight must be 3-D [L, Ci, Cr], got shape {tuple(w)}")
+    torch._check(r[0] == i[0], lambda: f"{_OP}: batch mismatch, response has B={r[0]} but impulse has B={i[0]}")
+    torch._check(w[1] == i[1], lambda: f"{_OP}: channel mismatch, weight has Ci={w[1]} (dim 1) but impulse has "
+                 f"Ci={i[1]}")
+    torch._check(w[2] == r[1], lambda: f"{_OP}: channel mismatch, weight has Cr={w[2]} (dim 2) but response has "
+                 f"Cr={r[1]}")
+    B, Ci, Hi, Wi = i
+    L = w[0]
+    _checks.checked_product((B, L, Hi, Wi), _OP, "the output")
+    _checks.checked_product(tuple(r), _OP, "the response")
+    _checks.checked_product(tuple(i), _OP, "the impulse")
+    _checks.checked_product((B, L, Ci, r[1]), _OP, "B x L x Ci x Cr")
+    return (B, L, Hi, Wi)
+
+
+def check_mix_backward(grad_out, response, impulse, weight):
+    expected = check_mix_forward(response, impulse, weight)
+    _checks.check_tensor(grad_out, "grad_out", _OP)
+    _checks.check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", _OP)
+    torch._check(tuple(grad_out.shape) == tuple(expected), lambda: f"{_OP}: grad_out must have the output's shape "
+                 f"{list(expected)}, got {list(grad_out.shape)}")
+
+
+@torch.library.register_fake("dense_conv::dense_mix_conv2d_fft")
+def _forward_fake(response, impulse, weight):
+    return impulse.new_empty(check_mix_forward(response, impulse, weight))
+
+
+@torch.library.register_fake("dense_conv::dense_mix_conv2d_fft_backward")
+def _backward_fake(grad_out, response, impulse, weight):
+    check_mix_backward(grad_out, response, impulse, weight)
+    return grad_out.new_empty(response.shape), grad_out.new_empty(impulse.shape), grad_out.new_empty(weight.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    response, impulse, weight = inputs
+    ctx.save_for_backward(response, impulse, weight)
+
+
+def _backward(ctx, grad_out):
+    response, impulse, weight = ctx.saved_tensors
+    grad_out = grad_out.contiguous()
+    if torch.is_grad_enabled():
+        # create_graph=True: the FFT backward op has no derivative of its own; the same gradients composed
+        # from differentiable ops (the dense conv's gradient ops and einsums: the dense [B, Ci, Cr, Hi, Wi]
+        # planes exist here, as in the unfused layer).
+        B, L, Hi, Wi = grad_out.shape
+        _, Ci, Cr = weight.shape
+        g_dense = torch.einsum("blyx,ljk->bjkyx", grad_out, weight).reshape(B, Ci * Cr, Hi, Wi)
+        g_response = g_impulse = g_weight = None
+        if ctx.needs_input_grad[0]:
+            g_response = _lib.dense_conv2d_grad_response(g_dense, impulse, list(response.shape))
+        if ctx.needs_input_grad[1]:
+            g_impulse = _lib.dense_conv2d_grad_impulse(g_dense, response, list(impulse.shape))
+        if ctx.needs_input_grad[2]:
+            dense = _lib.dense_conv2d(response, impulse).reshape(B, Ci, Cr, Hi, Wi)
+            g_weight = torch.einsum("blyx,bjkyx->ljk", grad_out, dense)
+        return g_response, g_impulse, g_weight
+    grads = _lib.dense_mix_conv2d_fft_backward(grad_out, response, impulse, weight)
+    return tuple(g if need else None for g, need in zip(grads, ctx.needs_input_grad))
+
+
+torch.library.register_autograd("dense_conv::dense_mix_conv2d_fft", _backward, setup_context=_setup_context)
