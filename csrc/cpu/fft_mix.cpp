@@ -31,6 +31,7 @@
 #include "../nonfinite.h"
 #include "fft_common.h"
 #include "huge_pages.h"
+#include "row_kernels.h"
 
 namespace dc {
 namespace {
@@ -40,10 +41,18 @@ using namespace fft;
 
 constexpr int64_t kBinBlock = 64;
 
+// The bin loops are inlined into entry points compiled for several instruction sets (DC_MULTIVERSION,
+// row_kernels.h): the default x86-64 target has 4-float vectors, AVX-512 16.
+#if defined(__GNUC__)
+#define DC_INLINE __attribute__((always_inline)) inline
+#else
+#define DC_INLINE inline
+#endif
+
 // Bins [k0, k0 + n) of each of C interleaved complex planes (K bins apart) into split real / imaginary
 // rows of kBinBlock, zero past n.
 template <class T>
-void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_t n, T* dst) {
+DC_INLINE void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_t n, T* dst) {
   for (int64_t c = 0; c < C; ++c) {
     const T* s = src + 2 * (c * K + k0);
     T* re = dst + 2 * c * kBinBlock;
@@ -57,7 +66,7 @@ void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_t n, T* ds
 }
 
 template <class T>
-void store_interleaved(const T* re, const T* im, int64_t n, T* dst) {
+DC_INLINE void store_interleaved(const T* re, const T* im, int64_t n, T* dst) {
   for (int64_t t = 0; t < n; ++t) {
     dst[2 * t] = re[t];
     dst[2 * t + 1] = im[t];
@@ -66,7 +75,7 @@ void store_interleaved(const T* re, const T* im, int64_t n, T* dst) {
 
 // m = sum_k a[k] h[k] over one block (h: Cr split rows).
 template <class T>
-inline void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
+DC_INLINE void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
 #pragma omp simd
   for (int64_t t = 0; t < kBinBlock; ++t) mr[t] = mi[t] = T(0);
   for (int64_t k = 0; k < Cr; ++k) {
@@ -82,11 +91,13 @@ inline void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
 }
 
 // Y[l] = sum_j X[j] sum_k a[l, j, k] H[k] on every bin (interleaved spectra, K bins per plane).
+// scratch: forward_scratch_size(...) elements.
+int64_t forward_scratch_size(int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (Ci + Cr + 2); }
+
 template <class T>
-void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr, int64_t K,
-                         std::vector<T>& scratch) {
-  scratch.resize(2 * kBinBlock * (Ci + Cr + 2));
-  T* xs = scratch.data();
+DC_INLINE void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr,
+                                   int64_t K, T* scratch) {
+  T* xs = scratch;
   T* hs = xs + 2 * kBinBlock * Ci;
   T* mr = hs + 2 * kBinBlock * Cr;
   T* mi = mr + kBinBlock;
@@ -116,12 +127,14 @@ void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, i
 
 // GX[j] = sum_l G[l] conj(M[l, j]), GH[k] = sum_{l,j} a[l, j, k] conj(X[j]) G[l], and
 // gw[l, j, k] = sum over bins of w Re(conj(conj(X[j]) G[l]) H[k]) (w: the half-spectrum weight, see the top).
+// scratch: backward_scratch_size(...) elements (split planes, then 7 rows).
+int64_t backward_scratch_size(int64_t L, int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (2 * Ci + 2 * Cr + L + 4); }
+
 template <class T>
-void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw, int64_t L,
-                          int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist,
-                          std::vector<T>& scratch) {
-  scratch.resize(2 * kBinBlock * (2 * Ci + 2 * Cr + L + 4));  // split planes, then 7 rows
-  T* xs = scratch.data();
+DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
+                                    int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
+                                    bool has_nyquist, T* scratch) {
+  T* xs = scratch;
   T* hs = xs + 2 * kBinBlock * Ci;
   T* gs = hs + 2 * kBinBlock * Cr;
   T* gx = gs + 2 * kBinBlock * L;
@@ -133,13 +146,14 @@ void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX
   T* wqr = qi + kBinBlock;
   T* wqi = wqr + kBinBlock;
   T* w = wqi + kBinBlock;
-  std::fill(gw, gw + L * Ci * Cr, 0.0);
+  for (int64_t i = 0; i < L * Ci * Cr; ++i) gw[i] = 0.0;
   for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
     const int64_t n = std::min(kBinBlock, K - k0);
     load_split(X, Ci, K, k0, n, xs);
     load_split(Hs, Cr, K, k0, n, hs);
     load_split(G, L, K, k0, n, gs);
-    std::fill(gx, gx + 2 * kBinBlock * (Ci + Cr), T(0));  // gx and gh
+#pragma omp simd
+    for (int64_t t = 0; t < 2 * kBinBlock * (Ci + Cr); ++t) gx[t] = T(0);  // gx and gh
     for (int64_t t = 0; t < kBinBlock; ++t) {
       const int64_t col = (k0 + t) % half_width;
       w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
@@ -187,6 +201,21 @@ void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX
   }
 }
 
+// Entry points, one per dtype and instruction set.
+#define DC_MIX_ENTRY_POINTS(T)                                                                                  \
+  DC_MULTIVERSION void forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci,         \
+                                       int64_t Cr, int64_t K, T* scratch) {                                     \
+    mix_forward_spectra<T>(X, Hs, a, Y, L, Ci, Cr, K, scratch);                                                 \
+  }                                                                                                             \
+  DC_MULTIVERSION void backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH,          \
+                                        double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K,               \
+                                        int64_t half_width, bool has_nyquist, T* scratch) {                     \
+    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch);           \
+  }
+DC_MIX_ENTRY_POINTS(float)
+DC_MIX_ENTRY_POINTS(double)
+#undef DC_MIX_ENTRY_POINTS
+
 void check_cpu_fft(const Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
               "dense_mix_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ",
@@ -222,15 +251,14 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
       Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
       Tensor& y = workspace(kMixOutPlanes, {L, f.H, f.W}, imp.options());
-      std::vector<scalar_t> scratch;
+      std::vector<scalar_t> scratch(forward_scratch_size(s.Ci, s.Cr));
       for (int64_t b = begin; b < end; ++b) {
         at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
         at::fft_rfft2_out(Hs, padded(kResponsePadded, resp[b], f.H, f.W));
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && Y.is_contiguous());
-        mix_forward_spectra<scalar_t>(reinterpret_cast<const scalar_t*>(X.const_data_ptr<C>()),
-                                      reinterpret_cast<const scalar_t*>(Hs.const_data_ptr<C>()),
-                                      a.const_data_ptr<scalar_t>(), reinterpret_cast<scalar_t*>(Y.data_ptr<C>()), L,
-                                      s.Ci, s.Cr, K, scratch);
+        forward_spectra(reinterpret_cast<const scalar_t*>(X.const_data_ptr<C>()),
+                        reinterpret_cast<const scalar_t*>(Hs.const_data_ptr<C>()), a.const_data_ptr<scalar_t>(),
+                        reinterpret_cast<scalar_t*>(Y.data_ptr<C>()), L, s.Ci, s.Cr, K, scratch.data());
         at::fft_irfft2_out(y, Y, size);
         out[b].copy_(y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
       }
@@ -272,7 +300,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
       Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
       Tensor& planes = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
       Tensor px = planes.narrow(0, 0, s.Ci), ph = planes.narrow(0, s.Ci, s.Cr);
-      std::vector<scalar_t> scratch;
+      std::vector<scalar_t> scratch(backward_scratch_size(L, s.Ci, s.Cr));
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
         at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
@@ -280,8 +308,8 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
         at::fft_rfft2_out(G, padded(kMixGradPadded, g[b], f.H, f.W));
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
         double* gw = grad_weight_per_sample[b].data_ptr<double>();
-        mix_backward_spectra<scalar_t>(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), gw, L,
-                                       s.Ci, s.Cr, K, half_width, has_nyquist, scratch);
+        backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), gw, L, s.Ci, s.Cr, K,
+                         half_width, has_nyquist, scratch.data());
         for (int64_t i = 0; i < L * s.Ci * s.Cr; ++i) gw[i] *= parseval;
         at::fft_irfft2_out(px, GX, size);
         at::fft_irfft2_out(ph, GH, size);
