@@ -16,7 +16,8 @@ namespace fft {
 
 // Inside our parallel region each sample's transforms must run on the calling thread: MKL's FFT
 // otherwise starts a nested thread team per call, measured 5-10x slower here. torch links MKL
-// statically and exports MKL_Set_Num_Threads_Local (the C entry; the lower-case name is the Fortran one); when it is absent (a non-MKL build) nothing is done.
+// statically and exports MKL_Set_Num_Threads_Local (the C entry; the lower-case name is the Fortran
+// one); when it is absent (a non-MKL build) nothing is done.
 class SingleThreadedFft {
  public:
   SingleThreadedFft() {
