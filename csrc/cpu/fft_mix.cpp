@@ -92,17 +92,15 @@ DC_INLINE void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
 
 // Y[l] = sum_j X[j] sum_k a[l, j, k] H[k] on every bin (interleaved spectra, K bins per plane).
 // scratch: forward_scratch_size(...) elements.
-int64_t forward_scratch_size(int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (Ci + Cr + 2); }
+int64_t forward_scratch_size(int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (Ci + Cr); }
 
 template <class T>
 DC_INLINE void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr,
                                    int64_t K, T* scratch) {
   T* xs = scratch;
   T* hs = xs + 2 * kBinBlock * Ci;
-  T* mr = hs + 2 * kBinBlock * Cr;
-  T* mi = mr + kBinBlock;
-  T* yr = mi + kBinBlock;
-  T* yi = yr + kBinBlock;
+  // Accumulators are local arrays: nothing else can alias them, so they stay in registers.
+  T mr[kBinBlock], mi[kBinBlock], yr[kBinBlock], yi[kBinBlock];
   for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
     const int64_t n = std::min(kBinBlock, K - k0);
     load_split(X, Ci, K, k0, n, xs);
@@ -125,35 +123,39 @@ DC_INLINE void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, in
   }
 }
 
-// GX[j] = sum_l G[l] conj(M[l, j]), GH[k] = sum_{l,j} a[l, j, k] conj(X[j]) G[l], and
-// gw[l, j, k] = sum over bins of w Re(conj(conj(X[j]) G[l]) H[k]) (w: the half-spectrum weight, see the top).
-// scratch: backward_scratch_size(...) elements (split planes, then 7 rows).
-int64_t backward_scratch_size(int64_t L, int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (2 * Ci + 2 * Cr + L + 4); }
+// GX[j] = sum_l G[l] conj(M[l, j]), GH[k] = sum_{l,j} a[l, j, k] Q[l, j] with Q[l, j] = conj(X[j]) G[l], and
+// gw[l, j, k] = sum over bins of w Re(conj(Q[l, j]) H[k]) (w: the half-spectrum weight, see the top).
+// Per block, Q and wQ of every (l, j) are formed once; then each k accumulates GH[k] and its weight
+// gradients over (l, j) in local arrays (kept in registers), the latter in kGwLanes partial sums per
+// (l, j, k) (float64 across blocks), reduced once per sample.
+constexpr int64_t kGwLanes = 16;
+static_assert(kBinBlock % kGwLanes == 0, "a block is a whole number of weight-gradient lane groups");
+
+// scratch: backward_scratch_size(...) elements.
+int64_t backward_scratch_size(int64_t L, int64_t Ci, int64_t Cr) {
+  return 2 * kBinBlock * (2 * Ci + Cr + L + 2 * L * Ci);
+}
 
 template <class T>
 DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
                                     int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
-                                    bool has_nyquist, T* scratch) {
+                                    bool has_nyquist, T* scratch, double* gw_lanes) {
   T* xs = scratch;
   T* hs = xs + 2 * kBinBlock * Ci;
   T* gs = hs + 2 * kBinBlock * Cr;
   T* gx = gs + 2 * kBinBlock * L;
-  T* gh = gx + 2 * kBinBlock * Ci;
-  T* mr = gh + 2 * kBinBlock * Cr;
-  T* mi = mr + kBinBlock;
-  T* qr = mi + kBinBlock;
-  T* qi = qr + kBinBlock;
-  T* wqr = qi + kBinBlock;
-  T* wqi = wqr + kBinBlock;
-  T* w = wqi + kBinBlock;
-  for (int64_t i = 0; i < L * Ci * Cr; ++i) gw[i] = 0.0;
+  T* qs = gx + 2 * kBinBlock * Ci;   // [L * Ci][re, im][kBinBlock]
+  T* wqs = qs + 2 * kBinBlock * L * Ci;  // the same, times w
+  const int64_t LC = L * Ci;
+  for (int64_t i = 0; i < LC * Cr * kGwLanes; ++i) gw_lanes[i] = 0.0;
+  T w[kBinBlock];
   for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
     const int64_t n = std::min(kBinBlock, K - k0);
     load_split(X, Ci, K, k0, n, xs);
     load_split(Hs, Cr, K, k0, n, hs);
     load_split(G, L, K, k0, n, gs);
 #pragma omp simd
-    for (int64_t t = 0; t < 2 * kBinBlock * (Ci + Cr); ++t) gx[t] = T(0);  // gx and gh
+    for (int64_t t = 0; t < 2 * kBinBlock * Ci; ++t) gx[t] = T(0);
     for (int64_t t = 0; t < kBinBlock; ++t) {
       const int64_t col = (k0 + t) % half_width;
       w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
@@ -162,12 +164,16 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
       const T* gr = gs + 2 * l * kBinBlock;
       const T* gi = gr + kBinBlock;
       for (int64_t j = 0; j < Ci; ++j) {
-        const T* alj = a + (l * Ci + j) * Cr;
-        mix_block(alj, hs, Cr, mr, mi);
+        T mr[kBinBlock], mi[kBinBlock];
+        mix_block(a + (l * Ci + j) * Cr, hs, Cr, mr, mi);
         const T* xr = xs + 2 * j * kBinBlock;
         const T* xi = xr + kBinBlock;
         T* gxr = gx + 2 * j * kBinBlock;
         T* gxi = gxr + kBinBlock;
+        T* qr = qs + 2 * (l * Ci + j) * kBinBlock;
+        T* qi = qr + kBinBlock;
+        T* wqr = wqs + 2 * (l * Ci + j) * kBinBlock;
+        T* wqi = wqr + kBinBlock;
 #pragma omp simd
         for (int64_t t = 0; t < kBinBlock; ++t) {
           gxr[t] += gr[t] * mr[t] + gi[t] * mi[t];
@@ -177,27 +183,45 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
           wqr[t] = w[t] * qr[t];
           wqi[t] = w[t] * qi[t];
         }
-        for (int64_t k = 0; k < Cr; ++k) {
-          const T ak = alj[k];
-          const T* hr = hs + 2 * k * kBinBlock;
-          const T* hi = hr + kBinBlock;
-          T* ghr = gh + 2 * k * kBinBlock;
-          T* ghi = ghr + kBinBlock;
-          T dot = T(0);
-#pragma omp simd reduction(+ : dot)
-          for (int64_t t = 0; t < kBinBlock; ++t) {
+      }
+    }
+    for (int64_t k = 0; k < Cr; ++k) {
+      const T* hr = hs + 2 * k * kBinBlock;
+      const T* hi = hr + kBinBlock;
+      T ghr[kBinBlock], ghi[kBinBlock];
+#pragma omp simd
+      for (int64_t t = 0; t < kBinBlock; ++t) ghr[t] = ghi[t] = T(0);
+      for (int64_t lj = 0; lj < LC; ++lj) {
+        const T ak = a[lj * Cr + k];
+        const T* qr = qs + 2 * lj * kBinBlock;
+        const T* qi = qr + kBinBlock;
+        const T* wqr = wqs + 2 * lj * kBinBlock;
+        const T* wqi = wqr + kBinBlock;
+        T dot[kGwLanes];
+#pragma omp simd
+        for (int64_t u = 0; u < kGwLanes; ++u) dot[u] = T(0);
+        for (int64_t c = 0; c < kBinBlock; c += kGwLanes) {
+#pragma omp simd
+          for (int64_t u = 0; u < kGwLanes; ++u) {
+            const int64_t t = c + u;
             ghr[t] += ak * qr[t];
             ghi[t] += ak * qi[t];
-            dot += wqr[t] * hr[t] + wqi[t] * hi[t];
+            dot[u] += wqr[t] * hr[t] + wqi[t] * hi[t];
           }
-          gw[(l * Ci + j) * Cr + k] += static_cast<double>(dot);
         }
+        double* lanes = gw_lanes + (lj * Cr + k) * kGwLanes;
+#pragma omp simd
+        for (int64_t u = 0; u < kGwLanes; ++u) lanes[u] += static_cast<double>(dot[u]);
       }
+      store_interleaved(ghr, ghi, n, GH + 2 * (k * K + k0));
     }
     for (int64_t j = 0; j < Ci; ++j)
       store_interleaved(gx + 2 * j * kBinBlock, gx + (2 * j + 1) * kBinBlock, n, GX + 2 * (j * K + k0));
-    for (int64_t k = 0; k < Cr; ++k)
-      store_interleaved(gh + 2 * k * kBinBlock, gh + (2 * k + 1) * kBinBlock, n, GH + 2 * (k * K + k0));
+  }
+  for (int64_t i = 0; i < LC * Cr; ++i) {
+    double sum = 0.0;
+    for (int64_t u = 0; u < kGwLanes; ++u) sum += gw_lanes[i * kGwLanes + u];
+    gw[i] = sum;
   }
 }
 
@@ -209,8 +233,8 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
   }                                                                                                             \
   DC_MULTIVERSION void backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH,          \
                                         double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K,               \
-                                        int64_t half_width, bool has_nyquist, T* scratch) {                     \
-    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch);           \
+                                        int64_t half_width, bool has_nyquist, T* scratch, double* gw_lanes) {   \
+    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch, gw_lanes); \
   }
 DC_MIX_ENTRY_POINTS(float)
 DC_MIX_ENTRY_POINTS(double)
@@ -302,6 +326,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
       Tensor& planes = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
       Tensor px = planes.narrow(0, 0, s.Ci), ph = planes.narrow(0, s.Ci, s.Cr);
       std::vector<scalar_t> scratch(backward_scratch_size(L, s.Ci, s.Cr));
+      std::vector<double> gw_lanes(L * s.Ci * s.Cr * kGwLanes);
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
         at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
@@ -310,7 +335,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
         double* gw = grad_weight_per_sample[b].data_ptr<double>();
         backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), gw, L, s.Ci, s.Cr, K,
-                         half_width, has_nyquist, scratch.data());
+                         half_width, has_nyquist, scratch.data(), gw_lanes.data());
         for (int64_t i = 0; i < L * s.Ci * s.Cr; ++i) gw[i] *= parseval;
         at::fft_irfft2_out(px, GX, size);
         at::fft_irfft2_out(ph, GH, size);
