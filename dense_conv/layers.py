@@ -10,11 +10,12 @@ import math
 import torch
 from torch import nn
 
-from .functional import dense_conv2d, sparse_conv2d
+from .functional import dense_mix_conv2d, sparse_conv2d
 
 
 class DenseMix(nn.Module):
-    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels."""
+    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels (dense_mix_conv2d:
+    the mix is applied to the responses first, so the Ci*Cr dense planes are never stored)."""
 
     def __init__(self, impulse_channels: int, response_channels: int, out_channels: int):
         super().__init__()
@@ -24,9 +25,7 @@ class DenseMix(nn.Module):
         nn.init.normal_(self.weight, std=1.0 / math.sqrt(impulse_channels * response_channels))
 
     def forward(self, response: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
-        z = dense_conv2d(response, impulse)                                   # [B, Ci*Cr, H, W]
-        mix = self.weight.reshape(self.weight.shape[0], -1, 1, 1).to(z.dtype)
-        return nn.functional.conv2d(z, mix)                                   # [B, out, H, W]
+        return dense_mix_conv2d(response, impulse, self.weight.to(impulse.dtype))  # [B, out, H, W]
 
 
 class FactoredMix(nn.Module):
