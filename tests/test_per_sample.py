@@ -355,7 +355,9 @@ def test_nonfinite_inputs_give_the_definition(where, dtype):
 
 # ---- dense_mix_conv2d and the mixing layers ----
 
-MIX_SHAPES = [(2, 3, 4, 5, 9, 11, 3, 5), (1, 1, 1, 1, 4, 4, 6, 5), (2, 2, 3, 8, 13, 70, 7, 16), (1, 4, 1, 3, 5, 9, 1, 1)]
+# (B, Ci, Cr, L, Hi, Wi, Hr, Wr): kernel larger than the image, L > Ci*Cr, one response, 1x1 kernels
+MIX_SHAPES = [(2, 3, 4, 5, 9, 11, 3, 5), (1, 1, 1, 1, 4, 4, 6, 5), (2, 2, 3, 8, 13, 70, 7, 16),
+              (1, 4, 1, 3, 5, 9, 1, 1)]
 
 
 def _mix_inputs(shape, seed=0):
