@@ -37,13 +37,9 @@ int64_t row_chunks(int64_t groups, int64_t Hi) {
 // Rows per parallel task of the simple kernels: enough work per task to amortise scheduling.
 int64_t grain_rows(int64_t work_per_row) { return max64(1, 32768 / max64(1, work_per_row)); }
 
-bool use_direct() {
 #if DC_HAVE_DIRECT
-  return direct_isa() != DirectIsa::simple;
-#else
-  return false;
+bool use_direct() { return direct_isa() != DirectIsa::simple; }
 #endif
-}
 
 template <typename T>
 void forward_rows(const T* weight, const T* impulse, T* out, const PerSampleSizes& s, int64_t begin, int64_t end) {
