@@ -25,4 +25,11 @@ void exact_nonfinite_forward(at::Tensor& out, const at::Tensor& response, const 
 void exact_nonfinite_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out, const at::Tensor& response);
 void exact_nonfinite_grad_response(at::Tensor& grad_response, const at::Tensor& grad_out, const at::Tensor& impulse);
 
+// per_sample_conv2d (layouts: out [B, L, Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_weight [B, L, Ci, Hr, Wr]).
+void exact_nonfinite_per_sample_forward(at::Tensor& out, const at::Tensor& weight, const at::Tensor& impulse);
+void exact_nonfinite_per_sample_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out,
+                                             const at::Tensor& weight);
+void exact_nonfinite_per_sample_grad_weight(at::Tensor& grad_weight, const at::Tensor& grad_out,
+                                            const at::Tensor& impulse);
+
 }  // namespace dc
