@@ -446,6 +446,7 @@ class CQT(nn.Module):
             if not isinstance(flag, (bool, np.bool_)):
                 raise TypeError(f"CQT: {name} must be a bool, got {flag!r}")
         self.compute_dtype = _check_dtype(dtype)
+        _check_int("hop_length", hop_length)
         if fmin is None:
             fmin = 32.70319566257483  # C1, librosa's default
         self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length,
