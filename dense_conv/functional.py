@@ -170,7 +170,18 @@ def per_sample_conv2d(weight: torch.Tensor, impulse: torch.Tensor) -> torch.Tens
 
     weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, L, Hi, Wi] with
     out[b, l, y, x] = sum_i sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * weight[b, l, i, p, q].
-    Direct kernels (CPU: float32/float64).
+
+    Direct kernels: float32 or float64 on the CPU; float16, bfloat16, float32 or float64 on CUDA
+    (accumulation in float32, float64 for float64). Both tensors on one device with one dtype;
+    non-contiguous inputs are accepted. Differentiable in both arguments (twice).
+
+    Raises:
+        TypeError: an argument is not a tensor.
+        RuntimeError: wrong rank, batch or channel mismatch (weight's dim 2 against impulse's Ci), mixed
+            devices or dtypes, integer tensors, sizes whose products overflow 64 bits.
+
+    Example:
+        out = per_sample_conv2d(torch.randn(2, 8, 4, 5, 5), torch.randn(2, 4, 30, 40))  # [2, 8, 30, 40]
     """
     for t, name in ((weight, "weight"), (impulse, "impulse")):
         _check_is_tensor(t, name, "per_sample_conv2d")
@@ -190,6 +201,20 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     response[b, k] (B x L x Ci kernels), then run per_sample_conv2d: Ci*L convolutions per sample instead of
     Ci*Cr, and only the [B, L, Hi, Wi] output is stored. "fft" composes dense_conv2d(algorithm="fft") with the
     1x1 mix (it stores the B x Ci*Cr planes; worth it only for kernels large enough that the FFT wins).
+
+    Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
+    weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
+    and bias.
+
+    Raises:
+        TypeError: an argument is not a tensor.
+        ValueError: an unknown algorithm.
+        RuntimeError: wrong rank, batch mismatch, weight not [L, Ci, Cr] for these inputs, bias not [L],
+            mixed devices or dtypes, integer tensors.
+
+    Example:
+        out = dense_mix_conv2d(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11), torch.randn(8, 4, 5))
+        # [2, 8, 9, 11]
     """
     op = "dense_mix_conv2d"
     for t, name in ((response, "response"), (impulse, "impulse"), (weight, "weight")):

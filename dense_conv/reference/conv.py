@@ -278,7 +278,8 @@ SPARSE_VARIANTS = {
 # ---------------------------------------------------------------------------------------------
 
 def per_sample_shift_add(weight, impulse):
-    """per_sample_conv2d's definition, one tap at a time: weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi]."""
+    """per_sample_conv2d's definition, one tap at a time: weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi]
+    -> out [B, L, Hi, Wi], in the inputs' dtype (any floating dtype, any device; float64 for the tests)."""
     B, L, Ci, Hr, Wr = weight.shape
     Bi, Cii, Hi, Wi = impulse.shape
     assert (B, Ci) == (Bi, Cii), "batch or channel mismatch"
@@ -291,7 +292,10 @@ def per_sample_shift_add(weight, impulse):
 
 
 def dense_mix_reference(response, impulse, weight, bias=None):
-    """dense_mix_conv2d as the user's layer: dense_conv2d's planes, then the 1x1 mix weight [L, Ci, Cr]."""
+    """dense_mix_conv2d as the user's layer: dense_conv2d's planes, then the 1x1 mix weight [L, Ci, Cr].
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], bias [L] or None -> out [B, L, Hi, Wi], in the
+    inputs' dtype (any floating dtype, any device; float64 for the tests). Stores the B x Ci*Cr planes."""
     B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
     dense = dense_shift_add(response, impulse).reshape(B, Ci, Cr, Hi, Wi)
     out = torch.einsum("ljk,bjkhw->blhw", weight, dense)
