@@ -2,7 +2,7 @@
 pure-PyTorch reference, forward and forward+backward, and write results/bench.json + results/bench.png.
 
     python bench/bench.py            # full run with the CQT rows (under ~5 minutes on a 2-core machine)
-    python bench/bench.py --quick    # batch 8 instead of 64, shorter timing runs (under a minute)
+    python bench/bench.py --quick    # batch 8 instead of 64, shorter timing runs (about two minutes)
     python bench/bench.py --no-cqt   # without the CQT rows (bench/bench_cqt.py)
 
 Builds the extension in place first if it cannot be imported. Every time is the median of
@@ -23,6 +23,7 @@ missing librosa / nnAudio is stated there.
 """
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -60,8 +61,8 @@ OUR_ALGORITHMS = ("direct", "fft", "auto")
 # On CUDA only the references that are one batched call; the loop references launch a kernel per
 # sample or per tap and the unfold / einsum ones materialise the whole patch tensor.
 CUDA_REFERENCES = ("grouped", "fft", "fft_smooth")
-# The bars to beat get more of the time budget: the issue's targets name the FFT references.
-REFERENCE_BUDGET_FACTOR = {"ref:fft": 16, "ref:fft_smooth": 16, "ref:grouped": 8}
+# The bars to beat get more of the time budget: the FFT references, and the unfused mixing layer.
+REFERENCE_BUDGET_FACTOR = {"ref:fft": 16, "ref:fft_smooth": 16, "ref:grouped": 8, "ref:dense_conv2d+conv2d": 16}
 GEMM_SIZE = 4096
 
 
@@ -71,7 +72,7 @@ GEMM_SIZE = 4096
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="batch 8, shorter timing runs (under a minute)")
+    ap.add_argument("--quick", action="store_true", help="batch 8, shorter timing runs (about two minutes)")
     ap.add_argument("--batch", type=int, default=None, help="batch size (default 64, 8 with --quick)")
     ap.add_argument("--budget", type=float, default=None,
                     help="skip a reference whose predicted time per call exceeds this (s)")
@@ -109,20 +110,48 @@ def causal_taps(n, taps):
     return sum(min(y + 1, taps) for y in range(n))
 
 
+@functools.lru_cache(maxsize=None)
+def mix_weight(L, Ci, Cr, device):
+    """The fixed 1x1 mix [L, Ci, Cr] of the "mix" cases (the user's layer: dense conv, then the mix)."""
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(L, Ci, Cr, generator=g) / (Ci * Cr) ** 0.5).to(device)
+
+
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str          # e.g. "dense 37x16 (user)"
-    kind: str          # "dense" or "sparse"
+    kind: str          # "dense", "sparse" or "mix" (dense_mix_conv2d: dense conv + 1x1 mix to L channels)
     impulse: tuple     # [B, Ci, Hi, Wi]
     response: tuple    # [B, Cr, Hr, Wr]
+    mix_channels: int = 0  # L of the "mix" cases
 
     @property
     def op_name(self):
-        return "dense_conv2d" if self.kind == "dense" else "sparse_conv2d"
+        return {"dense": "dense_conv2d", "sparse": "sparse_conv2d", "mix": "dense_mix_conv2d"}[self.kind]
+
+    def mix(self, device):
+        return mix_weight(self.mix_channels, self.impulse[1], self.response[1], device)
 
     @property
     def op(self):
+        if self.kind == "mix":
+            return lambda r, i, algorithm: dense_conv.dense_mix_conv2d(r, i, self.mix(r.device.type),
+                                                                       algorithm=algorithm)
         return dense_conv.dense_conv2d if self.kind == "dense" else dense_conv.sparse_conv2d
+
+    def references(self, device):
+        """name -> pure-PyTorch (or, for "mix", the unfused layer) function(response, impulse)."""
+        if self.kind == "mix":
+            def dense_then_conv2d(r, i):  # the layer as it is written without the fused op
+                w = self.mix(r.device.type)
+                return torch.nn.functional.conv2d(dense_conv.dense_conv2d(r, i), w.reshape(w.shape[0], -1, 1, 1))
+            refs = {"dense_conv2d+conv2d": dense_then_conv2d,
+                    "shift_add+einsum": lambda r, i: dense_conv.reference.dense_mix_reference(
+                        r, i, self.mix(r.device.type))}
+            return refs if device == "cpu" else {"dense_conv2d+conv2d": dense_then_conv2d}
+        variants = (dense_conv.reference.DENSE_VARIANTS if self.kind == "dense"
+                    else dense_conv.reference.SPARSE_VARIANTS)
+        return {name: fn for name, fn in variants.items() if device == "cpu" or name in CUDA_REFERENCES}
 
     @property
     def label(self):
@@ -132,14 +161,15 @@ class Case:
     @property
     def output_shape(self):
         B, Ci, Hi, Wi = self.impulse
-        return (B, Ci * self.response[1] if self.kind == "dense" else Ci, Hi, Wi)
+        channels = {"dense": Ci * self.response[1], "sparse": Ci, "mix": self.mix_channels}[self.kind]
+        return (B, channels, Hi, Wi)
 
     @property
     def forward_flops(self):
-        """2 x the multiply-adds inside the causal window."""
+        """2 x the multiply-adds inside the causal window (for "mix": of the dense conv it replaces)."""
         B, Ci, Hi, Wi = self.impulse
         Cr, Hr, Wr = self.response[1:]
-        pairs = Ci * Cr if self.kind == "dense" else Ci
+        pairs = Ci if self.kind == "sparse" else Ci * Cr
         return 2 * B * pairs * causal_taps(Hi, Hr) * causal_taps(Wi, Wr)
 
     def with_batch(self, batch):
@@ -155,6 +185,8 @@ def cases(batch):
         Case("dense 5x5", "dense", impulse, (batch, 5, 5, 5)),
         Case("sparse 37x16", "sparse", impulse, (batch, 4, 37, 16)),
         Case("sparse 5x5", "sparse", impulse, (batch, 4, 5, 5)),
+        Case("mix 37x16 L=8 (user)", "mix", impulse, (batch, 5, 37, 16), mix_channels=8),
+        Case("mix 9x9 L=8", "mix", impulse, (batch, 5, 9, 9), mix_channels=8),
     ]
 
 
@@ -163,15 +195,15 @@ def implementations(case, device):
     impls = {}
     for algorithm in OUR_ALGORITHMS:
         impls[f"ours:{algorithm}"] = ((lambda r, i, a=algorithm: case.op(r, i, algorithm=a)), True)
-    variants = dense_conv.reference.DENSE_VARIANTS if case.kind == "dense" else dense_conv.reference.SPARSE_VARIANTS
-    for name, fn in variants.items():
-        if device == "cpu" or name in CUDA_REFERENCES:
-            impls[f"ref:{name}"] = (fn, False)
+    for name, fn in case.references(device).items():
+        impls[f"ref:{name}"] = (fn, False)
     return impls
 
 
 def auto_choice(case, backward):
     """What algorithm="auto" runs on the CPU at this case (sparse_conv2d runs as B*C one-channel planes)."""
+    if case.kind == "mix":
+        return "direct"  # dense_mix_conv2d's auto always takes the per-sample path (functional.py)
     B, Ci, Hi, Wi = case.impulse
     Cr, Hr, Wr = case.response[1:]
     if case.kind == "sparse":

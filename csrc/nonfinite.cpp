@@ -2,6 +2,10 @@
 //   out[b, i*Cr+r, y, x]   = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
 //   grad_impulse[b, i, y, x]  = sum_r sum_{p,q} g[b, i*Cr+r, y+p, x+q] * response[b, r, p, q]  (y+p<Hi, x+q<Wi)
 //   grad_response[b, r, p, q] = sum_i sum_{y>=p, x>=q} g[b, i*Cr+r, y, x] * impulse[b, i, y-p, x-q]
+//   per_sample_conv2d (weight [B, L, Ci, Hr, Wr]):
+//   out[b, l, y, x]          = sum_i sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * weight[b, l, i, p, q]
+//   grad_impulse[b, i, y, x] = sum_l sum_{p,q} g[b, l, y+p, x+q] * weight[b, l, i, p, q]  (y+p<Hi, x+q<Wi)
+//   grad_weight[b, l, i, p, q] = sum_{y>=p, x>=q} g[b, l, y, x] * impulse[b, i, y-p, x-q]
 // Each tap touches only the part of the plane inside the causal window, so nothing is multiplied by
 // padding. Accumulation is in float32 for 16-bit inputs, as in the kernels.
 #include "nonfinite.h"
@@ -106,6 +110,56 @@ void exact_nonfinite_grad_response(Tensor& grad_response, const Tensor& grad_out
   const Tensor taps = grad_response_definition(g, impulse.index_select(0, idx).to(acc), grad_response.size(2),
                                                grad_response.size(3));
   grad_response.index_copy_(0, idx, taps.to(grad_response.scalar_type()));
+}
+
+void exact_nonfinite_per_sample_forward(Tensor& out, const Tensor& weight, const Tensor& impulse) {
+  const Tensor idx = nonfinite_samples(out, {weight, impulse});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), L = weight.size(1), Ci = impulse.size(1), Hi = impulse.size(2),
+                Wi = impulse.size(3);
+  const at::ScalarType acc = acc_type(out.scalar_type());
+  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(1);  // [n, 1, Ci, Hi, Wi]
+  const Tensor w = weight.index_select(0, idx).to(acc);                  // [n, L, Ci, Hr, Wr]
+  Tensor sum = at::zeros({n, L, Hi, Wi}, imp.options());
+  for (int64_t p = 0; p < std::min(weight.size(3), Hi); ++p)
+    for (int64_t q = 0; q < std::min(weight.size(4), Wi); ++q) {
+      const Tensor tap = w.select(4, q).select(3, p).view({n, L, Ci, 1, 1});
+      sum.narrow(2, p, Hi - p).narrow(3, q, Wi - q).add_((imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q) * tap).sum(2));
+    }
+  out.index_copy_(0, idx, sum.to(out.scalar_type()));
+}
+
+void exact_nonfinite_per_sample_grad_impulse(Tensor& grad_impulse, const Tensor& grad_out, const Tensor& weight) {
+  const Tensor idx = nonfinite_samples(grad_impulse, {grad_out, weight});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), L = weight.size(1), Ci = grad_impulse.size(1), Hi = grad_impulse.size(2),
+                Wi = grad_impulse.size(3);
+  const at::ScalarType acc = acc_type(grad_impulse.scalar_type());
+  const Tensor g = grad_out.index_select(0, idx).to(acc).unsqueeze(2);  // [n, L, 1, Hi, Wi]
+  const Tensor w = weight.index_select(0, idx).to(acc);                 // [n, L, Ci, Hr, Wr]
+  Tensor sum = at::zeros({n, Ci, Hi, Wi}, g.options());
+  for (int64_t p = 0; p < std::min(weight.size(3), Hi); ++p)
+    for (int64_t q = 0; q < std::min(weight.size(4), Wi); ++q) {
+      const Tensor tap = w.select(4, q).select(3, p).view({n, L, Ci, 1, 1});
+      sum.narrow(2, 0, Hi - p).narrow(3, 0, Wi - q).add_((g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * tap).sum(1));
+    }
+  grad_impulse.index_copy_(0, idx, sum.to(grad_impulse.scalar_type()));
+}
+
+void exact_nonfinite_per_sample_grad_weight(Tensor& grad_weight, const Tensor& grad_out, const Tensor& impulse) {
+  const Tensor idx = nonfinite_samples(grad_weight, {grad_out, impulse});
+  if (!idx.defined()) return;
+  const int64_t n = idx.size(0), L = grad_weight.size(1), Ci = impulse.size(1), Hi = impulse.size(2),
+                Wi = impulse.size(3), Hr = grad_weight.size(3), Wr = grad_weight.size(4);
+  const at::ScalarType acc = acc_type(grad_weight.scalar_type());
+  const Tensor g = grad_out.index_select(0, idx).to(acc).unsqueeze(2);   // [n, L, 1, Hi, Wi]
+  const Tensor imp = impulse.index_select(0, idx).to(acc).unsqueeze(1);  // [n, 1, Ci, Hi, Wi]
+  Tensor taps = at::zeros({n, L, Ci, Hr, Wr}, g.options());              // taps beyond the image stay 0
+  for (int64_t p = 0; p < std::min(Hr, Hi); ++p)
+    for (int64_t q = 0; q < std::min(Wr, Wi); ++q)
+      taps.select(4, q).select(3, p).copy_(
+          (g.narrow(3, p, Hi - p).narrow(4, q, Wi - q) * imp.narrow(3, 0, Hi - p).narrow(4, 0, Wi - q)).sum({3, 4}));
+  grad_weight.index_copy_(0, idx, taps.to(grad_weight.scalar_type()));
 }
 
 // ---- dense_mix_conv2d: out[b, l] = sum_{j,k} weight[l, j, k] * dense[b, j, k] --------------------------

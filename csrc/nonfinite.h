@@ -25,6 +25,13 @@ void exact_nonfinite_forward(at::Tensor& out, const at::Tensor& response, const 
 void exact_nonfinite_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out, const at::Tensor& response);
 void exact_nonfinite_grad_response(at::Tensor& grad_response, const at::Tensor& grad_out, const at::Tensor& impulse);
 
+// per_sample_conv2d (layouts: out [B, L, Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_weight [B, L, Ci, Hr, Wr]).
+void exact_nonfinite_per_sample_forward(at::Tensor& out, const at::Tensor& weight, const at::Tensor& impulse);
+void exact_nonfinite_per_sample_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out,
+                                             const at::Tensor& weight);
+void exact_nonfinite_per_sample_grad_weight(at::Tensor& grad_weight, const at::Tensor& grad_out,
+                                            const at::Tensor& impulse);
+
 // dense_mix_conv2d (weight [L, Ci, Cr]): out [B, L, Hi, Wi]; the backward's per-sample weight gradients
 // grad_weight_per_sample [B, L, Ci, Cr] (summed over the batch by the caller). A sample is recomputed when
 // its inputs or results are non-finite, every sample when the weight is.

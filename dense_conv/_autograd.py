@@ -88,6 +88,59 @@ def _fft_backward(ctx, grad_out):
 torch.library.register_autograd("dense_conv::dense_conv2d_fft", _fft_backward, setup_context=_fft_setup_context)
 
 
+# ---- per_sample_conv2d ----
+
+def _per_sample_setup(ctx, inputs, output):
+    weight, impulse = inputs
+    ctx.save_for_backward(weight, impulse)
+
+
+def _per_sample_backward(ctx, grad_out):
+    weight, impulse = ctx.saved_tensors
+    grad_out = grad_out.contiguous()
+    g_weight = g_impulse = None
+    if ctx.needs_input_grad[0]:
+        g_weight = _lib.per_sample_conv2d_grad_weight(grad_out, impulse, list(weight.shape))
+    if ctx.needs_input_grad[1]:
+        g_impulse = _lib.per_sample_conv2d_grad_impulse(grad_out, weight, list(impulse.shape))
+    return g_weight, g_impulse
+
+
+# Double backward, from the adjoint identities (both gradient ops are bilinear):
+#   <v, grad_impulse(g, w)> = <forward(w, v), g>,   <u, grad_weight(g, i)> = <forward(u, i), g>.
+def _per_sample_gi_setup(ctx, inputs, output):
+    g, weight, _ = inputs
+    ctx.save_for_backward(g, weight)
+
+
+def _per_sample_gi_backward(ctx, v):
+    g, weight = ctx.saved_tensors
+    v = v.contiguous()
+    dg = _lib.per_sample_conv2d(weight, v) if ctx.needs_input_grad[0] else None
+    dw = _lib.per_sample_conv2d_grad_weight(g, v, list(weight.shape)) if ctx.needs_input_grad[1] else None
+    return dg, dw, None
+
+
+def _per_sample_gw_setup(ctx, inputs, output):
+    g, impulse, _ = inputs
+    ctx.save_for_backward(g, impulse)
+
+
+def _per_sample_gw_backward(ctx, u):
+    g, impulse = ctx.saved_tensors
+    u = u.contiguous()
+    dg = _lib.per_sample_conv2d(u, impulse) if ctx.needs_input_grad[0] else None
+    di = _lib.per_sample_conv2d_grad_impulse(g, u, list(impulse.shape)) if ctx.needs_input_grad[1] else None
+    return dg, di, None
+
+
+torch.library.register_autograd("dense_conv::per_sample_conv2d", _per_sample_backward, setup_context=_per_sample_setup)
+torch.library.register_autograd("dense_conv::per_sample_conv2d_grad_impulse", _per_sample_gi_backward,
+                                setup_context=_per_sample_gi_setup)
+torch.library.register_autograd("dense_conv::per_sample_conv2d_grad_weight", _per_sample_gw_backward,
+                                setup_context=_per_sample_gw_setup)
+
+
 # ---- octave_downsample ----
 
 def _octave_setup_context(ctx, inputs, output):

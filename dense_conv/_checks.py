@@ -9,7 +9,7 @@ import operator
 
 import torch
 
-from ._shapes import MAX_OCTAVE_LEVELS, conv_output_shape, octave_level_lengths
+from ._shapes import MAX_OCTAVE_LEVELS, conv_output_shape, octave_level_lengths, per_sample_output_shape
 
 _INT64_MAX = 2 ** 63 - 1
 
@@ -93,6 +93,78 @@ def check_conv_backward(grad_out, tensors, response_shape, impulse_shape, sparse
     out_shape = check_conv_sizes(response_shape, impulse_shape, sparse)
     torch._check(tuple(grad_out.shape) == tuple(out_shape), lambda: f"{op}: grad_out must have the output's shape "
                  f"{tuple(out_shape)}, got {tuple(grad_out.shape)}")
+
+
+# ---- per_sample_conv2d ----
+
+PER_SAMPLE_OP = "per_sample_conv2d"
+
+
+def check_per_sample_sizes(weight_shape, impulse_shape, check=torch._check):
+    """Ranks, batch and channel agreement, and no size product beyond int64; returns the output shape."""
+    op = PER_SAMPLE_OP
+    check(len(weight_shape) == 5, lambda: f"{op}: weight must be 5-D [B, L, Ci, Hr, Wr], got shape "
+          f"{tuple(weight_shape)}")
+    check(len(impulse_shape) == 4, lambda: f"{op}: impulse must be 4-D [B, Ci, Hi, Wi], got shape "
+          f"{tuple(impulse_shape)}")
+    check(weight_shape[0] == impulse_shape[0], lambda: f"{op}: batch mismatch, weight has B={weight_shape[0]} "
+          f"but impulse has B={impulse_shape[0]} (every sample has its own weights)")
+    check(weight_shape[2] == impulse_shape[1], lambda: f"{op}: channel mismatch, weight has Ci={weight_shape[2]} "
+          f"(dim 2) but impulse has Ci={impulse_shape[1]}")
+    B, Ci, Hi, Wi = impulse_shape
+    _, L, _, Hr, Wr = weight_shape
+    checked_product((B, L, Hi, Wi), op, "the output", check)
+    checked_product((B, L, Ci, Hr, Wr), op, "the weight", check)
+    checked_product((B, Ci, Hi, Wi), op, "the impulse", check)
+    return per_sample_output_shape(weight_shape, impulse_shape)
+
+
+def check_per_sample_forward(weight, impulse):
+    """Checks of per_sample_conv2d; returns the output shape."""
+    op = PER_SAMPLE_OP
+    check_tensor(weight, "weight", op)
+    check_tensor(impulse, "impulse", op)
+    check_same_device_dtype(weight, "weight", impulse, "impulse", op)
+    return check_per_sample_sizes(weight.shape, impulse.shape)
+
+
+def check_per_sample_backward(grad_out, tensors, weight_shape, impulse_shape):
+    """Checks of a per_sample_conv2d gradient op: grad_out, the forward input it gets ({name: tensor}), sizes."""
+    op = PER_SAMPLE_OP
+    check_tensor(grad_out, "grad_out", op)
+    for name, t in tensors.items():
+        check_tensor(t, name, op)
+        check_same_device_dtype(grad_out, "grad_out", t, name, op)
+    out_shape = check_per_sample_sizes(weight_shape, impulse_shape)
+    torch._check(tuple(grad_out.shape) == tuple(out_shape), lambda: f"{op}: grad_out must have the output's shape "
+                 f"{tuple(out_shape)}, got {tuple(grad_out.shape)}")
+
+
+def check_dense_mix(response, impulse, weight, bias, check=torch._check):
+    """dense_mix_conv2d's arguments: response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr],
+    bias [L] or None; floating point, one device, one dtype."""
+    op = "dense_mix_conv2d"
+    named = [("response", response), ("impulse", impulse), ("weight", weight)]
+    if bias is not None:
+        named.append(("bias", bias))
+    for name, t in named:
+        check_tensor(t, name, op, check)
+    for name, t in named[1:]:
+        check(t.device == response.device, lambda: f"{op}: response is on {response.device} but {name} is on "
+              f"{t.device}; move all to the same device")
+        check(t.dtype == response.dtype, lambda: f"{op}: response has dtype {response.dtype} but {name} has dtype "
+              f"{t.dtype}; cast all to the same dtype")
+    check(response.dim() == 4, lambda: f"{op}: response must be 4-D [B, Cr, Hr, Wr], got shape {tuple(response.shape)}")
+    check(impulse.dim() == 4, lambda: f"{op}: impulse must be 4-D [B, Ci, Hi, Wi], got shape {tuple(impulse.shape)}")
+    check(weight.dim() == 3, lambda: f"{op}: weight must be 3-D [L, Ci, Cr], got shape {tuple(weight.shape)}")
+    check(response.shape[0] == impulse.shape[0], lambda: f"{op}: batch mismatch, response has B={response.shape[0]} "
+          f"but impulse has B={impulse.shape[0]}")
+    check(weight.shape[1] == impulse.shape[1] and weight.shape[2] == response.shape[1],
+          lambda: f"{op}: weight must be [L, Ci, Cr] = [L, {impulse.shape[1]}, {response.shape[1]}], got shape "
+          f"{tuple(weight.shape)}")
+    if bias is not None:
+        check(bias.dim() == 1 and bias.shape[0] == weight.shape[0],
+              lambda: f"{op}: bias must be 1-D [L] = [{weight.shape[0]}], got shape {tuple(bias.shape)}")
 
 
 # ---- octave_downsample ----

@@ -44,6 +44,23 @@ def _fft_backward(grad_out, response, impulse):
     return grad_out.new_empty(response.shape), grad_out.new_empty(impulse.shape)
 
 
+@torch.library.register_fake("dense_conv::per_sample_conv2d")
+def _per_sample_forward(weight, impulse):
+    return impulse.new_empty(_checks.check_per_sample_forward(weight, impulse))
+
+
+@torch.library.register_fake("dense_conv::per_sample_conv2d_grad_impulse")
+def _per_sample_grad_impulse(grad_out, weight, impulse_shape):
+    _checks.check_per_sample_backward(grad_out, {"weight": weight}, weight.shape, impulse_shape)
+    return grad_out.new_empty(tuple(impulse_shape))
+
+
+@torch.library.register_fake("dense_conv::per_sample_conv2d_grad_weight")
+def _per_sample_grad_weight(grad_out, impulse, weight_shape):
+    _checks.check_per_sample_backward(grad_out, {"impulse": impulse}, weight_shape, impulse.shape)
+    return grad_out.new_empty(tuple(weight_shape))
+
+
 def _with_last(shape, last):
     return (*shape[:-1], last)
 

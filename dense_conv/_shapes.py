@@ -19,6 +19,12 @@ def conv_output_shape(response_shape, impulse_shape, sparse: bool):
     return (B, Ci if sparse else Ci * response_shape[1], Hi, Wi)
 
 
+def per_sample_output_shape(weight_shape, impulse_shape):
+    """per_sample_conv2d: weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, L, Hi, Wi]."""
+    B, _, Hi, Wi = impulse_shape
+    return (B, weight_shape[1], Hi, Wi)
+
+
 def next_smooth_size(n: int, even: bool = False) -> int:
     """Smallest m >= n with only 2, 3, 5 as prime factors (even if asked): the FFT sizes (csrc/shapes.h next_smooth)."""
     m = max(1, n)

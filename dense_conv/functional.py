@@ -163,3 +163,72 @@ def cuda_kernels_compiled() -> bool:
         bool: False without the compiled extension or in a CPU-only build (USE_CUDA=0, no nvcc).
     """
     return _extension.LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("dense_conv::dense_conv2d", "CUDA")
+
+
+def per_sample_conv2d(weight: torch.Tensor, impulse: torch.Tensor) -> torch.Tensor:
+    """A convolution whose kernels differ per sample (dynamic convolution), causal like dense_conv2d.
+
+    weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> out [B, L, Hi, Wi] with
+    out[b, l, y, x] = sum_i sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * weight[b, l, i, p, q].
+
+    Direct kernels: float32 or float64 on the CPU; float16, bfloat16, float32 or float64 on CUDA
+    (accumulation in float32, float64 for float64). Both tensors on one device with one dtype;
+    non-contiguous inputs are accepted. Differentiable in both arguments (twice).
+
+    Raises:
+        TypeError: an argument is not a tensor.
+        RuntimeError: wrong rank, batch or channel mismatch (weight's dim 2 against impulse's Ci), mixed
+            devices or dtypes, integer tensors, sizes whose products overflow 64 bits.
+
+    Example:
+        out = per_sample_conv2d(torch.randn(2, 8, 4, 5, 5), torch.randn(2, 4, 30, 40))  # [2, 8, 30, 40]
+    """
+    for t, name in ((weight, "weight"), (impulse, "impulse")):
+        _check_is_tensor(t, name, "per_sample_conv2d")
+        _checks.check_tensor(t, name, "per_sample_conv2d", check=_checks.raise_unless)
+    return _extension.ops().per_sample_conv2d(weight, impulse)
+
+
+def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torch.Tensor,
+                     bias: Optional[torch.Tensor] = None, algorithm: str = "auto") -> torch.Tensor:
+    """dense_conv2d followed by a 1x1 mix of its Ci*Cr channels, without the B x Ci*Cr dense planes.
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr], bias [L] or None ->
+    out [B, L, Hi, Wi] with out[b, l] = sum_{j,k} weight[l, j, k] * (impulse[b, j] (*) response[b, k]) + bias[l],
+    the same function as nn.functional.conv2d(dense_conv2d(response, impulse), weight.reshape(L, Ci*Cr, 1, 1)).
+
+    algorithm: "direct" or "auto" (default) pre-mix the responses per sample, w[b, l, j] = sum_k weight[l, j, k]
+    response[b, k] (B x L x Ci kernels), then run per_sample_conv2d: Ci*L convolutions per sample instead of
+    Ci*Cr, and only the [B, L, Hi, Wi] output is stored. "fft" composes dense_conv2d(algorithm="fft") with the
+    1x1 mix (it stores the B x Ci*Cr planes; worth it only for kernels large enough that the FFT wins).
+
+    Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
+    weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
+    and bias.
+
+    Raises:
+        TypeError: an argument is not a tensor.
+        ValueError: an unknown algorithm.
+        RuntimeError: wrong rank, batch mismatch, weight not [L, Ci, Cr] for these inputs, bias not [L],
+            mixed devices or dtypes, integer tensors.
+
+    Example:
+        out = dense_mix_conv2d(torch.randn(2, 5, 3, 3), torch.randn(2, 4, 9, 11), torch.randn(8, 4, 5))
+        # [2, 8, 9, 11]
+    """
+    op = "dense_mix_conv2d"
+    for t, name in ((response, "response"), (impulse, "impulse"), (weight, "weight")):
+        _check_is_tensor(t, name, op)
+    if bias is not None:
+        _check_is_tensor(bias, "bias", op)
+    if algorithm not in _algorithm.ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {_algorithm.ALGORITHMS}, got {algorithm!r}")
+    _checks.check_dense_mix(response, impulse, weight, bias, check=_checks.raise_unless)
+    if algorithm == "fft":
+        dense = dense_conv2d(response, impulse, algorithm="fft")
+        return torch.nn.functional.conv2d(dense, weight.reshape(weight.shape[0], -1, 1, 1), bias)
+    mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
+    out = _extension.ops().per_sample_conv2d(mixed.contiguous(), impulse)
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    return out

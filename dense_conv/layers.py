@@ -10,11 +10,12 @@ import math
 import torch
 from torch import nn
 
-from .functional import dense_conv2d, sparse_conv2d
+from .functional import dense_mix_conv2d, sparse_conv2d
 
 
 class DenseMix(nn.Module):
-    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels.
+    """dense_conv2d followed by a learned 1x1 mix of its Ci*Cr channels to out_channels, computed by
+    dense_mix_conv2d (the mix is applied to the responses first: the Ci*Cr dense planes are never stored).
 
         y[b, l] = sum_{j,k} weight[l, j, k] * dense_conv2d(response, impulse)[b, j*Cr + k]
 
@@ -41,12 +42,10 @@ class DenseMix(nn.Module):
         """response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi] -> y [B, L, Hi, Wi].
 
         Dtypes and devices as dense_conv2d (the weight is cast to the inputs' dtype; it must be on
-        their device). Raises what dense_conv2d raises, and RuntimeError (from conv2d) when the
-        inputs' Ci*Cr differs from the layer's.
+        their device). Raises what dense_mix_conv2d raises, e.g. when the inputs' Ci or Cr differs
+        from the layer's.
         """
-        z = dense_conv2d(response, impulse)                                   # [B, Ci*Cr, H, W]
-        mix = self.weight.reshape(self.weight.shape[0], -1, 1, 1).to(z.dtype)
-        return nn.functional.conv2d(z, mix)                                   # [B, out, H, W]
+        return dense_mix_conv2d(response, impulse, self.weight.to(impulse.dtype))  # [B, out, H, W]
 
 
 class FactoredMix(nn.Module):

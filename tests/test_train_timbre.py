@@ -29,7 +29,7 @@ def test_reference_ops_train_to_the_same_loss_curve():
     for (name, p), (_, q) in zip(fast.state_dict().items(), ref.state_dict().items()):
         assert torch.equal(p, q), name
     # the two paths really are different code: the custom ops on one side, none on the other
-    assert {"dense_conv::dense_conv2d", "dense_conv::sparse_conv2d", "dense_conv::octave_downsample"} <= \
+    assert {"dense_conv::per_sample_conv2d", "dense_conv::sparse_conv2d", "dense_conv::octave_downsample"} <= \
         _ops_called(fast, audio[:2].double())
     assert _ops_called(ref, audio[:2].double()) == set()
 

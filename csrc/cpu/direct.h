@@ -1,4 +1,5 @@
-// Register-blocked direct CPU kernels of dense_conv2d (forward, grad_impulse, grad_response).
+// Register-blocked direct CPU kernels of dense_conv2d (forward, grad_impulse, grad_response) and of
+// per_sample_conv2d (forward, grad_impulse, grad_weight).
 //
 // The same kernel source (direct_kernels.inc) is compiled once per instruction set, in its own
 // translation unit under `#pragma GCC target` (direct_avx512.cpp, direct_avx2.cpp); direct_isa()
@@ -26,6 +27,8 @@ namespace dc {
 
 // Tasks: forward and grad_impulse run tasks (b*Ci + i)*chunks + c (row chunk c of plane (b, i));
 // grad_response runs tasks b*response_groups(Cr) + g (response group g of sample b).
+// per_sample_conv2d (output channels in groups of response_groups(L)): forward runs tasks
+// (b*chunks + c)*groups + g, grad_impulse ((b*chunks + c)*Ci + i), grad_weight (b*groups + g)*Ci + i.
 #define DC_DIRECT_DECLS(ns)                                                                                      \
   namespace ns {                                                                                                 \
   void forward(const float* resp, const float* imp, float* out, const ConvSizes& s, int64_t chunks, int64_t b,  \
@@ -38,6 +41,18 @@ namespace dc {
                     int64_t b, int64_t e);                                                                       \
   void grad_response(const float* g, const float* imp, float* gr, const ConvSizes& s, int64_t b, int64_t e);   \
   void grad_response(const double* g, const double* imp, double* gr, const ConvSizes& s, int64_t b, int64_t e); \
+  void per_sample_forward(const float* w, const float* imp, float* out, const PerSampleSizes& s, int64_t chunks, \
+                          int64_t b, int64_t e);                                                                 \
+  void per_sample_forward(const double* w, const double* imp, double* out, const PerSampleSizes& s,             \
+                          int64_t chunks, int64_t b, int64_t e);                                                 \
+  void per_sample_grad_impulse(const float* g, const float* w, float* gi, const PerSampleSizes& s,              \
+                               int64_t chunks, int64_t b, int64_t e);                                            \
+  void per_sample_grad_impulse(const double* g, const double* w, double* gi, const PerSampleSizes& s,           \
+                               int64_t chunks, int64_t b, int64_t e);                                            \
+  void per_sample_grad_weight(const float* g, const float* imp, float* gw, const PerSampleSizes& s, int64_t b,  \
+                              int64_t e);                                                                        \
+  void per_sample_grad_weight(const double* g, const double* imp, double* gw, const PerSampleSizes& s,          \
+                              int64_t b, int64_t e);                                                             \
   }
 
 #if defined(__GNUC__) && defined(__x86_64__)

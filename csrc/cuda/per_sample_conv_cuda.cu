@@ -28,8 +28,7 @@ Tensor per_sample_forward_cuda(const Tensor& weight, const Tensor& impulse) {
                                         s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  // NONFINITE(per_sample forward): exact results for samples holding NaN/inf go here, once nonfinite.h has
-  // them: if (nonfinite_check_allowed()) exact_nonfinite_per_sample_forward(out, w, imp);
+  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_forward(out, w, imp);
   return out;
 }
 
@@ -46,8 +45,7 @@ Tensor per_sample_grad_impulse_cuda(const Tensor& grad_out, const Tensor& weight
                                              grad_impulse.data_ptr<scalar_t>(), s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  // NONFINITE(per_sample grad_impulse): if (nonfinite_check_allowed())
-  //   exact_nonfinite_per_sample_grad_impulse(grad_impulse, g, w);
+  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_grad_impulse(grad_impulse, g, w);
   return grad_impulse;
 }
 
@@ -68,8 +66,7 @@ Tensor per_sample_grad_weight_cuda(const Tensor& grad_out, const Tensor& impulse
                                             at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  // NONFINITE(per_sample grad_weight): if (nonfinite_check_allowed())
-  //   exact_nonfinite_per_sample_grad_weight(grad_weight, g, imp);
+  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_grad_weight(grad_weight, g, imp);
   return grad_weight;
 }
 

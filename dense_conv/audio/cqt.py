@@ -76,34 +76,105 @@ def _hashable(window):
     return tuple(window) if isinstance(window, list) else window
 
 
-class CQTKernels:
-    """Top-octave kernel set and layout of a CQT (float64 numpy, computed once); used by CQT.
+def _two_factors(n: int) -> int:
+    """How many times n > 0 divides by 2."""
+    return (n & -n).bit_length() - 1
 
-    Arguments as CQT's (sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length;
-    hop_length=None skips its check).
+
+def _window_norm(w: np.ndarray, norm) -> float:
+    # librosa.util.normalize's length of one filter (|filter| = |window|: the phasor has modulus 1);
+    # below the smallest float64 it leaves the filter as it is
+    mag = np.abs(w)
+    if norm is None:
+        return 1.0
+    if norm == np.inf:
+        length = mag.max()
+    elif norm == -np.inf:
+        length = mag.min()
+    elif norm == 0:
+        length = float(np.sum(mag > 0))
+    else:
+        length = float(np.sum(mag ** norm) ** (1.0 / norm))
+    return float(length) if length >= np.finfo(np.float64).tiny else 1.0
+
+
+def _check_number(name, value, positive=True):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"CQT: {name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or (positive and value <= 0):
+        raise ValueError(f"CQT: {name} must be a finite number{' > 0' if positive else ''}, got {value}")
+    return float(value)
+
+
+def _check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"CQT: {name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"CQT: {name} must be an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_norm(norm):
+    if norm is None:
+        return None
+    if isinstance(norm, bool) or not isinstance(norm, (int, float, np.integer, np.floating)):
+        raise TypeError(f"CQT: norm must be None or a number (1, 2, inf, -inf, 0, p > 0), got {norm!r}")
+    if math.isnan(norm) or norm < 0 and norm != -math.inf:
+        raise ValueError(f"CQT: norm must be None, inf, -inf, 0 or > 0 (librosa.util.normalize), got {norm}")
+    return float(norm)
+
+
+class CQTKernels:
+    """Kernel sets and octave layout of a CQT (float64 numpy, computed once); used by CQT and cqt_definition.
+
+    Arguments as CQT's (sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length, tuning,
+    norm; hop_length=None: every octave at its own rate). The bins are those of
+    librosa.cqt(tuning=tuning, norm=norm): fmin is raised by tuning bins, each filter is normalised to unit
+    `norm` (librosa.util.normalize's p-norm of its window) at the rate where librosa discretises it.
+
+    Octave i (0 = top) is discretised, as librosa does, at rate sr/2^level(i), level(i) = min(i, number of
+    factors of 2 in hop_length): the signal is decimated while the hop stays even, the remaining octaves
+    get their own kernels at the last rate. `kernel_matrix(i, level)` gives octave i's kernels at any
+    rate sr/2^level, level <= level(i), its window stretched by 2^(level(i) - level) (at level 0: the
+    full-rate "definition" kernels).
 
     Attributes:
-        kernels: complex128 [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d];
-            L1-normalised and multiplied by sqrt(L) (scale=True) or L (scale=False).
-        freqs, lengths: float64 [n_bins], every bin's centre frequency (Hz) and filter length L_k.
+        kernels: complex128 [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d] in the
+            top octave; scaled by sqrt(L) (scale=True) or L (scale=False).
+        freqs, lengths: float64 [n_bins], every bin's centre frequency (Hz) and full-rate filter length L_k.
         n_filters: min(bins_per_octave, n_bins), the kernels of one octave; n_octaves: ceil(n_bins / bpo).
+        levels: list of n_octaves ints, level(i); n_decimations: max(levels).
         t0, n: int64 [n_filters], each top-octave kernel's time origin and window length.
-        dmin, dmax, width: the offsets d the kernels cover (width = dmax - dmin + 1).
+        dmin, dmax, width: the offsets d the top-octave kernels cover (width = dmax - dmin + 1).
         alpha, Q, cutoff: librosa's alpha and Q, and the top bin's band edge in Hz.
 
     Raises:
-        ValueError: n_bins or bins_per_octave < 1, fmin <= 0, the top bin's band edge above Nyquist,
-            or hop_length not a positive multiple of 2^(n_octaves-1).
+        TypeError: a parameter of the wrong type (n_bins=None, tuning=None, ...), naming it.
+        ValueError: n_bins, bins_per_octave or hop_length < 1, fmin, sr or filter_scale <= 0, a bad norm
+            or window, or the top bin's band edge above Nyquist.
     """
 
-    def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None):
-        sr, fmin = float(sr), float(fmin)
-        if n_bins < 1 or bins_per_octave < 1:
-            raise ValueError(f"CQT: n_bins and bins_per_octave must be >= 1, got {n_bins}, {bins_per_octave}")
-        if fmin <= 0:
-            raise ValueError(f"CQT: fmin must be > 0, got {fmin}")
-        self.sr, self.fmin, self.n_bins, self.bpo = sr, fmin, int(n_bins), int(bins_per_octave)
-        self.filter_scale, self.window, self.scale = float(filter_scale), _hashable(window), bool(scale)
+    def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None,
+                 tuning=0.0, norm=1):
+        sr = _check_number("sr", sr)
+        fmin = _check_number("fmin", fmin)
+        n_bins = _check_int("n_bins", n_bins)
+        bins_per_octave = _check_int("bins_per_octave", bins_per_octave)
+        filter_scale = _check_number("filter_scale", filter_scale)
+        if tuning is None:
+            raise TypeError("CQT: tuning must be a float (fractions of a bin); to estimate it from a signal, "
+                            "pass tuning=librosa.estimate_tuning(y=y, sr=sr, bins_per_octave=bins_per_octave)")
+        tuning = _check_number("tuning", tuning, positive=False)
+        self.norm = _check_norm(norm)
+        if hop_length is not None:
+            hop_length = _check_int("hop_length", hop_length)
+        try:
+            window_samples(_hashable(window), 16)
+        except (ValueError, TypeError, KeyError) as e:
+            raise ValueError(f"CQT: window={window!r} is not a scipy.signal.get_window window: {e}") from None
+        fmin = fmin * 2.0 ** (tuning / bins_per_octave)
+        self.sr, self.fmin, self.n_bins, self.bpo, self.tuning = sr, fmin, n_bins, bins_per_octave, tuning
+        self.filter_scale, self.window, self.scale = filter_scale, _hashable(window), bool(scale)
         self.n_octaves = int(math.ceil(self.n_bins / self.bpo))
         self.n_filters = min(self.bpo, self.n_bins)
         self.freqs = cqt_frequencies(self.n_bins, fmin, self.bpo)
@@ -117,35 +188,58 @@ class CQTKernels:
             raise ValueError(
                 f"CQT: the top bin f={self.freqs[-1]:.1f} Hz has its band edge at {self.cutoff:.1f} Hz, above the "
                 f"Nyquist frequency {sr / 2:.1f} Hz; reduce n_bins or fmin (or raise sr)")
-        if hop_length is not None:
-            step = 2 ** (self.n_octaves - 1)
-            if hop_length < 1 or hop_length % step != 0:
-                raise ValueError(
-                    f"CQT: hop_length={hop_length} must be a positive multiple of 2^(n_octaves-1) = {step} "
-                    f"({self.n_octaves} octaves are decimated {self.n_octaves - 1} times); use e.g. "
-                    f"hop_length={max(step, (hop_length // step) * step)} or fewer bins")
-        top = self.freqs[-self.n_filters:]
-        top_len = self.lengths[-self.n_filters:]
-        # per top-octave kernel: librosa's integer window size and time origin
-        self.t0 = np.floor(-top_len / 2).astype(np.int64)
-        self.n = (np.floor(top_len / 2) - self.t0).astype(np.int64)
-        # offsets d covered: d = -t0 - j, j = 0..n-1
-        self.dmax = int(np.max(-self.t0))
-        self.dmin = int(np.min(-self.t0 - self.n + 1))
-        self.width = self.dmax - self.dmin + 1
-        K = np.zeros((self.n_filters, self.width), dtype=np.complex128)
-        for k in range(self.n_filters):
-            w = window_samples(self.window, int(self.n[k]))
-            j = np.arange(self.n[k])
-            d = -self.t0[k] - j
-            v = w / np.sum(np.abs(w)) * np.exp(-2j * np.pi * top[k] * d / sr)
-            v *= np.sqrt(top_len[k]) if self.scale else top_len[k]
-            K[k, d - self.dmin] = v
+        twos = self.n_octaves if hop_length is None else _two_factors(hop_length)
+        self.levels = [min(i, twos) for i in range(self.n_octaves)]
+        self.n_decimations = max(self.levels)
+        K, self.dmin, self.t0, self.n = self._build(0, 0)
+        self.width = K.shape[1]
+        self.dmax = self.dmin + self.width - 1
         self.kernels = K
 
+    def octave_bin_indices(self, i: int) -> np.ndarray:
+        """Global (ascending) bin indices of octave i (0 = top), int64 [nb], ascending."""
+        first, nb = self.octave_bins(i)
+        top = self.n_bins - 1 - i * self.n_filters
+        return np.arange(top - nb + 1, top + 1)
+
+    def _build(self, i, level):
+        k = self.octave_bin_indices(i)
+        lvl = self.levels[i]
+        s = 2 ** (lvl - level)
+        rate = self.sr / 2 ** lvl
+        f = self.freqs[k]
+        L_disc = self.Q * rate / f  # librosa's filter lengths at the rate it discretises octave i
+        t0 = np.floor(-L_disc / 2).astype(np.int64)
+        n = (np.floor(L_disc / 2) - t0).astype(np.int64)
+        dmax = int(np.max(-s * t0))
+        dmin = int(np.min(-s * t0 - s * n + 1))
+        K = np.zeros((len(k), dmax - dmin + 1), dtype=np.complex128)
+        amp = np.sqrt(self.lengths[k]) if self.scale else self.lengths[k]
+        for b in range(len(k)):
+            nb = int(n[b])
+            w = window_samples(self.window, nb * s) if s > 1 else window_samples(self.window, nb)
+            # normalised at the discretisation rate; the stretched window has s times as many samples
+            nrm = s * _window_norm(window_samples(self.window, nb), self.norm)
+            d = -s * int(t0[b]) - np.arange(nb * s)
+            v = w / nrm * np.exp(-2j * np.pi * f[b] * d / (self.sr / 2 ** level)) * amp[b]
+            K[b, d - dmin] = v
+        return K, dmin, t0, n
+
+    def kernel_matrix(self, i: int, level: int):
+        """(K complex128 [nb, width], dmin): octave i's kernels applied at rate sr/2^level (level <= levels[i]);
+        K[b, d - dmin] weighs x_level[t*hop/2^level + d]; no further gain applies."""
+        if level > self.levels[i]:
+            raise ValueError(f"CQTKernels: octave {i} is discretised at level {self.levels[i]}, not above")
+        K, dmin, _, _ = self._build(i, level)
+        return K, dmin
+
+    def shared(self, i: int) -> bool:
+        """Whether octave i uses the shared top-octave kernels (decimated to its own rate)."""
+        return self.levels[i] == i
+
     def octave_gain(self, i: int) -> float:
-        """Factor (a float) applied to octave i (0 = top), computed with the top-octave kernels at rate
-        sr/2^i: 2^(i/2) with scale=True, 2^i without."""
+        """Factor (a float) applied to octave i (0 = top) when computed with the shared top-octave kernels
+        at rate sr/2^i: 2^(i/2) with scale=True, 2^i without."""
         return 2.0 ** (0.5 * i) if self.scale else 2.0 ** i
 
     def octave_bins(self, i: int):
@@ -156,7 +250,11 @@ class CQTKernels:
 
     def real_weight(self, dtype=torch.float32) -> torch.Tensor:
         """[n_filters, 2, width] real weights on the CPU, in dtype: (real, imaginary) rows of each kernel."""
-        return torch.tensor(np.stack([self.kernels.real, self.kernels.imag], axis=1), dtype=dtype)
+        return _real_rows(self.kernels, dtype)
+
+
+def _real_rows(K, dtype):
+    return torch.tensor(np.stack([K.real, K.imag], axis=1), dtype=dtype)
 
 
 def check_input(x: torch.Tensor, name="CQT"):
@@ -209,102 +307,188 @@ def finish(c: torch.Tensor, output: str) -> torch.Tensor:
     return torch.sqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
 
 
-def _octave_cqt(x, weight, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
-    """The octave loop. x [R, T]; weight [n_filters, 2, width]; decimate(x, filter, levels) -> a tensor
-    (levels == 1) or a list of the levels successive octaves, as octave_downsample."""
-    filter_taps = filter.numel()
+def reflect_margins(ker: CQTKernels, own_dmin: dict, taps: int, hop: int):
+    """(left, right) full-rate samples of reflection that cover every octave's kernels and the decimators'
+    reach: the octaves then see the reflect-padded full-rate signal, as the definition does."""
+    reach = (taps + 1) // 2
+    left = right = 0
+    for i in range(ker.n_octaves):
+        lvl = ker.levels[i]
+        dmin, dmax = (ker.dmin, ker.dmax) if ker.shared(i) else own_dmin[i]
+        left = max(left, (2 ** lvl) * (max(0, -dmin) + reach))
+        right = max(right, (2 ** lvl) * (max(0, dmax) + reach) + hop)
+    step = 2 ** ker.n_decimations
+    return -(-left // step) * step, right  # left: a multiple of 2^n_decimations keeps the octaves aligned
+
+
+def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
+    """The octave loop. x [R, T]; weight [n_filters, 2, width] (shared top octave); own: {octave: (kernels
+    [nb, 2, w], dmin, dmax)} for the octaves computed with their own kernels; decimate(x, filter, levels)
+    -> a tensor (levels == 1) or a list of the levels successive octaves, as octave_downsample."""
+    taps = filter.numel()
     R, T = x.shape
     n_frames = 1 + T // hop
-    levels = ker.n_octaves - 1
-    # 'constant': zero-pad the full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a
-    # side, so the decimated octaves keep the low-passed signal's tails that spread past the ends
-    # (dropping them costs ~10% of |C| on the edge frames). Z is a multiple of 2^levels: the
-    # octaves stay on the same sample grid (level i sample m <-> full-rate sample 2^i m - Z).
-    Z = (2 ** levels) * ((filter_taps + 1) // 2) if (levels > 0 and pad_mode == "constant") else 0
+    levels = ker.n_decimations
+    # 'reflect': reflect the full-rate signal far enough for every octave (then as 'constant'), so that
+    # every frame sees the same padded signal as the definition
+    P = 0
+    if pad_mode == "reflect":
+        P, right = reflect_margins(ker, {i: v[1:] for i, v in own.items()}, taps, hop)
+        x = _reflect_pad(x, P, right)
+    # zero-pad the (padded) full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a side,
+    # so the decimated octaves keep the low-passed signal's tails that spread past the ends (dropping them
+    # costs ~10% of |C| on the edge frames). Z is a multiple of 2^levels: the octaves stay on the same
+    # sample grid (level i sample m <-> full-rate sample 2^i m - Z).
+    Z = (2 ** levels) * ((taps + 1) // 2) if levels > 0 else 0
     xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
     octaves = decimate(xz, filter, levels) if levels > 0 else []
-    sigs = [x] + (octaves if isinstance(octaves, list) else [octaves])
+    sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
     outs = []
     for i in range(ker.n_octaves):
-        first, nb = ker.octave_bins(i)
-        w = weight[first:].reshape(nb * 2, -1)
-        off = (Z >> i) if i > 0 else 0
-        c = frames(sigs[i], w, ker.dmin, hop >> i, n_frames, pad_mode, off)  # [R, F, nb*2]
-        outs.append(c.view(R, n_frames, nb, 2) * ker.octave_gain(i))
+        lvl = ker.levels[i]
+        off = (Z + P) >> lvl
+        if ker.shared(i):
+            first, nb = ker.octave_bins(i)
+            w, dmin, gain = weight[first:].reshape(nb * 2, -1), ker.dmin, ker.octave_gain(i)
+        else:
+            k, dmin, _ = own[i]
+            nb, w, gain = k.shape[0], k.reshape(k.shape[0] * 2, -1), 1.0
+        c = frames(sigs[lvl], w, dmin, hop >> lvl, n_frames, "constant", off)  # [R, F, nb*2]
+        c = c.view(R, n_frames, nb, 2)
+        outs.append(c * gain if gain != 1.0 else c)
     c = torch.cat(outs[::-1], dim=2)  # bins ascending
     return finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
+
+
+_REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64,
+            torch.float32: torch.float32, torch.float64: torch.float64}
+
+
+def _check_dtype(dtype):
+    """None or a torch/numpy complex64/complex128 (or float32/float64) -> the real compute dtype or None."""
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        try:
+            dtype = getattr(torch, np.dtype(dtype).name)
+        except (TypeError, AttributeError):
+            raise TypeError(f"CQT: dtype must be None or a complex64/complex128 dtype, got {dtype!r}") from None
+    if dtype not in _REAL_OF:
+        raise ValueError(f"CQT: dtype must be None, complex64 or complex128 (or float32/float64), got {dtype}")
+    return _REAL_OF[dtype]
 
 
 class CQT(nn.Module):
     """Constant-Q transform (librosa.cqt conventions), computed octave by octave with shared kernels.
 
     Input [T], [B, T] or [B, C, T] (float32/float64); output [..., n_bins, 1 + T // hop_length],
-    complex, magnitude (with a gradient-safe sqrt) or power. trainable=True makes the one octave of
-    kernels (shared by all octaves) a parameter `kernels` [n_filters, 2, width] (real/imag rows);
-    trainable_filter=True also makes the decimation filter a parameter.
+    complex, magnitude (with a gradient-safe sqrt) or power. The signal is decimated by 2
+    (`octave_downsample`) between octaves while the hop stays even, as librosa does; octaves below that
+    (hop_length with fewer than n_octaves-1 factors of 2, e.g. an odd hop) are computed at the last rate
+    with their own, longer kernels. trainable=True makes the one octave of kernels shared by the decimated
+    octaves a parameter `kernels` [n_filters, 2, width] (real/imag rows), and the own kernels of the other
+    octaves parameters too (`octave_kernels`); trainable_filter=True also makes the decimation filter a
+    parameter.
 
     Args:
         sr: sample rate in Hz.
-        hop_length: frame step in samples; a positive multiple of 2^(n_octaves-1), n_octaves =
-            ceil(n_bins / bins_per_octave) (the lowest octave is decimated n_octaves-1 times).
-        fmin: lowest bin's centre frequency in Hz (default C1, 32.70 Hz).
+        hop_length: frame step in samples, any int >= 1 (the frames are centred on t * hop_length).
+        fmin: lowest bin's centre frequency in Hz (default C1, 32.70 Hz; None: C1, as librosa).
         n_bins, bins_per_octave: number of bins, bins per octave (default 8 octaves of 36).
         filter_scale, window, scale: as librosa.cqt (window: a scipy.signal.get_window name or tuple).
-        pad_mode: "constant" (zeros, librosa's default) or "reflect".
+        pad_mode: "constant" (zeros, librosa's default) or "reflect" (of the full-rate signal, at every
+            octave; librosa reflects each decimated octave instead, which differs on the edge frames).
         output: "complex", "magnitude" or "power".
-        trainable: make the kernels a parameter (float32 [n_filters, 2, width], n_filters =
-            min(bins_per_octave, n_bins)); else a non-persistent buffer.
+        trainable: make the kernels parameters (float32 [n_filters, 2, width], n_filters =
+            min(bins_per_octave, n_bins), plus `octave_kernels`, if any); else non-persistent buffers.
         trainable_filter: make the decimation filter a parameter (float32 [taps]).
         downsample_filter: [taps], odd taps: the decimation FIR (default: a halfband_filter flat up to
             the top bin's band edge).
+        tuning: (keyword) offset of fmin in fractions of a bin, as librosa's: fmin * 2^(tuning /
+            bins_per_octave); default 0.0. None (librosa's "estimate from the signal") is refused: the
+            kernels are fixed at construction; pass librosa.estimate_tuning(y=..., sr=..., bins_per_octave=...).
+        norm: (keyword) filter normalisation, librosa's: each filter has unit p-norm (1, the default; 2;
+            inf; -inf; 0; any p > 0) at the rate where it is discretised, or None (no normalisation).
+        dtype: (keyword) None (complex of x's dtype, as librosa) or complex64 / complex128 (torch or numpy;
+            float32 / float64 name the same precision): x is computed in that precision; output="complex"
+            returns that complex dtype, "magnitude" / "power" its real dtype.
 
     Forward: x [T], [B, T] or [B, C, T], float32 or float64, on the module's device -> [n_bins, F],
     [B, n_bins, F] or [B, C, n_bins, F] with F = 1 + T // hop_length; complex64 / complex128 for
-    output="complex", else real in x's dtype. Differentiable in x (and in the kernels and the filter
-    when trainable).
+    output="complex", else real (in x's dtype, or dtype's). Any T >= 0 with pad_mode="constant" (as
+    librosa, which raises only when it early-downsamples, which this module does not); T >= 1 with
+    "reflect". Differentiable in x (and in the kernels and the filter when trainable).
 
     Raises:
-        ValueError: (construction) a bad output or pad_mode, n_bins or bins_per_octave < 1, fmin <= 0,
-            the top bin's band edge above Nyquist (or too close to it to decimate), or a hop_length
-            that is not a multiple of 2^(n_octaves-1); (forward) x not [T], [B, T] or [B, C, T].
-        TypeError: (forward) x is not a floating-point tensor.
+        TypeError: (construction) a parameter of the wrong type, named (n_bins=None, hop_length=2.5,
+            tuning=None, norm="l1", dtype="x", ...); (forward) x is not a floating-point tensor.
+        ValueError: (construction) a bad output, pad_mode, norm or window, n_bins, bins_per_octave or
+            hop_length < 1, sr, fmin or filter_scale <= 0, the top bin's band edge above Nyquist (or too
+            close to it to decimate); (forward) x not [T], [B, T] or [B, C, T], or empty with
+            pad_mode="reflect".
 
     Example:
         C = dense_conv.CQT(output="magnitude")(torch.randn(4, 22050))  # [4, 288, 44]
     """
 
-    def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: float = 32.70319566257483,
+    def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: Optional[float] = 32.70319566257483,
                  n_bins: int = 288, bins_per_octave: int = 36, filter_scale: float = 1.0, window="hann",
                  scale: bool = True, pad_mode: str = "constant", output: str = "complex",
                  trainable: bool = False, trainable_filter: bool = False,
-                 downsample_filter: Optional[torch.Tensor] = None):
+                 downsample_filter: Optional[torch.Tensor] = None, *, tuning: float = 0.0,
+                 norm: Optional[float] = 1, dtype=None):
         super().__init__()
         if output not in _OUTPUTS:
             raise ValueError(f"CQT: output must be one of {_OUTPUTS}, got {output!r}")
         if pad_mode not in ("constant", "reflect"):
             raise ValueError(f"CQT: pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
-        self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length)
-        self.sr, self.hop_length, self.n_bins, self.bins_per_octave = float(sr), int(hop_length), int(n_bins), \
-            int(bins_per_octave)
+        for name, flag in (("scale", scale), ("trainable", trainable), ("trainable_filter", trainable_filter)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise TypeError(f"CQT: {name} must be a bool, got {flag!r}")
+        self.compute_dtype = _check_dtype(dtype)
+        _check_int("hop_length", hop_length)
+        if fmin is None:
+            fmin = 32.70319566257483  # C1, librosa's default
+        self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length,
+                              tuning, norm)
+        self.sr, self.hop_length, self.n_bins, self.bins_per_octave = self.ker.sr, int(hop_length), \
+            self.ker.n_bins, self.ker.bpo
         self.pad_mode, self.output = pad_mode, output
         w = self.ker.real_weight(torch.float32)
+        own = {i: self.ker.kernel_matrix(i, self.ker.levels[i]) for i in range(self.ker.n_octaves)
+               if not self.ker.shared(i)}
+        self.own_octaves = sorted(own)
+        self.own_dmin = {i: (own[i][1], own[i][1] + own[i][0].shape[1] - 1) for i in own}
+        own_w = [_real_rows(own[i][0], torch.float32) for i in self.own_octaves]
         if trainable:
             self.kernels = nn.Parameter(w)
+            if own_w:
+                self.octave_kernels = nn.ParameterList([nn.Parameter(t) for t in own_w])
         else:
             self.register_buffer("kernels", w, persistent=False)
+            for i, t in zip(self.own_octaves, own_w):
+                self.register_buffer(f"octave_kernels_{i}", t, persistent=False)
         if downsample_filter is None:
             # flat to the top kernel's band edge after decimation, alias-free below it
             edge = self.ker.cutoff / (self.sr / 2)  # fraction of Nyquist, same at every octave
             passband = max(DEFAULT_PASSBAND, edge / 2)
-            if self.ker.n_octaves > 1 and passband >= 0.49:
+            if self.ker.n_decimations > 0 and passband >= 0.49:
                 raise ValueError(f"CQT: the top bin's band edge is at {edge:.3f} of Nyquist; octave decimation "
                                  f"needs it below ~0.98; reduce n_bins or fmin")
             downsample_filter = halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
+        if not isinstance(downsample_filter, torch.Tensor) or downsample_filter.dim() != 1 \
+                or downsample_filter.numel() % 2 == 0:
+            raise ValueError("CQT: downsample_filter must be a 1-D tensor with an odd number of taps")
         f = downsample_filter.detach().clone().to(torch.float32)
         if trainable_filter:
             self.downsample_filter = nn.Parameter(f)
         else:
             self.register_buffer("downsample_filter", f, persistent=False)
+
+    def _own_weights(self):
+        if hasattr(self, "octave_kernels"):
+            return list(self.octave_kernels)
+        return [getattr(self, f"octave_kernels_{i}") for i in self.own_octaves]
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -332,9 +516,15 @@ class CQT(nn.Module):
         dense_conv.reference.octave_downsample_reference (pure PyTorch, no compiled extension).
         """
         check_input(x)
+        if self.pad_mode == "reflect" and x.shape[-1] == 0:
+            raise ValueError("CQT: pad_mode='reflect' needs at least one sample, got an empty signal "
+                             f"(shape {tuple(x.shape)}); use pad_mode='constant'")
+        if self.compute_dtype is not None:
+            x = x.to(self.compute_dtype)
         lead = x.shape[:-1]
         xr = x.reshape(math.prod(lead), x.shape[-1])
         weight = self.kernels.to(x.dtype)
+        own = {i: (k.to(x.dtype), *self.own_dmin[i]) for i, k in zip(self.own_octaves, self._own_weights())}
         filt = self.downsample_filter.to(x.dtype)
-        c = _octave_cqt(xr, weight, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
+        c = _octave_cqt(xr, weight, own, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
         return c.reshape(*lead, *c.shape[1:])

@@ -4,6 +4,7 @@ Every function here computes the same thing as the custom ops:
 
     dense:  out[b, i*Cr + r, y, x] = sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * response[b, r, p, q]
     sparse: out[b, c, y, x]        = sum_{p<=y, q<=x} impulse[b, c, y-p, x-q] * response[b, c, p, q]
+    per-sample: out[b, l, y, x]    = sum_i sum_{p<=y, q<=x} impulse[b, i, y-p, x-q] * weight[b, l, i, p, q]
 
 They are the user's own variants (loops, grouped conv, unfold + matmul, einsum), written as true
 convolutions, plus FFT convolutions. All are differentiable through autograd.
@@ -17,6 +18,7 @@ __all__ = [
     "dense_shift_add", "dense_two_loop", "dense_one_loop", "dense_conv_transpose_loop", "dense_grouped",
     "dense_unfold_matmul", "dense_einsum", "dense_fft", "dense_fft_smooth", "DENSE_VARIANTS",
     "sparse_shift_add", "sparse_loop", "sparse_grouped", "sparse_fft", "sparse_fft_smooth", "SPARSE_VARIANTS",
+    "per_sample_shift_add", "dense_mix_reference",
 ]
 
 
@@ -269,3 +271,32 @@ SPARSE_VARIANTS = {
     "fft": sparse_fft,
     "fft_smooth": sparse_fft_smooth,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# per-sample (dynamic) convolution and the dense conv + 1x1 mix
+# ---------------------------------------------------------------------------------------------
+
+def per_sample_shift_add(weight, impulse):
+    """per_sample_conv2d's definition, one tap at a time: weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi]
+    -> out [B, L, Hi, Wi], in the inputs' dtype (any floating dtype, any device; float64 for the tests)."""
+    B, L, Ci, Hr, Wr = weight.shape
+    Bi, Cii, Hi, Wi = impulse.shape
+    assert (B, Ci) == (Bi, Cii), "batch or channel mismatch"
+    out = impulse.new_zeros(B, L, Hi, Wi)
+    for p in range(min(Hr, Hi)):
+        for q in range(min(Wr, Wi)):
+            term = torch.einsum("bihw,bli->blhw", impulse[:, :, : Hi - p, : Wi - q], weight[:, :, :, p, q])
+            out[:, :, p:, q:] = out[:, :, p:, q:] + term
+    return out
+
+
+def dense_mix_reference(response, impulse, weight, bias=None):
+    """dense_mix_conv2d as the user's layer: dense_conv2d's planes, then the 1x1 mix weight [L, Ci, Cr].
+
+    response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], bias [L] or None -> out [B, L, Hi, Wi], in the
+    inputs' dtype (any floating dtype, any device; float64 for the tests). Stores the B x Ci*Cr planes."""
+    B, Ci, Cr, Hi, Wi, Hr, Wr = _sizes(response, impulse)
+    dense = dense_shift_add(response, impulse).reshape(B, Ci, Cr, Hi, Wi)
+    out = torch.einsum("ljk,bjkhw->blhw", weight, dense)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
