@@ -202,10 +202,10 @@ def implementations(case, device):
 
 def auto_choice(case, backward):
     """What algorithm="auto" runs on the CPU at this case (sparse_conv2d runs as B*C one-channel planes)."""
-    if case.kind == "mix":
-        return "direct"  # dense_mix_conv2d's auto always takes the per-sample path (functional.py)
     B, Ci, Hi, Wi = case.impulse
     Cr, Hr, Wr = case.response[1:]
+    if case.kind == "mix":
+        Cr = case.mix_channels  # dense_mix_conv2d's auto: the dense model with L responses (functional.py)
     if case.kind == "sparse":
         B, Ci, Cr = B * Ci, 1, 1
     return choose_cpu_algorithm(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)

@@ -18,7 +18,7 @@ import torch  # noqa: F401  (loads libtorch, which _C links against)
 from . import _extension
 
 if _extension.LOADED:
-    from . import _autograd, _fake  # noqa: F401  (register the ops' autograd and fake kernels)
+    from . import _autograd, _fake, _mix_fft  # noqa: F401  (register the ops' autograd and fake kernels)
 
 from .audio import CQT, halfband_filter
 from .functional import (cuda_kernels_compiled, dense_conv2d, dense_mix_conv2d, octave_downsample, per_sample_conv2d,

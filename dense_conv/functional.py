@@ -189,6 +189,16 @@ def per_sample_conv2d(weight: torch.Tensor, impulse: torch.Tensor) -> torch.Tens
     return _extension.ops().per_sample_conv2d(weight, impulse)
 
 
+def _use_mix_fft(response, impulse, weight, algorithm):
+    """dense_mix_conv2d's algorithm: see its docstring."""
+    if algorithm == "auto":
+        if impulse.device.type != "cpu":
+            return False
+        mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]), device="meta")
+        return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
+    return _algorithm.use_fft(response, impulse, algorithm, sparse=False)
+
+
 def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torch.Tensor,
                      bias: Optional[torch.Tensor] = None, algorithm: str = "auto") -> torch.Tensor:
     """dense_conv2d followed by a 1x1 mix of its Ci*Cr channels, without the B x Ci*Cr dense planes.
@@ -197,10 +207,14 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     out [B, L, Hi, Wi] with out[b, l] = sum_{j,k} weight[l, j, k] * (impulse[b, j] (*) response[b, k]) + bias[l],
     the same function as nn.functional.conv2d(dense_conv2d(response, impulse), weight.reshape(L, Ci*Cr, 1, 1)).
 
-    algorithm: "direct" or "auto" (default) pre-mix the responses per sample, w[b, l, j] = sum_k weight[l, j, k]
-    response[b, k] (B x L x Ci kernels), then run per_sample_conv2d: Ci*L convolutions per sample instead of
-    Ci*Cr, and only the [B, L, Hi, Wi] output is stored. "fft" composes dense_conv2d(algorithm="fft") with the
-    1x1 mix (it stores the B x Ci*Cr planes; worth it only for kernels large enough that the FFT wins).
+    algorithm: "direct" pre-mixes the responses per sample, w[b, l, j] = sum_k weight[l, j, k] response[b, k]
+    (B x L x Ci kernels), then runs per_sample_conv2d: Ci*L convolutions per sample instead of Ci*Cr, and only
+    the [B, L, Hi, Wi] output is stored. "fft" (CPU) transforms each impulse and response channel once, mixes
+    per frequency bin, Y_l = sum_j X_j sum_k weight[l, j, k] H_k, and transforms only the L outputs back (the
+    backward too, in the frequency domain); on CUDA "fft" composes dense_conv2d(algorithm="fft") with the
+    1x1 mix (it stores the B x Ci*Cr planes). "auto" (default): on the CPU, the choice the dense_conv2d cost
+    model makes for a dense problem of L response channels (the per-sample path does that much direct work),
+    so large kernels such as the user's 37x16 take the FFT; on CUDA, direct.
 
     Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
     weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
@@ -224,11 +238,16 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     if algorithm not in _algorithm.ALGORITHMS:
         raise ValueError(f"algorithm must be one of {_algorithm.ALGORITHMS}, got {algorithm!r}")
     _checks.check_dense_mix(response, impulse, weight, bias, check=_checks.raise_unless)
-    if algorithm == "fft":
-        dense = dense_conv2d(response, impulse, algorithm="fft")
-        return torch.nn.functional.conv2d(dense, weight.reshape(weight.shape[0], -1, 1, 1), bias)
-    mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
-    out = _extension.ops().per_sample_conv2d(mixed.contiguous(), impulse)
+    ops = _extension.ops()
+    if _use_mix_fft(response, impulse, weight, algorithm):
+        if impulse.device.type == "cpu":
+            out = ops.dense_mix_conv2d_fft(response, impulse, weight)
+        else:
+            dense = dense_conv2d(response, impulse, algorithm="fft")
+            out = torch.nn.functional.conv2d(dense, weight.reshape(weight.shape[0], -1, 1, 1))
+    else:
+        mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
+        out = ops.per_sample_conv2d(mixed.contiguous(), impulse)
     if bias is not None:
         out = out + bias.view(1, -1, 1, 1)
     return out
