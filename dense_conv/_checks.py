@@ -140,31 +140,40 @@ def check_per_sample_backward(grad_out, tensors, weight_shape, impulse_shape):
                  f"{tuple(out_shape)}, got {tuple(grad_out.shape)}")
 
 
-def check_dense_mix(response, impulse, weight, bias, check=torch._check):
-    """dense_mix_conv2d's arguments: response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr],
-    bias [L] or None; floating point, one device, one dtype."""
+def check_dense_mix(response, impulse, weight, bias=None, check=torch._check):
+    """dense_mix_conv2d's arguments, the mirror of check_mix_forward in csrc/checks.h (plus bias [L] or
+    None): response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]; floating point, one
+    device, one dtype; size products checked for overflow. Returns the output shape (B, L, Hi, Wi)."""
     op = "dense_mix_conv2d"
     named = [("response", response), ("impulse", impulse), ("weight", weight)]
     if bias is not None:
         named.append(("bias", bias))
     for name, t in named:
         check_tensor(t, name, op, check)
-    for name, t in named[1:]:
-        check(t.device == response.device, lambda: f"{op}: response is on {response.device} but {name} is on "
-              f"{t.device}; move all to the same device")
-        check(t.dtype == response.dtype, lambda: f"{op}: response has dtype {response.dtype} but {name} has dtype "
-              f"{t.dtype}; cast all to the same dtype")
-    check(response.dim() == 4, lambda: f"{op}: response must be 4-D [B, Cr, Hr, Wr], got shape {tuple(response.shape)}")
-    check(impulse.dim() == 4, lambda: f"{op}: impulse must be 4-D [B, Ci, Hi, Wi], got shape {tuple(impulse.shape)}")
-    check(weight.dim() == 3, lambda: f"{op}: weight must be 3-D [L, Ci, Cr], got shape {tuple(weight.shape)}")
-    check(response.shape[0] == impulse.shape[0], lambda: f"{op}: batch mismatch, response has B={response.shape[0]} "
-          f"but impulse has B={impulse.shape[0]}")
-    check(weight.shape[1] == impulse.shape[1] and weight.shape[2] == response.shape[1],
-          lambda: f"{op}: weight must be [L, Ci, Cr] = [L, {impulse.shape[1]}, {response.shape[1]}], got shape "
-          f"{tuple(weight.shape)}")
+    for name, t in named:
+        if name != "impulse":  # check_same_device_dtype's messages, through `check` (plain Python when eager)
+            check(t.device == impulse.device, lambda: f"{op}: {name} is on {t.device} but impulse is on "
+                  f"{impulse.device}; move both to the same device")
+            check(t.dtype == impulse.dtype, lambda: f"{op}: {name} has dtype {t.dtype} but impulse has dtype "
+                  f"{impulse.dtype}; cast both to the same dtype")
+    r, i, w = response.shape, impulse.shape, weight.shape
+    check(len(r) == 4, lambda: f"{op}: response must be 4-D [B, Cr, Hr, Wr], got shape {tuple(r)}")
+    check(len(i) == 4, lambda: f"{op}: impulse must be 4-D [B, Ci, Hi, Wi], got shape {tuple(i)}")
+    check(len(w) == 3, lambda: f"{op}: weight must be 3-D [L, Ci, Cr], got shape {tuple(w)}")
+    check(r[0] == i[0], lambda: f"{op}: batch mismatch, response has B={r[0]} but impulse has B={i[0]} "
+          "(every sample has its own response)")
+    check(w[1] == i[1], lambda: f"{op}: channel mismatch, weight has Ci={w[1]} (dim 1) but impulse has Ci={i[1]}")
+    check(w[2] == r[1], lambda: f"{op}: channel mismatch, weight has Cr={w[2]} (dim 2) but response has Cr={r[1]}")
     if bias is not None:
-        check(bias.dim() == 1 and bias.shape[0] == weight.shape[0],
-              lambda: f"{op}: bias must be 1-D [L] = [{weight.shape[0]}], got shape {tuple(bias.shape)}")
+        check(bias.dim() == 1 and bias.shape[0] == w[0],
+              lambda: f"{op}: bias must be 1-D [L] = [{w[0]}], got shape {tuple(bias.shape)}")
+    B, Ci, Hi, Wi = i
+    L = w[0]
+    checked_product((B, L, Hi, Wi), op, "the output", check)
+    checked_product(tuple(r), op, "the response", check)
+    checked_product(tuple(i), op, "the impulse", check)
+    checked_product((B, L, Ci, r[1]), op, "B x L x Ci x Cr", check)
+    return (B, L, Hi, Wi)
 
 
 # ---- octave_downsample ----

@@ -3,7 +3,8 @@
     dense_mix_conv2d_fft(response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]) -> [B, L, Hi, Wi]
     out[b, l] = sum_{j,k} weight[l, j, k] * dense_conv2d(response, impulse)[b, j*Cr + k]
 
-The checks mirror check_mix_forward / check_mix_backward of csrc/checks.h (same conditions, same messages).
+The checks mirror check_mix_forward / check_mix_backward of csrc/checks.h (same conditions, same messages;
+the forward's are _checks.check_dense_mix, shared with dense_conv.dense_mix_conv2d).
 Importing this module registers them (the schemas come from the compiled extension).
 """
 import torch
@@ -16,26 +17,7 @@ _OP = "dense_mix_conv2d"
 
 def check_mix_forward(response, impulse, weight):
     """Checks of the forward op; returns the output shape (B, L, Hi, Wi)."""
-    for t, name in ((response, "response"), (impulse, "impulse"), (weight, "weight")):
-        _checks.check_tensor(t, name, _OP)
-    _checks.check_same_device_dtype(response, "response", impulse, "impulse", _OP)
-    _checks.check_same_device_dtype(weight, "weight", impulse, "impulse", _OP)
-    r, i, w = response.shape, impulse.shape, weight.shape
-    torch._check(len(r) == 4, lambda: f"{_OP}: response must be 4-D [B, Cr, Hr, Wr], got shape {tuple(r)}")
-    torch._check(len(i) == 4, lambda: f"{_OP}: impulse must be 4-D [B, Ci, Hi, Wi], got shape {tuple(i)}")
-    torch._check(len(w) == 3, lambda: f"{_OP}: weight must be 3-D [L, Ci, Cr], got shape {tuple(w)}")
-    torch._check(r[0] == i[0], lambda: f"{_OP}: batch mismatch, response has B={r[0]} but impulse has B={i[0]}")
-    torch._check(w[1] == i[1], lambda: f"{_OP}: channel mismatch, weight has Ci={w[1]} (dim 1) but impulse has "
-                 f"Ci={i[1]}")
-    torch._check(w[2] == r[1], lambda: f"{_OP}: channel mismatch, weight has Cr={w[2]} (dim 2) but response has "
-                 f"Cr={r[1]}")
-    B, Ci, Hi, Wi = i
-    L = w[0]
-    _checks.checked_product((B, L, Hi, Wi), _OP, "the output")
-    _checks.checked_product(tuple(r), _OP, "the response")
-    _checks.checked_product(tuple(i), _OP, "the impulse")
-    _checks.checked_product((B, L, Ci, r[1]), _OP, "B x L x Ci x Cr")
-    return (B, L, Hi, Wi)
+    return _checks.check_dense_mix(response, impulse, weight)
 
 
 def check_mix_backward(grad_out, response, impulse, weight):
