@@ -4,3 +4,16 @@ import sys
 # Tests import the package from the repository (built in place) when it is not installed.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+import pytest  # noqa: E402
+
+from emu import harness  # noqa: E402
+
+
+@pytest.fixture(params=harness.TEST_SCHEDULES, ids=[f"{s}{seed or ''}" for s, seed in harness.TEST_SCHEDULES])
+def schedule(request):
+    """Runs an emulated-kernel test under each thread schedule (tests/emu/harness.py)."""
+    harness.set_schedule(*request.param)
+    yield request.param
+    harness.set_schedule("forward")

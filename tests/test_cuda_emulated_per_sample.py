@@ -19,7 +19,7 @@ from emu import harness  # noqa: E402
 
 from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
 
-SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
+SCHEDULES, TOLERANCE = harness.TEST_SCHEDULES, harness.TOLERANCE
 
 # (B, L, Ci, Hi, Wi, Hr, Wr)
 SHAPES = {
@@ -35,17 +35,6 @@ SHAPES = {
     "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
 }
-
-# Relative to the largest reference value: sums of hundreds of products cancel.
-TOLERANCE = {torch.float32: 2e-6, torch.float64: 1e-13}
-
-
-@pytest.fixture(params=SCHEDULES, ids=[f"{s}{seed or ''}" for s, seed in SCHEDULES])
-def schedule(request):
-    harness.set_schedule(*request.param)
-    yield request.param
-    harness.set_schedule("forward")
-
 
 def make_inputs(shape, dtype, seed=0):
     """weight, impulse, grad_out, drawn in float64 and rounded to dtype (the kernels' own error only)."""

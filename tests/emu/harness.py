@@ -24,6 +24,11 @@ HARNESS_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-DDC_CUDA_EMULATOR"]
 
 # dc_emu::Order
 SCHEDULES = {"forward": 0, "reverse": 1, "random": 2}
+# The schedules every kernel test runs under (the `schedule` fixture of tests/conftest.py): (order, seed).
+TEST_SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
+# Error bound of the kernels against the float64 references, relative to the largest reference value
+# (sums of hundreds of products cancel).
+TOLERANCE = {torch.float32: 2e-6, torch.float64: 1e-13}
 DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
 
 
