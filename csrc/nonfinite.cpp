@@ -21,16 +21,12 @@ using at::Tensor;
 
 at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-// Indices (int64, on the tensors' device) of the samples b where the result or its inputs (whichever
-// have fewer elements: see nonfinite.h) have a non-finite value in their slice [b]; undefined when there
-// is none. A per-sample sum is non-finite whenever one of its terms is; a sum that overflows from finite
-// terms only sends a finite sample down the exact path (slower, still right).
-Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs) {
-  const int64_t B = result.size(0);
+// Indices (int64, on the tensors' device) of the samples b where any of `tensors` has a non-finite
+// value in its slice [b]; undefined when there is none. A per-sample sum is non-finite whenever one of
+// its terms is; a sum that overflows from finite terms only sends a finite sample down the exact path
+// (slower, still right).
+Tensor samples_with_nonfinite(int64_t B, const std::vector<Tensor>& tensors) {
   if (B == 0) return {};
-  int64_t input_elements = 0;
-  for (const Tensor& t : inputs) input_elements += t.numel();
-  const std::vector<Tensor> tensors = result.numel() <= input_elements ? std::vector<Tensor>{result} : inputs;
   Tensor bad;
   for (const Tensor& t : tensors) {
     if (t.numel() == 0) continue;
@@ -39,6 +35,15 @@ Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs
   }
   if (!bad.defined() || !bad.any().item<bool>()) return {};
   return bad.nonzero().squeeze(1);
+}
+
+// The samples to recompute: those where the result or its inputs, whichever have fewer elements (see
+// nonfinite.h), hold a non-finite value.
+Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs) {
+  int64_t input_elements = 0;
+  for (const Tensor& t : inputs) input_elements += t.numel();
+  return samples_with_nonfinite(result.size(0),
+                                result.numel() <= input_elements ? std::vector<Tensor>{result} : inputs);
 }
 
 // The definitions on gathered samples (accumulation dtype): imp [n, Ci, Hi, Wi], resp [n, Cr, Hr, Wr],
@@ -171,14 +176,7 @@ namespace {
 Tensor nonfinite_mix_samples(int64_t B, const std::vector<Tensor>& tensors, const Tensor& weight) {
   if (B == 0) return {};
   if (!at::isfinite(weight).all().item<bool>()) return at::arange(B, weight.options().dtype(at::kLong));
-  Tensor bad;
-  for (const Tensor& t : tensors) {
-    if (t.numel() == 0) continue;
-    const Tensor flag = at::isfinite(t.reshape({B, -1}).sum(1, false, acc_type(t.scalar_type()))).logical_not();
-    bad = bad.defined() ? bad.logical_or(flag) : flag;
-  }
-  if (!bad.defined() || !bad.any().item<bool>()) return {};
-  return bad.nonzero().squeeze(1);
+  return samples_with_nonfinite(B, tensors);
 }
 
 }  // namespace

@@ -7,61 +7,65 @@ import torch
 _lib = torch.ops.dense_conv
 
 
-# ---- dense_conv2d / sparse_conv2d (direct kernels) ----
+# ---- dense_conv2d / sparse_conv2d (direct kernels) and per_sample_conv2d ----
 
-def _register_conv(prefix):
-    forward = getattr(_lib, f"{prefix}_conv2d")
-    grad_impulse = getattr(_lib, f"{prefix}_conv2d_grad_impulse")
-    grad_response = getattr(_lib, f"{prefix}_conv2d_grad_response")
+def _register_bilinear(forward_name, grad_impulse_name, grad_kernel_name):
+    """Autograd of a bilinear op forward(kernel, impulse) with the gradient ops
+    grad_impulse(g, kernel, impulse_shape) and grad_kernel(g, impulse, kernel_shape), and of those two
+    (double backward). The kernel is the response (dense, sparse) or the weight (per_sample)."""
+    forward = getattr(_lib, forward_name)
+    grad_impulse = getattr(_lib, grad_impulse_name)
+    grad_kernel = getattr(_lib, grad_kernel_name)
 
     def setup_context(ctx, inputs, output):
-        response, impulse = inputs
-        ctx.save_for_backward(response, impulse)
+        kernel, impulse = inputs
+        ctx.save_for_backward(kernel, impulse)
 
     def backward(ctx, grad_out):
-        response, impulse = ctx.saved_tensors
+        kernel, impulse = ctx.saved_tensors
         grad_out = grad_out.contiguous()
-        g_response = g_impulse = None
+        g_kernel = g_impulse = None
         if ctx.needs_input_grad[0]:
-            g_response = grad_response(grad_out, impulse, list(response.shape))
+            g_kernel = grad_kernel(grad_out, impulse, list(kernel.shape))
         if ctx.needs_input_grad[1]:
-            g_impulse = grad_impulse(grad_out, response, list(impulse.shape))
-        return g_response, g_impulse
+            g_impulse = grad_impulse(grad_out, kernel, list(impulse.shape))
+        return g_kernel, g_impulse
 
-    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d", backward, setup_context=setup_context)
+    torch.library.register_autograd(f"dense_conv::{forward_name}", backward, setup_context=setup_context)
 
     # Double backward: both gradient ops are bilinear adjoints of the forward,
-    #   <v, grad_impulse(g, r)> = <forward(r, v), g>,  <u, grad_response(g, i)> = <forward(u, i), g>,
+    #   <v, grad_impulse(g, k)> = <forward(k, v), g>,  <u, grad_kernel(g, i)> = <forward(u, i), g>,
     # so their own gradients are forward / gradient ops again (without this, create_graph=True would
     # backpropagate through them as if they were constants: silently wrong second derivatives).
     def gi_setup(ctx, inputs, output):
-        g, response, _ = inputs
-        ctx.save_for_backward(g, response)
+        g, kernel, _ = inputs
+        ctx.save_for_backward(g, kernel)
 
     def gi_backward(ctx, v):
-        g, response = ctx.saved_tensors
+        g, kernel = ctx.saved_tensors
         v = v.contiguous()
-        dg = forward(response, v) if ctx.needs_input_grad[0] else None
-        dr = grad_response(g, v, list(response.shape)) if ctx.needs_input_grad[1] else None
-        return dg, dr, None
+        dg = forward(kernel, v) if ctx.needs_input_grad[0] else None
+        dk = grad_kernel(g, v, list(kernel.shape)) if ctx.needs_input_grad[1] else None
+        return dg, dk, None
 
-    def gr_setup(ctx, inputs, output):
+    def gk_setup(ctx, inputs, output):
         g, impulse, _ = inputs
         ctx.save_for_backward(g, impulse)
 
-    def gr_backward(ctx, u):
+    def gk_backward(ctx, u):
         g, impulse = ctx.saved_tensors
         u = u.contiguous()
         dg = forward(u, impulse) if ctx.needs_input_grad[0] else None
         di = grad_impulse(g, u, list(impulse.shape)) if ctx.needs_input_grad[1] else None
         return dg, di, None
 
-    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d_grad_impulse", gi_backward, setup_context=gi_setup)
-    torch.library.register_autograd(f"dense_conv::{prefix}_conv2d_grad_response", gr_backward, setup_context=gr_setup)
+    torch.library.register_autograd(f"dense_conv::{grad_impulse_name}", gi_backward, setup_context=gi_setup)
+    torch.library.register_autograd(f"dense_conv::{grad_kernel_name}", gk_backward, setup_context=gk_setup)
 
 
-_register_conv("dense")
-_register_conv("sparse")
+for _prefix in ("dense", "sparse"):
+    _register_bilinear(f"{_prefix}_conv2d", f"{_prefix}_conv2d_grad_impulse", f"{_prefix}_conv2d_grad_response")
+_register_bilinear("per_sample_conv2d", "per_sample_conv2d_grad_impulse", "per_sample_conv2d_grad_weight")
 
 
 # ---- FFT algorithm: backward in the frequency domain, one op for both gradients ----
@@ -86,59 +90,6 @@ def _fft_backward(ctx, grad_out):
 
 
 torch.library.register_autograd("dense_conv::dense_conv2d_fft", _fft_backward, setup_context=_fft_setup_context)
-
-
-# ---- per_sample_conv2d ----
-
-def _per_sample_setup(ctx, inputs, output):
-    weight, impulse = inputs
-    ctx.save_for_backward(weight, impulse)
-
-
-def _per_sample_backward(ctx, grad_out):
-    weight, impulse = ctx.saved_tensors
-    grad_out = grad_out.contiguous()
-    g_weight = g_impulse = None
-    if ctx.needs_input_grad[0]:
-        g_weight = _lib.per_sample_conv2d_grad_weight(grad_out, impulse, list(weight.shape))
-    if ctx.needs_input_grad[1]:
-        g_impulse = _lib.per_sample_conv2d_grad_impulse(grad_out, weight, list(impulse.shape))
-    return g_weight, g_impulse
-
-
-# Double backward, from the adjoint identities (both gradient ops are bilinear):
-#   <v, grad_impulse(g, w)> = <forward(w, v), g>,   <u, grad_weight(g, i)> = <forward(u, i), g>.
-def _per_sample_gi_setup(ctx, inputs, output):
-    g, weight, _ = inputs
-    ctx.save_for_backward(g, weight)
-
-
-def _per_sample_gi_backward(ctx, v):
-    g, weight = ctx.saved_tensors
-    v = v.contiguous()
-    dg = _lib.per_sample_conv2d(weight, v) if ctx.needs_input_grad[0] else None
-    dw = _lib.per_sample_conv2d_grad_weight(g, v, list(weight.shape)) if ctx.needs_input_grad[1] else None
-    return dg, dw, None
-
-
-def _per_sample_gw_setup(ctx, inputs, output):
-    g, impulse, _ = inputs
-    ctx.save_for_backward(g, impulse)
-
-
-def _per_sample_gw_backward(ctx, u):
-    g, impulse = ctx.saved_tensors
-    u = u.contiguous()
-    dg = _lib.per_sample_conv2d(u, impulse) if ctx.needs_input_grad[0] else None
-    di = _lib.per_sample_conv2d_grad_impulse(g, u, list(impulse.shape)) if ctx.needs_input_grad[1] else None
-    return dg, di, None
-
-
-torch.library.register_autograd("dense_conv::per_sample_conv2d", _per_sample_backward, setup_context=_per_sample_setup)
-torch.library.register_autograd("dense_conv::per_sample_conv2d_grad_impulse", _per_sample_gi_backward,
-                                setup_context=_per_sample_gi_setup)
-torch.library.register_autograd("dense_conv::per_sample_conv2d_grad_weight", _per_sample_gw_backward,
-                                setup_context=_per_sample_gw_setup)
 
 
 # ---- octave_downsample ----
