@@ -120,20 +120,29 @@ def mix_weight(L, Ci, Cr, device):
 @dataclasses.dataclass(frozen=True)
 class Case:
     name: str          # e.g. "dense 37x16 (user)"
-    kind: str          # "dense", "sparse" or "mix" (dense_mix_conv2d: dense conv + 1x1 mix to L channels)
+    kind: str          # "dense", "sparse", "mix" (dense_mix_conv2d: dense conv + 1x1 mix to L channels) or
+                       # "per_sample" (per_sample_conv2d: per-sample weights, Ci -> L channels)
     impulse: tuple     # [B, Ci, Hi, Wi]
-    response: tuple    # [B, Cr, Hr, Wr]
+    response: tuple    # [B, Cr, Hr, Wr]; for "per_sample" the weight [B, L, Ci, Hr, Wr]
     mix_channels: int = 0  # L of the "mix" cases
 
     @property
     def op_name(self):
-        return {"dense": "dense_conv2d", "sparse": "sparse_conv2d", "mix": "dense_mix_conv2d"}[self.kind]
+        return {"dense": "dense_conv2d", "sparse": "sparse_conv2d", "mix": "dense_mix_conv2d",
+                "per_sample": "per_sample_conv2d"}[self.kind]
 
     def mix(self, device):
         return mix_weight(self.mix_channels, self.impulse[1], self.response[1], device)
 
     @property
+    def algorithms(self):
+        """Our algorithms at this case (per_sample_conv2d has only its direct kernels)."""
+        return ("direct",) if self.kind == "per_sample" else OUR_ALGORITHMS
+
+    @property
     def op(self):
+        if self.kind == "per_sample":
+            return lambda w, i, algorithm: dense_conv.per_sample_conv2d(w, i)
         if self.kind == "mix":
             return lambda r, i, algorithm: dense_conv.dense_mix_conv2d(r, i, self.mix(r.device.type),
                                                                        algorithm=algorithm)
@@ -149,6 +158,9 @@ class Case:
                     "shift_add+einsum": lambda r, i: dense_conv.reference.dense_mix_reference(
                         r, i, self.mix(r.device.type))}
             return refs if device == "cpu" else {"dense_conv2d+conv2d": dense_then_conv2d}
+        if self.kind == "per_sample":
+            # the one-tap-at-a-time definition takes ~20-30 s a call here: only the batched formulation
+            return {"grouped": dense_conv.reference.per_sample_grouped}
         variants = (dense_conv.reference.DENSE_VARIANTS if self.kind == "dense"
                     else dense_conv.reference.SPARSE_VARIANTS)
         return {name: fn for name, fn in variants.items() if device == "cpu" or name in CUDA_REFERENCES}
@@ -161,14 +173,15 @@ class Case:
     @property
     def output_shape(self):
         B, Ci, Hi, Wi = self.impulse
-        channels = {"dense": Ci * self.response[1], "sparse": Ci, "mix": self.mix_channels}[self.kind]
+        channels = {"dense": Ci * self.response[1], "sparse": Ci, "mix": self.mix_channels,
+                    "per_sample": self.response[1]}[self.kind]
         return (B, channels, Hi, Wi)
 
     @property
     def forward_flops(self):
         """2 x the multiply-adds inside the causal window (for "mix": of the dense conv it replaces)."""
         B, Ci, Hi, Wi = self.impulse
-        Cr, Hr, Wr = self.response[1:]
+        Cr, Hr, Wr = self.response[1], self.response[-2], self.response[-1]  # per_sample: Cr is L
         pairs = Ci if self.kind == "sparse" else Ci * Cr
         return 2 * B * pairs * causal_taps(Hi, Hr) * causal_taps(Wi, Wr)
 
@@ -187,13 +200,15 @@ def cases(batch):
         Case("sparse 5x5", "sparse", impulse, (batch, 4, 5, 5)),
         Case("mix 37x16 L=8 (user)", "mix", impulse, (batch, 5, 37, 16), mix_channels=8),
         Case("mix 9x9 L=8", "mix", impulse, (batch, 5, 9, 9), mix_channels=8),
+        Case("per_sample 9x9 L=8", "per_sample", impulse, (batch, 8, 4, 9, 9)),
+        Case("per_sample 5x5 L=8", "per_sample", impulse, (batch, 8, 4, 5, 5)),
     ]
 
 
 def implementations(case, device):
     """name -> (function(response, impulse), is_ours)"""
     impls = {}
-    for algorithm in OUR_ALGORITHMS:
+    for algorithm in case.algorithms:
         impls[f"ours:{algorithm}"] = ((lambda r, i, a=algorithm: case.op(r, i, algorithm=a)), True)
     for name, fn in case.references(device).items():
         impls[f"ref:{name}"] = (fn, False)

@@ -74,6 +74,13 @@ def test_matches_reference(device, dtype, shape):
     assert_close_scaled(i.grad, grad_impulse, dtype)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=_id)
+def test_grouped_reference_matches_the_definition(shape):
+    """The benchmark's grouped-conv2d formulation (reference.per_sample_grouped) is the same op."""
+    weight, impulse, _, out, _, _ = _expected(shape)
+    torch.testing.assert_close(reference.per_sample_grouped(weight, impulse), out, rtol=1e-12, atol=1e-12)
+
+
 def test_weight_taps_beyond_the_image_get_zero_gradient():
     weight, impulse = make_inputs((2, 2, 3, 4, 5, 7, 9))
     g = ops.per_sample_conv2d_grad_weight(torch.randn(2, 3, 4, 5, dtype=torch.float64), impulse, list(weight.shape))

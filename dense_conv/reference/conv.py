@@ -18,7 +18,7 @@ __all__ = [
     "dense_shift_add", "dense_two_loop", "dense_one_loop", "dense_conv_transpose_loop", "dense_grouped",
     "dense_unfold_matmul", "dense_einsum", "dense_fft", "dense_fft_smooth", "DENSE_VARIANTS",
     "sparse_shift_add", "sparse_loop", "sparse_grouped", "sparse_fft", "sparse_fft_smooth", "SPARSE_VARIANTS",
-    "per_sample_shift_add", "dense_mix_reference",
+    "per_sample_shift_add", "per_sample_grouped", "dense_mix_reference",
 ]
 
 
@@ -289,6 +289,18 @@ def per_sample_shift_add(weight, impulse):
             term = torch.einsum("bihw,bli->blhw", impulse[:, :, : Hi - p, : Wi - q], weight[:, :, :, p, q])
             out[:, :, p:, q:] = out[:, :, p:, q:] + term
     return out
+
+
+def per_sample_grouped(weight, impulse):
+    """per_sample_conv2d as one grouped conv2d (groups=B, the batch folded into the channels): the usual
+    dynamic-convolution formulation. weight [B, L, Ci, Hr, Wr], impulse [B, Ci, Hi, Wi] -> [B, L, Hi, Wi],
+    in the inputs' dtype (any floating dtype and device the torch ops take). AssertionError on a mismatch."""
+    B, L, Ci, Hr, Wr = weight.shape
+    Bi, Cii, Hi, Wi = impulse.shape
+    assert (B, Ci) == (Bi, Cii), "batch or channel mismatch"
+    padded = F.pad(impulse, (Wr - 1, 0, Hr - 1, 0)).reshape(1, B * Ci, Hi + Hr - 1, Wi + Wr - 1)
+    out = F.conv2d(padded, weight.flip(-2, -1).reshape(B * L, Ci, Hr, Wr), groups=B)  # [1, B*L, Hi, Wi]
+    return out.view(B, L, Hi, Wi)
 
 
 def dense_mix_reference(response, impulse, weight, bias=None):
