@@ -76,6 +76,62 @@ def _hashable(window):
     return tuple(window) if isinstance(window, list) else window
 
 
+@functools.lru_cache(maxsize=16)
+def _cosine_sum(window):
+    """Coefficients b [m] with window(u) = sum_m b[m] cos(2 pi m u), u in [0, 1] (the continuous form of scipy's
+    periodic window), or None when the window is not a cosine sum (kaiser, tukey, triang, ...)."""
+    M = 128
+    spectrum = np.fft.rfft(window_samples(window, M)) / M
+    b = np.concatenate([spectrum.real[:1], 2 * spectrum.real[1:M // 4]])
+    if np.abs(spectrum[M // 4:]).max() > 1e-12 or np.abs(spectrum.imag).max() > 1e-12:
+        return None
+    # the same coefficients must give the window at another (odd) length
+    n = 101
+    if np.abs(_cosine_sum_at(b, np.arange(n) / n) - window_samples(window, n)).max() > 1e-12:
+        return None
+    return b[:np.flatnonzero(np.abs(b) > 1e-15).max() + 1]
+
+
+def _cosine_sum_at(b, u):
+    return np.cos(2 * np.pi * np.multiply.outer(u, np.arange(len(b)))) @ b
+
+
+@functools.lru_cache(maxsize=16)
+def _continuous_magnitude(window) -> np.ndarray:
+    # |w(u)| on a grid of 4096 points of [0, 1): means of its powers are exact for cosine sums of degree < 4096
+    return np.abs(_cosine_sum_at(_cosine_sum(window), np.arange(4096) / 4096))
+
+
+def _continuous_norm(window, norm, length: float) -> float:
+    """The p-norm of the continuous window stretched over `length` samples, as the limit of _window_norm of its
+    samples: length^(1/p) * (mean |w|^p)^(1/p), max|w| (inf), min|w| (-inf), length (0), 1 (None)."""
+    if norm is None:
+        return 1.0
+    if norm == 0:
+        return float(length)
+    mag = _continuous_magnitude(window)
+    if norm == np.inf:
+        return float(mag.max())
+    if norm == -np.inf:
+        value = float(mag.min())
+        return value if value >= np.finfo(np.float64).tiny else 1.0  # as _window_norm: a zero leaves it as is
+    return float((length * np.mean(mag ** norm)) ** (1.0 / norm))
+
+
+def _relative_bandwidth(freqs: np.ndarray, bpo: int) -> np.ndarray:
+    """librosa's alpha per bin, (2^(2/b) - 1) / (2^(2/b) + 1), b the local bins per octave (centred log2
+    differences, one-sided at the ends; bpo itself for a single bin)."""
+    if len(freqs) == 1:
+        local = np.array([float(bpo)])
+    else:
+        logf = np.log2(freqs)
+        local = np.empty_like(freqs)
+        local[0], local[-1] = 1 / (logf[1] - logf[0]), 1 / (logf[-1] - logf[-2])
+        local[1:-1] = 2 / (logf[2:] - logf[:-2])
+    r2 = 2.0 ** (2 / local)
+    return (r2 - 1) / (r2 + 1)
+
+
 def _two_factors(n: int) -> int:
     """How many times n > 0 divides by 2."""
     return (n & -n).bit_length() - 1
@@ -114,6 +170,11 @@ def _check_int(name, value, minimum=1):
     return int(value)
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"CQT: {name} must be a bool, got {value!r}")
+
+
 def _check_norm(norm):
     if norm is None:
         return None
@@ -125,37 +186,62 @@ def _check_norm(norm):
 
 
 class CQTKernels:
-    """Kernel sets and octave layout of a CQT (float64 numpy, computed once); used by CQT and cqt_definition.
+    """Kernel sets and octave layout of a CQT / VQT (float64 numpy, computed once); used by CQT and cqt_definition.
 
     Arguments as CQT's (sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length, tuning,
-    norm; hop_length=None: every octave at its own rate). The bins are those of
-    librosa.cqt(tuning=tuning, norm=norm): fmin is raised by tuning bins, each filter is normalised to unit
-    `norm` (librosa.util.normalize's p-norm of its window) at the rate where librosa discretises it.
+    norm, gamma, exact_lengths; hop_length=None: every octave at its own rate). The bins are those of
+    librosa.vqt(tuning=tuning, norm=norm, gamma=gamma) (librosa.cqt for gamma=0): fmin is raised by tuning
+    bins; bin k has librosa's relative bandwidth alpha_k, Q_k = filter_scale / alpha_k, bandwidth offset
+    gamma_k (gamma, or 24.7 alpha_k / 0.108 Hz for gamma=None: bandwidths a fixed fraction of the ERB) and
+    length L_k = Q_k sr / (f_k + gamma_k / alpha_k) samples.
 
     Octave i (0 = top) is discretised, as librosa does, at rate sr/2^level(i), level(i) = min(i, number of
     factors of 2 in hop_length): the signal is decimated while the hop stays even, the remaining octaves
-    get their own kernels at the last rate. `kernel_matrix(i, level)` gives octave i's kernels at any
-    rate sr/2^level, level <= level(i), its window stretched by 2^(level(i) - level) (at level 0: the
-    full-rate "definition" kernels).
+    get their own kernels at the last rate. With gamma=0 the lengths halve from octave to octave and the
+    decimated octaves share the top octave's kernels; with gamma != 0 every octave has its own kernels, at
+    its rate. `kernel_matrix(i, level)` gives octave i's kernels at any rate sr/2^level, level <= level(i),
+    the continuous kernel sampled 2^(level(i) - level) times as densely (at level 0: the full-rate
+    "definition" kernels).
+
+    Kernel of bin k at its discretisation rate, L = L_k / 2^level(i) samples long there:
+        exact_lengths=False (librosa's): the periodic window of n = floor(L/2) - floor(-L/2) samples (scipy's
+            get_window) from t = floor(-L/2), times exp(2 pi i f_k t / rate), divided by the p-norm of those
+            window samples (librosa.util.normalize).
+        exact_lengths=True: the continuous window w(u), u = t / L + 1/2 in [0, 1], i.e. exactly L_k / sr
+            seconds long and centred on t = 0, at every integer t with |t| <= L/2, times the same
+            exponential, divided by the window's continuous norm over L samples, the limit of the sampled
+            p-norm: L^(1/p) (int_0^1 |w|^p du)^(1/p) (max|w| for inf, min|w| for -inf, L for 0), so that the
+            normalisation does not depend on where the samples fall. It needs a cosine-sum window (hann,
+            hamming, blackman, nuttall, blackmanharris, flattop, ('general_cosine', a), ...).
+    Both are scaled by sqrt(L_k) (scale=True) or L_k (scale=False).
 
     Attributes:
         kernels: complex128 [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d] in the
-            top octave; scaled by sqrt(L) (scale=True) or L (scale=False).
+            top octave.
         freqs, lengths: float64 [n_bins], every bin's centre frequency (Hz) and full-rate filter length L_k.
+        alpha, Q, gammas: float64 [n_bins], librosa's alpha_k, Q_k and gamma_k (Hz).
+        gamma, exact_lengths: the arguments (gamma None or a float).
         n_filters: min(bins_per_octave, n_bins), the kernels of one octave; n_octaves: ceil(n_bins / bpo).
         levels: list of n_octaves ints, level(i); n_decimations: max(levels).
-        t0, n: int64 [n_filters], each top-octave kernel's time origin and window length.
+        t0, n: int64 [n_filters], each top-octave kernel's first sample time and number of samples.
         dmin, dmax, width: the offsets d the top-octave kernels cover (width = dmax - dmin + 1).
-        alpha, Q, cutoff: librosa's alpha and Q, and the top bin's band edge in Hz.
+        cutoff: librosa's band edge check value in Hz: max_k f_k (1 + window bandwidth / (2 Q_k)) + gamma_k / 2.
+        rate_edge: the highest band edge (f_k + half the window's noise bandwidth sr / L_k) of any bin, as a
+            fraction of the Nyquist frequency of the rate its octave is computed at (what the decimator passes).
 
     Raises:
-        TypeError: a parameter of the wrong type (n_bins=None, tuning=None, ...), naming it.
-        ValueError: n_bins, bins_per_octave or hop_length < 1, fmin, sr or filter_scale <= 0, a bad norm
-            or window, or the top bin's band edge above Nyquist.
+        TypeError: a parameter of the wrong type (n_bins=None, tuning=None, gamma="erb", ...), naming it.
+        ValueError: n_bins, bins_per_octave or hop_length < 1, fmin, sr or filter_scale <= 0, gamma < 0, a bad
+            norm or window (or a window that is not a cosine sum with exact_lengths=True), or the top bin's band
+            edge above Nyquist.
+
+    Example:
+        ker = CQTKernels(22050, 32.70319566257483, 84, 12, 1.0, "hann", True, 512, gamma=None)
+        ker.lengths[:2]  # [~2294, ~2209]: the ERB offset shortens the low bins (CQT: 11152, 10526)
     """
 
     def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None,
-                 tuning=0.0, norm=1):
+                 tuning=0.0, norm=1, gamma=0.0, exact_lengths=False):
         sr = _check_number("sr", sr)
         fmin = _check_number("fmin", fmin)
         n_bins = _check_int("n_bins", n_bins)
@@ -168,22 +254,33 @@ class CQTKernels:
         self.norm = _check_norm(norm)
         if hop_length is not None:
             hop_length = _check_int("hop_length", hop_length)
+        if gamma is not None:
+            gamma = _check_number("gamma", gamma, positive=False)
+            if gamma < 0:
+                raise ValueError(f"CQT: gamma must be None (ERB-based) or a number >= 0 (Hz), got {gamma}")
+        _check_bool("exact_lengths", exact_lengths)
         try:
             window_samples(_hashable(window), 16)
         except (ValueError, TypeError, KeyError) as e:
             raise ValueError(f"CQT: window={window!r} is not a scipy.signal.get_window window: {e}") from None
+        if exact_lengths and _cosine_sum(_hashable(window)) is None:
+            raise ValueError(f"CQT: exact_lengths=True needs a cosine-sum window (hann, hamming, blackman, nuttall, "
+                             f"blackmanharris, flattop, ('general_cosine', a), ...) for its continuous form; "
+                             f"got window={window!r}")
         fmin = fmin * 2.0 ** (tuning / bins_per_octave)
         self.sr, self.fmin, self.n_bins, self.bpo, self.tuning = sr, fmin, n_bins, bins_per_octave, tuning
         self.filter_scale, self.window, self.scale = filter_scale, _hashable(window), bool(scale)
+        self.gamma, self.exact_lengths = gamma, bool(exact_lengths)
         self.n_octaves = int(math.ceil(self.n_bins / self.bpo))
         self.n_filters = min(self.bpo, self.n_bins)
         self.freqs = cqt_frequencies(self.n_bins, fmin, self.bpo)
-        r = 2.0 ** (1.0 / self.bpo)
-        self.alpha = (r * r - 1.0) / (r * r + 1.0)
+        self.alpha = _relative_bandwidth(self.freqs, self.bpo)
         self.Q = self.filter_scale / self.alpha
-        self.lengths = self.Q * sr / self.freqs
+        self.gammas = self.alpha * 24.7 / 0.108 if gamma is None else np.full(self.n_bins, gamma)
+        self.lengths = self.Q * sr / (self.freqs + self.gammas / self.alpha)
         # librosa's check: the highest kernel's band edge (centre + half its noise bandwidth) below Nyquist
-        self.cutoff = float(np.max(self.freqs * (1.0 + 0.5 * _window_bandwidth(self.window) / self.Q)))
+        bandwidth = _window_bandwidth(self.window)
+        self.cutoff = float(np.max(self.freqs * (1.0 + 0.5 * bandwidth / self.Q) + 0.5 * self.gammas))
         if self.cutoff > sr / 2:
             raise ValueError(
                 f"CQT: the top bin f={self.freqs[-1]:.1f} Hz has its band edge at {self.cutoff:.1f} Hz, above the "
@@ -191,6 +288,9 @@ class CQTKernels:
         twos = self.n_octaves if hop_length is None else _two_factors(hop_length)
         self.levels = [min(i, twos) for i in range(self.n_octaves)]
         self.n_decimations = max(self.levels)
+        edges = self.freqs + 0.5 * bandwidth * sr / self.lengths
+        self.rate_edge = max(float(np.max(edges[self.octave_bin_indices(i)])) * 2 ** self.levels[i] / (sr / 2)
+                             for i in range(self.n_octaves))
         K, self.dmin, self.t0, self.n = self._build(0, 0)
         self.width = K.shape[1]
         self.dmax = self.dmin + self.width - 1
@@ -202,27 +302,36 @@ class CQTKernels:
         top = self.n_bins - 1 - i * self.n_filters
         return np.arange(top - nb + 1, top + 1)
 
+    def _window(self, L: float, s: int):
+        """(t, w, norm) of one kernel L samples long at its discretisation rate, sampled s times as densely:
+        int64 sample times t (ascending, at the denser rate), float64 window values w [len(t)], and the divisor
+        (the norm at the discretisation rate, times s: s times as many samples sum to s times as much)."""
+        if self.exact_lengths:
+            t = np.arange(math.ceil(-L * s / 2), math.floor(L * s / 2) + 1)
+            w = _cosine_sum_at(_cosine_sum(self.window), t / (L * s) + 0.5)
+            return t, w, s * _continuous_norm(self.window, self.norm, L)
+        t0 = math.floor(-L / 2)
+        n = math.floor(L / 2) - t0
+        # for cosine-sum windows (hann, ...) the periodic window of n*s samples is the n-sample one stretched
+        w = window_samples(self.window, n * s)
+        return s * t0 + np.arange(n * s), w, s * _window_norm(window_samples(self.window, n), self.norm)
+
     def _build(self, i, level):
         k = self.octave_bin_indices(i)
         lvl = self.levels[i]
         s = 2 ** (lvl - level)
-        rate = self.sr / 2 ** lvl
         f = self.freqs[k]
-        L_disc = self.Q * rate / f  # librosa's filter lengths at the rate it discretises octave i
-        t0 = np.floor(-L_disc / 2).astype(np.int64)
-        n = (np.floor(L_disc / 2) - t0).astype(np.int64)
-        dmax = int(np.max(-s * t0))
-        dmin = int(np.min(-s * t0 - s * n + 1))
-        K = np.zeros((len(k), dmax - dmin + 1), dtype=np.complex128)
         amp = np.sqrt(self.lengths[k]) if self.scale else self.lengths[k]
-        for b in range(len(k)):
-            nb = int(n[b])
-            w = window_samples(self.window, nb * s) if s > 1 else window_samples(self.window, nb)
-            # normalised at the discretisation rate; the stretched window has s times as many samples
-            nrm = s * _window_norm(window_samples(self.window, nb), self.norm)
-            d = -s * int(t0[b]) - np.arange(nb * s)
-            v = w / nrm * np.exp(-2j * np.pi * f[b] * d / (self.sr / 2 ** level)) * amp[b]
-            K[b, d - dmin] = v
+        # librosa's filter lengths at the rate it discretises octave i (exact: a division by a power of 2)
+        windows = [self._window(L, s) for L in self.lengths[k] / 2 ** lvl]
+        dmax = max(-int(t[0]) for t, _, _ in windows)
+        dmin = min(-int(t[-1]) for t, _, _ in windows)
+        K = np.zeros((len(k), dmax - dmin + 1), dtype=np.complex128)
+        for b, (t, w, nrm) in enumerate(windows):
+            d = -t
+            K[b, d - dmin] = w / nrm * np.exp(-2j * np.pi * f[b] * d / (self.sr / 2 ** level)) * amp[b]
+        t0 = np.array([t[0] for t, _, _ in windows], dtype=np.int64)
+        n = np.array([len(t) for t, _, _ in windows], dtype=np.int64)
         return K, dmin, t0, n
 
     def kernel_matrix(self, i: int, level: int):
@@ -234,8 +343,9 @@ class CQTKernels:
         return K, dmin
 
     def shared(self, i: int) -> bool:
-        """Whether octave i uses the shared top-octave kernels (decimated to its own rate)."""
-        return self.levels[i] == i
+        """Whether octave i uses the shared top-octave kernels (decimated to its own rate): the top octave, and
+        with gamma=0 every octave decimated i times (its kernels at rate sr/2^i are the top octave's)."""
+        return self.levels[i] == i and (i == 0 or self.gamma == 0)
 
     def octave_gain(self, i: int) -> float:
         """Factor (a float) applied to octave i (0 = top) when computed with the shared top-octave kernels
@@ -436,21 +546,20 @@ class CQT(nn.Module):
                  scale: bool = True, pad_mode: str = "constant", output: str = "complex",
                  trainable: bool = False, trainable_filter: bool = False,
                  downsample_filter: Optional[torch.Tensor] = None, *, tuning: float = 0.0,
-                 norm: Optional[float] = 1, dtype=None):
+                 norm: Optional[float] = 1, dtype=None, gamma: Optional[float] = 0.0, exact_lengths: bool = False):
         super().__init__()
         if output not in _OUTPUTS:
             raise ValueError(f"CQT: output must be one of {_OUTPUTS}, got {output!r}")
         if pad_mode not in ("constant", "reflect"):
             raise ValueError(f"CQT: pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
         for name, flag in (("scale", scale), ("trainable", trainable), ("trainable_filter", trainable_filter)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"CQT: {name} must be a bool, got {flag!r}")
+            _check_bool(name, flag)
         self.compute_dtype = _check_dtype(dtype)
         _check_int("hop_length", hop_length)
         if fmin is None:
             fmin = 32.70319566257483  # C1, librosa's default
         self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length,
-                              tuning, norm)
+                              tuning, norm, gamma, exact_lengths)
         self.sr, self.hop_length, self.n_bins, self.bins_per_octave = self.ker.sr, int(hop_length), \
             self.ker.n_bins, self.ker.bpo
         self.pad_mode, self.output = pad_mode, output
@@ -469,12 +578,12 @@ class CQT(nn.Module):
             for i, t in zip(self.own_octaves, own_w):
                 self.register_buffer(f"octave_kernels_{i}", t, persistent=False)
         if downsample_filter is None:
-            # flat to the top kernel's band edge after decimation, alias-free below it
-            edge = self.ker.cutoff / (self.sr / 2)  # fraction of Nyquist, same at every octave
+            # flat to the kernels' band edge after decimation, alias-free below it
+            edge = self.ker.rate_edge  # fraction of Nyquist (the same at every octave for a CQT)
             passband = max(DEFAULT_PASSBAND, edge / 2)
             if self.ker.n_decimations > 0 and passband >= 0.49:
-                raise ValueError(f"CQT: the top bin's band edge is at {edge:.3f} of Nyquist; octave decimation "
-                                 f"needs it below ~0.98; reduce n_bins or fmin")
+                raise ValueError(f"CQT: the kernels' band edge reaches {edge:.3f} of their octave's Nyquist "
+                                 f"frequency; octave decimation needs it below ~0.98; reduce n_bins or fmin")
             downsample_filter = halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
         if not isinstance(downsample_filter, torch.Tensor) or downsample_filter.dim() != 1 \
                 or downsample_filter.numel() % 2 == 0:
