@@ -26,7 +26,7 @@ from torch import nn
 from ..functional import octave_downsample
 from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter
 
-__all__ = ["CQT", "cqt_frequencies", "CQTKernels", "note_names"]
+__all__ = ["CQT", "VQT", "cqt_frequencies", "CQTKernels", "note_names"]
 
 _OUTPUTS = ("complex", "magnitude", "power")
 
@@ -222,7 +222,10 @@ class CQTKernels:
         alpha, Q, gammas: float64 [n_bins], librosa's alpha_k, Q_k and gamma_k (Hz).
         gamma, exact_lengths: the arguments (gamma None or a float).
         n_filters: min(bins_per_octave, n_bins), the kernels of one octave; n_octaves: ceil(n_bins / bpo).
-        levels: list of n_octaves ints, level(i); n_decimations: max(levels).
+        levels: list of n_octaves ints, level(i), where octave i's kernels are discretised (librosa's rate).
+        compute_levels: list of n_octaves ints <= levels, where the octave method computes octave i: levels
+            for gamma=0; for the VQT the deepest level at which the octave's kernels keep the top octave's
+            margin, in kernel bandwidths, below that rate's Nyquist frequency. n_decimations: max(compute_levels).
         t0, n: int64 [n_filters], each top-octave kernel's first sample time and number of samples.
         dmin, dmax, width: the offsets d the top-octave kernels cover (width = dmax - dmin + 1).
         cutoff: librosa's band edge check value in Hz: max_k f_k (1 + window bandwidth / (2 Q_k)) + gamma_k / 2.
@@ -237,7 +240,7 @@ class CQTKernels:
 
     Example:
         ker = CQTKernels(22050, 32.70319566257483, 84, 12, 1.0, "hann", True, 512, gamma=None)
-        ker.lengths[:2]  # [~2294, ~2209]: the ERB offset shortens the low bins (CQT: 11152, 10526)
+        ker.lengths[:2]  # [~1462, ~1451]: the ERB offset shortens the low bins (CQT: ~11686, ~11030)
     """
 
     def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None,
@@ -287,10 +290,22 @@ class CQTKernels:
                 f"Nyquist frequency {sr / 2:.1f} Hz; reduce n_bins or fmin (or raise sr)")
         twos = self.n_octaves if hop_length is None else _two_factors(hop_length)
         self.levels = [min(i, twos) for i in range(self.n_octaves)]
-        self.n_decimations = max(self.levels)
+        # The octave method computes octave i at rate sr/2^compute_levels[i], the deepest level <= levels[i] where
+        # its kernels keep the top octave's margin between their centre and the rate's Nyquist frequency, counted
+        # in kernel bandwidths (sr / L_k): what bounds their spectra's reach past the decimator's passband. With
+        # gamma=0 that is levels[i] (the same margins). The VQT's low kernels are relatively short: at librosa's
+        # rate the shortest would have ~20 samples (ERB, 12 per octave) and err by ~1e-3.
+        def margin(i, lvl):
+            k = self.octave_bin_indices(i)
+            return float(np.min((sr / 2 ** (lvl + 1) - self.freqs[k]) * self.lengths[k] / sr))
+
+        self.compute_levels = [max(lvl for lvl in range(self.levels[i] + 1)
+                                   if lvl == 0 or margin(i, lvl) >= margin(0, 0) * (1 - 1e-9))
+                               for i in range(self.n_octaves)]
+        self.n_decimations = max(self.compute_levels)
         edges = self.freqs + 0.5 * bandwidth * sr / self.lengths
-        self.rate_edge = max(float(np.max(edges[self.octave_bin_indices(i)])) * 2 ** self.levels[i] / (sr / 2)
-                             for i in range(self.n_octaves))
+        self.rate_edge = max(float(np.max(edges[self.octave_bin_indices(i)])) * 2 ** self.compute_levels[i] /
+                             (sr / 2) for i in range(self.n_octaves))
         K, self.dmin, self.t0, self.n = self._build(0, 0)
         self.width = K.shape[1]
         self.dmax = self.dmin + self.width - 1
@@ -335,7 +350,8 @@ class CQTKernels:
         return K, dmin, t0, n
 
     def kernel_matrix(self, i: int, level: int):
-        """(K complex128 [nb, width], dmin): octave i's kernels applied at rate sr/2^level (level <= levels[i]);
+        """(K complex128 [nb, width], dmin): octave i's kernels applied at rate sr/2^level (level <= levels[i]),
+        sampled 2^(levels[i] - level) times as densely as where they are discretised;
         K[b, d - dmin] weighs x_level[t*hop/2^level + d]; no further gain applies."""
         if level > self.levels[i]:
             raise ValueError(f"CQTKernels: octave {i} is discretised at level {self.levels[i]}, not above")
@@ -345,7 +361,7 @@ class CQTKernels:
     def shared(self, i: int) -> bool:
         """Whether octave i uses the shared top-octave kernels (decimated to its own rate): the top octave, and
         with gamma=0 every octave decimated i times (its kernels at rate sr/2^i are the top octave's)."""
-        return self.levels[i] == i and (i == 0 or self.gamma == 0)
+        return self.compute_levels[i] == i and (i == 0 or self.gamma == 0)
 
     def octave_gain(self, i: int) -> float:
         """Factor (a float) applied to octave i (0 = top) when computed with the shared top-octave kernels
@@ -423,7 +439,7 @@ def reflect_margins(ker: CQTKernels, own_dmin: dict, taps: int, hop: int):
     reach = (taps + 1) // 2
     left = right = 0
     for i in range(ker.n_octaves):
-        lvl = ker.levels[i]
+        lvl = ker.compute_levels[i]
         dmin, dmax = (ker.dmin, ker.dmax) if ker.shared(i) else own_dmin[i]
         left = max(left, (2 ** lvl) * (max(0, -dmin) + reach))
         right = max(right, (2 ** lvl) * (max(0, dmax) + reach) + hop)
@@ -455,7 +471,7 @@ def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate
     sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
     outs = []
     for i in range(ker.n_octaves):
-        lvl = ker.levels[i]
+        lvl = ker.compute_levels[i]
         off = (Z + P) >> lvl
         if ker.shared(i):
             first, nb = ker.octave_bins(i)
@@ -491,6 +507,8 @@ def _check_dtype(dtype):
 class CQT(nn.Module):
     """Constant-Q transform (librosa.cqt conventions), computed octave by octave with shared kernels.
 
+    gamma != 0 gives the variable-Q transform (see VQT, whose default is librosa.vqt's gamma=None).
+
     Input [T], [B, T] or [B, C, T] (float32/float64); output [..., n_bins, 1 + T // hop_length],
     complex, magnitude (with a gradient-safe sqrt) or power. The signal is decimated by 2
     (`octave_downsample`) between octaves while the hop stays even, as librosa does; octaves below that
@@ -522,6 +540,21 @@ class CQT(nn.Module):
         dtype: (keyword) None (complex of x's dtype, as librosa) or complex64 / complex128 (torch or numpy;
             float32 / float64 name the same precision): x is computed in that precision; output="complex"
             returns that complex dtype, "magnitude" / "power" its real dtype.
+        gamma: (keyword) bandwidth offset in Hz, >= 0, as librosa.vqt's (0.0, the default: the CQT; None: the
+            ERB-based VQT). With gamma != 0 every decimated octave has its own kernels (see VQT).
+        exact_lengths: (keyword) False (the default, librosa's): each octave's windows have whole numbers of
+            samples at the rate where the octave is discretised, n = floor(L/2) - floor(-L/2) for a length L
+            there, the same shapes at every octave. True: every bin's kernel is its continuous window, exactly
+            L_k / sr seconds long and centred, sampled at its octave's rate (see CQTKernels); it needs a
+            cosine-sum window (hann, hamming, blackman, ...; others raise ValueError naming window), and
+            `norm` then takes the continuous window's p-norm (the limit of the sampled window's: for norm=1
+            a unit cosine at f_k reads 0.5 sqrt(L_k) at every octave). The two differ by the rounding of the
+            lengths: max|dC| / max|C| ~1e-2 (12 or 36 bins per octave, hann, 22050 Hz, every octave alike),
+            ~8e-3 (24 per octave), up to ~8e-2 in the VQT's lowest octave (ERB, 12 per octave). With gamma=0
+            the exact kernels of the decimated octaves are still the top octave's, shared. Windows with
+            jumps at their ends (hamming, boxcar) have spectra reaching past the decimator's passband: the
+            octave method is then ~1e-2 away from the full-rate cqt_definition(exact_lengths=True), against
+            <= 1e-4 for hann or blackman.
 
     Forward: x [T], [B, T] or [B, C, T], float32 or float64, on the module's device -> [n_bins, F],
     [B, n_bins, F] or [B, C, n_bins, F] with F = 1 + T // hop_length; complex64 / complex128 for
@@ -531,14 +564,16 @@ class CQT(nn.Module):
 
     Raises:
         TypeError: (construction) a parameter of the wrong type, named (n_bins=None, hop_length=2.5,
-            tuning=None, norm="l1", dtype="x", ...); (forward) x is not a floating-point tensor.
-        ValueError: (construction) a bad output, pad_mode, norm or window, n_bins, bins_per_octave or
-            hop_length < 1, sr, fmin or filter_scale <= 0, the top bin's band edge above Nyquist (or too
-            close to it to decimate); (forward) x not [T], [B, T] or [B, C, T], or empty with
-            pad_mode="reflect".
+            tuning=None, norm="l1", dtype="x", gamma="erb", exact_lengths=1, ...); (forward) x is not a
+            floating-point tensor.
+        ValueError: (construction) a bad output, pad_mode, norm or window (or a window that is not a cosine
+            sum with exact_lengths=True), n_bins, bins_per_octave or hop_length < 1, sr, fmin or filter_scale
+            <= 0, gamma < 0, the top bin's band edge above Nyquist (or too close to it to decimate);
+            (forward) x not [T], [B, T] or [B, C, T], or empty with pad_mode="reflect".
 
     Example:
         C = dense_conv.CQT(output="magnitude")(torch.randn(4, 22050))  # [4, 288, 44]
+        E = dense_conv.CQT(exact_lengths=True)(torch.randn(22050))  # [288, 44], exact per-bin lengths
     """
 
     def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: Optional[float] = 32.70319566257483,
@@ -564,7 +599,7 @@ class CQT(nn.Module):
             self.ker.n_bins, self.ker.bpo
         self.pad_mode, self.output = pad_mode, output
         w = self.ker.real_weight(torch.float32)
-        own = {i: self.ker.kernel_matrix(i, self.ker.levels[i]) for i in range(self.ker.n_octaves)
+        own = {i: self.ker.kernel_matrix(i, self.ker.compute_levels[i]) for i in range(self.ker.n_octaves)
                if not self.ker.shared(i)}
         self.own_octaves = sorted(own)
         self.own_dmin = {i: (own[i][1], own[i][1] + own[i][0].shape[1] - 1) for i in own}
@@ -637,3 +672,38 @@ class CQT(nn.Module):
         filt = self.downsample_filter.to(x.dtype)
         c = _octave_cqt(xr, weight, own, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
         return c.reshape(*lead, *c.shape[1:])
+
+
+class VQT(CQT):
+    """Variable-Q transform (librosa.vqt conventions): the CQT with bin k's bandwidth widened by gamma_k Hz.
+
+    Bin k's filter is L_k = Q_k sr / (f_k + gamma_k / alpha_k) samples long (librosa's alpha_k and Q_k = filter_scale
+    / alpha_k; see CQTKernels), so the low bins get shorter, wider filters than the CQT's. The lengths no longer
+    halve from octave to octave, so every decimated octave has its own kernels at its rate (trainable=True:
+    `kernels` for the top octave and `octave_kernels` for the others, all parameters).
+
+    Args:
+        gamma: (keyword) bandwidth offset in Hz, >= 0 (0: the CQT), or None (the default, librosa's): gamma_k =
+            24.7 alpha_k / 0.108, bandwidths a constant fraction of the equivalent rectangular bandwidth
+            (ERB(f) = 24.7 + 0.108 f Hz).
+        the others: as CQT (exact_lengths=True included).
+
+    Forward: x [T], [B, T] or [B, C, T], float32 or float64 -> [..., n_bins, 1 + T // hop_length], dtypes as CQT.
+
+    Raises:
+        TypeError: as CQT, and gamma neither None nor a number (gamma="erb", gamma=True).
+        ValueError: as CQT, and gamma < 0 or not finite; the band edge check includes gamma_k / 2, as librosa's.
+
+    Example:
+        V = dense_conv.VQT(n_bins=84, bins_per_octave=12)(torch.randn(22050))  # [84, 44], complex64
+    """
+
+    def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: Optional[float] = 32.70319566257483,
+                 n_bins: int = 288, bins_per_octave: int = 36, filter_scale: float = 1.0, window="hann",
+                 scale: bool = True, pad_mode: str = "constant", output: str = "complex",
+                 trainable: bool = False, trainable_filter: bool = False,
+                 downsample_filter: Optional[torch.Tensor] = None, *, gamma: Optional[float] = None,
+                 tuning: float = 0.0, norm: Optional[float] = 1, dtype=None, exact_lengths: bool = False):
+        super().__init__(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode,
+                         output, trainable, trainable_filter, downsample_filter, tuning=tuning, norm=norm,
+                         dtype=dtype, gamma=gamma, exact_lengths=exact_lengths)
