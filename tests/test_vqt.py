@@ -270,9 +270,9 @@ def test_exact_lengths_against_definition_every_frame(case):
 
 def test_exact_lengths_norm_is_the_continuous_windows():
     """norm=1 with exact lengths divides by the continuous window's integral: every kernel's samples sum to
-    its gain sqrt(L_k) (times |window| / norm = 1) at the full rate and where it is computed, and a unit cosine at f_k reads 0.5 sqrt(L_k)
-    at every octave of the CQT (the VQT's low kernels are too short for the cosine's negative frequency to be
-    negligible)."""
+    its gain sqrt(L_k) (times |window| / norm = 1) at the full rate and where it is computed, and a unit cosine
+    at f_k reads 0.5 sqrt(L_k) at every octave of the CQT (the VQT's low kernels are too short for the cosine's
+    negative frequency to be negligible)."""
     kw = dict(sr=SR, hop_length=HOP, fmin=FMIN, n_bins=84, bins_per_octave=12, exact_lengths=True)
     for gamma in (0.0, None):
         ker = dc.VQT(**kw, gamma=gamma).ker
@@ -326,7 +326,8 @@ def test_exact_lengths_windows():
 
 # ---------------------------------------------------------------- gradients
 
-@pytest.mark.parametrize("kw", [dict(gamma=5.0), dict(gamma=None, exact_lengths=True), dict(gamma=0.0, exact_lengths=True)])
+@pytest.mark.parametrize("kw", [dict(gamma=5.0), dict(gamma=None, exact_lengths=True),
+                                dict(gamma=0.0, exact_lengths=True)])
 def test_gradcheck_trainable(kw):
     """Trainable VQT / exact kernels (own octave kernels included) and decimation filter, float64 gradcheck."""
     m = dc.VQT(sr=8000, hop_length=16, fmin=300.0, n_bins=36, bins_per_octave=12, output="magnitude",

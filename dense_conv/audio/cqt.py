@@ -1,16 +1,21 @@
-"""Constant-Q transform computed octave by octave, trainable, following librosa >= 0.10 (`librosa.cqt`).
+"""Constant-Q and variable-Q transforms computed octave by octave, trainable, following librosa >= 0.10
+(`librosa.cqt`, `librosa.vqt`).
 
-Conventions (librosa's): f_k = fmin * 2^(k/B); alpha = (r^2-1)/(r^2+1), r = 2^(1/B); Q = filter_scale/alpha;
-L_k = Q*sr/f_k; kernel k = window of n_k = floor(L_k/2) - floor(-L_k/2) samples (periodic, scipy's
-get_window) times exp(2 pi i f_k t / sr), t = floor(-L_k/2) ... , L1-normalised; frames centred on
-t*hop, 1 + T // hop of them; C[k, t] = L_k * sum_d x[t*hop + d] * conj-free kernel(-d), divided by
-sqrt(L_k) when scale=True (a unit cosine at f_k reads 0.5*sqrt(L_k)); zero padding ('constant').
+Conventions (librosa's): f_k = fmin * 2^(k/B); alpha_k = (r^2-1)/(r^2+1), r = 2^(1/B) (librosa's relative
+bandwidth); Q_k = filter_scale/alpha_k; L_k = Q_k*sr/(f_k + gamma_k/alpha_k) (gamma = 0: the CQT, L_k =
+Q*sr/f_k; gamma=None: librosa's ERB-based gamma_k = 24.7 alpha_k / 0.108); kernel k = window of
+n_k = floor(L_k/2) - floor(-L_k/2) samples (periodic, scipy's get_window) times exp(2 pi i f_k t / sr),
+t = floor(-L_k/2) ... , L1-normalised; frames centred on t*hop, 1 + T // hop of them; C[k, t] = L_k *
+sum_d x[t*hop + d] * conj-free kernel(-d), divided by sqrt(L_k) when scale=True (a unit cosine at f_k
+reads 0.5*sqrt(L_k)); zero padding ('constant'). exact_lengths=True replaces the n_k-sample window by
+the continuous window of exactly L_k samples (see CQTKernels).
 
 The octave method (the user's "iterative" CQT, and librosa's): the top octave of kernels is applied
 at the full rate; the signal is low-passed and decimated by 2 (`octave_downsample`, a zero-phase
 half-band FIR) and the *same* kernels give the next octave down, and so on. At octave i (0 = top)
 the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same continuous window and
-exponential stretched by 2^i.
+exponential stretched by 2^i. The VQT's lengths do not halve from octave to octave: each octave has
+its own kernels, designed at the rate it is computed at.
 
 References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
 kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
@@ -640,10 +645,13 @@ class CQT(nn.Module):
         return self.ker.freqs
 
     def extra_repr(self):
-        """The text inside CQT(...) when the module is printed: sr, hop_length, n_bins, ..., filter_taps."""
+        """The text inside CQT(...) when the module is printed: sr, hop_length, n_bins, ..., filter_taps (and gamma,
+        exact_lengths when not the CQT's defaults)."""
         return (f"sr={self.sr:g}, hop_length={self.hop_length}, n_bins={self.n_bins}, "
                 f"bins_per_octave={self.bins_per_octave}, output={self.output!r}, "
-                f"filter_taps={self.downsample_filter.numel()}")
+                f"filter_taps={self.downsample_filter.numel()}"
+                + (f", gamma={self.ker.gamma}" if self.ker.gamma != 0 else "")
+                + (", exact_lengths=True" if self.ker.exact_lengths else ""))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [T], [B, T] or [B, C, T] (float32/float64) -> [..., n_bins, 1 + T // hop_length]; see the class.

@@ -42,9 +42,10 @@ def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.7031956625
     Arguments as dense_conv.CQT (any hop_length >= 1; it chooses the rate each octave's kernels are
     discretised at, as in the octave method); gamma (default 0.0: the CQT; None: the ERB-based VQT) as
     dense_conv.VQT. exact_lengths=True: every bin's kernel is its continuous window, exactly L_k samples long,
-    sampled at the full rate (see CQTKernels), independently of any octave's rate but for the norm's length. pad_mode "constant" (zeros) or "reflect" (of the full-rate
-    signal). x [T], [B, T] or [B, C, T], floating point, is computed in float64 -> [..., n_bins,
-    1 + T // hop_length] on x's device: complex128 for output="complex", float64 for "magnitude" / "power".
+    sampled at the full rate (see CQTKernels), independently of any octave's rate but for the norm's length.
+    pad_mode "constant" (zeros) or "reflect" (of the full-rate signal). x [T], [B, T] or [B, C, T], floating
+    point, is computed in float64 -> [..., n_bins, 1 + T // hop_length] on x's device: complex128 for
+    output="complex", float64 for "magnitude" / "power".
 
     Raises:
         TypeError: x is not a floating-point tensor; a parameter of the wrong type (as CQTKernels).
