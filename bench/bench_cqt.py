@@ -1,9 +1,11 @@
-"""CQT benchmark: dense_conv.CQT against librosa.cqt and nnAudio CQT2010v2 (optional dependencies).
+"""CQT benchmark: dense_conv.CQT against librosa.cqt and nnAudio CQT2010v2, dense_conv.VQT against librosa.vqt
+(optional dependencies).
 
     python bench/bench_cqt.py [--quick]
 
 Cases (22050 Hz, 288 bins C1..B8, 36 per octave, hop 512): 60 s forward; 60 s trainable
-forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward. Timed with
+forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward; the VQT (gamma=None,
+librosa's ERB default, same bins) 60 s forward. Timed with
 bench/timing.py, as bench.py is. `run()` returns rows (dicts) and Measurements for the main benchmark;
 missing librosa/nnAudio give rows with time None and a note.
 """
@@ -22,11 +24,12 @@ from timing import FORWARD, FORWARD_BACKWARD, measure, print_compare  # noqa: E4
 
 SR, HOP, NBINS, BPO = 22050, 512, 288, 36
 FMIN = 32.70319566257483
-# case -> (the audio, i.e. the shape of the torch.utils.benchmark label; the direction)
+# case -> (the torch.utils.benchmark label: the transform and the audio; the direction)
 CASES = {
-    "60 s forward": ("60 s", FORWARD),
-    "60 s trainable fwd+bwd": ("60 s", FORWARD_BACKWARD),
-    "16 x 5 s forward": ("16 x 5 s", FORWARD),
+    "60 s forward": ("CQT 60 s", FORWARD),
+    "60 s trainable fwd+bwd": ("CQT 60 s", FORWARD_BACKWARD),
+    "16 x 5 s forward": ("CQT 16 x 5 s", FORWARD),
+    "VQT 60 s forward": ("VQT 60 s", FORWARD),
 }
 
 
@@ -60,14 +63,14 @@ def run(quick=False, device="cpu"):
         if fn is None:
             rows.append(dict(name=name, case=case, seconds=None, note=note))
             return
-        audio, direction = CASES[case]
-        m = measure(fn, label=f"CQT {audio}", sub_label=name, description=direction, env=device,
-                    min_run_time=mrt)
+        label, direction = CASES[case]
+        m = measure(fn, label=label, sub_label=name, description=direction, env=device, min_run_time=mrt)
         ms.append(m)
         rows.append(dict(name=name, case=case, seconds=m.median, note=note))
 
     ours = dense_conv.CQT(SR, HOP, FMIN, NBINS, BPO).to(device)
     ours_t = dense_conv.CQT(SR, HOP, FMIN, NBINS, BPO, output="magnitude", trainable=True).to(device)
+    ours_v = dense_conv.VQT(SR, HOP, FMIN, NBINS, BPO).to(device)
 
     def ours_fb(x=x60):
         ours_t.zero_grad(set_to_none=True)
@@ -76,17 +79,21 @@ def run(quick=False, device="cpu"):
     with torch.no_grad():
         add("dense_conv.CQT", "60 s forward", lambda: ours(x60))
         add("dense_conv.CQT", "16 x 5 s forward", lambda: ours(xb))
+        add("dense_conv.VQT", "VQT 60 s forward", lambda: ours_v(x60))
     add("dense_conv.CQT", "60 s trainable fwd+bwd", ours_fb)
 
     librosa = _librosa()
     if librosa is None:
         add("librosa.cqt", "60 s forward", None, "librosa not installed (pip install librosa)")
+        add("librosa.vqt", "VQT 60 s forward", None, "librosa not installed (pip install librosa)")
     else:
         y60, yb = x60.cpu().numpy(), xb.cpu().numpy()
         kw = dict(sr=SR, hop_length=HOP, fmin=FMIN, n_bins=NBINS, bins_per_octave=BPO)
         librosa.cqt(y60[: SR], **kw)  # warm the filter cache
         add("librosa.cqt", "60 s forward", lambda: librosa.cqt(y60, **kw), f"librosa {librosa.__version__}, CPU")
         add("librosa.cqt", "16 x 5 s forward", lambda: librosa.cqt(yb, **kw), "CPU")
+        librosa.vqt(y60[: SR], **kw)
+        add("librosa.vqt", "VQT 60 s forward", lambda: librosa.vqt(y60, **kw), f"librosa {librosa.__version__}, CPU")
 
     CQT2010v2 = _nnaudio()
     if CQT2010v2 is None:
@@ -109,13 +116,16 @@ def run(quick=False, device="cpu"):
             add("nnAudio CQT2010v2", "16 x 5 s forward", lambda: nn_f(xb))
         add("nnAudio CQT2010v2", "60 s trainable fwd+bwd", nn_fb)
 
-    # speed-ups against the targets of the issue (forward >= 5x librosa, >= 30x nnAudio; fwd+bwd >= 15x nnAudio)
+    # speed-ups against the targets of the issues (forward >= 5x librosa, >= 30x nnAudio; fwd+bwd >= 15x nnAudio;
+    # VQT >= 5x librosa.vqt)
     t = {(r["name"], r["case"]): r["seconds"] for r in rows}
     for other, case, target in (("librosa.cqt", "60 s forward", 5), ("nnAudio CQT2010v2", "60 s forward", 30),
                                 ("nnAudio CQT2010v2", "60 s trainable fwd+bwd", 15),
                                 ("librosa.cqt", "16 x 5 s forward", None),
-                                ("nnAudio CQT2010v2", "16 x 5 s forward", None)):
-        a, b = t.get(("dense_conv.CQT", case)), t.get((other, case))
+                                ("nnAudio CQT2010v2", "16 x 5 s forward", None),
+                                ("librosa.vqt", "VQT 60 s forward", 5)):
+        ours = "dense_conv.VQT" if other == "librosa.vqt" else "dense_conv.CQT"
+        a, b = t.get((ours, case)), t.get((other, case))
         if a and b:
             r = b / a
             tgt = f", target >= {target}x: {'met' if r >= target else 'MISSED'}" if target else ""

@@ -1,16 +1,21 @@
-"""Constant-Q transform computed octave by octave, trainable, following librosa >= 0.10 (`librosa.cqt`).
+"""Constant-Q and variable-Q transforms computed octave by octave, trainable, following librosa >= 0.10
+(`librosa.cqt`, `librosa.vqt`).
 
-Conventions (librosa's): f_k = fmin * 2^(k/B); alpha = (r^2-1)/(r^2+1), r = 2^(1/B); Q = filter_scale/alpha;
-L_k = Q*sr/f_k; kernel k = window of n_k = floor(L_k/2) - floor(-L_k/2) samples (periodic, scipy's
-get_window) times exp(2 pi i f_k t / sr), t = floor(-L_k/2) ... , L1-normalised; frames centred on
-t*hop, 1 + T // hop of them; C[k, t] = L_k * sum_d x[t*hop + d] * conj-free kernel(-d), divided by
-sqrt(L_k) when scale=True (a unit cosine at f_k reads 0.5*sqrt(L_k)); zero padding ('constant').
+Conventions (librosa's): f_k = fmin * 2^(k/B); alpha_k = (r^2-1)/(r^2+1), r = 2^(1/B) (librosa's relative
+bandwidth); Q_k = filter_scale/alpha_k; L_k = Q_k*sr/(f_k + gamma_k/alpha_k) (gamma = 0: the CQT, L_k =
+Q*sr/f_k; gamma=None: librosa's ERB-based gamma_k = 24.7 alpha_k / 0.108); kernel k = window of
+n_k = floor(L_k/2) - floor(-L_k/2) samples (periodic, scipy's get_window) times exp(2 pi i f_k t / sr),
+t = floor(-L_k/2) ... , L1-normalised; frames centred on t*hop, 1 + T // hop of them; C[k, t] = L_k *
+sum_d x[t*hop + d] * conj-free kernel(-d), divided by sqrt(L_k) when scale=True (a unit cosine at f_k
+reads 0.5*sqrt(L_k)); zero padding ('constant'). exact_lengths=True replaces the n_k-sample window by
+the continuous window of exactly L_k samples (see CQTKernels).
 
 The octave method (the user's "iterative" CQT, and librosa's): the top octave of kernels is applied
 at the full rate; the signal is low-passed and decimated by 2 (`octave_downsample`, a zero-phase
 half-band FIR) and the *same* kernels give the next octave down, and so on. At octave i (0 = top)
 the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same continuous window and
-exponential stretched by 2^i.
+exponential stretched by 2^i. The VQT's lengths do not halve from octave to octave: each octave has
+its own kernels, designed at the rate it is computed at.
 
 References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
 kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
@@ -26,7 +31,7 @@ from torch import nn
 from ..functional import octave_downsample
 from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter
 
-__all__ = ["CQT", "cqt_frequencies", "CQTKernels", "note_names"]
+__all__ = ["CQT", "VQT", "cqt_frequencies", "CQTKernels", "note_names"]
 
 _OUTPUTS = ("complex", "magnitude", "power")
 
@@ -76,6 +81,62 @@ def _hashable(window):
     return tuple(window) if isinstance(window, list) else window
 
 
+@functools.lru_cache(maxsize=16)
+def _cosine_sum(window):
+    """Coefficients b [m] with window(u) = sum_m b[m] cos(2 pi m u), u in [0, 1] (the continuous form of scipy's
+    periodic window), or None when the window is not a cosine sum (kaiser, tukey, triang, ...)."""
+    M = 128
+    spectrum = np.fft.rfft(window_samples(window, M)) / M
+    b = np.concatenate([spectrum.real[:1], 2 * spectrum.real[1:M // 4]])
+    if np.abs(spectrum[M // 4:]).max() > 1e-12 or np.abs(spectrum.imag).max() > 1e-12:
+        return None
+    # the same coefficients must give the window at another (odd) length
+    n = 101
+    if np.abs(_cosine_sum_at(b, np.arange(n) / n) - window_samples(window, n)).max() > 1e-12:
+        return None
+    return b[:np.flatnonzero(np.abs(b) > 1e-15).max() + 1]
+
+
+def _cosine_sum_at(b, u):
+    return np.cos(2 * np.pi * np.multiply.outer(u, np.arange(len(b)))) @ b
+
+
+@functools.lru_cache(maxsize=16)
+def _continuous_magnitude(window) -> np.ndarray:
+    # |w(u)| on a grid of 4096 points of [0, 1): means of its powers are exact for cosine sums of degree < 4096
+    return np.abs(_cosine_sum_at(_cosine_sum(window), np.arange(4096) / 4096))
+
+
+def _continuous_norm(window, norm, length: float) -> float:
+    """The p-norm of the continuous window stretched over `length` samples, as the limit of _window_norm of its
+    samples: length^(1/p) * (mean |w|^p)^(1/p), max|w| (inf), min|w| (-inf), length (0), 1 (None)."""
+    if norm is None:
+        return 1.0
+    if norm == 0:
+        return float(length)
+    mag = _continuous_magnitude(window)
+    if norm == np.inf:
+        return float(mag.max())
+    if norm == -np.inf:
+        value = float(mag.min())
+        return value if value >= np.finfo(np.float64).tiny else 1.0  # as _window_norm: a zero leaves it as is
+    return float((length * np.mean(mag ** norm)) ** (1.0 / norm))
+
+
+def _relative_bandwidth(freqs: np.ndarray, bpo: int) -> np.ndarray:
+    """librosa's alpha per bin, (2^(2/b) - 1) / (2^(2/b) + 1), b the local bins per octave (centred log2
+    differences, one-sided at the ends; bpo itself for a single bin)."""
+    if len(freqs) == 1:
+        local = np.array([float(bpo)])
+    else:
+        logf = np.log2(freqs)
+        local = np.empty_like(freqs)
+        local[0], local[-1] = 1 / (logf[1] - logf[0]), 1 / (logf[-1] - logf[-2])
+        local[1:-1] = 2 / (logf[2:] - logf[:-2])
+    r2 = 2.0 ** (2 / local)
+    return (r2 - 1) / (r2 + 1)
+
+
 def _two_factors(n: int) -> int:
     """How many times n > 0 divides by 2."""
     return (n & -n).bit_length() - 1
@@ -114,6 +175,11 @@ def _check_int(name, value, minimum=1):
     return int(value)
 
 
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"CQT: {name} must be a bool, got {value!r}")
+
+
 def _check_norm(norm):
     if norm is None:
         return None
@@ -125,37 +191,65 @@ def _check_norm(norm):
 
 
 class CQTKernels:
-    """Kernel sets and octave layout of a CQT (float64 numpy, computed once); used by CQT and cqt_definition.
+    """Kernel sets and octave layout of a CQT / VQT (float64 numpy, computed once); used by CQT and cqt_definition.
 
     Arguments as CQT's (sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length, tuning,
-    norm; hop_length=None: every octave at its own rate). The bins are those of
-    librosa.cqt(tuning=tuning, norm=norm): fmin is raised by tuning bins, each filter is normalised to unit
-    `norm` (librosa.util.normalize's p-norm of its window) at the rate where librosa discretises it.
+    norm, gamma, exact_lengths; hop_length=None: every octave at its own rate). The bins are those of
+    librosa.vqt(tuning=tuning, norm=norm, gamma=gamma) (librosa.cqt for gamma=0): fmin is raised by tuning
+    bins; bin k has librosa's relative bandwidth alpha_k, Q_k = filter_scale / alpha_k, bandwidth offset
+    gamma_k (gamma, or 24.7 alpha_k / 0.108 Hz for gamma=None: bandwidths a fixed fraction of the ERB) and
+    length L_k = Q_k sr / (f_k + gamma_k / alpha_k) samples.
 
     Octave i (0 = top) is discretised, as librosa does, at rate sr/2^level(i), level(i) = min(i, number of
     factors of 2 in hop_length): the signal is decimated while the hop stays even, the remaining octaves
-    get their own kernels at the last rate. `kernel_matrix(i, level)` gives octave i's kernels at any
-    rate sr/2^level, level <= level(i), its window stretched by 2^(level(i) - level) (at level 0: the
-    full-rate "definition" kernels).
+    get their own kernels at the last rate. With gamma=0 the lengths halve from octave to octave and the
+    decimated octaves share the top octave's kernels; with gamma != 0 every octave has its own kernels, at
+    its rate. `kernel_matrix(i, level)` gives octave i's kernels at any rate sr/2^level, level <= level(i),
+    the continuous kernel sampled 2^(level(i) - level) times as densely (at level 0: the full-rate
+    "definition" kernels).
+
+    Kernel of bin k at its discretisation rate, L = L_k / 2^level(i) samples long there:
+        exact_lengths=False (librosa's): the periodic window of n = floor(L/2) - floor(-L/2) samples (scipy's
+            get_window) from t = floor(-L/2), times exp(2 pi i f_k t / rate), divided by the p-norm of those
+            window samples (librosa.util.normalize).
+        exact_lengths=True: the continuous window w(u), u = t / L + 1/2 in [0, 1], i.e. exactly L_k / sr
+            seconds long and centred on t = 0, at every integer t with |t| <= L/2, times the same
+            exponential, divided by the window's continuous norm over L samples, the limit of the sampled
+            p-norm: L^(1/p) (int_0^1 |w|^p du)^(1/p) (max|w| for inf, min|w| for -inf, L for 0), so that the
+            normalisation does not depend on where the samples fall. It needs a cosine-sum window (hann,
+            hamming, blackman, nuttall, blackmanharris, flattop, ('general_cosine', a), ...).
+    Both are scaled by sqrt(L_k) (scale=True) or L_k (scale=False).
 
     Attributes:
         kernels: complex128 [n_filters, width], kernels[k', d - dmin] is the weight of x[t*hop + d] in the
-            top octave; scaled by sqrt(L) (scale=True) or L (scale=False).
+            top octave.
         freqs, lengths: float64 [n_bins], every bin's centre frequency (Hz) and full-rate filter length L_k.
+        alpha, Q, gammas: float64 [n_bins], librosa's alpha_k, Q_k and gamma_k (Hz).
+        gamma, exact_lengths: the arguments (gamma None or a float).
         n_filters: min(bins_per_octave, n_bins), the kernels of one octave; n_octaves: ceil(n_bins / bpo).
-        levels: list of n_octaves ints, level(i); n_decimations: max(levels).
-        t0, n: int64 [n_filters], each top-octave kernel's time origin and window length.
+        levels: list of n_octaves ints, level(i), where octave i's kernels are discretised (librosa's rate).
+        compute_levels: list of n_octaves ints <= levels, where the octave method computes octave i: levels
+            for gamma=0; for the VQT the deepest level at which the octave's kernels keep the top octave's
+            margin, in kernel bandwidths, below that rate's Nyquist frequency. n_decimations: max(compute_levels).
+        t0, n: int64 [n_filters], each top-octave kernel's first sample time and number of samples.
         dmin, dmax, width: the offsets d the top-octave kernels cover (width = dmax - dmin + 1).
-        alpha, Q, cutoff: librosa's alpha and Q, and the top bin's band edge in Hz.
+        cutoff: librosa's band edge check value in Hz: max_k f_k (1 + window bandwidth / (2 Q_k)) + gamma_k / 2.
+        rate_edge: the highest band edge (f_k + half the window's noise bandwidth sr / L_k) of any bin, as a
+            fraction of the Nyquist frequency of the rate its octave is computed at (what the decimator passes).
 
     Raises:
-        TypeError: a parameter of the wrong type (n_bins=None, tuning=None, ...), naming it.
-        ValueError: n_bins, bins_per_octave or hop_length < 1, fmin, sr or filter_scale <= 0, a bad norm
-            or window, or the top bin's band edge above Nyquist.
+        TypeError: a parameter of the wrong type (n_bins=None, tuning=None, gamma="erb", ...), naming it.
+        ValueError: n_bins, bins_per_octave or hop_length < 1, fmin, sr or filter_scale <= 0, gamma < 0, a bad
+            norm or window (or a window that is not a cosine sum with exact_lengths=True), or the top bin's band
+            edge above Nyquist.
+
+    Example:
+        ker = CQTKernels(22050, 32.70319566257483, 84, 12, 1.0, "hann", True, 512, gamma=None)
+        ker.lengths[:2]  # [~1462, ~1451]: the ERB offset shortens the low bins (CQT: ~11686, ~11030)
     """
 
     def __init__(self, sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length=None,
-                 tuning=0.0, norm=1):
+                 tuning=0.0, norm=1, gamma=0.0, exact_lengths=False):
         sr = _check_number("sr", sr)
         fmin = _check_number("fmin", fmin)
         n_bins = _check_int("n_bins", n_bins)
@@ -168,29 +262,55 @@ class CQTKernels:
         self.norm = _check_norm(norm)
         if hop_length is not None:
             hop_length = _check_int("hop_length", hop_length)
+        if gamma is not None:
+            gamma = _check_number("gamma", gamma, positive=False)
+            if gamma < 0:
+                raise ValueError(f"CQT: gamma must be None (ERB-based) or a number >= 0 (Hz), got {gamma}")
+        _check_bool("exact_lengths", exact_lengths)
         try:
             window_samples(_hashable(window), 16)
         except (ValueError, TypeError, KeyError) as e:
             raise ValueError(f"CQT: window={window!r} is not a scipy.signal.get_window window: {e}") from None
+        if exact_lengths and _cosine_sum(_hashable(window)) is None:
+            raise ValueError(f"CQT: exact_lengths=True needs a cosine-sum window (hann, hamming, blackman, nuttall, "
+                             f"blackmanharris, flattop, ('general_cosine', a), ...) for its continuous form; "
+                             f"got window={window!r}")
         fmin = fmin * 2.0 ** (tuning / bins_per_octave)
         self.sr, self.fmin, self.n_bins, self.bpo, self.tuning = sr, fmin, n_bins, bins_per_octave, tuning
         self.filter_scale, self.window, self.scale = filter_scale, _hashable(window), bool(scale)
+        self.gamma, self.exact_lengths = gamma, bool(exact_lengths)
         self.n_octaves = int(math.ceil(self.n_bins / self.bpo))
         self.n_filters = min(self.bpo, self.n_bins)
         self.freqs = cqt_frequencies(self.n_bins, fmin, self.bpo)
-        r = 2.0 ** (1.0 / self.bpo)
-        self.alpha = (r * r - 1.0) / (r * r + 1.0)
+        self.alpha = _relative_bandwidth(self.freqs, self.bpo)
         self.Q = self.filter_scale / self.alpha
-        self.lengths = self.Q * sr / self.freqs
+        self.gammas = self.alpha * 24.7 / 0.108 if gamma is None else np.full(self.n_bins, gamma)
+        self.lengths = self.Q * sr / (self.freqs + self.gammas / self.alpha)
         # librosa's check: the highest kernel's band edge (centre + half its noise bandwidth) below Nyquist
-        self.cutoff = float(np.max(self.freqs * (1.0 + 0.5 * _window_bandwidth(self.window) / self.Q)))
+        bandwidth = _window_bandwidth(self.window)
+        self.cutoff = float(np.max(self.freqs * (1.0 + 0.5 * bandwidth / self.Q) + 0.5 * self.gammas))
         if self.cutoff > sr / 2:
             raise ValueError(
                 f"CQT: the top bin f={self.freqs[-1]:.1f} Hz has its band edge at {self.cutoff:.1f} Hz, above the "
                 f"Nyquist frequency {sr / 2:.1f} Hz; reduce n_bins or fmin (or raise sr)")
         twos = self.n_octaves if hop_length is None else _two_factors(hop_length)
         self.levels = [min(i, twos) for i in range(self.n_octaves)]
-        self.n_decimations = max(self.levels)
+        # The octave method computes octave i at rate sr/2^compute_levels[i], the deepest level <= levels[i] where
+        # its kernels keep the top octave's margin between their centre and the rate's Nyquist frequency, counted
+        # in kernel bandwidths (sr / L_k): what bounds their spectra's reach past the decimator's passband. With
+        # gamma=0 that is levels[i] (the same margins). The VQT's low kernels are relatively short: at librosa's
+        # rate the shortest would have ~20 samples (ERB, 12 per octave) and err by ~1e-3.
+        def margin(i, lvl):
+            k = self.octave_bin_indices(i)
+            return float(np.min((sr / 2 ** (lvl + 1) - self.freqs[k]) * self.lengths[k] / sr))
+
+        self.compute_levels = [max(lvl for lvl in range(self.levels[i] + 1)
+                                   if lvl == 0 or margin(i, lvl) >= margin(0, 0) * (1 - 1e-9))
+                               for i in range(self.n_octaves)]
+        self.n_decimations = max(self.compute_levels)
+        edges = self.freqs + 0.5 * bandwidth * sr / self.lengths
+        self.rate_edge = max(float(np.max(edges[self.octave_bin_indices(i)])) * 2 ** self.compute_levels[i] /
+                             (sr / 2) for i in range(self.n_octaves))
         K, self.dmin, self.t0, self.n = self._build(0, 0)
         self.width = K.shape[1]
         self.dmax = self.dmin + self.width - 1
@@ -202,31 +322,41 @@ class CQTKernels:
         top = self.n_bins - 1 - i * self.n_filters
         return np.arange(top - nb + 1, top + 1)
 
+    def _window(self, L: float, s: int):
+        """(t, w, norm) of one kernel L samples long at its discretisation rate, sampled s times as densely:
+        int64 sample times t (ascending, at the denser rate), float64 window values w [len(t)], and the divisor
+        (the norm at the discretisation rate, times s: s times as many samples sum to s times as much)."""
+        if self.exact_lengths:
+            t = np.arange(math.ceil(-L * s / 2), math.floor(L * s / 2) + 1)
+            w = _cosine_sum_at(_cosine_sum(self.window), t / (L * s) + 0.5)
+            return t, w, s * _continuous_norm(self.window, self.norm, L)
+        t0 = math.floor(-L / 2)
+        n = math.floor(L / 2) - t0
+        # for cosine-sum windows (hann, ...) the periodic window of n*s samples is the n-sample one stretched
+        w = window_samples(self.window, n * s)
+        return s * t0 + np.arange(n * s), w, s * _window_norm(window_samples(self.window, n), self.norm)
+
     def _build(self, i, level):
         k = self.octave_bin_indices(i)
         lvl = self.levels[i]
         s = 2 ** (lvl - level)
-        rate = self.sr / 2 ** lvl
         f = self.freqs[k]
-        L_disc = self.Q * rate / f  # librosa's filter lengths at the rate it discretises octave i
-        t0 = np.floor(-L_disc / 2).astype(np.int64)
-        n = (np.floor(L_disc / 2) - t0).astype(np.int64)
-        dmax = int(np.max(-s * t0))
-        dmin = int(np.min(-s * t0 - s * n + 1))
-        K = np.zeros((len(k), dmax - dmin + 1), dtype=np.complex128)
         amp = np.sqrt(self.lengths[k]) if self.scale else self.lengths[k]
-        for b in range(len(k)):
-            nb = int(n[b])
-            w = window_samples(self.window, nb * s) if s > 1 else window_samples(self.window, nb)
-            # normalised at the discretisation rate; the stretched window has s times as many samples
-            nrm = s * _window_norm(window_samples(self.window, nb), self.norm)
-            d = -s * int(t0[b]) - np.arange(nb * s)
-            v = w / nrm * np.exp(-2j * np.pi * f[b] * d / (self.sr / 2 ** level)) * amp[b]
-            K[b, d - dmin] = v
+        # librosa's filter lengths at the rate it discretises octave i (exact: a division by a power of 2)
+        windows = [self._window(L, s) for L in self.lengths[k] / 2 ** lvl]
+        dmax = max(-int(t[0]) for t, _, _ in windows)
+        dmin = min(-int(t[-1]) for t, _, _ in windows)
+        K = np.zeros((len(k), dmax - dmin + 1), dtype=np.complex128)
+        for b, (t, w, nrm) in enumerate(windows):
+            d = -t
+            K[b, d - dmin] = w / nrm * np.exp(-2j * np.pi * f[b] * d / (self.sr / 2 ** level)) * amp[b]
+        t0 = np.array([t[0] for t, _, _ in windows], dtype=np.int64)
+        n = np.array([len(t) for t, _, _ in windows], dtype=np.int64)
         return K, dmin, t0, n
 
     def kernel_matrix(self, i: int, level: int):
-        """(K complex128 [nb, width], dmin): octave i's kernels applied at rate sr/2^level (level <= levels[i]);
+        """(K complex128 [nb, width], dmin): octave i's kernels applied at rate sr/2^level (level <= levels[i]),
+        sampled 2^(levels[i] - level) times as densely as where they are discretised;
         K[b, d - dmin] weighs x_level[t*hop/2^level + d]; no further gain applies."""
         if level > self.levels[i]:
             raise ValueError(f"CQTKernels: octave {i} is discretised at level {self.levels[i]}, not above")
@@ -234,8 +364,9 @@ class CQTKernels:
         return K, dmin
 
     def shared(self, i: int) -> bool:
-        """Whether octave i uses the shared top-octave kernels (decimated to its own rate)."""
-        return self.levels[i] == i
+        """Whether octave i uses the shared top-octave kernels (decimated to its own rate): the top octave, and
+        with gamma=0 every octave decimated i times (its kernels at rate sr/2^i are the top octave's)."""
+        return self.compute_levels[i] == i and (i == 0 or self.gamma == 0)
 
     def octave_gain(self, i: int) -> float:
         """Factor (a float) applied to octave i (0 = top) when computed with the shared top-octave kernels
@@ -313,7 +444,7 @@ def reflect_margins(ker: CQTKernels, own_dmin: dict, taps: int, hop: int):
     reach = (taps + 1) // 2
     left = right = 0
     for i in range(ker.n_octaves):
-        lvl = ker.levels[i]
+        lvl = ker.compute_levels[i]
         dmin, dmax = (ker.dmin, ker.dmax) if ker.shared(i) else own_dmin[i]
         left = max(left, (2 ** lvl) * (max(0, -dmin) + reach))
         right = max(right, (2 ** lvl) * (max(0, dmax) + reach) + hop)
@@ -345,7 +476,7 @@ def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate
     sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
     outs = []
     for i in range(ker.n_octaves):
-        lvl = ker.levels[i]
+        lvl = ker.compute_levels[i]
         off = (Z + P) >> lvl
         if ker.shared(i):
             first, nb = ker.octave_bins(i)
@@ -381,6 +512,8 @@ def _check_dtype(dtype):
 class CQT(nn.Module):
     """Constant-Q transform (librosa.cqt conventions), computed octave by octave with shared kernels.
 
+    gamma != 0 gives the variable-Q transform (see VQT, whose default is librosa.vqt's gamma=None).
+
     Input [T], [B, T] or [B, C, T] (float32/float64); output [..., n_bins, 1 + T // hop_length],
     complex, magnitude (with a gradient-safe sqrt) or power. The signal is decimated by 2
     (`octave_downsample`) between octaves while the hop stays even, as librosa does; octaves below that
@@ -412,6 +545,21 @@ class CQT(nn.Module):
         dtype: (keyword) None (complex of x's dtype, as librosa) or complex64 / complex128 (torch or numpy;
             float32 / float64 name the same precision): x is computed in that precision; output="complex"
             returns that complex dtype, "magnitude" / "power" its real dtype.
+        gamma: (keyword) bandwidth offset in Hz, >= 0, as librosa.vqt's (0.0, the default: the CQT; None: the
+            ERB-based VQT). With gamma != 0 every decimated octave has its own kernels (see VQT).
+        exact_lengths: (keyword) False (the default, librosa's): each octave's windows have whole numbers of
+            samples at the rate where the octave is discretised, n = floor(L/2) - floor(-L/2) for a length L
+            there, the same shapes at every octave. True: every bin's kernel is its continuous window, exactly
+            L_k / sr seconds long and centred, sampled at its octave's rate (see CQTKernels); it needs a
+            cosine-sum window (hann, hamming, blackman, ...; others raise ValueError naming window), and
+            `norm` then takes the continuous window's p-norm (the limit of the sampled window's: for norm=1
+            a unit cosine at f_k reads 0.5 sqrt(L_k) at every octave). The two differ by the rounding of the
+            lengths: max|dC| / max|C| ~1e-2 (12 or 36 bins per octave, hann, 22050 Hz, every octave alike),
+            ~8e-3 (24 per octave), up to ~8e-2 in the VQT's lowest octave (ERB, 12 per octave). With gamma=0
+            the exact kernels of the decimated octaves are still the top octave's, shared. Windows with
+            jumps at their ends (hamming, boxcar) have spectra reaching past the decimator's passband: the
+            octave method is then ~1e-2 away from the full-rate cqt_definition(exact_lengths=True), against
+            <= 1e-4 for hann or blackman.
 
     Forward: x [T], [B, T] or [B, C, T], float32 or float64, on the module's device -> [n_bins, F],
     [B, n_bins, F] or [B, C, n_bins, F] with F = 1 + T // hop_length; complex64 / complex128 for
@@ -421,14 +569,16 @@ class CQT(nn.Module):
 
     Raises:
         TypeError: (construction) a parameter of the wrong type, named (n_bins=None, hop_length=2.5,
-            tuning=None, norm="l1", dtype="x", ...); (forward) x is not a floating-point tensor.
-        ValueError: (construction) a bad output, pad_mode, norm or window, n_bins, bins_per_octave or
-            hop_length < 1, sr, fmin or filter_scale <= 0, the top bin's band edge above Nyquist (or too
-            close to it to decimate); (forward) x not [T], [B, T] or [B, C, T], or empty with
-            pad_mode="reflect".
+            tuning=None, norm="l1", dtype="x", gamma="erb", exact_lengths=1, ...); (forward) x is not a
+            floating-point tensor.
+        ValueError: (construction) a bad output, pad_mode, norm or window (or a window that is not a cosine
+            sum with exact_lengths=True), n_bins, bins_per_octave or hop_length < 1, sr, fmin or filter_scale
+            <= 0, gamma < 0, the top bin's band edge above Nyquist (or too close to it to decimate);
+            (forward) x not [T], [B, T] or [B, C, T], or empty with pad_mode="reflect".
 
     Example:
         C = dense_conv.CQT(output="magnitude")(torch.randn(4, 22050))  # [4, 288, 44]
+        E = dense_conv.CQT(exact_lengths=True)(torch.randn(22050))  # [288, 44], exact per-bin lengths
     """
 
     def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: Optional[float] = 32.70319566257483,
@@ -436,26 +586,25 @@ class CQT(nn.Module):
                  scale: bool = True, pad_mode: str = "constant", output: str = "complex",
                  trainable: bool = False, trainable_filter: bool = False,
                  downsample_filter: Optional[torch.Tensor] = None, *, tuning: float = 0.0,
-                 norm: Optional[float] = 1, dtype=None):
+                 norm: Optional[float] = 1, dtype=None, gamma: Optional[float] = 0.0, exact_lengths: bool = False):
         super().__init__()
         if output not in _OUTPUTS:
             raise ValueError(f"CQT: output must be one of {_OUTPUTS}, got {output!r}")
         if pad_mode not in ("constant", "reflect"):
             raise ValueError(f"CQT: pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
         for name, flag in (("scale", scale), ("trainable", trainable), ("trainable_filter", trainable_filter)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"CQT: {name} must be a bool, got {flag!r}")
+            _check_bool(name, flag)
         self.compute_dtype = _check_dtype(dtype)
         _check_int("hop_length", hop_length)
         if fmin is None:
             fmin = 32.70319566257483  # C1, librosa's default
         self.ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length,
-                              tuning, norm)
+                              tuning, norm, gamma, exact_lengths)
         self.sr, self.hop_length, self.n_bins, self.bins_per_octave = self.ker.sr, int(hop_length), \
             self.ker.n_bins, self.ker.bpo
         self.pad_mode, self.output = pad_mode, output
         w = self.ker.real_weight(torch.float32)
-        own = {i: self.ker.kernel_matrix(i, self.ker.levels[i]) for i in range(self.ker.n_octaves)
+        own = {i: self.ker.kernel_matrix(i, self.ker.compute_levels[i]) for i in range(self.ker.n_octaves)
                if not self.ker.shared(i)}
         self.own_octaves = sorted(own)
         self.own_dmin = {i: (own[i][1], own[i][1] + own[i][0].shape[1] - 1) for i in own}
@@ -469,12 +618,12 @@ class CQT(nn.Module):
             for i, t in zip(self.own_octaves, own_w):
                 self.register_buffer(f"octave_kernels_{i}", t, persistent=False)
         if downsample_filter is None:
-            # flat to the top kernel's band edge after decimation, alias-free below it
-            edge = self.ker.cutoff / (self.sr / 2)  # fraction of Nyquist, same at every octave
+            # flat to the kernels' band edge after decimation, alias-free below it
+            edge = self.ker.rate_edge  # fraction of Nyquist (the same at every octave for a CQT)
             passband = max(DEFAULT_PASSBAND, edge / 2)
             if self.ker.n_decimations > 0 and passband >= 0.49:
-                raise ValueError(f"CQT: the top bin's band edge is at {edge:.3f} of Nyquist; octave decimation "
-                                 f"needs it below ~0.98; reduce n_bins or fmin")
+                raise ValueError(f"CQT: the kernels' band edge reaches {edge:.3f} of their octave's Nyquist "
+                                 f"frequency; octave decimation needs it below ~0.98; reduce n_bins or fmin")
             downsample_filter = halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
         if not isinstance(downsample_filter, torch.Tensor) or downsample_filter.dim() != 1 \
                 or downsample_filter.numel() % 2 == 0:
@@ -496,10 +645,13 @@ class CQT(nn.Module):
         return self.ker.freqs
 
     def extra_repr(self):
-        """The text inside CQT(...) when the module is printed: sr, hop_length, n_bins, ..., filter_taps."""
+        """The text inside CQT(...) when the module is printed: sr, hop_length, n_bins, ..., filter_taps (and gamma,
+        exact_lengths when not the CQT's defaults)."""
         return (f"sr={self.sr:g}, hop_length={self.hop_length}, n_bins={self.n_bins}, "
                 f"bins_per_octave={self.bins_per_octave}, output={self.output!r}, "
-                f"filter_taps={self.downsample_filter.numel()}")
+                f"filter_taps={self.downsample_filter.numel()}"
+                + (f", gamma={self.ker.gamma}" if self.ker.gamma != 0 else "")
+                + (", exact_lengths=True" if self.ker.exact_lengths else ""))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x [T], [B, T] or [B, C, T] (float32/float64) -> [..., n_bins, 1 + T // hop_length]; see the class.
@@ -528,3 +680,38 @@ class CQT(nn.Module):
         filt = self.downsample_filter.to(x.dtype)
         c = _octave_cqt(xr, weight, own, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
         return c.reshape(*lead, *c.shape[1:])
+
+
+class VQT(CQT):
+    """Variable-Q transform (librosa.vqt conventions): the CQT with bin k's bandwidth widened by gamma_k Hz.
+
+    Bin k's filter is L_k = Q_k sr / (f_k + gamma_k / alpha_k) samples long (librosa's alpha_k and Q_k = filter_scale
+    / alpha_k; see CQTKernels), so the low bins get shorter, wider filters than the CQT's. The lengths no longer
+    halve from octave to octave, so every decimated octave has its own kernels at its rate (trainable=True:
+    `kernels` for the top octave and `octave_kernels` for the others, all parameters).
+
+    Args:
+        gamma: (keyword) bandwidth offset in Hz, >= 0 (0: the CQT), or None (the default, librosa's): gamma_k =
+            24.7 alpha_k / 0.108, bandwidths a constant fraction of the equivalent rectangular bandwidth
+            (ERB(f) = 24.7 + 0.108 f Hz).
+        the others: as CQT (exact_lengths=True included).
+
+    Forward: x [T], [B, T] or [B, C, T], float32 or float64 -> [..., n_bins, 1 + T // hop_length], dtypes as CQT.
+
+    Raises:
+        TypeError: as CQT, and gamma neither None nor a number (gamma="erb", gamma=True).
+        ValueError: as CQT, and gamma < 0 or not finite; the band edge check includes gamma_k / 2, as librosa's.
+
+    Example:
+        V = dense_conv.VQT(n_bins=84, bins_per_octave=12)(torch.randn(22050))  # [84, 44], complex64
+    """
+
+    def __init__(self, sr: float = 22050, hop_length: int = 512, fmin: Optional[float] = 32.70319566257483,
+                 n_bins: int = 288, bins_per_octave: int = 36, filter_scale: float = 1.0, window="hann",
+                 scale: bool = True, pad_mode: str = "constant", output: str = "complex",
+                 trainable: bool = False, trainable_filter: bool = False,
+                 downsample_filter: Optional[torch.Tensor] = None, *, gamma: Optional[float] = None,
+                 tuning: float = 0.0, norm: Optional[float] = 1, dtype=None, exact_lengths: bool = False):
+        super().__init__(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode,
+                         output, trainable, trainable_filter, downsample_filter, tuning=tuning, norm=norm,
+                         dtype=dtype, gamma=gamma, exact_lengths=exact_lengths)

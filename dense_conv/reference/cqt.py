@@ -5,7 +5,8 @@ method uses, applied to the full-rate signal. Octave i, which the octave method 
 sr/2^level(i) (CQTKernels.levels), is sampled at the full rate with its window stretched by 2^level(i)
 (for cosine-sum windows such as hann, the periodic window of n*2^level(i) samples), so the octave method
 approximates it to the decimator's ripple/aliasing (~1e-5) instead of differing by the O(1/n) rounding
-of window lengths.
+of window lengths. With exact_lengths=True every kernel is its continuous window of exactly L_k samples,
+sampled at the full rate: the CQT with exact per-bin lengths.
 """
 import math
 from typing import Optional
@@ -21,7 +22,7 @@ __all__ = ["cqt_definition", "cqt_octave_reference"]
 def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
                          bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
                          output="complex", downsample_filter: Optional[torch.Tensor] = None, *, tuning=0.0,
-                         norm=1) -> torch.Tensor:
+                         norm=1, gamma=0.0, exact_lengths=False) -> torch.Tensor:
     """dense_conv.CQT with the same arguments, decimating with octave_downsample_reference (no custom op).
 
     x [T], [B, T] or [B, C, T], float32 or float64 -> [..., n_bins, 1 + T // hop_length] on x's device,
@@ -29,19 +30,22 @@ def cqt_octave_reference(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.7031
     raises (ValueError / TypeError for bad arguments, TypeError for a non-floating-point x).
     """
     m = CQT(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, pad_mode, output,
-            downsample_filter=downsample_filter, tuning=tuning, norm=norm)
+            downsample_filter=downsample_filter, tuning=tuning, norm=norm, gamma=gamma, exact_lengths=exact_lengths)
     return m.to(x.device).transform(x, octave_downsample_reference)
 
 
 def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.70319566257483, n_bins=288,
                    bins_per_octave=36, filter_scale=1.0, window="hann", scale=True, pad_mode="constant",
-                   output="complex", *, tuning=0.0, norm=1) -> torch.Tensor:
+                   output="complex", *, tuning=0.0, norm=1, gamma=0.0, exact_lengths=False) -> torch.Tensor:
     """Float64 definition CQT: one full-rate kernel per bin (see the module docstring). Slow.
 
     Arguments as dense_conv.CQT (any hop_length >= 1; it chooses the rate each octave's kernels are
-    discretised at, as in the octave method). pad_mode "constant" (zeros) or "reflect" (of the full-rate
-    signal). x [T], [B, T] or [B, C, T], floating point, is computed in float64 -> [..., n_bins,
-    1 + T // hop_length] on x's device: complex128 for output="complex", float64 for "magnitude" / "power".
+    discretised at, as in the octave method); gamma (default 0.0: the CQT; None: the ERB-based VQT) as
+    dense_conv.VQT. exact_lengths=True: every bin's kernel is its continuous window, exactly L_k samples long,
+    sampled at the full rate (see CQTKernels), independently of any octave's rate but for the norm's length.
+    pad_mode "constant" (zeros) or "reflect" (of the full-rate signal). x [T], [B, T] or [B, C, T], floating
+    point, is computed in float64 -> [..., n_bins, 1 + T // hop_length] on x's device: complex128 for
+    output="complex", float64 for "magnitude" / "power".
 
     Raises:
         TypeError: x is not a floating-point tensor; a parameter of the wrong type (as CQTKernels).
@@ -50,13 +54,15 @@ def cqt_definition(x: torch.Tensor, sr=22050, hop_length=512, fmin=32.7031956625
 
     Example:
         C = cqt_definition(torch.randn(22050), n_bins=36, fmin=440.0)  # [36, 44], complex128
+        V = cqt_definition(torch.randn(22050), n_bins=36, fmin=440.0, gamma=None)  # the VQT, [36, 44]
     """
     check_input(x, "cqt_definition")
     if pad_mode not in ("constant", "reflect"):
         raise ValueError(f"cqt_definition: pad_mode must be 'constant' or 'reflect', got {pad_mode!r}")
     if pad_mode == "reflect" and x.shape[-1] == 0:
         raise ValueError("cqt_definition: pad_mode='reflect' needs at least one sample")
-    ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length, tuning, norm)
+    ker = CQTKernels(sr, fmin, n_bins, bins_per_octave, filter_scale, window, scale, hop_length, tuning, norm,
+                     gamma, exact_lengths)
     lead = x.shape[:-1]
     xr = x.reshape(math.prod(lead), x.shape[-1]).to(torch.float64)
     n_frames = 1 + xr.shape[-1] // hop_length
