@@ -70,6 +70,11 @@ HALF_SHAPES = ("tiny_B1_Cr1_odd", "partial_tiles_multi_chunk", "kernel_larger_th
 
 @pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(SHAPES, HALF_SHAPES))
 def test_dense_kernels(shape, dtype, schedule):
+    check_dense_kernels(shape, dtype)
+
+
+def check_dense_kernels(shape, dtype):
+    """The forward, grad_impulse and grad_response kernels in `dtype` against the float64 reference."""
     response, impulse, grad_out = make_inputs(shape, dtype)
     # Inputs rounded to dtype first, so the only float32 error is the kernels' own rounding.
     response, impulse, grad_out = (t.to(dtype) for t in (response, impulse, grad_out))
@@ -137,6 +142,11 @@ def check_complex(actual, expected, dtype):
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_ID.get)
 @pytest.mark.parametrize("shape", SPECTRA.values(), ids=SPECTRA.keys())
 def test_fft_product_kernels(shape, dtype, schedule):
+    check_fft_kernels(shape, dtype)
+
+
+def check_fft_kernels(shape, dtype):
+    """The forward product and the backward correlation kernels in `dtype` against complex128 products."""
     A, R, G = (t.to(COMPLEX[dtype]) for t in make_spectra(shape, dtype))
     A64, R64, G64 = A.to(torch.complex128), R.to(torch.complex128), G.to(torch.complex128)
     nb, Ci, Cr, K = shape

@@ -75,6 +75,11 @@ HALF_SHAPES = ("tiny_B1_L1_Ci1_odd", "partial_tiles_multi_chunk", "L9_Ci10_uneve
 
 @pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(SHAPES, HALF_SHAPES))
 def test_per_sample_kernels(shape, dtype, schedule):
+    check_per_sample_kernels(shape, dtype)
+
+
+def check_per_sample_kernels(shape, dtype):
+    """The forward, grad_impulse and grad_weight kernels in `dtype` against float64 autograd of the reference."""
     weight, impulse, grad_out = make_inputs(shape, dtype)
     out_ref, grad_impulse_ref, grad_weight_ref = reference_per_sample(weight, impulse, grad_out)
     Hr, Wr = weight.shape[3:]
