@@ -574,7 +574,8 @@ inline std::vector<std::string> defined_functions(const void* address) {
   const ObjectSymbols object(address);
   std::vector<std::string> functions;
   for (size_t i = 0; i < object.nsyms; ++i)
-    if (object.is_defined_function(object.syms[i])) functions.push_back(demangled(object.names + object.syms[i].st_name));
+    if (object.is_defined_function(object.syms[i]))
+      functions.push_back(demangled(object.names + object.syms[i].st_name));
   std::sort(functions.begin(), functions.end());
   functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
   return functions;
