@@ -4,6 +4,7 @@ pure-PyTorch reference, forward and forward+backward, and write results/bench.js
     python bench/bench.py            # full run with the CQT rows (under ~5 minutes on a 2-core machine)
     python bench/bench.py --quick    # batch 8 instead of 64, shorter timing runs (about two minutes)
     python bench/bench.py --no-cqt   # without the CQT rows (bench/bench_cqt.py)
+    python bench/bench.py --cuda-only  # only the CUDA rows (tools/gpu_check.sh); exit 1 without a GPU
 
 Builds the extension in place first if it cannot be imported. Every time is the median of
 torch.utils.benchmark.Timer runs after a warm-up call (bench/timing.py), printed first as
@@ -54,7 +55,7 @@ def ensure_built():
 ensure_built()
 import dense_conv  # noqa: E402
 import dense_conv.reference  # noqa: E402
-from dense_conv._algorithm import choose as choose_cpu_algorithm  # noqa: E402
+from dense_conv._algorithm import choose as choose_cpu_algorithm, choose_cuda  # noqa: E402
 
 DIRECTIONS = ((FORWARD, False), (FORWARD_BACKWARD, True))
 OUR_ALGORITHMS = ("direct", "fft", "auto")
@@ -78,6 +79,8 @@ def parse_args(argv=None):
                     help="skip a reference whose predicted time per call exceeds this (s)")
     ap.add_argument("--no-cqt", action="store_true", help="leave out the CQT rows (bench/bench_cqt.py)")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    ap.add_argument("--cuda-only", action="store_true",
+                    help="time only the CUDA rows: no CPU rows, CQT rows or (CPU) peak memory; exit 1 without a GPU")
     ap.add_argument("--out", default=os.path.join(ROOT, "results"))
     return ap.parse_args(argv)
 
@@ -98,7 +101,7 @@ def settings_from(args):
                     min_run_time=0.05 if args.quick else 0.25,
                     slow_call=0.2 if args.quick else 1.0,
                     memory_budget=6 << 30,
-                    peak_memory=not (args.no_memory or args.quick))
+                    peak_memory=not (args.no_memory or args.quick or args.cuda_only))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,14 +218,16 @@ def implementations(case, device):
     return impls
 
 
-def auto_choice(case, backward):
-    """What algorithm="auto" runs on the CPU at this case (sparse_conv2d runs as B*C one-channel planes)."""
+def auto_choice(case, backward, device):
+    """What algorithm="auto" runs on `device` at this case (sparse_conv2d runs as B*C one-channel planes)."""
     B, Ci, Hi, Wi = case.impulse
     Cr, Hr, Wr = case.response[1:]
     if case.kind == "mix":
         Cr = case.mix_channels  # dense_mix_conv2d's auto: the dense model with L responses (functional.py)
     if case.kind == "sparse":
         B, Ci, Cr = B * Ci, 1, 1
+    if device == "cuda":
+        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr)
     return choose_cpu_algorithm(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
 
 
@@ -364,8 +369,8 @@ def time_implementation(case, device, direction, backward, name, fn, ours, gemm_
     flops = case.forward_flops * (3 if backward else 1)
     gflops = flops / m.median / 1e9
     row.update(time=m.median, calls=timed_calls(m), gflops=gflops, pct_gemm=100 * gflops / gemm_gflops)
-    if name == "ours:auto" and device == "cpu":
-        row["auto_choice"] = auto_choice(case, backward)
+    if name == "ours:auto":
+        row["auto_choice"] = auto_choice(case, backward, device)
     return row, m
 
 
@@ -557,10 +562,14 @@ def main(argv=None):
     start = time.perf_counter()
     case_list = cases(settings.batch)
     devices = devices_to_time()
+    if args.cuda_only:
+        if "cuda" not in devices:
+            sys.exit("--cuda-only: no CUDA rows can be timed here (the reason is above)")
+        devices = ["cuda"]
     machine, gemm, gemm_measurements = machine_info(devices, settings)
     rows, measurements = time_all(case_list, devices, gemm, settings, start)
     memory = measure_memory(case_list, settings)
-    cqt_rows, cqt_measurements = run_cqt(args, start)
+    cqt_rows, cqt_measurements = ([], []) if args.cuda_only else run_cqt(args, start)
 
     print_compare(gemm_measurements + measurements + cqt_measurements,
                   "torch.utils.benchmark.Compare (median times; rows: implementation, columns: direction)")

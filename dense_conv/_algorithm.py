@@ -39,8 +39,9 @@ transforms, i.e. ~(Ci*Cr + Ci + Cr) / (Ci*Cr) transforms per output channel. `au
     Hq * Wq >= CUDA_FFT_MIN_TAPS * (Ci*Cr + Ci + Cr) / (Ci*Cr)      (Hq, Wq: taps that reach the image)
 
 e.g. 186 taps for the user's Ci=4, Cr=5 (the 37x16 response takes the FFT, 9x9 stays direct) and 384
-taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. Re-measure on a GPU (bench/)
-and replace it with a calibrated model.
+taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. On a CUDA machine,
+tools/gpu_check.sh refits CUDA_FFT_MIN_TAPS from measured timings (tools/refit_cuda_auto.py, written to
+results/gpu_check.json); replace the placeholder with its value, or with a calibrated model.
 """
 import math
 

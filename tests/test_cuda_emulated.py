@@ -1,5 +1,7 @@
 """Every CUDA kernel of the project, run on the CPU by the emulator (tests/emu/harness.py) under several
-schedules, against the float64 pure-PyTorch references (dense_conv/reference/).
+schedules, against the float64 pure-PyTorch references (dense_conv/reference/), in every dtype its op's
+dispatch accepts (float16 / bfloat16 as c10::Half / c10::BFloat16, on a subset of the shapes), with the
+per-dtype error bounds of harness.TOLERANCE.
 
 Shapes cover partial tiles in every dimension, tap chunks that do not divide the kernel, 1x1 kernels,
 kernels larger than the image, Cr = 1, Cr > responses per block, B = 1, odd sizes, several
@@ -17,9 +19,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from emu import harness  # noqa: E402
 
 from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
-from dense_conv._shapes import fft_size  # noqa: E402
+from dense_conv._shapes import fft_size, octave_packed_length  # noqa: E402
 
 SCHEDULES, TOLERANCE = harness.TEST_SCHEDULES, harness.TOLERANCE
+FLOAT_DTYPES, HALF_DTYPES, DTYPE_ID = [torch.float32, torch.float64], list(harness.HALF_DTYPES), harness.DTYPE_ID
 
 # (B, Ci, Cr, Hi, Wi, Hr, Wr)
 SHAPES = {
@@ -31,6 +34,8 @@ SHAPES = {
     "Cr5_users_response_count": (2, 2, 5, 9, 20, 4, 3),
     "Cr7": (1, 1, 7, 4, 9, 2, 2),
     "Cr8_one_full_block": (1, 1, 8, 3, 5, 3, 1),
+    "Cr4": (1, 2, 4, 6, 9, 3, 4),                       # forward blocks of 4 responses
+    "Cr6": (1, 1, 6, 5, 7, 2, 3),                       # ... of 6
     "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
 }
@@ -58,9 +63,18 @@ def check(actual, expected, dtype):
     torch.testing.assert_close(actual.to(torch.float64), expected, rtol=0, atol=TOLERANCE[dtype] * scale)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+# float16 / bfloat16: partial tiles and tap chunks, Cr = 1, and the response blockings of the user's Cr = 5
+HALF_SHAPES = ("tiny_B1_Cr1_odd", "partial_tiles_multi_chunk", "kernel_larger_than_image", "Cr5_users_response_count",
+               "tall_many_slabs_tap_chunks")
+
+
+@pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(SHAPES, HALF_SHAPES))
 def test_dense_kernels(shape, dtype, schedule):
+    check_dense_kernels(shape, dtype)
+
+
+def check_dense_kernels(shape, dtype):
+    """The forward, grad_impulse and grad_response kernels in `dtype` against the float64 reference."""
     response, impulse, grad_out = make_inputs(shape, dtype)
     # Inputs rounded to dtype first, so the only float32 error is the kernels' own rounding.
     response, impulse, grad_out = (t.to(dtype) for t in (response, impulse, grad_out))
@@ -71,7 +85,7 @@ def test_dense_kernels(shape, dtype, schedule):
     check(harness.dense_grad_response(grad_out, impulse, Hr, Wr), grad_response_ref, dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
 def test_sparse_through_dense_kernels(dtype, schedule):
     # sparse_conv2d runs the dense kernels on [B*C, 1, H, W] views (csrc/sparse_conv.cpp).
     B, C, Hi, Wi, Hr, Wr = 2, 3, 9, 70, 4, 18
@@ -124,9 +138,15 @@ def check_complex(actual, expected, dtype):
     check(torch.view_as_real(actual.to(torch.complex128)), torch.view_as_real(expected), dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+# float and double only: the FFT ops transform float16 / bfloat16 inputs in float32 (test_fft_conv_pipeline)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_ID.get)
 @pytest.mark.parametrize("shape", SPECTRA.values(), ids=SPECTRA.keys())
 def test_fft_product_kernels(shape, dtype, schedule):
+    check_fft_kernels(shape, dtype)
+
+
+def check_fft_kernels(shape, dtype):
+    """The forward product and the backward correlation kernels in `dtype` against complex128 products."""
     A, R, G = (t.to(COMPLEX[dtype]) for t in make_spectra(shape, dtype))
     A64, R64, G64 = A.to(torch.complex128), R.to(torch.complex128), G.to(torch.complex128)
     nb, Ci, Cr, K = shape
@@ -154,7 +174,11 @@ def test_fft_correlate_is_deterministic_across_schedules():
 
 def emulated_fft_conv(response, impulse, grad_out):
     """The pipeline of csrc/cuda/fft_conv_cuda.cu with torch.fft on the CPU and the emulated kernels:
-    forward and both gradients, at the padded 2,3,5-smooth sizes of the CPU path."""
+    forward and both gradients, at the padded 2,3,5-smooth sizes of the CPU path. As there, float16 and
+    bfloat16 inputs are transformed in float32 and the results cast back."""
+    dtype = impulse.dtype
+    real = torch.float64 if dtype == torch.float64 else torch.float32
+    response, impulse, grad_out = (t.to(real) for t in (response, impulse, grad_out))
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
@@ -169,45 +193,54 @@ def emulated_fft_conv(response, impulse, grad_out):
     grad_impulse = torch.fft.irfft2(GI.view(B, Ci, H, W // 2 + 1), s=(H, W))[..., :Hi, :Wi]
     grad_response = torch.zeros_like(response)
     grad_response[:, :, :Hq, :Wq] = torch.fft.irfft2(GR.view(B, Cr, H, W // 2 + 1), s=(H, W))[..., :Hq, :Wq]
-    return out, grad_impulse, grad_response
+    return tuple(t.to(dtype) for t in (out, grad_impulse, grad_response))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
 @pytest.mark.parametrize("shape", [(2, 2, 3, 17, 65, 9, 17), (2, 1, 2, 4, 6, 7, 9), (1, 3, 1, 9, 20, 4, 3),
                                    (1, 2, 9, 5, 6, 2, 3)], ids=["partial", "kernel_larger", "Cr1", "Cr9"])
 def test_fft_conv_pipeline(shape, dtype):
     response, impulse, grad_out = (t.to(dtype) for t in make_inputs(shape, dtype))
     refs = reference_dense(*(t.double() for t in (response, impulse, grad_out)))
     for actual, expected in zip(emulated_fft_conv(response, impulse, grad_out), refs):
-        # transforms of a few hundred points: a few float32 roundings more than the direct kernels
+        # transforms of a few hundred points: a few float32 roundings more than the direct kernels, plus the
+        # rounding of the result to a 16-bit dtype
         scale = max(1.0, expected.abs().max().item())
-        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        tol = (1e-12 if dtype == torch.float64 else 1e-5) + harness.UNIT_ROUNDOFF.get(dtype, 0.0)
         torch.testing.assert_close(actual.double(), expected, rtol=0, atol=tol * scale)
 
 
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----
 
-def packed_octave_reference(x, f, levels):
-    """The reference levels packed along the last dim, as the kernels write them."""
-    out = reference.octave_downsample_reference(x, f, levels)
-    return out if levels == 1 else torch.cat(out, dim=-1)
+def packed_octave_reference(x, f, levels, dtype):
+    """The reference levels packed along the last dim, as the kernels write them. The kernels store each level
+    in the output's dtype and filter that stored level for the next one: the reference rounds each level to
+    `dtype` before filtering it again (with the rounding's derivative taken as 1: the gradient kernels are
+    the transposed filter chain), so that only the kernels' own arithmetic is left to compare."""
+    packed, level = [], x
+    for _ in range(levels):
+        level = reference.octave_downsample_reference(level, f, 1)
+        packed.append(level)
+        level = level + (level.to(dtype).to(level.dtype) - level).detach()
+    return torch.cat(packed, dim=-1)
 
 
 def check_octave_kernels(x, f, levels, dtype, g):
-    """Forward, grad_input and grad_filter kernels in `dtype` against float64 autograd of the reference."""
+    """Forward, grad_input and grad_filter kernels in `dtype` against float64 autograd of the reference, on
+    the inputs rounded to dtype."""
     T = x.shape[-1]
-    xr, fr = x.clone().requires_grad_(), f.clone().requires_grad_()
-    packed = packed_octave_reference(xr, fr, levels)
-    grad = torch.randn(packed.shape, generator=g, dtype=torch.float64)
-    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), grad)
+    grad = torch.randn(x.shape[0], octave_packed_length(T, levels), generator=g, dtype=torch.float64)
     xd, fd, gd = x.to(dtype), f.to(dtype), grad.to(dtype)
+    xr, fr = xd.double().requires_grad_(), fd.double().requires_grad_()
+    packed = packed_octave_reference(xr, fr, levels, dtype)
+    gx_ref, gf_ref = torch.autograd.grad(packed, (xr, fr), gd.double())
     out = harness.octave_forward(xd, fd, levels)
     check(out, packed.detach(), dtype)
     check(harness.octave_grad_input(gd, fd, T, levels), gx_ref, dtype)
     check(harness.octave_grad_filter(gd, xd, out, fd, levels), gf_ref, dtype)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
 @pytest.mark.parametrize("rows,T,taps,levels", [(1, 1, 1, 1), (2, 37, 7, 3), (3, 2500, 83, 2), (1, 2049, 83, 1),
                                                 (2, 300, 301, 2)])
 def test_octave_downsample_kernels(rows, T, taps, levels, dtype, schedule):

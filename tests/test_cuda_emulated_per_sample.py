@@ -1,5 +1,6 @@
 """The per_sample_conv2d CUDA kernels (csrc/cuda/per_sample_conv_kernels.cuh) on the CPU emulator
-(tests/emu/harness.py) under three schedules, against float64 autograd of the dense reference:
+(tests/emu/harness.py) under three schedules, in float32 / float64 and (on a subset of the shapes)
+float16 / bfloat16, against float64 autograd of the dense reference:
 out[b, l] = sum_i dense_shift_add(weight[:, l, i], impulse[:, i]).
 
 Shapes cover partial tiles in every dimension, tap chunks that do not divide the kernel, 1x1 kernels,
@@ -67,9 +68,18 @@ def check(actual, expected, dtype):
     torch.testing.assert_close(actual.to(torch.float64), expected, rtol=0, atol=TOLERANCE[dtype] * scale)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+# float16 / bfloat16: partial tiles and tap chunks, uneven channel chunks, several row slabs
+HALF_SHAPES = ("tiny_B1_L1_Ci1_odd", "partial_tiles_multi_chunk", "L9_Ci10_uneven_chunks", "L5_Ci3_zero_channels",
+               "tall_many_slabs_tap_chunks")
+
+
+@pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(SHAPES, HALF_SHAPES))
 def test_per_sample_kernels(shape, dtype, schedule):
+    check_per_sample_kernels(shape, dtype)
+
+
+def check_per_sample_kernels(shape, dtype):
+    """The forward, grad_impulse and grad_weight kernels in `dtype` against float64 autograd of the reference."""
     weight, impulse, grad_out = make_inputs(shape, dtype)
     out_ref, grad_impulse_ref, grad_weight_ref = reference_per_sample(weight, impulse, grad_out)
     Hr, Wr = weight.shape[3:]

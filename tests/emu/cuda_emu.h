@@ -9,6 +9,8 @@
 //   * shared memory (static and dynamic) is filled with 0xFF bytes (NaN for floats) before each block;
 //   * divergent barriers, barriers after exited threads, warp-op deadlocks, mismatched warp ops and
 //     fiber stack overflows raise dc_emu::Error naming the kernel, block and thread.
+//   * every launch is recorded by kernel name (executed_kernels()); with defined_functions() the tests
+//     find the kernel instantiations that are compiled but never executed.
 //
 // Sanitizer builds: under AddressSanitizer every fiber switch is annotated. Under ThreadSanitizer
 // (g++/clang -fsanitize=thread) every CUDA thread is a TSan fiber named "block (..) thread (..)";
@@ -52,6 +54,7 @@
 #include <memory>
 #include <new>
 #include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -275,6 +278,7 @@ struct Runtime {
   // stack overflow: the SIGSEGV handler jumps back to the launch
   sigjmp_buf overflow_jump;
   std::unordered_map<const void*, int> max_dynamic_smem;  // cudaFuncSetAttribute opt-ins
+  std::set<std::string> executed_kernels;  // demangled names of every kernel launched (executed_kernels())
 #if DC_EMU_ASAN
   const void* scheduler_stack_bottom = nullptr;
   size_t scheduler_stack_size = 0;
@@ -489,55 +493,97 @@ struct KernelInfo {
   std::vector<MemoryRange> static_smem;
 };
 
+// The static symbol table of the loaded object (shared library or executable) that holds `address`.
+struct ObjectSymbols {
+  std::vector<char> image;  // the object's file
+  const Elf64_Ehdr* header = nullptr;
+  const Elf64_Shdr* sections = nullptr;
+  const Elf64_Sym* syms = nullptr;
+  size_t nsyms = 0;
+  const char* names = nullptr;
+  uintptr_t bias = 0;  // load address of the object
+
+  explicit ObjectSymbols(const void* address) {
+    Dl_info info{};
+    link_map* map = nullptr;
+    if (!dladdr1(address, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) || !map) return;
+    std::string path = (map->l_name && map->l_name[0]) ? map->l_name : "/proc/self/exe";
+    std::ifstream in(path, std::ios::binary);
+    image.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (image.size() < sizeof(Elf64_Ehdr)) return;
+    auto* eh = reinterpret_cast<const Elf64_Ehdr*>(image.data());
+    if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff == 0) return;
+    auto* shdrs = reinterpret_cast<const Elf64_Shdr*>(image.data() + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum; ++i)
+      if (shdrs[i].sh_type == SHT_SYMTAB) {
+        header = eh;
+        sections = shdrs;
+        syms = reinterpret_cast<const Elf64_Sym*>(image.data() + shdrs[i].sh_offset);
+        nsyms = shdrs[i].sh_size / sizeof(Elf64_Sym);
+        names = image.data() + shdrs[shdrs[i].sh_link].sh_offset;
+        bias = map->l_addr;
+      }
+  }
+  bool is_defined_function(const Elf64_Sym& s) const { return ELF64_ST_TYPE(s.st_info) == STT_FUNC && s.st_value; }
+};
+
+inline std::string demangled(const char* symbol) {
+  int status = 0;
+  char* text = abi::__cxa_demangle(symbol, nullptr, nullptr, &status);
+  std::string name = status == 0 && text ? text : symbol;
+  std::free(text);
+  return name;
+}
+
 // Static locals of a function with mangled name _Z<encoding> are named _ZZ<encoding>E<name>...;
 // `__shared__` arrays cannot have initialisers, so they are the function's objects in .bss.
 inline KernelInfo find_kernel_info(const void* kernel) {
   KernelInfo kernel_info;
   std::vector<MemoryRange>& ranges = kernel_info.static_smem;
-  Dl_info info{};
-  link_map* map = nullptr;
-  if (!dladdr1(kernel, &info, reinterpret_cast<void**>(&map), RTLD_DL_LINKMAP) || !map) return kernel_info;
-  std::string path = (map->l_name && map->l_name[0]) ? map->l_name : "/proc/self/exe";
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (image.size() < sizeof(Elf64_Ehdr)) return kernel_info;
-  auto* eh = reinterpret_cast<const Elf64_Ehdr*>(image.data());
-  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_shoff == 0) return kernel_info;
-  auto* sections = reinterpret_cast<const Elf64_Shdr*>(image.data() + eh->e_shoff);
-  const Elf64_Shdr* symtab = nullptr;
-  for (int i = 0; i < eh->e_shnum; ++i)
-    if (sections[i].sh_type == SHT_SYMTAB) symtab = &sections[i];
-  if (!symtab) return kernel_info;
-  auto* syms = reinterpret_cast<const Elf64_Sym*>(image.data() + symtab->sh_offset);
-  size_t nsyms = symtab->sh_size / sizeof(Elf64_Sym);
-  const char* names = image.data() + sections[symtab->sh_link].sh_offset;
-  uintptr_t bias = map->l_addr;
+  const ObjectSymbols object(kernel);
+  if (!object.syms) return kernel_info;
+  const Elf64_Sym* syms = object.syms;
+  const char* names = object.names;
 
   std::string kernel_symbol;
-  for (size_t i = 0; i < nsyms; ++i)
-    if (ELF64_ST_TYPE(syms[i].st_info) == STT_FUNC && syms[i].st_value &&
-        bias + syms[i].st_value == reinterpret_cast<uintptr_t>(kernel)) {
+  for (size_t i = 0; i < object.nsyms; ++i)
+    if (object.is_defined_function(syms[i]) && object.bias + syms[i].st_value == reinterpret_cast<uintptr_t>(kernel)) {
       kernel_symbol = names + syms[i].st_name;
       break;
     }
   if (kernel_symbol.empty()) return kernel_info;
-  int status = 0;
-  char* demangled = abi::__cxa_demangle(kernel_symbol.c_str(), nullptr, nullptr, &status);
-  kernel_info.name = status == 0 && demangled ? demangled : kernel_symbol;
-  std::free(demangled);
+  kernel_info.name = demangled(kernel_symbol.c_str());
   std::string prefix = kernel_symbol.rfind("_Z", 0) == 0
                            ? "_ZZ" + kernel_symbol.substr(2) + "E"
                            : "_ZZ" + std::to_string(kernel_symbol.size()) + kernel_symbol + "E";
-  for (size_t i = 0; i < nsyms; ++i) {
+  for (size_t i = 0; i < object.nsyms; ++i) {
     const Elf64_Sym& s = syms[i];
     if (ELF64_ST_TYPE(s.st_info) != STT_OBJECT || s.st_size == 0) continue;
-    if (s.st_shndx == SHN_UNDEF || s.st_shndx >= eh->e_shnum || sections[s.st_shndx].sh_type != SHT_NOBITS)
+    if (s.st_shndx == SHN_UNDEF || s.st_shndx >= object.header->e_shnum ||
+        object.sections[s.st_shndx].sh_type != SHT_NOBITS)
       continue;
     if (std::strncmp(names + s.st_name, prefix.c_str(), prefix.size()) != 0) continue;
-    ranges.push_back({reinterpret_cast<unsigned char*>(bias + s.st_value), size_t(s.st_size)});
+    ranges.push_back({reinterpret_cast<unsigned char*>(object.bias + s.st_value), size_t(s.st_size)});
   }
   return kernel_info;
 }
+
+// Demangled names of the functions defined in the object that holds `address` (sorted, unique): with
+// executed_kernels(), tests find the kernel instantiations that were compiled but never run.
+inline std::vector<std::string> defined_functions(const void* address) {
+  const ObjectSymbols object(address);
+  std::vector<std::string> functions;
+  for (size_t i = 0; i < object.nsyms; ++i)
+    if (object.is_defined_function(object.syms[i]))
+      functions.push_back(demangled(object.names + object.syms[i].st_name));
+  std::sort(functions.begin(), functions.end());
+  functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
+  return functions;
+}
+
+// Every kernel launched since the last clear_executed_kernels(), by demangled name.
+inline const std::set<std::string>& executed_kernels() { return rt().executed_kernels; }
+inline void clear_executed_kernels() { rt().executed_kernels.clear(); }
 
 inline const KernelInfo& kernel_info(const void* kernel) {
   static std::unordered_map<const void*, KernelInfo> cache;
@@ -839,6 +885,7 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
   const KernelInfo& info = kernel_info(kernel);
   r.kernel_name = info.name.empty() ? name : info.name.c_str();
   check_launch(kernel, grid, block, smem);
+  r.executed_kernels.insert(r.kernel_name);
 #if DC_EMU_TSAN
   r.tsan_scheduler = __tsan_get_current_fiber();
   if (r.stacks_dirty) {

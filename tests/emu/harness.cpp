@@ -6,6 +6,9 @@
 // as a message (dc_emu_last_error) that Python raises as RuntimeError.
 //
 // To cover a new kernel header: include it here and add one DC_EMU_BINDING per launch function.
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,12 +35,29 @@ int guarded(F&& body) {
   }
 }
 
-// dtype codes shared with harness.py
+// dtype codes shared with harness.py (DTYPE_CODES). Each binding instantiates its launch function for the
+// dtypes that the op's dispatch in csrc/cuda/*.cu accepts (tests/test_cuda_emulated_coverage.py checks it):
+//   with_scalar_type           AT_DISPATCH_FLOATING_TYPES                                float, double
+//   with_scalar_type_and_half  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16)  ... and c10::Half,
+//                              c10::BFloat16: the extension's own 16-bit types (same rounding as on the GPU)
 template <typename F>
 void with_scalar_type(int dtype, F&& body) {
   if (dtype == 0) body(float{});
   else if (dtype == 1) body(double{});
   else throw std::runtime_error("harness: unsupported dtype code " + std::to_string(dtype));
+}
+
+template <typename F>
+void with_scalar_type_and_half(int dtype, F&& body) {
+  if (dtype == 2) body(c10::Half{});
+  else if (dtype == 3) body(c10::BFloat16{});
+  else with_scalar_type(dtype, body);
+}
+
+std::string joined_lines(const std::vector<std::string>& lines) {
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  return text;
 }
 
 dc::ConvSizes conv_sizes(const int64_t* s) { return dc::ConvSizes{s[0], s[1], s[2], s[3], s[4], s[5], s[6]}; }
@@ -60,21 +80,34 @@ extern "C" const char* dc_emu_last_error() { return last_error.c_str(); }
 DC_EMU_BINDING(dc_emu_set_schedule, (int order, uint64_t seed),
                dc_emu::set_schedule(static_cast<dc_emu::Order>(order), seed))
 
+// Kernel coverage: the kernels launched since the last clear, and every function compiled into this library
+// (demangled names, one a line).
+extern "C" const char* dc_emu_executed_kernels() {
+  static std::string text;
+  text = joined_lines({dc_emu::executed_kernels().begin(), dc_emu::executed_kernels().end()});
+  return text.c_str();
+}
+extern "C" const char* dc_emu_defined_functions() {
+  static const std::string text = joined_lines(dc_emu::defined_functions(reinterpret_cast<const void*>(&joined_lines)));
+  return text.c_str();
+}
+DC_EMU_BINDING(dc_emu_clear_executed_kernels, (), dc_emu::clear_executed_kernels())
+
 // ---- csrc/cuda/dense_conv_kernels.cuh -------------------------------------------------------
 DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const void* impulse, void* out, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_dense_forward<T>(static_cast<const T*>(response), static_cast<const T*>(impulse),
                                              static_cast<T*>(out), conv_sizes(shape), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_dense_grad_impulse, (int dtype, const void* grad_out, const void* response, void* grad_impulse, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_dense_grad_impulse<T>(static_cast<const T*>(grad_out), static_cast<const T*>(response),
                                                   static_cast<T*>(grad_impulse), conv_sizes(shape), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, const void* impulse, void* grad_response, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  const dc::ConvSizes s = conv_sizes(shape);
                  // Exact size and poisoned, like every buffer the kernels get.
@@ -85,13 +118,13 @@ DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, con
 
 // ---- csrc/cuda/per_sample_conv_kernels.cuh --------------------------------------------------
 DC_EMU_BINDING(dc_emu_per_sample_forward, (int dtype, const void* weight, const void* impulse, void* out, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_per_sample_forward<T>(static_cast<const T*>(weight), static_cast<const T*>(impulse),
                                                   static_cast<T*>(out), per_sample_sizes(shape), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_per_sample_grad_impulse, (int dtype, const void* grad_out, const void* weight, void* grad_impulse, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_per_sample_grad_impulse<T>(static_cast<const T*>(grad_out), static_cast<const T*>(weight),
                                                        static_cast<T*>(grad_impulse), per_sample_sizes(shape), nullptr);
@@ -99,7 +132,7 @@ DC_EMU_BINDING(dc_emu_per_sample_grad_impulse, (int dtype, const void* grad_out,
 // workspace: per_sample_grad_weight_workspace_bytes (dc_emu_per_sample_grad_weight_plan's plan[4]) bytes
 DC_EMU_BINDING(dc_emu_per_sample_grad_weight, (int dtype, const void* grad_out, const void* impulse, void* grad_weight,
                                                void* workspace, const int64_t* shape),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_per_sample_grad_weight<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
                                                       static_cast<T*>(grad_weight), workspace, per_sample_sizes(shape),
@@ -156,14 +189,14 @@ DC_EMU_BINDING(dc_emu_octave_buffer_sizes, (const int64_t* sz, int64_t* counts),
                counts[0] = dc::oct::octave_chain_workspace(s);
                counts[1] = dc::oct::octave_filter_parts(s) * s.taps)
 DC_EMU_BINDING(dc_emu_octave_forward, (int dtype, const void* x, const void* f, void* out, const int64_t* sz),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::oct::launch_octave_forward<T>(static_cast<const T*>(x), static_cast<const T*>(f),
                                                    static_cast<T*>(out),
                                                    octave_problem(sz), nullptr);
                }))
 DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* f, void* gx, void* work, const int64_t* sz),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  using A = typename dc::AccType<T>::type;
                  dc::oct::launch_octave_grad_input<T>(static_cast<const T*>(g), static_cast<const T*>(f),
@@ -172,7 +205,7 @@ DC_EMU_BINDING(dc_emu_octave_grad_input, (int dtype, const void* g, const void* 
                }))
 DC_EMU_BINDING(dc_emu_octave_grad_filter, (int dtype, const void* g, const void* x, const void* out, const void* f,
                                            void* gf, void* work, void* partial, const int64_t* sz),
-               with_scalar_type(dtype, [&](auto zero) {
+               with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  using A = typename dc::AccType<T>::type;
                  dc::oct::launch_octave_grad_filter<T>(static_cast<const T*>(g), static_cast<const T*>(x),

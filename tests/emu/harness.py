@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import pytest
 import torch
 
 from dense_conv._shapes import octave_packed_length
@@ -20,16 +21,34 @@ REPO = Path(__file__).resolve().parents[2]
 EMU_DIR = Path(__file__).resolve().parent
 BUILD_DIR = REPO / "build" / "emu"
 CXX = os.environ.get("CXX", "g++")
-HARNESS_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-DDC_CUDA_EMULATOR"]
+# torch's headers give the harness c10::Half and c10::BFloat16, the extension's own 16-bit types.
+TORCH_INCLUDE = Path(torch.__file__).resolve().parent / "include"
+HARNESS_FLAGS = ["-std=c++17", "-O2", "-fPIC", "-shared", "-DDC_CUDA_EMULATOR", f"-I{TORCH_INCLUDE}"]
 
 # dc_emu::Order
 SCHEDULES = {"forward": 0, "reverse": 1, "random": 2}
 # The schedules every kernel test runs under (the `schedule` fixture of tests/conftest.py): (order, seed).
 TEST_SCHEDULES = [("forward", 0), ("reverse", 0), ("random", 7)]
-# Error bound of the kernels against the float64 references, relative to the largest reference value
-# (sums of hundreds of products cancel).
+# Error bound of the kernels against the float64 references (on the inputs rounded to the dtype), relative
+# to the largest reference value (sums of hundreds of products cancel). float16 / bfloat16 accumulate in
+# float32 (AccType), so their bound is float32's plus the one rounding of each output to the dtype: at most
+# half an ulp, i.e. the unit roundoff u (2**-11 for float16, 2**-8 for bfloat16) times |output| <= the max.
+UNIT_ROUNDOFF = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}
 TOLERANCE = {torch.float32: 2e-6, torch.float64: 1e-13}
-DTYPE_CODES = {torch.float32: 0, torch.float64: 1}
+TOLERANCE.update({dtype: u + TOLERANCE[torch.float32] for dtype, u in UNIT_ROUNDOFF.items()})
+# with_scalar_type (float32, float64) and with_scalar_type_and_half (all four) of harness.cpp
+DTYPE_CODES = {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+DTYPE_ID = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
+
+
+def shape_dtype_cases(shapes, half_shapes):
+    """pytest params (shape, dtype): every shape of the dict `shapes` in float32 and float64, the names in
+    `half_shapes` also in float16 and bfloat16 (the 16-bit kernels differ only in their loads and stores)."""
+    return ([pytest.param(shapes[name], dtype, id=f"{name}-{DTYPE_ID[dtype]}")
+             for name in shapes for dtype in (torch.float32, torch.float64)]
+            + [pytest.param(shapes[name], dtype, id=f"{name}-{DTYPE_ID[dtype]}")
+               for name in half_shapes for dtype in HALF_DTYPES])
 
 
 def emulator_sources():
@@ -72,9 +91,11 @@ _library = None
 def library():
     global _library
     if _library is None:
-        path = BUILD_DIR / f"libdc_emu_harness-{source_hash(HARNESS_FLAGS)}.so"
+        path = BUILD_DIR / f"libdc_emu_harness-{source_hash(HARNESS_FLAGS + [torch.__version__])}.so"
         lib = ctypes.CDLL(str(compile_cpp(EMU_DIR / "harness.cpp", path, HARNESS_FLAGS)))
         lib.dc_emu_last_error.restype = ctypes.c_char_p
+        lib.dc_emu_executed_kernels.restype = ctypes.c_char_p
+        lib.dc_emu_defined_functions.restype = ctypes.c_char_p
         lib.dc_emu_set_schedule.argtypes = [ctypes.c_int, ctypes.c_uint64]
         _library = lib
     return _library
@@ -99,6 +120,20 @@ def call(name, *args):
 def set_schedule(schedule, seed=0):
     """schedule: 'forward', 'reverse' or 'random' (with a seed)."""
     call("dc_emu_set_schedule", ctypes.c_int(SCHEDULES[schedule]), ctypes.c_uint64(seed))
+
+
+def executed_kernels():
+    """Demangled names of the kernels launched since the last clear_executed_kernels()."""
+    return set(library().dc_emu_executed_kernels().decode().splitlines())
+
+
+def clear_executed_kernels():
+    call("dc_emu_clear_executed_kernels")
+
+
+def defined_functions():
+    """Demangled names of every function compiled into the harness library."""
+    return set(library().dc_emu_defined_functions().decode().splitlines())
 
 
 def poisoned(shape, dtype):
@@ -187,7 +222,8 @@ def per_sample_grad_weight(grad_out, impulse, Hr, Wr):
     sizes = per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr)
     grad_weight = poisoned((B, L, Ci, Hr, Wr), grad_out.dtype)
     # the exact size the launch uses, poisoned like every buffer
-    workspace = poisoned((max(1, _per_sample_plan(sizes)[4 if grad_out.dtype == torch.float32 else 5]),), torch.uint8)
+    workspace_bytes = _per_sample_plan(sizes)[5 if grad_out.dtype == torch.float64 else 4]  # float accumulators
+    workspace = poisoned((max(1, workspace_bytes),), torch.uint8)
     call("dc_emu_per_sample_grad_weight", _dtype_code(grad_out, impulse), grad_out, impulse, grad_weight, workspace,
          sizes)
     return grad_weight
