@@ -12,6 +12,18 @@ half-band FIR) and the *same* kernels give the next octave down, and so on. At o
 the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same continuous window and
 exponential stretched by 2^i.
 
+Top bins near each octave's Nyquist (CQTKernels.raised_bins): the half-band decimator is flat and alias-free
+only to 0.42 of its input's Nyquist (0.84 of the decimated octave's), and a decimated octave also loses its
+kernels' spectrum past its own Nyquist (the definition's windows are sampled at the full rate). So each
+decimated octave's top bins whose response to an impulse, computed after a decimation, differs from the
+definition's by more than RAISE_TOLERANCE of its peak are computed on the less decimated signal (one level
+up, two for short kernels, e.g. 12 bins per octave near Nyquist) with their kernels discretised at that
+rate, in the same matmul as the octave above. This keeps every frame within 1e-4 of max|C| of the definition
+up to librosa's own limit (the top bin's band edge at Nyquist; docs/cqt.md has the measurements). The
+alternative, a sharper decimator (what this module did before: passband at the top bin's band edge, up to
+439 taps), stays 1e-3 to 4e-2 away near Nyquist (the kernels' own spectrum past the octave's Nyquist is
+still lost, and the transition band cannot reach Nyquist) and costs more per octave; it was dropped.
+
 References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
 kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
 """
@@ -138,7 +150,8 @@ class CQTKernels:
 
     Octave i (0 = top) is discretised, as librosa does, at rate sr/2^level(i), level(i) = min(i, number of
     factors of 2 in hop_length): the signal is decimated while the hop stays even, the remaining octaves
-    get their own kernels at the last rate. `kernel_matrix(i, level)` gives octave i's kernels at any
+    get their own kernels at the last rate; `raised_bins(filter)` says which top bins of the decimated octaves
+    are computed at a higher rate. `kernel_matrix(i, level)` gives octave i's kernels at any
     rate sr/2^level, level <= level(i), its window stretched by 2^(level(i) - level) (at level 0: the
     full-rate "definition" kernels).
 
@@ -244,10 +257,10 @@ class CQTKernels:
 
         A bin computed after a decimation responds to an impulse at the full rate with its kernel on every
         other sample, low-passed by h; the definition with the window at the full rate. Where the two differ
-        by more than RAISE_TOLERANCE of the largest impulse response (a click's max|C|), at any offset, the
-        bin (and every bin above it) goes one level up, until it does not or reaches the full rate. The
-        difference is the same at every decimated octave (octave j+1's kernels at level 1 against level 0;
-        the earlier decimations are wider relative to the band), so it is computed once per lift."""
+        by more than RAISE_TOLERANCE of its peak, at any offset, the bin (and every bin above it) goes one
+        level up, until it does not or reaches the full rate. The difference is the same at every decimated
+        octave (octave j+1's kernels at level 1 against level 0; the earlier decimations are wider relative to
+        the band), so it is computed once per lift."""
         lift = np.zeros(self.n_filters, dtype=np.int64)  # levels up, per shared kernel row
         leaky = np.ones(self.n_filters, dtype=bool)
         for j in range(self.n_octaves - 1):
@@ -478,10 +491,12 @@ class CQT(nn.Module):
     complex, magnitude (with a gradient-safe sqrt) or power. The signal is decimated by 2
     (`octave_downsample`) between octaves while the hop stays even, as librosa does; octaves below that
     (hop_length with fewer than n_octaves-1 factors of 2, e.g. an odd hop) are computed at the last rate
-    with their own, longer kernels. trainable=True makes the one octave of kernels shared by the decimated
-    octaves a parameter `kernels` [n_filters, 2, width] (real/imag rows), and the own kernels of the other
-    octaves parameters too (`octave_kernels`); trainable_filter=True also makes the decimation filter a
-    parameter.
+    with their own, longer kernels. The top bins of a decimated octave that the decimator does not pass
+    cleanly (near its Nyquist: `raised_bins`, {(octave, levels up): bins}) are computed on the less decimated
+    signal with their own kernels (see the module docstring). trainable=True makes the one octave of kernels
+    shared by the decimated octaves a parameter `kernels` [n_filters, 2, width] (real/imag rows), and the own
+    kernels of the other octaves and of the raised bins parameters too (`octave_kernels`, `raised_kernels`,
+    [bins, 2, w] each); trainable_filter=True also makes the decimation filter a parameter.
 
     Args:
         sr: sample rate in Hz.
@@ -495,8 +510,9 @@ class CQT(nn.Module):
         trainable: make the kernels parameters (float32 [n_filters, 2, width], n_filters =
             min(bins_per_octave, n_bins), plus `octave_kernels`, if any); else non-persistent buffers.
         trainable_filter: make the decimation filter a parameter (float32 [taps]).
-        downsample_filter: [taps], odd taps: the decimation FIR (default: a halfband_filter flat up to
-            the top bin's band edge).
+        downsample_filter: [taps], odd taps: the decimation FIR (default: halfband_filter(), 83 taps, flat
+            to 0.42 of Nyquist); the bins it does not pass cleanly are computed at a higher rate (the choice is
+            made once, with this filter, at construction).
         tuning: (keyword) offset of fmin in fractions of a bin, as librosa's: fmin * 2^(tuning /
             bins_per_octave); default 0.0. None (librosa's "estimate from the signal") is refused: the
             kernels are fixed at construction; pass librosa.estimate_tuning(y=..., sr=..., bins_per_octave=...).
@@ -516,8 +532,8 @@ class CQT(nn.Module):
         TypeError: (construction) a parameter of the wrong type, named (n_bins=None, hop_length=2.5,
             tuning=None, norm="l1", dtype="x", ...); (forward) x is not a floating-point tensor.
         ValueError: (construction) a bad output, pad_mode, norm or window, n_bins, bins_per_octave or
-            hop_length < 1, sr, fmin or filter_scale <= 0, the top bin's band edge above Nyquist (or too
-            close to it to decimate); (forward) x not [T], [B, T] or [B, C, T], or empty with
+            hop_length < 1, sr, fmin or filter_scale <= 0, the top bin's band edge above Nyquist (librosa's
+            check; any top bin up to it is accepted); (forward) x not [T], [B, T] or [B, C, T], or empty with
             pad_mode="reflect".
 
     Example:
