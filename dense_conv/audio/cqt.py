@@ -22,7 +22,7 @@ rate, in the same matmul as the octave above. This keeps every frame within 1e-4
 up to librosa's own limit (the top bin's band edge at Nyquist; docs/cqt.md has the measurements). The
 alternative, a sharper decimator (what this module did before: passband at the top bin's band edge, up to
 439 taps), stays 1e-3 to 4e-2 away near Nyquist (the kernels' own spectrum past the octave's Nyquist is
-still lost, and the transition band cannot reach Nyquist) and costs more per octave; it was dropped.
+still lost, and the transition band cannot reach Nyquist), at about the same speed; it was dropped.
 
 References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
 kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
