@@ -53,7 +53,7 @@ LAYOUTS = [
     (22050, 36, 0.95, 1001),     # odd hop: no decimation at all
     (44100, 24, 0.95, 512),
     (48000, 60, 0.95, 2000),     # 2000 = 16 * 125
-    (44100, 24, 0.963, 512),     # nnAudio's layout's top bin (55 Hz, 207 bins at 44.1 kHz): 0.963 of Nyquist
+    (44100, 24, 0.963, 512),     # above 0.95: the 1e-3 target (nnAudio's layout, 55 Hz x 207 bins, is at 0.957)
     (16000, 12, "limit", 512),
     (22050, 36, "limit", 512),
     (48000, 60, "limit", 64),
