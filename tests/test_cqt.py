@@ -217,9 +217,15 @@ def test_magnitude_gradients_finite_on_silence():
 
 
 def test_trainable_shares_one_octave():
+    """One octave of shared kernels; the top bins of the decimated octaves that the decimator does not pass
+    cleanly (CQTKernels.raised_bins) have their own kernels, one level up, as parameters too."""
     m = dc.CQT(trainable=True)
-    assert [n for n, _ in m.named_parameters()] == ["kernels"]
+    names = [n for n, _ in m.named_parameters()]
+    assert names == ["kernels"] + [f"raised_kernels.{b}" for b in range(len(m.raised_blocks))]
     assert m.kernels.shape[:2] == (36, 2)
+    assert [i for i, _ in m.raised_blocks] == list(range(1, 8))
+    for (i, j), k in zip(m.raised_blocks, m.raised_kernels):
+        assert j == 1 and k.shape[:2] == (m.raised_bins[(i, j)], 2)
 
 
 @pytest.mark.parametrize("shape", [(0,), (2, 0), (2, 3, 0)])
@@ -351,7 +357,9 @@ def test_gradcheck_odd_hops(hop):
                trainable=True, trainable_filter=True, downsample_filter=dc.halfband_filter(0.378, 40.0)).double()
     names = [n for n, _ in m.named_parameters()]
     own = ["octave_kernels.0", "octave_kernels.1"] if hop == 3 else ["octave_kernels.0"]
-    assert sorted(names) == sorted(["kernels", "downsample_filter"] + own)
+    raised = [f"raised_kernels.{b}" for b in range(len(m.raised_blocks))]
+    assert sorted(names) == sorted(["kernels", "downsample_filter"] + own + raised)
+    assert (hop == 3) == (not raised)  # hop 6: octave 1 is decimated, its top bins computed at the full rate
     params = [p.detach().clone().requires_grad_() for _, p in m.named_parameters()]
     x = torch.randn(1, 120, dtype=torch.float64, requires_grad=True)
 

@@ -34,7 +34,6 @@ librosa = pytest.importorskip("librosa")
 
 C1 = 32.70319566257483  # librosa.note_to_hz("C1"), librosa's default fmin
 C2 = 2 * C1
-ISSUE_11_NYQUIST = "issue 11: top bins near Nyquist (band edge above ~0.8 of Nyquist) lose accuracy"
 
 
 def _cqt(y, sr, **kw):
@@ -207,14 +206,10 @@ def _most_bins(sr, fmin, bins_per_octave):
 
 # librosa test_cqt_nbins_none, second half: one bin more than the most below Nyquist is refused (here: the
 # most librosa accepts is accepted too, and one more refused). At 12 and 60 bins/octave the most bins put the
-# top band edge at 0.998 / 0.999 of Nyquist, refused today (decimation needs it below ~0.98)
-NEAR_NYQUIST_REFUSED = "issue 11: layouts with the top bin's band edge above ~0.98 of Nyquist are refused"
+# top band edge at 0.998 / 0.999 of Nyquist (accepted since the near-Nyquist bins are raised: CQTKernels.raised_bins)
 
 
-@pytest.mark.parametrize("bins_per_octave", [
-    pytest.param(12, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=NEAR_NYQUIST_REFUSED)),
-    24,
-    pytest.param(60, marks=pytest.mark.xfail(strict=True, raises=ValueError, reason=NEAR_NYQUIST_REFUSED))])
+@pytest.mark.parametrize("bins_per_octave", [12, 24, 60])
 def test_cqt_most_bins_below_nyquist(bins_per_octave):
     n = _most_bins(SR_CQT, C1, bins_per_octave)
     with pytest.raises(ValueError, match="Nyquist"):
@@ -269,12 +264,13 @@ def test_nnaudio_cqt_layouts_run(fmin, n_bins):
 # not librosa.cqt (soxr_hq, sparsity=0), which on these sweeps is itself off the definition by up to 0.094
 # (160 bins) and 7.1 (207 bins, max |C| 17.6), mostly on the first and last frames: this module against librosa
 # fails the threshold on about half of the 87 frames even with 160 bins. The 160-bin layout from 55 Hz (top bin
-# 5.4 kHz) is added: the threshold holds away from Nyquist. With 207 bins, today: 2.2% to 6.5% of the elements
-# off, max |X - truth| 0.62 (3.5% of max |truth|), in the upper half of every decimated octave.
+# 5.4 kHz) is added: the threshold holds away from Nyquist. With 207 bins (top band edge at 0.971 of Nyquist)
+# the octave method once had 2.2% to 6.5% of the elements off (max |X - truth| 0.62, 3.5% of max |truth|, in the
+# upper half of every decimated octave); the raised top bins (CQTKernels.raised_bins) fixed that.
 @pytest.mark.parametrize("method", ["logarithmic", "linear"])
 @pytest.mark.parametrize("pad_mode", ["reflect", "constant"])  # nnAudio pads by reflection; librosa by zeros
 @pytest.mark.parametrize("n_bins", [
-    160, pytest.param(207, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=ISSUE_11_NYQUIST))])
+    160, 207])
 def test_nnaudio_cqt_sweep_complex(method, pad_mode, n_bins):
     x = _nnaudio_chirp(method)
     kw = dict(sr=44100, hop_length=512, fmin=55.0, n_bins=n_bins, bins_per_octave=24, pad_mode=pad_mode)

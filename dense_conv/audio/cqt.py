@@ -17,6 +17,18 @@ the kernel of bin k is the top-octave kernel at rate sr/2^i, i.e. the same conti
 exponential stretched by 2^i. The VQT's lengths do not halve from octave to octave: each octave has
 its own kernels, designed at the rate it is computed at.
 
+Top bins near each octave's Nyquist (CQTKernels.raised_bins): the half-band decimator is flat and alias-free
+only to 0.42 of its input's Nyquist (0.84 of the decimated octave's), and a decimated octave also loses its
+kernels' spectrum past its own Nyquist (the definition's windows are sampled at the full rate). So each
+decimated octave's top bins whose response to an impulse, computed after a decimation, differs from the
+definition's by more than RAISE_TOLERANCE of its peak are computed on the less decimated signal (one level
+up, two for short kernels, e.g. 12 bins per octave near Nyquist) with their kernels discretised at that
+rate, in the same matmul as the octave above. This keeps every frame within 1e-4 of max|C| of the definition
+up to librosa's own limit (the top bin's band edge at Nyquist; docs/cqt.md has the measurements). The
+alternative, a sharper decimator (what this module did before: passband at the top bin's band edge, up to
+439 taps), stays 1e-3 to 4e-2 away near Nyquist (the kernels' own spectrum past the octave's Nyquist is
+still lost, and the transition band cannot reach Nyquist), at about the same speed; it was dropped.
+
 References (dense_conv.reference): `cqt_definition`, the float64 definition CQT with one full-rate
 kernel per bin, and `cqt_octave_reference`, this module's octave loop with the pure-PyTorch decimator.
 """
@@ -34,6 +46,10 @@ from .octave import DEFAULT_ATTENUATION_DB, DEFAULT_PASSBAND, halfband_filter
 __all__ = ["CQT", "VQT", "cqt_frequencies", "CQTKernels", "note_names"]
 
 _OUTPUTS = ("complex", "magnitude", "power")
+# A decimated octave's bin whose impulse response (its kernel on every other sample, low-passed by the
+# decimator) differs from the definition's by more than this fraction of its peak is computed at a higher
+# rate (CQTKernels.raised_bins). 8e-5 keeps every layout measured in docs/cqt.md within 1e-4 of max|C|.
+RAISE_TOLERANCE = 8e-5
 
 
 def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.ndarray:
@@ -206,7 +222,8 @@ class CQTKernels:
     decimated octaves share the top octave's kernels; with gamma != 0 every octave has its own kernels, at
     its rate. `kernel_matrix(i, level)` gives octave i's kernels at any rate sr/2^level, level <= level(i),
     the continuous kernel sampled 2^(level(i) - level) times as densely (at level 0: the full-rate
-    "definition" kernels).
+    "definition" kernels). `raised_bins(filter)` says which top bins of the decimated shared octaves are
+    computed at a higher rate (the octave method's accuracy near each octave's Nyquist frequency).
 
     Kernel of bin k at its discretisation rate, L = L_k / 2^level(i) samples long there:
         exact_lengths=False (librosa's): the periodic window of n = floor(L/2) - floor(-L/2) samples (scipy's
@@ -363,6 +380,46 @@ class CQTKernels:
         K, dmin, _, _ = self._build(i, level)
         return K, dmin
 
+    def raised_bins(self, h: np.ndarray) -> dict:
+        """{(octave i, lift j): number of bins}: the top bins of decimated octaves computed j >= 1 levels up
+        (at level i - j, with kernel_matrix(i, i - j)) when the signal is decimated with the FIR h [taps]
+        (float64 numpy, odd, centred); within an octave a larger lift takes higher bins. Empty when none is.
+
+        A bin computed after a decimation responds to an impulse at the full rate with its kernel on every
+        other sample, low-passed by h; the definition with the window at the full rate. Where the two differ
+        by more than RAISE_TOLERANCE of its peak, at any offset, the bin (and every bin above it) goes one
+        level up, until it does not or reaches the full rate. The difference is the same at every decimated
+        octave (octave j+1's kernels at level 1 against level 0; the earlier decimations are wider relative to
+        the band), so it is computed once per lift."""
+        lift = np.zeros(self.n_filters, dtype=np.int64)  # levels up, per shared kernel row
+        leaky = np.ones(self.n_filters, dtype=bool)
+        for j in range(self.n_octaves - 1):
+            if not self.shared(j + 1):
+                break
+            K0, d0 = self.kernel_matrix(j + 1, 0)  # the definition: [nb, w0], offsets d0 ..
+            K1, d1 = self.kernel_matrix(j + 1, 1)  # computed at level 1: [nb, w1], offsets 2 * (d1 ..)
+            up = np.zeros((K1.shape[0], 2 * K1.shape[1] - 1), dtype=np.complex128)
+            up[:, ::2] = K1
+            eff = np.stack([np.convolve(row, h) for row in up])  # offsets 2 * d1 - (taps - 1) // 2 ..
+            e0 = 2 * d1 - (h.size - 1) // 2
+            lo, hi = min(d0, e0), max(d0 + K0.shape[1], e0 + eff.shape[1])
+            diff = np.zeros((K0.shape[0], hi - lo), dtype=np.complex128)
+            diff[:, d0 - lo:d0 - lo + K0.shape[1]] = K0
+            diff[:, e0 - lo:e0 - lo + eff.shape[1]] -= eff
+            rows = np.zeros(self.n_filters, dtype=bool)
+            rows[self.n_filters - K0.shape[0]:] = np.abs(diff).max(1) > RAISE_TOLERANCE * np.abs(K0).max(1)
+            leaky &= np.logical_or.accumulate(rows)  # from the lowest leaky bin up
+            if not leaky.any():
+                break
+            lift += leaky
+        raised = {}
+        for i in range(1, self.n_octaves):
+            first, nb = self.octave_bins(i)
+            if self.shared(i):
+                counts = np.bincount(np.minimum(lift[first:], i), minlength=i + 1)
+                raised.update({(i, j): int(n) for j, n in enumerate(counts) if j > 0 and n > 0})
+        return raised
+
     def shared(self, i: int) -> bool:
         """Whether octave i uses the shared top-octave kernels (decimated to its own rate): the top octave, and
         with gamma=0 every octave decimated i times (its kernels at rate sr/2^i are the top octave's)."""
@@ -384,6 +441,16 @@ class CQTKernels:
         return _real_rows(self.kernels, dtype)
 
 
+def _raised_rows(ker: CQTKernels, raised: dict, i: int, j: int):
+    """(kernels complex128 [n, w], dmin) of the bins of octave i raised by j levels (raised: {(octave, lift):
+    n}, as CQTKernels.raised_bins), at level i - j, trimmed to their non-zero columns."""
+    K, dmin = ker.kernel_matrix(i, i - j)
+    above = sum(n for (o, lift), n in raised.items() if o == i and lift > j)  # higher bins, raised further
+    K = K[K.shape[0] - above - raised[(i, j)]:K.shape[0] - above]
+    cols = np.flatnonzero(np.any(K != 0, axis=0))
+    return K[:, cols[0]:cols[-1] + 1], dmin + int(cols[0])
+
+
 def _real_rows(K, dtype):
     return torch.tensor(np.stack([K.real, K.imag], axis=1), dtype=dtype)
 
@@ -401,17 +468,24 @@ def check_input(x: torch.Tensor, name="CQT"):
 def frames(x: torch.Tensor, w: torch.Tensor, dmin: int, hop: int, n_frames: int, pad_mode: str,
             offset: int = 0) -> torch.Tensor:
     """out[r, f, c] = sum_d x[r, offset + f*hop + d] * w[c, d - dmin] for x [R, T] -> [R, n_frames, C]."""
+    return frame_view(x, dmin, w.shape[-1], hop, n_frames, pad_mode, offset) @ w.t()
+
+
+def frame_view(x: torch.Tensor, dmin: int, width: int, hop: int, n_frames: int, pad_mode: str,
+               offset: int = 0) -> torch.Tensor:
+    """view[r, f, d - dmin] = x[r, offset + f*hop + d], d = dmin .. dmin+width-1, x [R, T] padded as pad_mode
+    -> [R, n_frames, width] (a view of the padded signal)."""
     T = x.shape[-1]
-    width = w.shape[-1]
     left = max(0, -(offset + dmin))
     right = max(0, offset + (n_frames - 1) * hop + dmin + width - T)
-    if pad_mode == "constant" or (left == 0 and right == 0):
+    if left == 0 and right == 0:
+        xp = x  # (no copy of the signal when the frames lie inside it)
+    elif pad_mode == "constant":
         xp = torch.nn.functional.pad(x, (left, right))
     else:
         xp = _reflect_pad(x, left, right)
     start = offset + dmin + left
-    fr = xp[:, start:start + (n_frames - 1) * hop + width].unfold(-1, width, hop)  # [R, F, width]
-    return fr @ w.t()
+    return xp[:, start:start + (n_frames - 1) * hop + width].unfold(-1, width, hop)
 
 
 def _reflect_pad(x, left, right):
@@ -438,24 +512,49 @@ def finish(c: torch.Tensor, output: str) -> torch.Tensor:
     return torch.sqrt(p.clamp_min(torch.finfo(p.dtype).tiny))
 
 
-def reflect_margins(ker: CQTKernels, own_dmin: dict, taps: int, hop: int):
-    """(left, right) full-rate samples of reflection that cover every octave's kernels and the decimators'
-    reach: the octaves then see the reflect-padded full-rate signal, as the definition does."""
+def reflect_margins(ker: CQTKernels, own_dmin: dict, raised_dmin: dict, taps: int, hop: int):
+    """(left, right) full-rate samples of reflection that cover every octave's kernels (own_dmin: {octave:
+    (dmin, dmax)} of the own-kernel octaves, raised_dmin: {(octave, lift): (dmin, dmax)} of the raised bins)
+    and the decimators' reach: the octaves then see the reflect-padded full-rate signal, as the definition
+    does."""
     reach = (taps + 1) // 2
     left = right = 0
-    for i in range(ker.n_octaves):
-        lvl = ker.compute_levels[i]
-        dmin, dmax = (ker.dmin, ker.dmax) if ker.shared(i) else own_dmin[i]
+    spans = [(ker.compute_levels[i], (ker.dmin, ker.dmax) if ker.shared(i) else own_dmin[i]) for i in range(ker.n_octaves)]
+    spans += [(i - j, span) for (i, j), span in raised_dmin.items()]
+    for lvl, (dmin, dmax) in spans:
         left = max(left, (2 ** lvl) * (max(0, -dmin) + reach))
         right = max(right, (2 ** lvl) * (max(0, dmax) + reach) + hop)
     step = 2 ** ker.n_decimations
     return -(-left // step) * step, right  # left: a multiple of 2^n_decimations keeps the octaves aligned
 
 
-def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
+def _apply_blocks(sig, groups, hop, n_frames, offset):
+    """Groups of kernel blocks [[(kernels [nb, 2, w], dmin), ...], ...] applied to one signal [R, T'] ->
+    [R, F, nb, 2] per block, in order.
+
+    The frames over all the blocks' offsets are copied out once; each group is one matmul (its blocks
+    zero-padded to their common offsets: for blocks of similar widths, where one wide matmul beats several
+    narrow ones) that reads its own columns of the frames (a strided view BLAS takes as it is)."""
+    lo = min(dmin for group in groups for _, dmin in group)
+    width = max(dmin + k.shape[-1] for group in groups for k, dmin in group) - lo
+    R = sig.shape[0]
+    fr = frame_view(sig, lo, width, hop, n_frames, "constant", offset).reshape(R * n_frames, width)  # a copy
+    out = []
+    for group in groups:
+        a = min(dmin for _, dmin in group)
+        b = max(dmin + k.shape[-1] for k, dmin in group)
+        w = torch.cat([torch.nn.functional.pad(k, (dmin - a, b - dmin - k.shape[-1])) for k, dmin in group])
+        c = fr[:, a - lo:b - lo] @ w.reshape(w.shape[0] * 2, -1).t()  # [R * F, rows * 2]
+        out += c.view(R, n_frames, w.shape[0], 2).split([k.shape[0] for k, _ in group], dim=2)
+    return out
+
+
+def _octave_cqt(x, weight, own, raised, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
     """The octave loop. x [R, T]; weight [n_filters, 2, width] (shared top octave); own: {octave: (kernels
-    [nb, 2, w], dmin, dmax)} for the octaves computed with their own kernels; decimate(x, filter, levels)
-    -> a tensor (levels == 1) or a list of the levels successive octaves, as octave_downsample."""
+    [nb, 2, w], dmin, dmax)} for the octaves computed with their own kernels; raised: {(octave, lift): the
+    same} for the top bins of decimated octaves computed `lift` levels up (CQTKernels.raised_bins; lift 1 in
+    the same matmul as the octave above); decimate(x, filter, levels) -> a tensor (levels == 1) or a list
+    of the levels successive octaves, as octave_downsample."""
     taps = filter.numel()
     R, T = x.shape
     n_frames = 1 + T // hop
@@ -464,7 +563,8 @@ def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate
     # every frame sees the same padded signal as the definition
     P = 0
     if pad_mode == "reflect":
-        P, right = reflect_margins(ker, {i: v[1:] for i, v in own.items()}, taps, hop)
+        P, right = reflect_margins(ker, {i: v[1:] for i, v in own.items()}, {i: v[1:] for i, v in raised.items()},
+                                   taps, hop)
         x = _reflect_pad(x, P, right)
     # zero-pad the (padded) full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a side,
     # so the decimated octaves keep the low-passed signal's tails that spread past the ends (dropping them
@@ -474,21 +574,42 @@ def _octave_cqt(x, weight, own, ker: CQTKernels, hop, pad_mode, output, decimate
     xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
     octaves = decimate(xz, filter, levels) if levels > 0 else []
     sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
-    outs = []
-    for i in range(ker.n_octaves):
-        lvl = ker.compute_levels[i]
-        off = (Z + P) >> lvl
-        if ker.shared(i):
-            first, nb = ker.octave_bins(i)
-            w, dmin, gain = weight[first:].reshape(nb * 2, -1), ker.dmin, ker.octave_gain(i)
-        else:
-            k, dmin, _ = own[i]
-            nb, w, gain = k.shape[0], k.reshape(k.shape[0] * 2, -1), 1.0
-        c = frames(sigs[lvl], w, dmin, hop >> lvl, n_frames, "constant", off)  # [R, F, nb*2]
-        c = c.view(R, n_frames, nb, 2)
-        outs.append(c * gain if gain != 1.0 else c)
-    c = torch.cat(outs[::-1], dim=2)  # bins ascending
-    return finish(c.transpose(1, 2), output)  # [R, n_bins, F, 2] -> ...
+    outs = [{} for _ in range(ker.n_octaves)]  # per octave, {lift: [R, F, bins, 2]}, higher lifts = higher bins
+    for lvl in range(levels + 1):
+        # at this rate: octave lvl's shared kernels (less its raised top bins), the raised bins of the octaves
+        # below whose lift reaches it, and the own-kernel octaves (all at the last rate)
+        first, _ = ker.octave_bins(lvl)
+        top = ker.n_filters - sum(k.shape[0] for (o, _), (k, _, _) in raised.items() if o == lvl)
+        # (the bins raised by one level are about as wide as the shared kernels: one matmul with them)
+        shared = [(weight[first:top] * ker.octave_gain(lvl), ker.dmin, lvl, 0)] \
+            if top > first and ker.shared(lvl) else []
+        shared += [(k, dmin, o, j) for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j == 1]
+        groups = [shared] if shared else []
+        groups += [[(k, dmin, o, j)] for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j > 1]
+        groups += [[(k, dmin, o, 0)] for o, (k, dmin, _) in own.items() if ker.compute_levels[o] == lvl]
+        if not groups:  # every bin of this, the lowest, octave is raised
+            continue
+        cs = _apply_blocks(sigs[lvl], [[(k, dmin) for k, dmin, _, _ in g] for g in groups], hop >> lvl, n_frames,
+                           (Z + P) >> lvl)
+        for (_, _, o, j), c in zip([b for g in groups for b in g], cs):
+            outs[o][j] = c
+    # bins ascending, [R, n_bins, F, 2] contiguous (one copy, which view_as_complex then takes as it is)
+    c = torch.cat([o[j].transpose(1, 2) for o in outs[::-1] for j in sorted(o)], dim=1)
+    return finish(c, output)
+
+
+def _default_filter(ker: CQTKernels) -> torch.Tensor:
+    """The decimation FIR [taps] (float64) of a CQT built without one. gamma=0: the default half-band design
+    (83 taps), the shared octaves' top bins beyond its clean band being raised (CQTKernels.raised_bins). A VQT's
+    octaves have their own kernels, not raised: the filter is flat up to their band edge after decimation."""
+    passband = DEFAULT_PASSBAND
+    if ker.gamma != 0:
+        edge = ker.rate_edge  # fraction of Nyquist of the highest band edge, at the rate each octave runs at
+        passband = max(passband, edge / 2)
+        if ker.n_decimations > 0 and passband >= 0.49:
+            raise ValueError(f"VQT: the kernels' band edge reaches {edge:.3f} of their octave's Nyquist frequency; "
+                             f"octave decimation needs it below ~0.98; reduce n_bins, fmin or gamma")
+    return halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
 
 
 _REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64,
@@ -518,10 +639,12 @@ class CQT(nn.Module):
     complex, magnitude (with a gradient-safe sqrt) or power. The signal is decimated by 2
     (`octave_downsample`) between octaves while the hop stays even, as librosa does; octaves below that
     (hop_length with fewer than n_octaves-1 factors of 2, e.g. an odd hop) are computed at the last rate
-    with their own, longer kernels. trainable=True makes the one octave of kernels shared by the decimated
-    octaves a parameter `kernels` [n_filters, 2, width] (real/imag rows), and the own kernels of the other
-    octaves parameters too (`octave_kernels`); trainable_filter=True also makes the decimation filter a
-    parameter.
+    with their own, longer kernels. The top bins of a decimated octave that the decimator does not pass
+    cleanly (near its Nyquist: `raised_bins`, {(octave, levels up): bins}) are computed on the less decimated
+    signal with their own kernels (see the module docstring). trainable=True makes the one octave of kernels
+    shared by the decimated octaves a parameter `kernels` [n_filters, 2, width] (real/imag rows), and the own
+    kernels of the other octaves and of the raised bins parameters too (`octave_kernels`, `raised_kernels`,
+    [bins, 2, w] each); trainable_filter=True also makes the decimation filter a parameter.
 
     Args:
         sr: sample rate in Hz.
@@ -535,8 +658,9 @@ class CQT(nn.Module):
         trainable: make the kernels parameters (float32 [n_filters, 2, width], n_filters =
             min(bins_per_octave, n_bins), plus `octave_kernels`, if any); else non-persistent buffers.
         trainable_filter: make the decimation filter a parameter (float32 [taps]).
-        downsample_filter: [taps], odd taps: the decimation FIR (default: a halfband_filter flat up to
-            the top bin's band edge).
+        downsample_filter: [taps], odd taps: the decimation FIR (default: halfband_filter(), 83 taps, flat
+            to 0.42 of Nyquist); the bins it does not pass cleanly are computed at a higher rate (the choice is
+            made once, with this filter, at construction).
         tuning: (keyword) offset of fmin in fractions of a bin, as librosa's: fmin * 2^(tuning /
             bins_per_octave); default 0.0. None (librosa's "estimate from the signal") is refused: the
             kernels are fixed at construction; pass librosa.estimate_tuning(y=..., sr=..., bins_per_octave=...).
@@ -573,8 +697,9 @@ class CQT(nn.Module):
             floating-point tensor.
         ValueError: (construction) a bad output, pad_mode, norm or window (or a window that is not a cosine
             sum with exact_lengths=True), n_bins, bins_per_octave or hop_length < 1, sr, fmin or filter_scale
-            <= 0, gamma < 0, the top bin's band edge above Nyquist (or too close to it to decimate);
-            (forward) x not [T], [B, T] or [B, C, T], or empty with pad_mode="reflect".
+            <= 0, gamma < 0, the top bin's band edge above Nyquist (librosa's check; with gamma=0 any top bin
+            up to it is accepted; with gamma != 0 the decimated octaves' band edge must stay below ~0.98 of
+            their Nyquist); (forward) x not [T], [B, T] or [B, C, T], or empty with pad_mode="reflect".
 
     Example:
         C = dense_conv.CQT(output="magnitude")(torch.randn(4, 22050))  # [4, 288, 44]
@@ -603,31 +728,35 @@ class CQT(nn.Module):
         self.sr, self.hop_length, self.n_bins, self.bins_per_octave = self.ker.sr, int(hop_length), \
             self.ker.n_bins, self.ker.bpo
         self.pad_mode, self.output = pad_mode, output
+        if downsample_filter is None:
+            downsample_filter = _default_filter(self.ker)
+        if not isinstance(downsample_filter, torch.Tensor) or downsample_filter.dim() != 1 \
+                or downsample_filter.numel() % 2 == 0:
+            raise ValueError("CQT: downsample_filter must be a 1-D tensor with an odd number of taps")
         w = self.ker.real_weight(torch.float32)
         own = {i: self.ker.kernel_matrix(i, self.ker.compute_levels[i]) for i in range(self.ker.n_octaves)
                if not self.ker.shared(i)}
         self.own_octaves = sorted(own)
         self.own_dmin = {i: (own[i][1], own[i][1] + own[i][0].shape[1] - 1) for i in own}
         own_w = [_real_rows(own[i][0], torch.float32) for i in self.own_octaves]
+        # top bins of the decimated octaves that the decimator does not pass cleanly: at a higher rate
+        self.raised_bins = self.ker.raised_bins(downsample_filter.detach().cpu().double().numpy())
+        self.raised_blocks = sorted(self.raised_bins)  # (octave, lift)
+        raised = {(i, j): _raised_rows(self.ker, self.raised_bins, i, j) for i, j in self.raised_blocks}
+        self.raised_dmin = {b: (raised[b][1], raised[b][1] + raised[b][0].shape[1] - 1) for b in raised}
+        raised_w = [_real_rows(raised[b][0], torch.float32) for b in self.raised_blocks]
         if trainable:
             self.kernels = nn.Parameter(w)
             if own_w:
                 self.octave_kernels = nn.ParameterList([nn.Parameter(t) for t in own_w])
+            if raised_w:
+                self.raised_kernels = nn.ParameterList([nn.Parameter(t) for t in raised_w])
         else:
             self.register_buffer("kernels", w, persistent=False)
             for i, t in zip(self.own_octaves, own_w):
                 self.register_buffer(f"octave_kernels_{i}", t, persistent=False)
-        if downsample_filter is None:
-            # flat to the kernels' band edge after decimation, alias-free below it
-            edge = self.ker.rate_edge  # fraction of Nyquist (the same at every octave for a CQT)
-            passband = max(DEFAULT_PASSBAND, edge / 2)
-            if self.ker.n_decimations > 0 and passband >= 0.49:
-                raise ValueError(f"CQT: the kernels' band edge reaches {edge:.3f} of their octave's Nyquist "
-                                 f"frequency; octave decimation needs it below ~0.98; reduce n_bins or fmin")
-            downsample_filter = halfband_filter(passband, DEFAULT_ATTENUATION_DB, dtype=torch.float64)
-        if not isinstance(downsample_filter, torch.Tensor) or downsample_filter.dim() != 1 \
-                or downsample_filter.numel() % 2 == 0:
-            raise ValueError("CQT: downsample_filter must be a 1-D tensor with an odd number of taps")
+            for (i, j), t in zip(self.raised_blocks, raised_w):
+                self.register_buffer(f"raised_kernels_{i}_{j}", t, persistent=False)
         f = downsample_filter.detach().clone().to(torch.float32)
         if trainable_filter:
             self.downsample_filter = nn.Parameter(f)
@@ -638,6 +767,11 @@ class CQT(nn.Module):
         if hasattr(self, "octave_kernels"):
             return list(self.octave_kernels)
         return [getattr(self, f"octave_kernels_{i}") for i in self.own_octaves]
+
+    def _raised_weights(self):
+        if hasattr(self, "raised_kernels"):
+            return list(self.raised_kernels)
+        return [getattr(self, f"raised_kernels_{i}_{j}") for i, j in self.raised_blocks]
 
     @property
     def frequencies(self) -> np.ndarray:
@@ -677,8 +811,10 @@ class CQT(nn.Module):
         xr = x.reshape(math.prod(lead), x.shape[-1])
         weight = self.kernels.to(x.dtype)
         own = {i: (k.to(x.dtype), *self.own_dmin[i]) for i, k in zip(self.own_octaves, self._own_weights())}
+        raised = {b: (k.to(x.dtype), *self.raised_dmin[b]) for b, k in zip(self.raised_blocks, self._raised_weights())}
         filt = self.downsample_filter.to(x.dtype)
-        c = _octave_cqt(xr, weight, own, self.ker, self.hop_length, self.pad_mode, self.output, decimate, filt)
+        c = _octave_cqt(xr, weight, own, raised, self.ker, self.hop_length, self.pad_mode, self.output, decimate,
+                        filt)
         return c.reshape(*lead, *c.shape[1:])
 
 
