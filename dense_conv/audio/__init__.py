@@ -1,5 +1,6 @@
-"""Audio on top of the ops: the half-band decimation filter and the octave-by-octave CQT."""
+"""Audio on top of the ops: the half-band decimation filter, the octave-by-octave CQT and its inverse."""
 from .cqt import CQT, CQTKernels, cqt_frequencies, note_names
+from .icqt import ICQT, icqt
 from .octave import halfband_filter, halfband_response
 
-__all__ = ["CQT", "CQTKernels", "cqt_frequencies", "note_names", "halfband_filter", "halfband_response"]
+__all__ = ["CQT", "CQTKernels", "cqt_frequencies", "note_names", "ICQT", "icqt", "halfband_filter", "halfband_response"]
