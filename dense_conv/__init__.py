@@ -27,5 +27,5 @@ from .layers import DenseMix, FactoredMix
 from .reference import cqt_definition, cqt_octave_reference
 
 __all__ = ["dense_conv2d", "sparse_conv2d", "per_sample_conv2d", "dense_mix_conv2d", "cuda_kernels_compiled",
-           "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "ICQT", "icqt", "cqt_definition",
-           "cqt_octave_reference"]
+           "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "ICQT", "icqt",
+           "cqt_definition", "cqt_octave_reference"]

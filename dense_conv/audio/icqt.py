@@ -191,7 +191,7 @@ def _check_spectrum(C, name):
         raise ValueError(f"{name}: C needs at least one bin and one frame, got shape {tuple(C.shape)}")
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16, typed=True)  # typed: scale=1 must not find scale=True's module
 def _cached_icqt(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, tuning, norm, dtype):
     return ICQT(sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, window, scale, tuning=tuning,
                 norm=norm, dtype=dtype)
