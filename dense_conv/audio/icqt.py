@@ -39,14 +39,20 @@ __all__ = ["icqt", "ICQT"]
 
 
 def _overlap_add(frames: torch.Tensor, hop: int, dmin: int, n_out: int) -> torch.Tensor:
-    """frames [R, W, F] -> y [R, n_out], y[t * hop + dmin + j] += frames[:, j, t] (what falls outside is dropped)."""
-    R, W, F = frames.shape
-    n_buf = (F - 1) * hop + W  # buffer sample b is output sample b + dmin
-    buf = torch.nn.functional.fold(frames, output_size=(1, n_buf), kernel_size=(1, W), stride=(1, hop))
-    buf = buf.view(R, n_buf)
-    start = -dmin
-    buf = torch.nn.functional.pad(buf, (max(0, -start), max(0, start + n_out - n_buf)))
-    start = max(0, start)
+    """frames [R, F, W] -> y [R, n_out], y[t * hop + dmin + j] += frames[:, t, j] (what falls outside is dropped).
+
+    Block by block: frame sample j lands in hop-long block t + j // hop, so ceil(W / hop) slice additions do
+    it (torch's fold, the same sum, is ~10x slower here)."""
+    R, F, W = frames.shape
+    n_blocks = -(-W // hop)
+    buf = frames.new_zeros(R, F + n_blocks - 1, hop)  # buffer sample b is output sample b + dmin
+    for j in range(n_blocks):
+        w = min(hop, W - j * hop)
+        buf[:, j:j + F, :w] += frames[:, :, j * hop:j * hop + w]
+    buf = buf.view(R, -1)
+    if dmin > 0 or n_out - dmin > buf.shape[1]:
+        buf = torch.nn.functional.pad(buf, (max(0, dmin), max(0, n_out - dmin - buf.shape[1])))
+    start = max(0, -dmin)
     return buf[:, start:start + n_out]
 
 
@@ -110,7 +116,7 @@ class ICQT(nn.Module):
         ker = forward.ker
         self.sr, self.hop_length, self.n_bins, self.bins_per_octave = ker.sr, int(hop_length), ker.n_bins, ker.bpo
         self.max_length = float(np.max(ker.lengths))
-        # per octave: (first bin, last bin + 1, level, dmin, librosa's n_fft); synthesis weights [W, 2 * nb]
+        # per octave: (first bin, last bin + 1, level, dmin, librosa's n_fft); synthesis weights [2 * nb, W]
         self.octaves = []
         for i in range(ker.n_octaves):
             bins = ker.octave_bin_indices(i)
@@ -121,7 +127,7 @@ class ICQT(nn.Module):
             # librosa's weight per bin, its istft's interior normalisation (n_fft / frame count: hop, or n_fft
             # where frames do not overlap) and the gain 2^level of the interpolation up to sr
             mu = 2.0 / (L * np.sum(np.abs(K) ** 2, axis=1)) * min(n_fft, hop_length >> level) * 2 ** level
-            S = np.concatenate([K.real * mu[:, None], K.imag * mu[:, None]], axis=0).T
+            S = np.concatenate([K.real * mu[:, None], K.imag * mu[:, None]], axis=0)
             self.register_buffer(f"synthesis_{i}", torch.tensor(S, dtype=torch.float64), persistent=False)
             self.octaves.append((int(bins[0]), int(bins[-1]) + 1, level, dmin, n_fft))
         self.n_decimations = ker.n_decimations
@@ -155,7 +161,7 @@ class ICQT(nn.Module):
             hop = self.hop_length >> level
             S = getattr(self, f"synthesis_{i}").to(device=C.device, dtype=real)
             c = torch.cat([C.real[:, lo:hi], C.imag[:, lo:hi]], dim=1)  # Re(c conj(k)) = c_r k_r + c_i k_i
-            y = _overlap_add(S @ c, hop, dmin, T >> level)
+            y = _overlap_add(c.transpose(1, 2) @ S, hop, dmin, T >> level)
             _normalise_edges_(y, n_fft, hop, F)
             by_level[level] = y if by_level[level] is None else by_level[level] + y
         y = by_level[0]
