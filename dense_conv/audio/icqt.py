@@ -97,6 +97,7 @@ class ICQT(nn.Module):
         ValueError: (construction) n_bins, bins_per_octave or hop_length < 1, sr, fmin or filter_scale
             <= 0, a bad norm or window, the top bin's band edge above Nyquist; (forward) C not
             [..., n_bins, F] with 2 to 4 dims, this module's n_bins and F >= 1, or length < 1.
+        ImportError: (forward) the compiled extension is missing and the CQT decimates (hop_length even).
 
     Example:
         C = dense_conv.CQT(n_bins=84, bins_per_octave=12)(torch.randn(22050))   # [84, 44] complex64
@@ -226,6 +227,7 @@ def icqt(C: torch.Tensor, *, sr: float = 22050, hop_length: int = 512, fmin: Opt
     Raises:
         TypeError: C not a complex tensor, a parameter of the wrong type (named).
         ValueError: C not 2-4-dimensional or empty, a bad parameter (named, as CQT's checks), length < 1.
+        ImportError: the compiled extension is missing and the CQT decimates (hop_length even).
 
     Example:
         x = torch.randn(22050)
