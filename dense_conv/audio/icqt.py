@@ -41,15 +41,18 @@ __all__ = ["icqt", "ICQT"]
 def _overlap_add(frames: torch.Tensor, hop: int, dmin: int, n_out: int) -> torch.Tensor:
     """frames [R, F, W] -> y [R, n_out], y[t * hop + dmin + j] += frames[:, t, j] (what falls outside is dropped).
 
-    Block by block: frame sample j lands in hop-long block t + j // hop, so ceil(W / hop) slice additions do
-    it (torch's fold, the same sum, is ~10x slower here)."""
+    Frame t's block b (its samples b * hop ... b * hop + hop - 1) lands in output block m = t + b. With the
+    frames zero-padded to B = ceil(W / hop) blocks, and by B - 1 zero frames at either end, output block m
+    sums padded frame m + c, block B - 1 - c, for c = 0 .. B - 1: in the flat padded array that block starts
+    at ((m + c) * B + B - 1 - c) * hop = (m * B + c * (B - 1) + B - 1) * hop, a strided view summed over c
+    (one op, ~10x faster than torch's fold here; the view never reads one element twice)."""
     R, F, W = frames.shape
-    n_blocks = -(-W // hop)
-    buf = frames.new_zeros(R, F + n_blocks - 1, hop)  # buffer sample b is output sample b + dmin
-    for j in range(n_blocks):
-        w = min(hop, W - j * hop)
-        buf[:, j:j + F, :w] += frames[:, :, j * hop:j * hop + w]
-    buf = buf.view(R, -1)
+    B = -(-W // hop)
+    flat = torch.nn.functional.pad(frames, (0, B * hop - W)).reshape(R, F * B * hop)
+    flat = torch.nn.functional.pad(flat, ((B - 1) * B * hop, (B - 1) * B * hop))
+    M = F + B - 1
+    view = flat.as_strided((R, M, B, hop), (flat.stride(0), B * hop, (B - 1) * hop, 1), (B - 1) * hop)
+    buf = view.sum(dim=2).reshape(R, M * hop)  # buffer sample b is output sample b + dmin
     if dmin > 0 or n_out - dmin > buf.shape[1]:
         buf = torch.nn.functional.pad(buf, (max(0, dmin), max(0, n_out - dmin - buf.shape[1])))
     start = max(0, -dmin)
