@@ -1,11 +1,12 @@
-"""CQT benchmark: dense_conv.CQT against librosa.cqt and nnAudio CQT2010v2, dense_conv.VQT against librosa.vqt
-(optional dependencies).
+"""CQT benchmark: dense_conv.CQT against librosa.cqt and nnAudio CQT2010v2, dense_conv.VQT against librosa.vqt,
+dense_conv.icqt against librosa.icqt (librosa and nnAudio: optional dependencies).
 
     python bench/bench_cqt.py [--quick]
 
 Cases (22050 Hz, 288 bins C1..B8, 36 per octave, hop 512): 60 s forward; 60 s trainable
 forward+backward (magnitude output, loss = sum); a batch of 16 clips of 5 s forward; the VQT (gamma=None,
-librosa's ERB default, same bins) 60 s forward. Timed with
+librosa's ERB default, same bins) 60 s forward; the inverse of the 60 s CQT (complex64, length given;
+librosa.icqt with its defaults, as a user calls it). Timed with
 bench/timing.py, as bench.py is. `run()` returns rows (dicts) and Measurements for the main benchmark;
 missing librosa/nnAudio give rows with time None and a note.
 """
@@ -30,6 +31,7 @@ CASES = {
     "60 s trainable fwd+bwd": ("CQT 60 s", FORWARD_BACKWARD),
     "16 x 5 s forward": ("CQT 16 x 5 s", FORWARD),
     "VQT 60 s forward": ("VQT 60 s", FORWARD),
+    "60 s inverse": ("CQT 60 s inverse", FORWARD),
 }
 
 
@@ -81,6 +83,11 @@ def run(quick=False, device="cpu"):
         add("dense_conv.CQT", "16 x 5 s forward", lambda: ours(xb))
         add("dense_conv.VQT", "VQT 60 s forward", lambda: ours_v(x60))
     add("dense_conv.CQT", "60 s trainable fwd+bwd", ours_fb)
+    with torch.no_grad():
+        C60 = ours(x60)
+        icqt_kw = dict(sr=SR, hop_length=HOP, fmin=FMIN, bins_per_octave=BPO, length=x60.shape[-1])
+        dense_conv.icqt(C60, **icqt_kw)  # build and cache the kernels
+        add("dense_conv.icqt", "60 s inverse", lambda: dense_conv.icqt(C60, **icqt_kw))
 
     librosa = _librosa()
     if librosa is None:
@@ -94,6 +101,10 @@ def run(quick=False, device="cpu"):
         add("librosa.cqt", "16 x 5 s forward", lambda: librosa.cqt(yb, **kw), "CPU")
         librosa.vqt(y60[: SR], **kw)
         add("librosa.vqt", "VQT 60 s forward", lambda: librosa.vqt(y60, **kw), f"librosa {librosa.__version__}, CPU")
+        C60n = C60.cpu().numpy()
+        ikw = dict(sr=SR, hop_length=HOP, fmin=FMIN, bins_per_octave=BPO, length=y60.shape[-1])
+        librosa.icqt(C60n[:, :100], **ikw)  # warm its filter cache
+        add("librosa.icqt", "60 s inverse", lambda: librosa.icqt(C60n, **ikw), "CPU")
 
     CQT2010v2 = _nnaudio()
     if CQT2010v2 is None:
@@ -117,15 +128,17 @@ def run(quick=False, device="cpu"):
         add("nnAudio CQT2010v2", "60 s trainable fwd+bwd", nn_fb)
 
     # speed-ups against the targets of the issues (forward >= 5x librosa, >= 30x nnAudio; fwd+bwd >= 15x nnAudio;
-    # VQT >= 5x librosa.vqt)
+    # VQT and inverse >= 5x librosa)
     t = {(r["name"], r["case"]): r["seconds"] for r in rows}
-    for other, case, target in (("librosa.cqt", "60 s forward", 5), ("nnAudio CQT2010v2", "60 s forward", 30),
-                                ("nnAudio CQT2010v2", "60 s trainable fwd+bwd", 15),
-                                ("librosa.cqt", "16 x 5 s forward", None),
-                                ("nnAudio CQT2010v2", "16 x 5 s forward", None),
-                                ("librosa.vqt", "VQT 60 s forward", 5)):
-        ours = "dense_conv.VQT" if other == "librosa.vqt" else "dense_conv.CQT"
-        a, b = t.get((ours, case)), t.get((other, case))
+    for ours_name, other, case, target in (
+            ("dense_conv.CQT", "librosa.cqt", "60 s forward", 5),
+            ("dense_conv.CQT", "nnAudio CQT2010v2", "60 s forward", 30),
+            ("dense_conv.CQT", "nnAudio CQT2010v2", "60 s trainable fwd+bwd", 15),
+            ("dense_conv.CQT", "librosa.cqt", "16 x 5 s forward", None),
+            ("dense_conv.CQT", "nnAudio CQT2010v2", "16 x 5 s forward", None),
+            ("dense_conv.VQT", "librosa.vqt", "VQT 60 s forward", 5),
+            ("dense_conv.icqt", "librosa.icqt", "60 s inverse", 5)):
+        a, b = t.get((ours_name, case)), t.get((other, case))
         if a and b:
             r = b / a
             tgt = f", target >= {target}x: {'met' if r >= target else 'MISSED'}" if target else ""

@@ -5,7 +5,7 @@
     out = per_sample_conv2d(weight, impulse)  # [B, L, Hi, Wi], weight [B, L, Ci, Hr, Wr] per sample
     out = dense_mix_conv2d(response, impulse, mix)  # [B, L, Hi, Wi], dense_conv2d + 1x1 mix [L, Ci, Cr]
 
-Modules: functional (the ops), layers (DenseMix, FactoredMix), audio (half-band filter, CQT, VQT),
+Modules: functional (the ops), layers (DenseMix, FactoredMix), audio (half-band filter, CQT, VQT, inverse CQT),
 reference (pure-PyTorch definitions, usable without the compiled extension).
 
 Processes forked after torch has started its CPU thread pool (any multi-threaded op, these included)
@@ -20,12 +20,12 @@ from . import _extension
 if _extension.LOADED:
     from . import _autograd, _fake, _mix_fft  # noqa: F401  (register the ops' autograd and fake kernels)
 
-from .audio import CQT, VQT, halfband_filter
+from .audio import CQT, ICQT, VQT, halfband_filter, icqt
 from .functional import (cuda_kernels_compiled, dense_conv2d, dense_mix_conv2d, octave_downsample, per_sample_conv2d,
                          sparse_conv2d)
 from .layers import DenseMix, FactoredMix
 from .reference import cqt_definition, cqt_octave_reference
 
 __all__ = ["dense_conv2d", "sparse_conv2d", "per_sample_conv2d", "dense_mix_conv2d", "cuda_kernels_compiled",
-           "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "VQT", "cqt_definition",
-           "cqt_octave_reference"]
+           "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "VQT", "ICQT", "icqt",
+           "cqt_definition", "cqt_octave_reference"]

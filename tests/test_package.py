@@ -12,8 +12,8 @@ import dense_conv
 ROOT = Path(__file__).resolve().parents[1]
 
 PUBLIC = ["dense_conv2d", "sparse_conv2d", "per_sample_conv2d", "dense_mix_conv2d", "cuda_kernels_compiled",
-          "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "VQT", "cqt_definition",
-          "cqt_octave_reference"]
+          "DenseMix", "FactoredMix", "octave_downsample", "halfband_filter", "CQT", "VQT", "ICQT", "icqt",
+          "cqt_definition", "cqt_octave_reference"]
 
 
 def test_public_names():
