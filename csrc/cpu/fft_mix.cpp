@@ -10,7 +10,8 @@
 //             grad_a[l, j, k] = sum_b <gy[b, l], crop(x[b, j] (*) h[b, k])>
 //                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
-// are not stored). Transform size: fft_plan (csrc/shapes.h), as dense_conv2d's FFT algorithm.
+// are not stored: half_spectrum_weight, csrc/shapes.h). Transform size: fft_plan (csrc/shapes.h), as
+// dense_conv2d's FFT algorithm.
 //
 // Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
 // L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
@@ -158,7 +159,7 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
     for (int64_t t = 0; t < 2 * kBinBlock * Ci; ++t) gx[t] = T(0);
     for (int64_t t = 0; t < kBinBlock; ++t) {
       const int64_t col = (k0 + t) % half_width;
-      w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
+      w[t] = t >= n ? T(0) : T(half_spectrum_weight(col, half_width, has_nyquist));
     }
     for (int64_t l = 0; l < L; ++l) {
       const T* gr = gs + 2 * l * kBinBlock;

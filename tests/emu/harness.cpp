@@ -6,12 +6,14 @@
 // as a message (dc_emu_last_error) that Python raises as RuntimeError.
 //
 // To cover a new kernel header: include it here and add one DC_EMU_BINDING per launch function.
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
+#include "cuda/fft_mix_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
@@ -129,6 +131,29 @@ DC_EMU_BINDING(dc_emu_fft_correlate, (int dtype, const void* G, const void* A, c
                  dc::launch_fft_correlate<T>(static_cast<const T*>(G), static_cast<const T*>(A),
                                              static_cast<const T*>(R), static_cast<T*>(GI), static_cast<T*>(GR),
                                              dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
+               }))
+
+// ---- csrc/cuda/fft_mix_kernels.cuh ----------------------------------------------------------
+// sizes = {nb, L, Ci, Cr, H, W}; spectra [nb, channels, H * (W / 2 + 1)] interleaved complex of the dtype;
+// gw [nb, L, Ci, Cr] float64. The partial-sum workspace is allocated here, of the launch's size, poisoned.
+DC_EMU_BINDING(dc_emu_fft_mix_forward, (int dtype, const void* X, const void* Hs, const void* a, void* Y,
+                                        const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
+                                               static_cast<const T*>(a), static_cast<T*>(Y),
+                                               dc::MixSpectra{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]}, nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_fft_mix_backward, (int dtype, const void* X, const void* Hs, const void* G, const void* a,
+                                         void* GX, void* GH, double* gw, double scale, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
+                 std::vector<double> workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
+                 dc::launch_fft_mix_backward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
+                                                static_cast<const T*>(G), static_cast<const T*>(a),
+                                                static_cast<T*>(GX), static_cast<T*>(GH), gw, workspace.data(),
+                                                scale, s, nullptr);
                }))
 
 // ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------
