@@ -92,7 +92,8 @@ def test_fft_mix_kernels_are_deterministic_across_schedules():
     results = []
     for sched in harness.TEST_SCHEDULES:
         harness.set_schedule(*sched)
-        results.append((harness.fft_mix_forward(X, Hs, a, 40, 51),) + harness.fft_mix_backward(X, Hs, G, a, 40, 51, 0.5))
+        forward = harness.fft_mix_forward(X, Hs, a, 40, 51)
+        results.append((forward,) + harness.fft_mix_backward(X, Hs, G, a, 40, 51, 0.5))
     harness.set_schedule("forward")
     for other in results[1:]:
         for x, y in zip(results[0], other):

@@ -247,12 +247,6 @@ void check_cpu_fft(const Tensor& t, const char* name) {
               t.scalar_type());
 }
 
-// Nothing reaches the output: a zero-sized dimension of the sum or of the response.
-bool output_is_zero(const MixSizes& s) {
-  const ConvSizes& c = s.conv;
-  return c.Ci == 0 || c.Cr == 0 || c.Hr == 0 || c.Wr == 0;
-}
-
 Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const Tensor& weight) {
   const MixSizes ms = check_mix_forward(response, impulse, weight);
   const ConvSizes& s = ms.conv;
@@ -261,7 +255,7 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
   Tensor out = at::empty({s.B, L, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
   if (out.numel() == 0) return out;
-  if (output_is_zero(ms)) return out.zero_();
+  if (ms.output_is_zero()) return out.zero_();
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
   const Tensor a = weight.contiguous();
@@ -303,7 +297,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
-  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || output_is_zero(ms))
+  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || ms.output_is_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
