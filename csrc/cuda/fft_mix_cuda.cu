@@ -48,6 +48,8 @@ Tensor mix_fft_forward_cuda(const Tensor& response, const Tensor& impulse, const
   const int64_t nb_max = chunk_samples(s.B, per_sample, out.numel() * out.element_size());
   const auto complex_options = impulse.options().dtype(c10::toComplexType(real));
   AT_DISPATCH_FLOATING_TYPES(real, "dense_mix_conv2d_fft_cuda", [&] {
+    Tensor workspace = at::empty({fft_mix_forward_workspace_elements<scalar_t>(MixSpectra{1, L, s.Ci, s.Cr, f.H, f.W})},
+                                 impulse.options().dtype(real));
     for (int64_t b0 = 0; b0 < s.B; b0 += nb_max) {
       const int64_t nb = std::min(nb_max, s.B - b0);
       const Tensor X = at::fft_rfft2(impulse.narrow(0, b0, nb).to(real), size).contiguous();  // [nb, Ci, H, Wf]
@@ -55,7 +57,8 @@ Tensor mix_fft_forward_cuda(const Tensor& response, const Tensor& impulse, const
       Tensor Y = at::empty({nb, L, f.H, Wf}, complex_options);
       launch_fft_mix_forward<scalar_t>(interleaved<scalar_t>(X), interleaved<scalar_t>(Hs),
                                        a.const_data_ptr<scalar_t>(), interleaved_mut<scalar_t>(Y),
-                                       MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W}, at::cuda::getCurrentCUDAStream());
+                                       workspace.mutable_data_ptr<scalar_t>(), MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W},
+                                       at::cuda::getCurrentCUDAStream());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       out.narrow(0, b0, nb).copy_(at::fft_irfft2(Y, size).narrow(2, 0, s.Hi).narrow(3, 0, s.Wi));
     }
@@ -88,10 +91,12 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cuda(const Tensor& grad_out,
   const auto complex_options = grad_out.options().dtype(c10::toComplexType(real));
   const auto double_options = grad_out.options().dtype(at::kDouble);
   Tensor grad_weight_per_sample = at::empty({s.B, L, s.Ci, s.Cr}, double_options);
-  Tensor workspace = at::empty({fft_mix_gw_workspace_elements(MixSpectra{nb_max, L, s.Ci, s.Cr, f.H, f.W})},
-                               double_options);
+  Tensor gw_workspace = at::empty({fft_mix_gw_workspace_elements(MixSpectra{nb_max, L, s.Ci, s.Cr, f.H, f.W})},
+                                  double_options);
   const double parseval = 1.0 / static_cast<double>(f.H * f.W);
   AT_DISPATCH_FLOATING_TYPES(real, "dense_mix_conv2d_fft_backward_cuda", [&] {
+    Tensor workspace = at::empty({fft_mix_backward_workspace_elements<scalar_t>(one_sample)},
+                                 grad_out.options().dtype(real));
     for (int64_t b0 = 0; b0 < s.B; b0 += nb_max) {
       const int64_t nb = std::min(nb_max, s.B - b0);
       const Tensor X = at::fft_rfft2(impulse.narrow(0, b0, nb).to(real), size).contiguous();   // [nb, Ci, H, Wf]
@@ -102,8 +107,9 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cuda(const Tensor& grad_out,
       launch_fft_mix_backward<scalar_t>(
           interleaved<scalar_t>(X), interleaved<scalar_t>(Hs), interleaved<scalar_t>(G), a.const_data_ptr<scalar_t>(),
           interleaved_mut<scalar_t>(GX), interleaved_mut<scalar_t>(GH),
-          grad_weight_per_sample.narrow(0, b0, nb).mutable_data_ptr<double>(), workspace.mutable_data_ptr<double>(),
-          parseval, MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W}, at::cuda::getCurrentCUDAStream());
+          grad_weight_per_sample.narrow(0, b0, nb).mutable_data_ptr<double>(), workspace.mutable_data_ptr<scalar_t>(),
+          gw_workspace.mutable_data_ptr<double>(), parseval, MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W},
+          at::cuda::getCurrentCUDAStream());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       grad_impulse.narrow(0, b0, nb).copy_(at::fft_irfft2(GX, size).narrow(2, 0, s.Hi).narrow(3, 0, s.Wi));
       grad_response.narrow(0, b0, nb).narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).copy_(

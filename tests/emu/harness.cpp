@@ -135,25 +135,28 @@ DC_EMU_BINDING(dc_emu_fft_correlate, (int dtype, const void* G, const void* A, c
 
 // ---- csrc/cuda/fft_mix_kernels.cuh ----------------------------------------------------------
 // sizes = {nb, L, Ci, Cr, H, W}; spectra [nb, channels, H * (W / 2 + 1)] interleaved complex of the dtype;
-// gw [nb, L, Ci, Cr] float64. The partial-sum workspace is allocated here, of the launch's size, poisoned.
+// gw [nb, L, Ci, Cr] float64. The workspaces are allocated here, of the launches' sizes, poisoned.
 DC_EMU_BINDING(dc_emu_fft_mix_forward, (int dtype, const void* X, const void* Hs, const void* a, void* Y,
                                         const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
+                 const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
+                 std::vector<T> workspace(dc::fft_mix_forward_workspace_elements<T>(s), T(std::nan("")));
                  dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
-                                               static_cast<const T*>(a), static_cast<T*>(Y),
-                                               dc::MixSpectra{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]}, nullptr);
+                                               static_cast<const T*>(a), static_cast<T*>(Y), workspace.data(), s,
+                                               nullptr);
                }))
 DC_EMU_BINDING(dc_emu_fft_mix_backward, (int dtype, const void* X, const void* Hs, const void* G, const void* a,
                                          void* GX, void* GH, double* gw, double scale, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
-                 std::vector<double> workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
+                 std::vector<T> workspace(dc::fft_mix_backward_workspace_elements<T>(s), T(std::nan("")));
+                 std::vector<double> gw_workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
                  dc::launch_fft_mix_backward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
                                                 static_cast<const T*>(G), static_cast<const T*>(a),
                                                 static_cast<T*>(GX), static_cast<T*>(GH), gw, workspace.data(),
-                                                scale, s, nullptr);
+                                                gw_workspace.data(), scale, s, nullptr);
                }))
 
 // ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------
