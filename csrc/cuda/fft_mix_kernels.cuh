@@ -161,7 +161,8 @@ inline int64_t fft_mix_gw_workspace_elements(const MixSpectra& s) {
   return s.nb * fft_gw_chunks(s) * s.L * s.Ci * s.Cr;
 }
 
-// Grid: x over (l, j) pairs times chunks (chunk fastest), y over response groups, z over samples.
+// Grid: x over chunks times (l, j) pairs, the pair fastest (so blocks that run together share a chunk of the
+// spectra in the cache), y over response groups, z over samples.
 template <typename scalar_t>
 __global__ void __launch_bounds__(kFftThreads)
     fft_mix_gw_partial_kernel(const typename Complex2<scalar_t>::type* __restrict__ X,
@@ -173,7 +174,7 @@ __global__ void __launch_bounds__(kFftThreads)
   __shared__ double tree[RB][kFftThreads];
   const int64_t K = s.bins(), half_width = s.half_width(), chunks = fft_gw_chunks(s);
   const bool has_nyquist = s.has_nyquist();
-  const long long chunk = blockIdx.x % chunks, lj = blockIdx.x / chunks;
+  const long long lj = blockIdx.x % (s.L * s.Ci), chunk = blockIdx.x / (s.L * s.Ci);
   const long long l = lj / s.Ci, j = lj % s.Ci, b = blockIdx.z, k0 = (long long)blockIdx.y * RB;
   const int nk = (int)(s.Cr - k0 < RB ? s.Cr - k0 : RB);
   const C* x_b = X + (b * s.Ci + j) * K;
