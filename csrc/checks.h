@@ -128,6 +128,9 @@ inline PerSampleSizes check_per_sample_backward(const at::Tensor& grad_out, cons
 struct MixSizes {
   ConvSizes conv;
   int64_t L;
+  // Nothing reaches the output: a zero-sized dimension of the sum or of the response (the FFT algorithm
+  // then writes zeros without transforming).
+  bool output_is_zero() const { return conv.Ci == 0 || conv.Cr == 0 || conv.Hr == 0 || conv.Wr == 0; }
 };
 
 // response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]: floating point, one device, one

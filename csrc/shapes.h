@@ -72,6 +72,13 @@ inline FftPlan fft_plan(const ConvSizes& s) {
   return {s.Hq(), s.Wq(), next_smooth(s.Hi + s.Hq() - 1, false), next_smooth(s.Wi + s.Wq() - 1, true)};
 }
 
+// A real transform of width W keeps W / 2 + 1 columns (half_width) of its Hermitian spectrum. A sum over
+// all W columns (Parseval) counts each kept column twice, for its unstored mirror image, except column 0
+// and, when W is even, the Nyquist column W / 2: their images are themselves.
+DC_HD constexpr int half_spectrum_weight(int64_t col, int64_t half_width, bool has_nyquist) {
+  return col == 0 || (has_nyquist && col == half_width - 1) ? 1 : 2;
+}
+
 // ---- octave_downsample ---------------------------------------------------------------------------
 //   y[..., m] = sum_{n<N} filter[n] * x[..., 2m + n - (N-1)/2]   (N odd, zeros outside x), m < ceil(T/2)
 // `levels` = L applies the step L times; the L outputs are packed along the last dim:

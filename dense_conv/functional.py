@@ -192,8 +192,8 @@ def per_sample_conv2d(weight: torch.Tensor, impulse: torch.Tensor) -> torch.Tens
 def _use_mix_fft(response, impulse, weight, algorithm):
     """dense_mix_conv2d's algorithm: see its docstring."""
     if algorithm == "auto":
-        if impulse.device.type != "cpu":
-            return False
+        # Priced as a dense problem of L response channels (the per-sample path's direct work), on the
+        # impulse's device: the CPU cost model, or CUDA's tap-count rule.
         mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]), device="meta")
         return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
     return _algorithm.use_fft(response, impulse, algorithm, sparse=False)
@@ -209,12 +209,12 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
 
     algorithm: "direct" pre-mixes the responses per sample, w[b, l, j] = sum_k weight[l, j, k] response[b, k]
     (B x L x Ci kernels), then runs per_sample_conv2d: Ci*L convolutions per sample instead of Ci*Cr, and only
-    the [B, L, Hi, Wi] output is stored. "fft" (CPU) transforms each impulse and response channel once, mixes
+    the [B, L, Hi, Wi] output is stored. "fft" transforms each impulse and response channel once, mixes
     per frequency bin, Y_l = sum_j X_j sum_k weight[l, j, k] H_k, and transforms only the L outputs back (the
-    backward too, in the frequency domain); on CUDA "fft" composes dense_conv2d(algorithm="fft") with the
-    1x1 mix (it stores the B x Ci*Cr planes). "auto" (default): on the CPU, the choice the dense_conv2d cost
-    model makes for a dense problem of L response channels (the per-sample path does that much direct work),
-    so large kernels such as the user's 37x16 take the FFT; on CUDA, direct.
+    backward too, in the frequency domain; on CUDA float16/bfloat16 are transformed in float32). "auto"
+    (default): the choice dense_conv2d's "auto" makes on that device for a dense problem of L response
+    channels (the per-sample path does that much direct work), so large kernels such as the user's 37x16
+    take the FFT (on CUDA by an uncalibrated rule: see dense_conv/_algorithm.py).
 
     Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
     weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
@@ -240,11 +240,7 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     _checks.check_dense_mix(response, impulse, weight, bias, check=_checks.raise_unless)
     ops = _extension.ops()
     if _use_mix_fft(response, impulse, weight, algorithm):
-        if impulse.device.type == "cpu":
-            out = ops.dense_mix_conv2d_fft(response, impulse, weight)
-        else:
-            dense = dense_conv2d(response, impulse, algorithm="fft")
-            out = torch.nn.functional.conv2d(dense, weight.reshape(weight.shape[0], -1, 1, 1))
+        out = ops.dense_mix_conv2d_fft(response, impulse, weight)
     else:
         mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
         out = ops.per_sample_conv2d(mixed.contiguous(), impulse)

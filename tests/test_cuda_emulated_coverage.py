@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from emu import harness  # noqa: E402
 from test_cuda_emulated import check_dense_kernels, check_fft_kernels, check_octave_kernels  # noqa: E402
 from test_cuda_emulated_per_sample import check_per_sample_kernels  # noqa: E402
+from test_cuda_emulated_mix_fft import SPECTRA, check_fft_mix_kernels  # noqa: E402
 
 CUDA_DIR = harness.REPO / "csrc" / "cuda"
 ALL_DTYPES = (torch.float32, torch.float64) + harness.HALF_DTYPES
@@ -154,6 +155,8 @@ def run_sweep():
     for dtype in (torch.float32, torch.float64):  # the FFT ops transform 16-bit inputs in float32
         for shape in FFT_SWEEP:
             check_fft_kernels(shape, dtype)
+        for shape in SPECTRA.values():
+            check_fft_mix_kernels(shape, dtype)
 
 
 def test_every_kernel_instantiation_runs():

@@ -45,15 +45,17 @@ def test_project_kernels_are_clean_under_asan_ubsan(sanitized_binary):
     # dense forward, grad_impulse, grad_response: 6 shapes; octave_downsample forward, grad_input,
     # grad_filter (partials + reduce): 8 cases (levels 1..5, inputs shorter than the filter, leading
     # dims, several blocks per row, > 48 KiB of shared memory); FFT spectral products (product and
-    # correlate): 5 spectrum shapes; per_sample forward, grad_impulse, grad_weight (partials + reduce):
-    # 6 shapes; float and double, 3 schedules
+    # correlate): 5 spectrum shapes; dense_mix FFT mix, its gradients and the weight gradient (partials +
+    # reduce): 5 shapes; per_sample forward, grad_impulse, grad_weight (partials + reduce): 6 shapes;
+    # float and double, 3 schedules
     result = run(sanitized_binary, "kernels")
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "dense: 36 of 36 runs match" in result.stdout
     assert "octave: 48 of 48 runs match" in result.stdout
     assert "fft: 30 of 30 runs match" in result.stdout
+    assert "mix: 30 of 30 runs match" in result.stdout
     assert "per_sample: 36 of 36 runs match" in result.stdout
-    assert "150 of 150 kernel runs match" in result.stdout
+    assert "180 of 180 kernel runs match" in result.stdout
 
 
 @pytest.mark.parametrize("bug,report", [
@@ -138,17 +140,18 @@ def line_of(path, text):
 
 def test_project_kernels_are_race_free_under_tsan(tsan_binary):
     # dense forward, grad_impulse and grad_response (3 small shapes) and octave_downsample forward,
-    # grad_input, grad_filter (4 small cases), FFT spectral products (2 small shapes), per_sample forward,
-    # grad_impulse and grad_weight (3 small shapes), float and double,
-    # 3 schedules
+    # grad_input, grad_filter (4 small cases), FFT spectral products (2 small shapes), the dense_mix FFT
+    # mix and its gradients (2 small shapes), per_sample forward, grad_impulse and grad_weight (3 small
+    # shapes), float and double, 3 schedules
     result = run_tsan(tsan_binary, "kernels", "small")
     assert "ThreadSanitizer" not in result.stderr, result.stderr[-6000:]
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert "dense: 18 of 18 runs match" in result.stdout
     assert "octave: 24 of 24 runs match" in result.stdout
     assert "fft: 12 of 12 runs match" in result.stdout
+    assert "mix: 12 of 12 runs match" in result.stdout
     assert "per_sample: 18 of 18 runs match" in result.stdout
-    assert "72 of 72 kernel runs match" in result.stdout
+    assert "84 of 84 kernel runs match" in result.stdout
 
 
 def test_correct_reductions_are_race_free_under_tsan_even_after_emulator_errors(tsan_binary):

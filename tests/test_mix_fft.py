@@ -1,5 +1,6 @@
 """dense_mix_conv2d_fft (dense_conv2d then a 1x1 channel mix, in the frequency domain): values and gradients
-against a float64 reference, gradcheck, opcheck, torch.compile, determinism, non-finite inputs, bad input."""
+against a float64 reference, gradcheck, opcheck, torch.compile, determinism, non-finite inputs, bad input; the
+same on CUDA when a GPU is present (its kernels also run on the CPU emulator: test_cuda_emulated_mix_fft.py)."""
 import os
 import subprocess
 import sys
@@ -10,7 +11,8 @@ import torch
 
 from dense_conv import _mix_fft  # noqa: F401  (registers the fake kernels and autograd)
 from dense_conv.reference.conv import dense_shift_add
-from testing import assert_close_scaled
+import dense_conv
+from testing import TOLERANCE, assert_close_scaled, needs_cuda_kernels
 
 ops = torch.ops.dense_conv
 
@@ -239,3 +241,89 @@ def test_meta_tensors_give_shapes():
     out = ops.dense_mix_conv2d_fft(torch.empty(3, 5, 37, 16, device="meta"), torch.empty(3, 4, 84, 600, device="meta"),
                                    torch.empty(8, 4, 5, device="meta"))
     assert out.shape == (3, 8, 84, 600) and out.device.type == "meta"
+
+
+# ---- CUDA (csrc/cuda/fft_mix_cuda.cu): needs a GPU ----
+
+def _cuda_case(shape, dtype, seed=0):
+    """(inputs on CUDA in dtype, grad_out on CUDA, float64 reference output and gradients on the CPU)."""
+    inputs = make(shape, torch.float64, seed)
+    g = torch.randn(shape[0], shape[3], shape[4], shape[5], generator=torch.Generator().manual_seed(seed + 1),
+                    dtype=torch.float64)
+    # the reference from the inputs rounded to dtype: only the op's own error is measured
+    rounded = tuple(t.to(dtype).double() for t in inputs)
+    ref = _grads(reference, rounded, g.to(dtype).double())
+    return tuple(t.to("cuda", dtype) for t in inputs), g.to("cuda", dtype), ref
+
+
+@needs_cuda_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", SHAPES, ids=_id)
+def test_cuda_values_and_gradients_match_reference_and_cpu(dtype, shape):
+    inputs, g, (ref_out, ref_grads) = _cuda_case(shape, dtype)
+    out, grads = _grads(ops.dense_mix_conv2d_fft, inputs, g)
+    assert out.device.type == "cuda" and out.dtype == dtype
+    assert_close_scaled(out.cpu().double(), ref_out, dtype)
+    for actual, expected in zip(grads, ref_grads):
+        assert actual.dtype == dtype
+        assert_close_scaled(actual.cpu().double(), expected, dtype)
+    if dtype in (torch.float32, torch.float64):
+        cpu_out, cpu_grads = _grads(ops.dense_mix_conv2d_fft, tuple(t.cpu() for t in inputs), g.cpu())
+        for actual, expected in zip((out,) + grads, (cpu_out,) + cpu_grads):
+            assert_close_scaled(actual.cpu(), expected, dtype, tol=2 * TOLERANCE[dtype])
+
+
+@needs_cuda_kernels
+def test_cuda_many_weight_gradient_chunks_and_samples():
+    # 120 x 321 bins: 38 weight-gradient chunks of 1024 bins; 9 samples
+    shape = (9, 3, 2, 5, 84, 600, 37, 16)
+    inputs, g, (ref_out, ref_grads) = _cuda_case(shape, torch.float64)
+    out, grads = _grads(ops.dense_mix_conv2d_fft, inputs, g)
+    for actual, expected in zip((out,) + grads, (ref_out,) + ref_grads):
+        assert_close_scaled(actual.cpu(), expected, torch.float64)
+
+
+@needs_cuda_kernels
+def test_cuda_gradcheck_and_opcheck():
+    args = tuple(t.cuda().requires_grad_() for t in make((2, 2, 3, 2, 5, 6, 3, 2)))
+    assert torch.autograd.gradcheck(ops.dense_mix_conv2d_fft, args)
+    assert torch.autograd.gradgradcheck(ops.dense_mix_conv2d_fft, args)
+    response, impulse, weight = (t.cuda().requires_grad_() for t in make((2, 2, 3, 4, 5, 7, 3, 4), torch.float32))
+    torch.library.opcheck(ops.dense_mix_conv2d_fft, (response, impulse, weight))
+    torch.library.opcheck(ops.dense_mix_conv2d_fft_backward, (torch.randn(2, 4, 5, 7, device="cuda"), response.detach(),
+                                                              impulse.detach(), weight.detach()))
+
+
+@needs_cuda_kernels
+def test_cuda_is_deterministic():
+    inputs, g, _ = _cuda_case((5, 3, 9, 4, 40, 51, 7, 6), torch.float32, seed=4)
+    first = _grads(ops.dense_mix_conv2d_fft, inputs, g)
+    again = _grads(ops.dense_mix_conv2d_fft, inputs, g)
+    for a, b in zip((first[0],) + first[1], (again[0],) + again[1]):
+        assert torch.equal(a, b)
+
+
+@needs_cuda_kernels
+@pytest.mark.parametrize("where", ["impulse", "weight"])
+def test_cuda_nonfinite_values_give_the_definition(where):
+    shape = (3, 2, 3, 2, 6, 7, 3, 2)
+    response, impulse, weight = make(shape)
+    g = torch.randn(3, 2, 6, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    {"impulse": impulse, "weight": weight}[where].view(-1)[1] = float("inf")
+    ref_out, ref_grads = _grads(reference, (response, impulse, weight), g)
+    out, grads = _grads(ops.dense_mix_conv2d_fft, tuple(t.cuda() for t in (response, impulse, weight)), g.cuda())
+    for actual, expected in zip((out,) + grads, (ref_out,) + ref_grads):
+        actual = actual.cpu()
+        assert torch.equal(torch.isnan(actual), torch.isnan(expected))
+        finite = torch.isfinite(expected)
+        assert torch.equal(actual[~finite & ~torch.isnan(expected)], expected[~finite & ~torch.isnan(expected)])
+        assert torch.allclose(actual[finite], expected[finite], rtol=1e-9, atol=1e-9)
+
+
+@needs_cuda_kernels
+def test_cuda_dense_mix_conv2d_fft_runs_the_fused_op():
+    response, impulse, weight = (t.cuda() for t in make((2, 4, 5, 8, 21, 70, 37, 16), torch.float32))
+    out = dense_conv.dense_mix_conv2d(response, impulse, weight, algorithm="fft")
+    assert torch.equal(out, ops.dense_mix_conv2d_fft(response, impulse, weight))
+    # 'auto' takes it for the user's 37x16 kernels
+    assert torch.equal(dense_conv.dense_mix_conv2d(response, impulse, weight), out)

@@ -10,7 +10,8 @@
 //             grad_a[l, j, k] = sum_b <gy[b, l], crop(x[b, j] (*) h[b, k])>
 //                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
-// are not stored). Transform size: fft_plan (csrc/shapes.h), as dense_conv2d's FFT algorithm.
+// are not stored: half_spectrum_weight, csrc/shapes.h). Transform size: fft_plan (csrc/shapes.h), as
+// dense_conv2d's FFT algorithm.
 //
 // Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
 // L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
@@ -158,7 +159,7 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
     for (int64_t t = 0; t < 2 * kBinBlock * Ci; ++t) gx[t] = T(0);
     for (int64_t t = 0; t < kBinBlock; ++t) {
       const int64_t col = (k0 + t) % half_width;
-      w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
+      w[t] = t >= n ? T(0) : T(half_spectrum_weight(col, half_width, has_nyquist));
     }
     for (int64_t l = 0; l < L; ++l) {
       const T* gr = gs + 2 * l * kBinBlock;
@@ -246,12 +247,6 @@ void check_cpu_fft(const Tensor& t, const char* name) {
               t.scalar_type());
 }
 
-// Nothing reaches the output: a zero-sized dimension of the sum or of the response.
-bool output_is_zero(const MixSizes& s) {
-  const ConvSizes& c = s.conv;
-  return c.Ci == 0 || c.Cr == 0 || c.Hr == 0 || c.Wr == 0;
-}
-
 Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const Tensor& weight) {
   const MixSizes ms = check_mix_forward(response, impulse, weight);
   const ConvSizes& s = ms.conv;
@@ -260,7 +255,7 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
   Tensor out = at::empty({s.B, L, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
   if (out.numel() == 0) return out;
-  if (output_is_zero(ms)) return out.zero_();
+  if (ms.output_is_zero()) return out.zero_();
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
   const Tensor a = weight.contiguous();
@@ -302,7 +297,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
-  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || output_is_zero(ms))
+  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || ms.output_is_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();

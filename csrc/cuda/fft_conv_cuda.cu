@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "fft_cuda_common.h"
 #include "fft_conv_kernels.cuh"
 #include "nonfinite_cuda.cuh"
 
@@ -31,28 +32,7 @@ namespace dc {
 namespace {
 
 using at::Tensor;
-
-constexpr int64_t kMinChunkBytes = int64_t(64) << 20;
-
-// Real dtype of the transforms: float64 stays float64, every other floating type runs in float32.
-at::ScalarType transform_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
-
-// Samples per chunk: the largest per-chunk intermediate (bytes_per_sample each) within the budget.
-int64_t chunk_samples(int64_t B, int64_t bytes_per_sample, int64_t output_bytes) {
-  const int64_t budget = std::max(output_bytes / 4, kMinChunkBytes);
-  const int64_t n = budget / std::max<int64_t>(1, bytes_per_sample);
-  return std::clamp<int64_t>(n, 1, std::min<int64_t>(B, 65535));  // 65535: grid.z of the kernels
-}
-
-// Interleaved (re, im) view of a contiguous complex tensor's data.
-template <typename scalar_t>
-const scalar_t* interleaved(const Tensor& t) {
-  return reinterpret_cast<const scalar_t*>(t.const_data_ptr());
-}
-template <typename scalar_t>
-scalar_t* interleaved_mut(Tensor& t) {
-  return reinterpret_cast<scalar_t*>(t.mutable_data_ptr());
-}
+using namespace fft_cuda;
 
 Tensor dense_fft_forward_cuda(const Tensor& response, const Tensor& impulse) {
   const ConvSizes s = check_forward(response, impulse, false);

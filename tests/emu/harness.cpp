@@ -1,7 +1,8 @@
 // Test-only bridge between pytest and the CUDA kernel headers compiled for the CPU emulator.
 //
 // Built by tests/emu/harness.py with plain g++ (-DDC_CUDA_EMULATOR) into a small shared library with a
-// C ABI, loaded through ctypes: no torch headers, so it compiles in seconds. Every binding runs one
+// C ABI, loaded through ctypes: of torch only c10's Half and BFloat16 headers (the 16-bit types the kernels
+// are instantiated with). Every binding runs one
 // host launch function on raw pointers that the Python side took from CPU tensors; errors come back
 // as a message (dc_emu_last_error) that Python raises as RuntimeError.
 //
@@ -9,12 +10,14 @@
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
+#include "cuda/fft_mix_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
@@ -162,6 +165,32 @@ DC_EMU_BINDING(dc_emu_fft_correlate, (int dtype, const void* G, const void* A, c
                  dc::launch_fft_correlate<T>(static_cast<const T*>(G), static_cast<const T*>(A),
                                              static_cast<const T*>(R), static_cast<T*>(GI), static_cast<T*>(GR),
                                              dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
+               }))
+
+// ---- csrc/cuda/fft_mix_kernels.cuh ----------------------------------------------------------
+// sizes = {nb, L, Ci, Cr, H, W}; spectra [nb, channels, H * (W / 2 + 1)] interleaved complex of the dtype;
+// gw [nb, L, Ci, Cr] float64. The workspaces are allocated here, of the launches' sizes, poisoned.
+DC_EMU_BINDING(dc_emu_fft_mix_forward, (int dtype, const void* X, const void* Hs, const void* a, void* Y,
+                                        const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
+                 std::vector<T> workspace(dc::fft_mix_forward_workspace_elements<T>(s), T(std::nan("")));
+                 dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
+                                               static_cast<const T*>(a), static_cast<T*>(Y), workspace.data(), s,
+                                               nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_fft_mix_backward, (int dtype, const void* X, const void* Hs, const void* G, const void* a,
+                                         void* GX, void* GH, double* gw, double scale, const int64_t* sz),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
+                 std::vector<T> workspace(dc::fft_mix_backward_workspace_elements<T>(s), T(std::nan("")));
+                 std::vector<double> gw_workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
+                 dc::launch_fft_mix_backward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
+                                                static_cast<const T*>(G), static_cast<const T*>(a),
+                                                static_cast<T*>(GX), static_cast<T*>(GH), gw, workspace.data(),
+                                                gw_workspace.data(), scale, s, nullptr);
                }))
 
 // ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------

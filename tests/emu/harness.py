@@ -268,6 +268,38 @@ def fft_correlate(G, A, R):
     return GI, GR
 
 
+# ---- csrc/cuda/fft_mix_kernels.cuh -------------------------------------------------------------
+
+def _mix_sizes(X, Hs, G_or_Y, H, W):
+    nb, Ci, K = X.shape
+    Cr, L = Hs.shape[1], G_or_Y.shape[1]
+    assert K == H * (W // 2 + 1), "spectra of K = H * (W // 2 + 1) bins"
+    return (ctypes.c_int64 * 6)(nb, L, Ci, Cr, H, W)
+
+
+def fft_mix_forward(X, Hs, a, H, W):
+    """X [nb, Ci, K], Hs [nb, Cr, K] (complex64 / complex128), a [L, Ci, Cr] real -> Y [nb, L, K],
+    Y[b, l] = sum_j X[b, j] sum_k a[l, j, k] Hs[b, k]."""
+    assert a.dtype == COMPLEX_REAL[X.dtype], "the weight has the spectra's real dtype"
+    nb, _, K = X.shape
+    Y = _poisoned_complex((nb, a.shape[0], K), X.dtype)
+    call("dc_emu_fft_mix_forward", _spectrum_code(X, Hs), X, Hs, a, Y, _mix_sizes(X, Hs, Y, H, W))
+    return Y
+
+
+def fft_mix_backward(X, Hs, G, a, H, W, scale):
+    """-> (GX [nb, Ci, K], GH [nb, Cr, K], gw [nb, L, Ci, Cr] float64): see csrc/cuda/fft_mix_kernels.cuh."""
+    assert a.dtype == COMPLEX_REAL[X.dtype], "the weight has the spectra's real dtype"
+    nb, Ci, K = X.shape
+    Cr = Hs.shape[1]
+    GX = _poisoned_complex((nb, Ci, K), X.dtype)
+    GH = _poisoned_complex((nb, Cr, K), X.dtype)
+    gw = poisoned((nb, *a.shape), torch.float64)
+    call("dc_emu_fft_mix_backward", _spectrum_code(X, Hs, G), X, Hs, G, a, GX, GH, gw, ctypes.c_double(scale),
+         _mix_sizes(X, Hs, G, H, W))
+    return GX, GH, gw
+
+
 # ---- csrc/cuda/octave_downsample_kernels.cuh ---------------------------------------------------
 
 def octave_sizes(rows, T, taps, levels):

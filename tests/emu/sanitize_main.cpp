@@ -5,10 +5,10 @@
 // sees out-of-bounds static shared arrays and misaligned vector loads; TSan (every CUDA thread a fiber,
 // happens-before only through barriers and warp ops) sees accesses that no barrier orders.
 //
-//   sanitize_main kernels [small] [dense|octave|fft|per_sample]
+//   sanitize_main kernels [small] [dense|octave|fft|mix|per_sample]
 //                                      every project kernel vs a float64 reference, 3 schedules; exit 0
 //                                      (small: fewer, smaller shapes, for the ~10x slower TSan build;
-//                                      dense / octave / fft / per_sample: only that kernel family)
+//                                      dense / octave / fft / mix / per_sample: only that family)
 //   sanitize_main planted <bug>        runs one planted bug; the sanitizer must abort the process:
 //                                      halo-past-input | index-past-tile | misaligned-float4 (ASan/UBSan)
 //                                      missing-syncthreads | missing-syncwarp (TSan)
@@ -17,6 +17,7 @@
 //                                      the correct reductions then still run clean, exit 0
 #include <algorithm>
 #include <cmath>
+#include <complex>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -26,6 +27,7 @@
 
 #include "cuda/dense_conv_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
+#include "cuda/fft_mix_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
@@ -80,11 +82,18 @@ std::vector<T> cast(const std::vector<double>& v) {
   return std::vector<T>(v.begin(), v.end());
 }
 
+// Error bound of a kernel computing in T, relative to the largest reference value.
 template <typename T>
-bool close(const char* what, const std::vector<T>& actual, const std::vector<double>& expected) {
+constexpr double tolerance() {
+  return sizeof(T) == 4 ? 2e-6 : 1e-13;
+}
+
+template <typename T>
+bool close(const char* what, const std::vector<T>& actual, const std::vector<double>& expected,
+           double rel_tol = tolerance<T>()) {
   double scale = 1.0;
   for (double e : expected) scale = std::max(scale, std::abs(e));
-  const double tol = (sizeof(T) == 4 ? 2e-6 : 1e-13) * scale;
+  const double tol = rel_tol * scale;
   for (size_t k = 0; k < expected.size(); ++k)
     if (!(std::abs(double(actual[k]) - expected[k]) <= tol)) {  // NaN fails too
       std::printf("  %s: element %zu is %.17g, expected %.17g\n", what, k, double(actual[k]), expected[k]);
@@ -415,11 +424,99 @@ int run_fft_kernels(bool small, int& runs) {
   return failures;
 }
 
+// The per-bin mix of fft_mix_kernels.cuh and its three gradients vs float64 sums straight from the formulas
+// of its header; buffers of interleaved complex values (and the weight-gradient workspace) at exact sizes.
+template <typename T>
+bool run_mix(const dc::MixSpectra& s, unsigned seed) {
+  using Z = std::complex<double>;
+  const long long K = s.bins(), nX = s.nb * s.Ci * K, nH = s.nb * s.Cr * K, nG = s.nb * s.L * K;
+  const long long nw = s.L * s.Ci * s.Cr;
+  const auto X = cast<T>(random_values(2 * nX, seed)), Hs = cast<T>(random_values(2 * nH, seed + 1));
+  const auto G = cast<T>(random_values(2 * nG, seed + 2)), a = cast<T>(random_values(nw, seed + 3));
+  const double scale = 1.0 / double(s.H * s.W);
+  const auto z = [](const std::vector<T>& v, long long i) { return Z(double(v[2 * i]), double(v[2 * i + 1])); };
+  std::vector<double> Y_ref(2 * nG), GX_ref(2 * nX), GH_ref(2 * nH), gw_ref(s.nb * nw, 0.0);
+  for (long long b = 0; b < s.nb; ++b)
+    for (long long n = 0; n < K; ++n) {
+      const double w = dc::half_spectrum_weight(n % s.half_width(), s.half_width(), s.has_nyquist());
+      const auto x = [&](long long j) { return z(X, (b * s.Ci + j) * K + n); };
+      const auto h = [&](long long k) { return z(Hs, (b * s.Cr + k) * K + n); };
+      const auto g = [&](long long l) { return z(G, (b * s.L + l) * K + n); };
+      const auto weight = [&](long long l, long long j, long long k) { return double(a[(l * s.Ci + j) * s.Cr + k]); };
+      for (long long l = 0; l < s.L; ++l) {
+        Z y = 0;
+        for (long long j = 0; j < s.Ci; ++j)
+          for (long long k = 0; k < s.Cr; ++k) {
+            y += weight(l, j, k) * x(j) * h(k);
+            gw_ref[(b * s.L + l) * s.Ci * s.Cr + j * s.Cr + k] += scale * w * (x(j) * std::conj(g(l)) * h(k)).real();
+          }
+        Y_ref[2 * ((b * s.L + l) * K + n)] = y.real();
+        Y_ref[2 * ((b * s.L + l) * K + n) + 1] = y.imag();
+      }
+      for (long long j = 0; j < s.Ci; ++j) {
+        Z gx = 0;
+        for (long long l = 0; l < s.L; ++l)
+          for (long long k = 0; k < s.Cr; ++k) gx += weight(l, j, k) * g(l) * std::conj(h(k));
+        GX_ref[2 * ((b * s.Ci + j) * K + n)] = gx.real();
+        GX_ref[2 * ((b * s.Ci + j) * K + n) + 1] = gx.imag();
+      }
+      for (long long k = 0; k < s.Cr; ++k) {
+        Z gh = 0;
+        for (long long l = 0; l < s.L; ++l)
+          for (long long j = 0; j < s.Ci; ++j) gh += weight(l, j, k) * std::conj(x(j)) * g(l);
+        GH_ref[2 * ((b * s.Cr + k) * K + n)] = gh.real();
+        GH_ref[2 * ((b * s.Cr + k) * K + n) + 1] = gh.imag();
+      }
+    }
+  auto Y = poisoned<T>(2 * nG), GX = poisoned<T>(2 * nX), GH = poisoned<T>(2 * nH);
+  auto gw = poisoned<double>(s.nb * nw), gw_workspace = poisoned<double>(dc::fft_mix_gw_workspace_elements(s));
+  auto forward_workspace = poisoned<T>(dc::fft_mix_forward_workspace_elements<T>(s));
+  auto backward_workspace = poisoned<T>(dc::fft_mix_backward_workspace_elements<T>(s));
+  dc::launch_fft_mix_forward<T>(X.data(), Hs.data(), a.data(), Y.data(), forward_workspace.data(), s, nullptr);
+  dc::launch_fft_mix_backward<T>(X.data(), Hs.data(), G.data(), a.data(), GX.data(), GH.data(), gw.data(),
+                                 backward_workspace.data(), gw_workspace.data(), scale, s, nullptr);
+  return close("mix Y", Y, Y_ref) && close("mix GX", GX, GX_ref) && close("mix GH", GH, GH_ref) &&
+         close("mix gw", gw, gw_ref, tolerance<T>());  // float64 sums of products computed in T
+}
+
+int run_mix_kernels(bool small, int& runs) {
+  const std::vector<dc::MixSpectra> all_shapes = {
+      // {nb, L, Ci, Cr, H, W}
+      {1, 1, 1, 1, 1, 1},    // one bin
+      {2, 8, 4, 5, 6, 10},   // the user's channels
+      {1, 3, 2, 3, 40, 51},  // W odd (no Nyquist column), two weight-gradient chunks, partial bin blocks
+      {2, 1, 3, 1, 5, 8},    // L = 1, Cr = 1
+      {1, 9, 2, 9, 3, 4},    // L and Cr above one thread's outputs and one block's responses
+  };
+  const std::vector<dc::MixSpectra> small_shapes = {{1, 2, 2, 3, 5, 8}, {1, 2, 1, 9, 40, 51}};
+  const std::vector<dc::MixSpectra>& shapes = small ? small_shapes : all_shapes;
+  int failures = 0, count = 0;
+  for (const auto& [order, seed] : kSchedules) {
+    dc_emu::set_schedule(order, seed);
+    for (const dc::MixSpectra& s : shapes) {
+      for (int dtype = 0; dtype < 2; ++dtype) {
+        const bool ok = dtype == 0 ? run_mix<float>(s, 23) : run_mix<double>(s, 23);
+        ++count;
+        if (!ok) {
+          ++failures;
+          std::printf("FAILED %s mix nb=%lld L=%lld Ci=%lld Cr=%lld H=%lld W=%lld order=%d\n",
+                      dtype == 0 ? "float" : "double", (long long)s.nb, (long long)s.L, (long long)s.Ci,
+                      (long long)s.Cr, (long long)s.H, (long long)s.W, int(order));
+        }
+      }
+    }
+  }
+  std::printf("mix: %d of %d runs match\n", count - failures, count);
+  runs += count;
+  return failures;
+}
+
 int run_kernels(bool small, const std::string& only) {
   int failures = 0, runs = 0;
   if (only.empty() || only == "dense") failures += run_dense_kernels(small, runs);
   if (only.empty() || only == "octave") failures += run_octave_kernels(small, runs);
   if (only.empty() || only == "fft") failures += run_fft_kernels(small, runs);
+  if (only.empty() || only == "mix") failures += run_mix_kernels(small, runs);
   if (only.empty() || only == "per_sample") failures += run_per_sample_kernels(small, runs);
   std::printf("%d of %d kernel runs match the float64 reference\n", runs - failures, runs);
   return failures ? 1 : 0;
@@ -504,7 +601,9 @@ int main(int argc, char** argv) {
       for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "small") small = true;
-        else if (arg == "dense" || arg == "octave" || arg == "fft" || arg == "per_sample") only = arg;
+        else if (arg == "dense" || arg == "octave" || arg == "fft" || arg == "mix" ||
+                 arg == "per_sample")
+          only = arg;
         else throw std::invalid_argument("unknown kernels option " + arg);
       }
       return run_kernels(small, only);
@@ -516,6 +615,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 3;
   }
-  std::fprintf(stderr, "usage: %s kernels [small] [dense|octave|fft|per_sample] | planted <bug> | fixed <bug> | after-errors\n", argv[0]);
+  std::fprintf(stderr,
+               "usage: %s kernels [small] [dense|octave|fft|mix|per_sample] | planted <bug> | fixed <bug> | "
+               "after-errors\n",
+               argv[0]);
   return 2;
 }
