@@ -194,8 +194,7 @@ def _use_mix_fft(response, impulse, weight, algorithm):
     if algorithm == "auto":
         if impulse.device.type != "cpu":
             return False
-        mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]), device="meta")
-        return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
+        return _algorithm.use_fft(response, impulse, "auto", sparse=False, mix_weight=weight)
     return _algorithm.use_fft(response, impulse, algorithm, sparse=False)
 
 
@@ -212,9 +211,9 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     the [B, L, Hi, Wi] output is stored. "fft" (CPU) transforms each impulse and response channel once, mixes
     per frequency bin, Y_l = sum_j X_j sum_k weight[l, j, k] H_k, and transforms only the L outputs back (the
     backward too, in the frequency domain); on CUDA "fft" composes dense_conv2d(algorithm="fft") with the
-    1x1 mix (it stores the B x Ci*Cr planes). "auto" (default): on the CPU, the choice the dense_conv2d cost
-    model makes for a dense problem of L response channels (the per-sample path does that much direct work),
-    so large kernels such as the user's 37x16 take the FFT; on CUDA, direct.
+    1x1 mix (it stores the B x Ci*Cr planes). "auto" (default): on the CPU, the choice of the cost model's mix
+    terms (Ci*L direct convolutions against Ci + Cr + L transforms; calibrated per machine by
+    `python -m dense_conv.calibrate`), so large kernels such as the user's 37x16 take the FFT; on CUDA, direct.
 
     Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
     weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
