@@ -82,8 +82,9 @@ _DENSE = {"direct.forward": _direct(1.7e-11), "direct.training": _direct(5.1e-11
           "fft.forward": _fft(8.0e-11, 1.2e-3), "fft.training": _fft(1.6e-10, 2.4e-3)}
 _SINGLE = {"direct.forward": _direct(2.21e-11), "direct.training": _direct(6.63e-11),
            "fft.forward": _fft(1.8e-10), "fft.training": _fft(5.04e-10)}
-BUILTIN_CONSTANTS = {f"{problem}.{name}": terms for problem, table in (("dense", _DENSE), ("single", _SINGLE),
-                                                                       ("mix", _DENSE)) for name, terms in table.items()}
+BUILTIN_CONSTANTS = {f"{problem}.{name}": terms
+                     for problem, table in (("dense", _DENSE), ("single", _SINGLE), ("mix", _DENSE))
+                     for name, terms in table.items()}
 CUDA_FFT_MIN_TAPS = 128  # uncalibrated: see choose_cuda
 
 CALIBRATION_ENV = "DENSE_CONV_CALIBRATION"

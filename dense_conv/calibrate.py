@@ -185,7 +185,8 @@ def user_choices(table):
     for name, L in (("dense_conv2d", None), (f"dense_mix_conv2d L={USER_L}", USER_L)):
         for backward in (False, True):
             direct, fft = _algorithm.costs(*USER_SHAPE, backward, L, table=table)
-            out[f"{name} {_algorithm.PASSES[backward]}"] = (direct * 1e3, fft * 1e3, "fft" if fft < direct else "direct")
+            choice = "fft" if fft < direct else "direct"
+            out[f"{name} {_algorithm.PASSES[backward]}"] = (direct * 1e3, fft * 1e3, choice)
     return out
 
 
@@ -194,7 +195,8 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=20.0,
                         help="seconds of timing to aim for (each call still runs twice: warm-up and one timing)")
     parser.add_argument("--batch", type=int, default=4, help="batch of the timed dense problems (others scale)")
-    parser.add_argument("--repeats", type=int, default=5, help="at most this many timings per call (the fastest counts)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="at most this many timings per call (the fastest counts)")
     parser.add_argument("--clock", choices=CLOCKS, default="cpu",
                         help="cpu (default): this thread's CPU seconds, robust to other load; wall: elapsed seconds")
     parser.add_argument("--output", help="write the calibration here instead of this machine's cache file")
@@ -215,17 +217,22 @@ def main(argv=None):
         fitted = ", ".join(f"{t}={c:.3g}" for t, c in table[model].items())
         builtin = ", ".join(f"{t}={c:.3g}" for t, c in _algorithm.BUILTIN_CONSTANTS[model].items())
         print(f"  {model:24} {fitted:48} | {builtin}")
-    print(f"\nmodelled at the user's layer (impulse [64, 4, 84, 600], response [64, 5, 37, 16]): direct / fft ms")
+    print("\nmodelled at the user's layer (impulse [64, 4, 84, 600], response [64, 5, 37, 16]): direct / fft ms")
     before, after = user_choices(_algorithm.BUILTIN_CONSTANTS), user_choices(table)
     for call in after:
         b, a = before[call], after[call]
-        print(f"  {call:36} built-in {b[0]:8.1f} / {b[1]:8.1f} -> {b[2]:6}   fitted {a[0]:8.1f} / {a[1]:8.1f} -> {a[2]}")
+        print(f"  {call:32} built-in {b[0]:7.1f} / {b[1]:7.1f} -> {b[2]:6}  fitted {a[0]:7.1f} / {a[1]:7.1f} -> {a[2]}")
     print(f"measured in {time.perf_counter() - start:.1f} s")
 
-    if args.no_save:
-        return table
-    path = args.output or _algorithm.cache_path(key)
-    data = {"format": _algorithm.CALIBRATION_FORMAT, "key": key, "clock": args.clock, "constants": table,
+    if not args.no_save:
+        path = save(args.output or _algorithm.cache_path(key), key, table, measurements, args.clock)
+        print(f"wrote {path}")
+    return table
+
+
+def save(path, key, table, measurements, clock):
+    """Writes a calibration file (the format _algorithm.read_calibration reads) and returns its path."""
+    data = {"format": _algorithm.CALIBRATION_FORMAT, "key": key, "clock": clock, "constants": table,
             "measurements": [{"shape": asdict(s), "algorithm": a, "pass": _algorithm.PASSES[b], "seconds": t}
                              for s, a, b, t in measurements]}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -233,8 +240,7 @@ def main(argv=None):
     with open(partial, "w") as f:
         json.dump(data, f, indent=1)
     os.replace(partial, path)
-    print(f"wrote {path}")
-    return table
+    return path
 
 
 if __name__ == "__main__":
