@@ -20,7 +20,8 @@ The constants come from `constants()`: those `python -m dense_conv.calibrate` me
 this machine (CPU model, ISA, torch version, thread count) when present, else `BUILTIN_CONSTANTS`. The
 environment variable DENSE_CONV_CALIBRATION=0 forces the built-in constants; set to a JSON file
 written by the calibration, it loads that file whatever machine wrote it (for reproducible choices).
-A cache file that is corrupt or written for another machine is ignored with a warning.
+A cache file that is corrupt or written for another machine is ignored with a warning. Under
+torch.compile the constants are read once, when the call is traced.
 
 The built-in constants were measured on the development machine (2-core AVX-512 Xeon, torch 2.14.1,
 MKL FFT, fitted on one thread: at 2 threads both algorithms run about 2x faster, their ratio, which

@@ -125,7 +125,7 @@ CLOCKS = {"cpu": cpu_clock, "wall": time.perf_counter}
 
 def time_call(shape, algorithm, backward, seconds_left, repeats, generator, clock):
     """Fastest of up to `repeats` timed calls (after one warm-up) on `clock`, stopping when `seconds_left`
-    (wall) is spent."""
+    (on `clock`) is spent."""
     inputs = _inputs(shape, backward, generator)
     op = dense_conv2d if shape.L is None else dense_mix_conv2d
     grad_out = None
@@ -140,24 +140,25 @@ def time_call(shape, algorithm, backward, seconds_left, repeats, generator, cloc
                 for t in inputs:
                     t.grad = None
     call()
-    best, deadline = float("inf"), time.perf_counter() + seconds_left
+    best, spent = float("inf"), 0.0
     for _ in range(repeats):
         start = clock()
         call()
-        best = min(best, clock() - start)
-        if time.perf_counter() >= deadline:
+        best, spent = min(best, clock() - start), spent + clock() - start
+        if spent >= seconds_left:
             break
     return best
 
 
 def measure(shapes, budget, repeats, log, clock=cpu_clock):
-    """[(Shape, algorithm, backward, seconds)] of every shape x algorithm x pass, sharing `budget` seconds."""
+    """[(Shape, algorithm, backward, seconds)] of every shape x algorithm x pass, sharing `budget` seconds
+    of `clock` (so a loaded machine times as many repeats as an idle one, taking longer)."""
     generator = torch.Generator().manual_seed(0)
     jobs = [(shape, algorithm, backward) for shape in shapes for backward in (False, True)
             for algorithm in ("direct", "fft")]
-    start, out = time.perf_counter(), []
+    start, out = clock(), []
     for i, (shape, algorithm, backward) in enumerate(jobs):
-        share = max(0.0, (budget - (time.perf_counter() - start)) / (len(jobs) - i))
+        share = max(0.0, (budget - (clock() - start)) / (len(jobs) - i))
         seconds = time_call(shape, algorithm, backward, share, repeats, generator, clock)
         out.append((shape, algorithm, backward, seconds))
         log(f"  {str(shape):42} {_algorithm.PASSES[backward]:9} {algorithm:6} {seconds * 1e3:9.2f} ms")
@@ -193,7 +194,7 @@ def user_choices(table):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m dense_conv.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=20.0,
-                        help="seconds of timing to aim for (each call still runs twice: warm-up and one timing)")
+                        help="seconds (of --clock) to aim for; each call runs at least twice (warm-up, timing)")
     parser.add_argument("--batch", type=int, default=4, help="batch of the timed dense problems (others scale)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="at most this many timings per call (the fastest counts)")
