@@ -55,6 +55,7 @@ import platform
 import re
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -247,7 +248,7 @@ _FFT_DTYPES = {
 
 
 def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, sparse: bool,
-            mix_weight: torch.Tensor = None) -> bool:
+            mix_weight: Optional[torch.Tensor] = None) -> bool:
     """Whether a call with `algorithm` ("auto" | "direct" | "fft") runs the FFT kernels (mix_weight [L, Ci, Cr]:
     dense_mix_conv2d's weight, priced with the mix model; CPU only)."""
     if algorithm not in ALGORITHMS:

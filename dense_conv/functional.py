@@ -34,9 +34,10 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
         response: [B, Cr, Hr, Wr], the per-sample kernels.
         impulse: [B, Ci, Hi, Wi], the per-sample impulse maps; same device and dtype as response.
         algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
-            backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512
-            Xeon expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule;
-            see dense_conv/_algorithm.py).
+            backward), or "auto" (default: on CPU the one a cost model expects to be faster at these
+            sizes, with the constants `python -m dense_conv.calibrate` measured on this machine, else
+            those of a 2-core AVX-512 Xeon; on CUDA a simple, uncalibrated tap-count rule; see
+            dense_conv/_algorithm.py).
 
     Returns:
         out [B, Ci*Cr, Hi, Wi], the inputs' dtype and device; channel i*Cr + r is impulse channel i

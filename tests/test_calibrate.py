@@ -145,6 +145,10 @@ def test_choice_follows_the_loaded_constants(cache, winner, L):
     for shape in ((64, 4, 5, 84, 600, 37, 16), (256, 1, 1, 84, 600, 5, 5), (64, 4, 5, 84, 600, 3, 3)):
         for backward in (False, True):
             assert _algorithm.choose(*shape, backward, L) == winner
+    # and what the ops ask
+    response, impulse = torch.empty(2, 5, 37, 16), torch.empty(2, 4, 84, 600)
+    mix_weight = None if L is None else torch.empty(L, 4, 5)
+    assert _algorithm.use_fft(response, impulse, "auto", sparse=False, mix_weight=mix_weight) == (winner == "fft")
 
 
 def test_user_shape_costs_follow_the_table(cache):
