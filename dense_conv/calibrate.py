@@ -1,8 +1,9 @@
 """Calibrate `algorithm="auto"` on this machine: time both algorithms, fit the cost model, cache it.
 
-    python -m dense_conv.calibrate [--budget SECONDS] [--batch B] [--output PATH] [--no-save]
+    python -m dense_conv.calibrate [--budget SECONDS] [--batch B] [--repeats N] [--clock cpu|wall]
+                                   [--output PATH] [--no-save]
 
-Times dense_conv2d (Ci=4, Cr=5 and one-channel problems, i.e. sparse_conv2d) and dense_mix_conv2d with
+Times (float32) dense_conv2d (Ci=4, Cr=5 and one-channel problems, i.e. sparse_conv2d) and dense_mix_conv2d with
 algorithm="direct" and "fft", forward (no gradient) and forward+backward, at response sizes on both sides
 of the crossover, at torch's current thread count; fits the constants of every term of
 dense_conv/_algorithm.py by non-negative least squares on relative errors; prints the measurements, the
@@ -13,8 +14,8 @@ assumed about either algorithm, so a re-run stays right after the kernels change
 import argparse
 import itertools
 import json
-import sys
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,7 +117,8 @@ def cpu_clock():
     """CPU seconds of this thread, which runs its share of every parallel loop of the ops. Blind to other
     processes' load (on a shared machine a call's wall time can be several times this), it equals the
     wall time on an idle machine when the threads' shares are even, as in both algorithms at batch >=
-    threads. (Not the process's CPU time: the kernel updates the other threads' share only at its ticks.)"""
+    threads. (Not the process's CPU time: the kernel updates the other threads' share only at its ticks.)
+    The command runs with OMP_WAIT_POLICY=PASSIVE unless told otherwise, so that waiting is not counted."""
     return time.thread_time()
 
 
@@ -191,7 +193,7 @@ def user_choices(table):
     return out
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m dense_conv.calibrate", description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=20.0,
                         help="seconds (of --clock) to aim for; each call runs at least twice (warm-up, timing)")
@@ -205,6 +207,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.batch < 1 or args.repeats < 1 or args.budget < 0:
         parser.error("--batch and --repeats must be >= 1 and --budget >= 0")
+    return args
+
+
+def main(argv=None):
+    """The command: measure, fit, print, save (unless --no-save); returns the fitted constants."""
+    args = parse_args(argv)
 
     key = _algorithm.machine_key()
     print(f"calibrating on {key}, {args.clock} clock")
@@ -241,8 +249,15 @@ def save(path, key, table, measurements, clock):
     with open(partial, "w") as f:
         json.dump(data, f, indent=1)
     os.replace(partial, path)
+    _algorithm._load_constants.cache_clear()  # this process's later `auto` calls read the new file
     return path
 
 
 if __name__ == "__main__":
+    if parse_args(sys.argv[1:]).clock == "cpu" and "OMP_WAIT_POLICY" not in os.environ:
+        # OpenMP threads spin while they wait at the end of a parallel loop, so a peer preempted by another
+        # process would charge its delay to this thread's CPU clock: start again (OpenMP reads the variable
+        # once, when torch loads it) with threads that sleep while they wait.
+        os.execve(sys.executable, [sys.executable, "-m", "dense_conv.calibrate", *sys.argv[1:]],
+                  {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
     main(sys.argv[1:])
