@@ -21,7 +21,10 @@ this machine (CPU model, ISA, torch version, thread count) when present, else `B
 environment variable DENSE_CONV_CALIBRATION=0 forces the built-in constants; set to a JSON file
 written by the calibration, it loads that file whatever machine wrote it (for reproducible choices).
 A cache file that is corrupt or written for another machine is ignored with a warning. Under
-torch.compile the constants are read once, when the call is traced.
+torch.compile the constants are read once, when the call is traced. Known limit: the direct kernels'
+cost per MAC grows when fewer responses (Cr, or L for the mix) share each impulse load; one `mac`
+constant per problem prices all channel counts alike (calibrated at Cr = 5, L = 8, it under-prices
+Cr = 3 or L = 2 by up to 2x).
 
 The built-in constants were measured on the development machine (2-core AVX-512 Xeon, torch 2.14.1,
 MKL FFT, fitted on one thread: at 2 threads both algorithms run about 2x faster, their ratio, which
