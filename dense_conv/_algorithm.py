@@ -1,34 +1,42 @@
 """How `algorithm="auto"` picks between the direct and the FFT kernels: a cost model.
 
-Both algorithms are modelled as (work) x (seconds per unit of work) + (output elements) x (seconds
-per output element written), with constants measured on the development machine (2-core AVX-512
-Xeon, torch 2.14.1, MKL FFT; the rows "ours:direct" and "ours:fft" of bench/bench.py re-measure it):
+Each algorithm's time is modelled as a sum of terms, (count) x (seconds per unit), with counts from the
+shapes (`counts`) and one set of constants per (problem, algorithm, pass) (`BUILTIN_CONSTANTS`):
 
-  direct forward  = C_MAC * MACs inside the causal window (x1.3 when Cr == 1: the row-blocked kernels
-                    for one response per plane run slower per MAC than the RB x NX ones)
-  direct backward = 2 x the forward MACs (grad_impulse + grad_response)
-  fft forward     = C_FFT * B*(Ci*Cr + Ci + Cr) * H*W*log2(H*W) + C_SAMPLE * B
-  fft backward    ~ fft forward (Ci*Cr transforms of grad_out, Ci + Cr inverse transforms)
-  one-channel problems (Ci == Cr == 1, i.e. every sparse_conv2d after its [B*C, 1, ...] view):
-  fft forward     = C_FFT1 * 3B * H*W*log2(H*W) (no per-sample term: it is inside C_FFT1),
-  fft backward    = 1.8 x the fft forward (measured 2.6-3.0 x forward for forward+backward)
-  both            + C_OUT * output elements (the output is written and its pages touched either way)
+  direct: mac       multiply-adds inside the causal window (B*Ci*Cr convolutions; B*L*Ci for the mix)
+  fft:    transform H*W*log2(H*W) units of the real 2-D transforms: B*(Ci*Cr + Ci + Cr) of them
+                    (Ci + Cr forward, Ci*Cr inverse); B*(Ci + Cr + L) for the mix (only L inverse)
+  both:   out       output elements (written, pages touched)
+          sample    samples (per-sample overhead: the NaN/inf scan, transform calls, copies, task set-up)
+          call      1 (per-call overhead: allocations, workspaces, thread start)
 
-Measured crossover (dense, Ci=4, Cr=5, impulse 84x600): the FFT wins from about 15x15 response taps
-(~200 taps) upwards; at the user's 37x16 it is about 2x faster forward and 4x forward+backward; at
-9x9 and below the direct kernels win.
+problems: "dense" (dense_conv2d, Ci*Cr > 1), "single" (Ci == Cr == 1: every sparse_conv2d after its
+[B*C, 1, ...] view; its direct kernels block output rows instead of responses, and its FFT does 3
+transforms per sample), "mix" (dense_mix_conv2d with L outputs: the per-sample direct path, or the FFT
+that mixes per frequency bin). passes: "forward" (no gradient needed) and "training" (forward +
+backward, the constants price both together: that is what is measured).
 
-Sparse (Ci == Cr == 1 per plane; measured side by side in one run at impulse [32, 4, 84, 600],
-direct / fft in ms, forward | forward+backward; outputs on huge pages, see csrc/cpu/huge_pages.h):
+The constants come from `constants()`: those `python -m dense_conv.calibrate` measured and cached for
+this machine (CPU model, ISA, torch version, thread count) when present, else `BUILTIN_CONSTANTS`. The
+environment variable DENSE_CONV_CALIBRATION=0 forces the built-in constants; set to a JSON file
+written by the calibration, it loads that file whatever machine wrote it (for reproducible choices).
+A cache file that is corrupt or written for another machine is ignored with a warning. Under
+torch.compile the constants are read once, when the call is traced. Known limit: the direct kernels'
+cost per MAC grows when fewer responses (Cr, or L for the mix) share each impulse load; one `mac`
+constant per problem prices all channel counts alike (calibrated at Cr = 5, L = 8, it under-prices
+Cr = 3 or L = 2 by up to 2x).
+
+The built-in constants were measured on the development machine (2-core AVX-512 Xeon, torch 2.14.1,
+MKL FFT, fitted on one thread: at 2 threads both algorithms run about 2x faster, their ratio, which
+alone decides, holds). There the FFT wins (dense, Ci=4, Cr=5, impulse 84x600) from about 15x15
+response taps upwards, about 2x faster forward and 4x forward+backward at the user's 37x16; the
+direct kernels win at 9x9 and below. Sparse (side by side at impulse [32, 4, 84, 600], direct / fft in
+ms, forward | forward+backward):
   5x5    7.4 / 58.8   |  27 / 136      15x15  26.0 / 62.8  |  81 / 181
   37x16 50.1 / 55.6   | 144 / 160      37x32  89.3 / 60.7  | 296 / 167
   64x64  223 / 84.2   | 688 / 241
-(at batch 64: 37x16 102 / 127 | 311 / 355, 37x24 144 / 166 | 437 / 434). So the direct kernels win up
-to about 600-800 causal taps (37x16 = 592 taps: direct by ~1.1-1.2x) and the FFT from about 900 taps
-(37x24 is a tie forward+backward); the model puts the crossover at ~700 taps forward and ~650
-forward+backward for an 84x600 impulse, and its direct/fft ratio is within 15% of the measured one at
-every size above. The absolute constants were fitted on a loaded host (about 1.5x slower than these
-runs); only their ratio decides.
+so the direct kernels win up to about 600-800 causal taps and the FFT from about 900. Other CPUs
+differ (on a 2-core AMD EPYC the user's 37x16 forward runs faster direct): calibrate there.
 
 CUDA (`choose_cuda`): NOT calibrated -- the CUDA kernels were written and tested (under the CPU
 emulator) on a machine without a GPU, so no CUDA timing exists. The rule is a placeholder from a
@@ -43,23 +51,50 @@ taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. On a CUDA 
 tools/gpu_check.sh refits CUDA_FFT_MIN_TAPS from measured timings (tools/refit_cuda_auto.py, written to
 results/gpu_check.json); replace the placeholder with its value, or with a calibrated model.
 """
+import functools
+import json
 import math
+import os
+import platform
+import re
+import warnings
+from pathlib import Path
+from typing import Optional
 
 import torch
 
-from ._shapes import next_smooth_size
+from ._shapes import fft_size
 
 ALGORITHMS = ("auto", "direct", "fft")
+PROBLEMS = ("dense", "single", "mix")
+PASSES = ("forward", "training")
+TERMS = {"direct": ("mac", "out", "sample", "call"), "fft": ("transform", "out", "sample", "call")}
+MODELS = tuple(f"{problem}.{algorithm}.{p}" for problem in PROBLEMS for algorithm in TERMS for p in PASSES)
 
-# Fitted on one thread: at 2 threads both algorithms run about 2x faster, so the absolute values are ~2x
-# high, but their ratio, which alone decides, holds at 2 threads (user's 37x16: fft, 9x9 / 5x5: direct,
-# as measured).
-C_MAC = 1.7e-11      # s per multiply-add of the direct kernels
-C_OUT = 1.75e-9      # s per output element (page faults + stores), both algorithms
-C_FFT = 8.0e-11      # s per H*W*log2(H*W) unit of one real 2-D transform
-C_SAMPLE = 1.2e-3    # s per sample of fixed FFT overhead (transform calls, copies)
-C_FFT1 = 1.8e-10     # one-channel problems: s per H*W*log2(H*W) unit per transform, all overheads included
+# Fitted on the development Xeon (one thread, see above), without the per-sample / per-call terms of the
+# direct kernels. training = forward + backward: the direct backward is 2x the forward MACs (grad_impulse
+# + grad_response), the FFT backward about its forward (1.8x for one-channel problems, whose overheads
+# are inside `transform`); one-channel direct kernels (output rows blocked) are 1.3x dearer per MAC. The
+# mix was not measured there: it borrows the dense constants.
+def _direct(mac):
+    return {"mac": mac, "out": 1.75e-9, "sample": 0.0, "call": 0.0}
+
+
+def _fft(transform, sample=0.0):
+    return {"transform": transform, "out": 1.75e-9, "sample": sample, "call": 0.0}
+
+
+_DENSE = {"direct.forward": _direct(1.7e-11), "direct.training": _direct(5.1e-11),
+          "fft.forward": _fft(8.0e-11, 1.2e-3), "fft.training": _fft(1.6e-10, 2.4e-3)}
+_SINGLE = {"direct.forward": _direct(2.21e-11), "direct.training": _direct(6.63e-11),
+           "fft.forward": _fft(1.8e-10), "fft.training": _fft(5.04e-10)}
+BUILTIN_CONSTANTS = {f"{problem}.{name}": terms
+                     for problem, table in (("dense", _DENSE), ("single", _SINGLE), ("mix", _DENSE))
+                     for name, terms in table.items()}
 CUDA_FFT_MIN_TAPS = 128  # uncalibrated: see choose_cuda
+
+CALIBRATION_ENV = "DENSE_CONV_CALIBRATION"
+CALIBRATION_FORMAT = 1
 
 
 def causal_taps(H, Hq):
@@ -69,31 +104,48 @@ def causal_taps(H, Hq):
     return full * Hq + ramp * (ramp + 1) // 2
 
 
-def costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
-    """Modelled seconds (direct, fft) of forward (+ backward when backward=True)."""
-    Hq, Wq = min(Hr, Hi), min(Wr, Wi)
-    macs = B * Ci * Cr * causal_taps(Hi, Hq) * causal_taps(Wi, Wq)
-    out = B * Ci * Cr * Hi * Wi
-    direct = C_MAC * macs * (1.3 if Cr == 1 else 1.0)
-    H, W = next_smooth_size(Hi + Hq - 1), next_smooth_size(Wi + Wq - 1, even=True)
+def problem_of(Ci, Cr, L=None):
+    """'mix' when L (dense_mix_conv2d's outputs) is given, 'single' when Ci == Cr == 1, else 'dense'."""
+    if L is not None:
+        return "mix"
+    return "single" if Ci == 1 and Cr == 1 else "dense"
+
+
+def counts(B, Ci, Cr, Hi, Wi, Hr, Wr, L=None):
+    """The count of each model term for one call (module docstring); L: dense_mix_conv2d's outputs, else None."""
+    H, W = fft_size(Hi, Wi, Hr, Wr)
     unit = H * W * math.log2(max(2, H * W))
-    if Ci == 1 and Cr == 1:
-        fft = C_FFT1 * 3 * B * unit
-        fft_bwd = 1.8
+    if L is None:
+        convolutions, outputs, transforms = Ci * Cr, Ci * Cr, Ci * Cr + Ci + Cr
     else:
-        fft = C_FFT * B * (Ci * Cr + Ci + Cr) * unit + C_SAMPLE * B
-        fft_bwd = 1.0
-    if backward:
-        direct *= 3
-        fft *= 1 + fft_bwd
-    return direct + C_OUT * out, fft + C_OUT * out
+        convolutions, outputs, transforms = L * Ci, L, Ci + Cr + L
+    taps = causal_taps(Hi, min(Hr, Hi)) * causal_taps(Wi, min(Wr, Wi))
+    return {"mac": B * convolutions * taps, "out": B * outputs * Hi * Wi, "transform": B * transforms * unit,
+            "sample": B, "call": 1}
 
 
-def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
-    """'direct' or 'fft', whichever the model expects to be faster."""
-    if min(B, Ci, Cr, Hi, Wi, Hr, Wr) <= 0:
+def model_name(problem, algorithm, backward):
+    return f"{problem}.{algorithm}.{PASSES[bool(backward)]}"
+
+
+def costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L=None, table=None):
+    """Modelled seconds (direct, fft) of forward (+ backward when backward=True), with `table` (default:
+    `constants()`)."""
+    table = constants() if table is None else table
+    n = counts(B, Ci, Cr, Hi, Wi, Hr, Wr, L)
+    problem = problem_of(Ci, Cr, L)
+    seconds = []
+    for algorithm, terms in TERMS.items():
+        model = table[model_name(problem, algorithm, backward)]
+        seconds.append(sum(model[term] * n[term] for term in terms))
+    return tuple(seconds)
+
+
+def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L=None):
+    """'direct' or 'fft', whichever the model expects to be faster (L: dense_mix_conv2d's outputs)."""
+    if min(B, Ci, Cr, Hi, Wi, Hr, Wr, 1 if L is None else L) <= 0:
         return "direct"
-    direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
+    direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L)
     return "fft" if fft < direct else "direct"
 
 
@@ -105,6 +157,91 @@ def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr):
     return "fft" if taps * Ci * Cr >= CUDA_FFT_MIN_TAPS * (Ci * Cr + Ci + Cr) else "direct"
 
 
+# ---- calibrated constants: the cache of `python -m dense_conv.calibrate` ----
+
+@functools.lru_cache(maxsize=None)
+def cpu_model():
+    """The CPU's model name (/proc/cpuinfo; platform's answer elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_key():
+    """What calibrated constants hold for: CPU model, the ISA torch runs, torch version, thread count."""
+    return {"cpu": cpu_model(), "isa": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+
+
+def cache_path(key):
+    """$XDG_CACHE_HOME/dense_conv/<key>.json (XDG_CACHE_HOME defaults to ~/.cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    name = f"{key['cpu']}-{key['isa']}-torch{key['torch']}-{key['threads']}threads"
+    return Path(base) / "dense_conv" / (re.sub(r"[^A-Za-z0-9.+-]+", "_", name) + ".json")
+
+
+def read_calibration(path):
+    """(key, constants) of a calibration file; ValueError naming what is wrong when it is not one."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
+        raise ValueError(f"not a calibration file of format {CALIBRATION_FORMAT}")
+    key, table = data.get("key"), data.get("constants")
+    if not isinstance(key, dict) or not isinstance(table, dict):
+        raise ValueError("no 'key' or 'constants' object")
+    for model in MODELS:
+        terms = TERMS[model.split(".")[1]]
+        entry = table.get(model)
+        if not isinstance(entry, dict) or set(entry) != set(terms):
+            raise ValueError(f"constants[{model!r}] must give exactly {terms}")
+        if not all(isinstance(c, (int, float)) and math.isfinite(c) and c >= 0 for c in entry.values()):
+            raise ValueError(f"constants[{model!r}] must be finite and >= 0, got {entry}")
+    return key, {model: {term: float(c) for term, c in table[model].items()} for model in MODELS}
+
+
+@torch.compiler.assume_constant_result  # torch.compile reads it once, at trace time, instead of tracing the file read
+def constants():
+    """The cost model's constants: {model name: {term: seconds per unit}} (see the module docstring)."""
+    key = machine_key()
+    return _load_constants(os.environ.get(CALIBRATION_ENV, ""), tuple(sorted(key.items())))
+
+
+@functools.lru_cache(maxsize=None)
+def _load_constants(setting, key_items):
+    """constants() for one setting of DENSE_CONV_CALIBRATION and one machine key: read once."""
+    if setting == "0":
+        return BUILTIN_CONSTANTS
+    if setting:  # an explicit file: used whatever machine wrote it; an unreadable one is an error
+        try:
+            return read_calibration(setting)[1]
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{CALIBRATION_ENV}={setting!r}: cannot use it as a calibration file: {e}") from None
+    key = dict(key_items)
+    path = cache_path(key)
+    if not path.exists():
+        return BUILTIN_CONSTANTS
+    try:
+        file_key, table = read_calibration(path)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"dense_conv: ignoring the calibration cache {path}: {e}; using the built-in constants")
+        return BUILTIN_CONSTANTS
+    if file_key != key:
+        warnings.warn(f"dense_conv: ignoring the calibration cache {path}: written for {file_key}, this machine is "
+                      f"{key}; using the built-in constants")
+        return BUILTIN_CONSTANTS
+    return table
+
+
+# ---- the choice for a call ----
+
 _FFT_DTYPES = {
     "cpu": (torch.float32, torch.float64),
     # float16 / bfloat16 are transformed in float32 (cuFFT's half transforms need power-of-two sizes)
@@ -114,8 +251,10 @@ _FFT_DTYPES = {
 }
 
 
-def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, sparse: bool) -> bool:
-    """Whether a call with `algorithm` ("auto" | "direct" | "fft") runs the FFT kernels."""
+def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, sparse: bool,
+            mix_weight: Optional[torch.Tensor] = None) -> bool:
+    """Whether a call with `algorithm` ("auto" | "direct" | "fft") runs the FFT kernels (mix_weight [L, Ci, Cr]:
+    dense_mix_conv2d's weight, priced with the mix model; CPU only)."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if algorithm == "direct":
@@ -136,5 +275,8 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
         B, Ci, Cr = B * Ci, 1, 1
     if device == "cuda":
         return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr) == "fft"
-    backward = torch.is_grad_enabled() and (response.requires_grad or impulse.requires_grad)
-    return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
+    inputs = (response, impulse) if mix_weight is None else (response, impulse, mix_weight)
+    backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    if mix_weight is None:
+        return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
+    return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, mix_weight.shape[0]) == "fft"

@@ -34,9 +34,10 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
         response: [B, Cr, Hr, Wr], the per-sample kernels.
         impulse: [B, Ci, Hi, Wi], the per-sample impulse maps; same device and dtype as response.
         algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
-            backward), or "auto" (default: on CPU the one a cost model calibrated on a 2-core AVX-512
-            Xeon expects to be faster at these sizes; on CUDA a simple, uncalibrated tap-count rule;
-            see dense_conv/_algorithm.py).
+            backward), or "auto" (default: on CPU the one a cost model expects to be faster at these
+            sizes, with the constants `python -m dense_conv.calibrate` measured on this machine, else
+            those of a 2-core AVX-512 Xeon; on CUDA a simple, uncalibrated tap-count rule; see
+            dense_conv/_algorithm.py).
 
     Returns:
         out [B, Ci*Cr, Hi, Wi], the inputs' dtype and device; channel i*Cr + r is impulse channel i
@@ -192,10 +193,12 @@ def per_sample_conv2d(weight: torch.Tensor, impulse: torch.Tensor) -> torch.Tens
 def _use_mix_fft(response, impulse, weight, algorithm):
     """dense_mix_conv2d's algorithm: see its docstring."""
     if algorithm == "auto":
-        # Priced as a dense problem of L response channels (the per-sample path's direct work), on the
-        # impulse's device: the CPU cost model, or CUDA's tap-count rule.
-        mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]), device="meta")
-        return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
+        if impulse.device.type == "cuda":
+            # CUDA's tap-count rule for a dense problem of L response channels (the per-sample path's direct work)
+            mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]),
+                                                device="meta")
+            return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
+        return _algorithm.use_fft(response, impulse, "auto", sparse=False, mix_weight=weight)
     return _algorithm.use_fft(response, impulse, algorithm, sparse=False)
 
 
@@ -212,9 +215,10 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     the [B, L, Hi, Wi] output is stored. "fft" transforms each impulse and response channel once, mixes
     per frequency bin, Y_l = sum_j X_j sum_k weight[l, j, k] H_k, and transforms only the L outputs back (the
     backward too, in the frequency domain; on CUDA float16/bfloat16 are transformed in float32). "auto"
-    (default): the choice dense_conv2d's "auto" makes on that device for a dense problem of L response
-    channels (the per-sample path does that much direct work), so large kernels such as the user's 37x16
-    take the FFT (on CUDA by an uncalibrated rule: see dense_conv/_algorithm.py).
+    (default): on the CPU, the choice of the cost model's mix terms (Ci*L direct convolutions against
+    Ci + Cr + L transforms; calibrated per machine by `python -m dense_conv.calibrate`), so large kernels such
+    as the user's 37x16 take the FFT; on CUDA, dense_conv2d's choice for a dense problem of L response channels
+    (an uncalibrated rule: see dense_conv/_algorithm.py).
 
     Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
     weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight
