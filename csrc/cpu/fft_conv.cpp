@@ -8,6 +8,12 @@
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
+// The transforms are pruned (forward_transposed / inverse_transposed, fft_common.h): zero padding rows are
+// not transformed, and inverse rows outside the crop are not computed. The 1/(H W) of the inverse is
+// folded into one spectrum (forward: Fr; backward: G), since the inverse transforms never scale.
+// The backward recomputes Fi and Fr rather than keeping the forward's: at the user's shape they are 9
+// of the backward's 38 transforms per sample, and keeping them would hold B (Ci + Cr) spectra
+// (178 MB at the user's shape) from the forward until the backward.
 // Transform size (fft_plan in csrc/shapes.h, shared with the CUDA path): Hi + Hq - 1 rows so that no
 // causal output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
@@ -96,32 +102,29 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   if (out.numel() == 0) return out;
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
-  const std::vector<int64_t> size{f.H, f.W};
-  const int64_t K = f.H * (f.W / 2 + 1);
-  AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
+  const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
+  AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
       // Plain tensor math on this thread (grad mode is per thread): no graph, and out= variants
       // accept inputs that require grad.
       at::NoGradGuard no_grad;
-      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
-      // One impulse channel's Cr products at a time: P and Y are Cr planes (1.5 MB each at the
-      // user's shape), so the product, the inverse transform and the crop work on cached data and
-      // the inverse transform's temporaries stay small.
-      Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(kForwardPlanes, {s.Cr, f.H, f.W}, imp.options());
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
+      // One impulse channel's Cr products at a time: P is Cr planes (1.5 MB at the user's shape), so the
+      // product, the inverse transform and the crop work on cached data.
+      Tensor& P = workspace(kCrSpectra, {s.Cr, Wh, f.H}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, Wh, f.H}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, Wh, f.H}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
-        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
+        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_transposed(resp[b], f.H, f.W, /*scaled=*/true, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
           multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
                                        s.Cr, K);
-          at::fft_irfft2_out(Y, P, size);
-          out[b].narrow(0, i * s.Cr, s.Cr).copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+          const Tensor& y = inverse_transposed(P, s.Hi, f.W, kOut);  // [Cr, Hi, W]
+          out[b].narrow(0, i * s.Cr, s.Cr).copy_(y.narrow(2, 0, s.Wi));
         }
       }
     };
@@ -141,37 +144,32 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   advise_huge_pages(grad_impulse);
   if (grad_impulse.numel() == 0 || grad_response.numel() == 0) return {grad_response, grad_impulse.zero_()};
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
-  const Tensor g = grad_out.contiguous();
-  const std::vector<int64_t> size{f.H, f.W};
-  const int64_t K = f.H * (f.W / 2 + 1);
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
+  // grad_out is read through its strides (an expanded grad_out is never materialised).
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
+  const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
+  AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
-      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
       // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
-      Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
-      Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
+      Tensor& G = workspace(kCrSpectra, {s.Cr, Wh, f.H}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, Wh, f.H}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, Wh, f.H}, copt);
+      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, Wh, f.H}, copt);
+      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, Wh, f.H}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));
-        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));
-        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
+        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_transposed(resp[b], f.H, f.W, /*scaled=*/false, kResponseIn, R);
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          at::fft_rfft2_out(G, padded(kGradPadded, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
-          TORCH_INTERNAL_ASSERT(G.is_contiguous());
+          forward_transposed(grad_out[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W, /*scaled=*/true, kGradIn, G);
           correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
                                    GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
         }
-        at::fft_irfft2_out(YI, GI, size);
-        at::fft_irfft2_out(YR, GR, size);
-        grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
-        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(YR.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+        grad_impulse[b].copy_(inverse_transposed(GI, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
+            inverse_transposed(GR, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
       }
     };
     run_samples(s.B, run);
