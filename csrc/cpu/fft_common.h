@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "column_fft.h"
+
 namespace dc {
 namespace fft {
 
@@ -40,7 +42,7 @@ class SingleThreadedFft {
 // thread). Reused across samples: a fresh temporary of a few MB
 // per sample is a fresh mmap more often than not (glibc hands large blocks back to the kernel), and
 // its first touch costs page faults plus kernel page zeroing.
-// Spectra are stored transposed, [C, W/2+1, H] (see forward_transposed).
+// Spectra are [C, H, W/2+1] (forward_2d).
 enum WorkspaceSlot : int {
   kImpulseSpectra,       // [Ci]
   kResponseSpectra,      // [Cr]
@@ -52,7 +54,7 @@ enum WorkspaceSlot : int {
   kNumSlots = kFirstTransformSlot + 3 * 8
 };
 
-// What a 2-D transform works on, each with its own three buffers (TransformSlots), so that no buffer
+// What a 2-D transform works on, each with its own three buffers (transform_slot), so that no buffer
 // changes size between the transforms of one call.
 enum TransformRole : int {
   kImpulseIn,        // impulse [Ci] -> spectra
@@ -156,40 +158,47 @@ inline at::Tensor& padded_buffer(int slot, at::IntArrayRef sizes, const at::Tens
 // ---- Pruned 2-D real transforms ----------------------------------------------------------------------
 // A 2-D real transform is row transforms then column transforms. Rows that are all zero padding
 // transform to zero, so the forward transforms only the h rows that hold data (84 of 120 for the user's
-// impulse, 37 for the response); the inverse transforms every column but then only the rows the
-// caller keeps (the causal crop). Spectra are stored transposed, [C, W/2+1, H], so that both passes
-// are batched MKL transforms over contiguous rows: ATen's column transforms (strided, and its irfft2 is
-// one of them then a row pass) measured 1.3-1.5x slower here. The per-bin loops do not care about the
-// order of the bins, except the weights of the half spectrum's columns (fft_mix.cpp).
+// impulse, 37 for the response); the inverse transforms every column but keeps only the rows of the
+// causal crop, and transforms back only those. Rows: MKL's batched real transforms over contiguous rows.
+// Columns: ColumnFft (column_fft.h), which reads the row spectra in place (no transposed copies).
 inline int transform_slot(TransformRole role, int stage) { return kFirstTransformSlot + 3 * role + stage; }
 
-// spec [C, W/2+1, H] = 2-D real transform of src [C, h, w] (any strides) zero-padded to H x W
-// (h <= H, w <= W), scaled by 1/(H W) when `scaled` (the inverse below never scales).
-inline void forward_transposed(const at::Tensor& src, int64_t H, int64_t W, bool scaled, TransformRole role,
-                               at::Tensor& spec) {
-  const int64_t C = src.size(0), h = src.size(1), w = src.size(2), Wh = W / 2 + 1;
-  const c10::string_view norm = scaled ? "forward" : "backward";
-  at::Tensor& rows = padded_buffer(transform_slot(role, 0), {C, h, W}, src.options(), h, w);
-  rows.narrow(2, 0, w).copy_(src);
-  at::Tensor& row_spectra = workspace(transform_slot(role, 1), {C, h, Wh},
-                                      spec.options());
-  at::fft_rfft_out(row_spectra, rows, W, -1, norm);
-  at::Tensor& columns = padded_buffer(transform_slot(role, 2), {C, Wh, H}, spec.options(), Wh, h);
-  columns.narrow(2, 0, h).copy_(row_spectra.transpose(1, 2));
-  at::fft_fft_out(spec, columns, H, -1, norm);
+template <class T>
+T* complex_data(const at::Tensor& t) {
+  return reinterpret_cast<T*>(t.data_ptr<c10::complex<T>>());
 }
 
-// The first h_keep rows [C, h_keep, W] of the unscaled inverse 2-D real transform of spec [C, W/2+1, H].
-inline const at::Tensor& inverse_transposed(const at::Tensor& spec, int64_t h_keep, int64_t W, TransformRole role) {
-  const int64_t C = spec.size(0), Wh = spec.size(1), H = spec.size(2);
-  at::Tensor& columns = workspace(transform_slot(role, 2), {C, Wh, H}, spec.options());
-  at::fft_ifft_out(columns, spec, H, -1, "forward");  // norm "forward": the inverse is not scaled
-  at::Tensor& row_spectra = workspace(transform_slot(role, 1), {C, h_keep, Wh},
-                                      spec.options());
-  row_spectra.copy_(columns.narrow(2, 0, h_keep).transpose(1, 2));
+// spec [C, H, W/2+1] (contiguous) = 2-D real transform of src [C, h, w] (any strides) zero-padded to H x W
+// (h <= H = columns.n, w <= W), times 1/(H W) when `scaled` (the inverse below never scales).
+template <class T>
+void forward_2d(const at::Tensor& src, const ColumnFft<T>& columns, int64_t W, bool scaled, TransformRole role,
+                at::Tensor& spec) {
+  const int64_t C = src.size(0), h = src.size(1), w = src.size(2), Wh = W / 2 + 1, H = columns.n;
+  at::Tensor& rows = padded_buffer(transform_slot(role, 0), {C, h, W}, src.options(), h, w);
+  rows.narrow(2, 0, w).copy_(src);
+  at::Tensor& row_spectra = workspace(transform_slot(role, 1), {C, h, Wh}, spec.options());
+  at::fft_rfft_out(row_spectra, rows, W, -1);
+  at::Tensor& work = workspace(transform_slot(role, 2), {2 * H + 1, Wh}, spec.options());
+  const T scale = scaled ? static_cast<T>(1.0 / static_cast<double>(H * W)) : T(1);
+  for (int64_t c = 0; c < C; ++c)
+    columns.run(complex_data<T>(row_spectra) + 2 * c * h * Wh, h, complex_data<T>(spec) + 2 * c * H * Wh, H,
+                complex_data<T>(work), 2 * Wh, scale);
+}
+
+// The first h_keep rows [C, h_keep, W] of the unscaled inverse 2-D real transform of spec [C, H, W/2+1]
+// (contiguous; columns: the inverse ColumnFft of length H).
+template <class T>
+const at::Tensor& inverse_2d(const at::Tensor& spec, const ColumnFft<T>& columns, int64_t h_keep, int64_t W,
+                             TransformRole role) {
+  const int64_t C = spec.size(0), H = spec.size(1), Wh = spec.size(2);
+  at::Tensor& kept = workspace(transform_slot(role, 1), {C, h_keep, Wh}, spec.options());
+  at::Tensor& work = workspace(transform_slot(role, 2), {2 * H + 1, Wh}, spec.options());
+  for (int64_t c = 0; c < C; ++c)
+    columns.run(complex_data<T>(spec) + 2 * c * H * Wh, H, complex_data<T>(kept) + 2 * c * h_keep * Wh, h_keep,
+                complex_data<T>(work), 2 * Wh, T(1));
   at::Tensor& rows = workspace(transform_slot(role, 0), {C, h_keep, W},
                                spec.options().dtype(c10::toRealValueType(spec.scalar_type())));
-  at::fft_irfft_out(rows, row_spectra, W, -1, "forward");
+  at::fft_irfft_out(rows, kept, W, -1, "forward");  // norm "forward": the inverse is not scaled
   return rows;
 }
 

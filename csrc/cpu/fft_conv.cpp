@@ -8,7 +8,7 @@
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
-// The transforms are pruned (forward_transposed / inverse_transposed, fft_common.h): zero padding rows are
+// The transforms are pruned (forward_2d / inverse_2d, fft_common.h): zero padding rows are
 // not transformed, and inverse rows outside the crop are not computed. The 1/(H W) of the inverse is
 // folded into one spectrum (forward: Fr; backward: G), since the inverse transforms never scale.
 // The backward recomputes Fi and Fr rather than keeping the forward's: at the user's shape they are 9
@@ -106,6 +106,7 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
   AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       // Plain tensor math on this thread (grad mode is per thread): no graph, and out= variants
       // accept inputs that require grad.
@@ -113,17 +114,17 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
       const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
       // One impulse channel's Cr products at a time: P is Cr planes (1.5 MB at the user's shape), so the
       // product, the inverse transform and the crop work on cached data.
-      Tensor& P = workspace(kCrSpectra, {s.Cr, Wh, f.H}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, Wh, f.H}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, Wh, f.H}, copt);
+      Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, A);
-        forward_transposed(resp[b], f.H, f.W, /*scaled=*/true, kResponseIn, R);
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
           multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
                                        s.Cr, K);
-          const Tensor& y = inverse_transposed(P, s.Hi, f.W, kOut);  // [Cr, Hi, W]
+          const Tensor& y = inverse_2d<scalar_t>(P, inverse_columns, s.Hi, f.W, kOut);  // [Cr, Hi, W]
           out[b].narrow(0, i * s.Cr, s.Cr).copy_(y.narrow(2, 0, s.Wi));
         }
       }
@@ -149,27 +150,30 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
       // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
-      Tensor& G = workspace(kCrSpectra, {s.Cr, Wh, f.H}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, Wh, f.H}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, Wh, f.H}, copt);
-      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, Wh, f.H}, copt);
-      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, Wh, f.H}, copt);
+      Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, A);
-        forward_transposed(resp[b], f.H, f.W, /*scaled=*/false, kResponseIn, R);
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          forward_transposed(grad_out[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W, /*scaled=*/true, kGradIn, G);
+          forward_2d<scalar_t>(grad_out[b].narrow(0, i * s.Cr, s.Cr), columns, f.W, /*scaled=*/true, kGradIn,
+                               G);
           correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
                                    GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
         }
-        grad_impulse[b].copy_(inverse_transposed(GI, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
+        grad_impulse[b].copy_(
+            inverse_2d<scalar_t>(GI, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
         grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
-            inverse_transposed(GR, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
+            inverse_2d<scalar_t>(GR, inverse_columns, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
       }
     };
     run_samples(s.B, run);

@@ -11,8 +11,8 @@
 //                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
 // are not stored). Transform size: fft_plan (csrc/shapes.h), as dense_conv2d's FFT algorithm; pruned
-// transforms and spectra stored transposed, [C, W/2+1, H] (fft_common.h). The 1/(H W) of the inverse
-// transforms (and of Parseval) is folded into one spectrum: H (forward), G (backward).
+// transforms (fft_common.h). The 1/(H W) of the inverse transforms (and of Parseval) is folded into one
+// spectrum: H (forward), G (backward).
 //
 // Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
 // L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
@@ -140,7 +140,7 @@ int64_t backward_scratch_size(int64_t L, int64_t Ci, int64_t Cr) {
 
 template <class T>
 DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
-                                    int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t H, int64_t half_width,
+                                    int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
                                     bool has_nyquist, T* scratch, double* gw_lanes) {
   T* xs = scratch;
   T* hs = xs + 2 * kBinBlock * Ci;
@@ -159,7 +159,7 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
 #pragma omp simd
     for (int64_t t = 0; t < 2 * kBinBlock * Ci; ++t) gx[t] = T(0);
     for (int64_t t = 0; t < kBinBlock; ++t) {
-      const int64_t col = (k0 + t) / H;  // bins are stored column by column, H per column
+      const int64_t col = (k0 + t) % half_width;
       w[t] = t >= n ? T(0) : (col == 0 || (has_nyquist && col == half_width - 1)) ? T(1) : T(2);
     }
     for (int64_t l = 0; l < L; ++l) {
@@ -234,10 +234,9 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
     mix_forward_spectra<T>(X, Hs, a, Y, L, Ci, Cr, K, scratch);                                                 \
   }                                                                                                             \
   DC_MULTIVERSION void backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH,          \
-                                        double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t H,    \
+                                        double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K,               \
                                         int64_t half_width, bool has_nyquist, T* scratch, double* gw_lanes) {   \
-    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, H, half_width, has_nyquist, scratch,         \
-                            gw_lanes);                                                                          \
+    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch, gw_lanes); \
   }
 DC_MIX_ENTRY_POINTS(float)
 DC_MIX_ENTRY_POINTS(double)
@@ -270,21 +269,22 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
   const int64_t K = (f.W / 2 + 1) * f.H;
   AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_mix_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;  // plain tensor math on this thread (see fft_conv.cpp)
       const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
-      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.W / 2 + 1, f.H}, copt);
-      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.W / 2 + 1, f.H}, copt);
-      Tensor& Y = workspace(kMixOutSpectra, {L, f.W / 2 + 1, f.H}, copt);
+      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
       std::vector<scalar_t> scratch(forward_scratch_size(s.Ci, s.Cr));
       for (int64_t b = begin; b < end; ++b) {
-        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, X);
-        forward_transposed(resp[b], f.H, f.W, /*scaled=*/true, kResponseIn, Hs);
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, Hs);
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && Y.is_contiguous());
         forward_spectra(reinterpret_cast<const scalar_t*>(X.const_data_ptr<C>()),
                         reinterpret_cast<const scalar_t*>(Hs.const_data_ptr<C>()), a.const_data_ptr<scalar_t>(),
                         reinterpret_cast<scalar_t*>(Y.data_ptr<C>()), L, s.Ci, s.Cr, K, scratch.data());
-        out[b].copy_(inverse_transposed(Y, s.Hi, f.W, kMixOut).narrow(2, 0, s.Wi));
+        out[b].copy_(inverse_2d<scalar_t>(Y, inverse_columns, s.Hi, f.W, kMixOut).narrow(2, 0, s.Wi));
       }
     };
     run_samples(s.B, run);
@@ -313,28 +313,30 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   const bool has_nyquist = f.W % 2 == 0;
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_mix_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
-      Tensor& X = workspace(kImpulseSpectra, {s.Ci, half_width, f.H}, copt);
-      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, half_width, f.H}, copt);
-      Tensor& G = workspace(kMixOutSpectra, {L, half_width, f.H}, copt);
-      Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, half_width, f.H}, copt);
-      Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, half_width, f.H}, copt);
+      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, half_width}, copt);
+      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, half_width}, copt);
+      Tensor& G = workspace(kMixOutSpectra, {L, f.H, half_width}, copt);
+      Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, f.H, half_width}, copt);
+      Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
       std::vector<scalar_t> scratch(backward_scratch_size(L, s.Ci, s.Cr));
       std::vector<double> gw_lanes(L * s.Ci * s.Cr * kGwLanes);
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
-        forward_transposed(impulse[b], f.H, f.W, /*scaled=*/false, kImpulseIn, X);
-        forward_transposed(resp[b], f.H, f.W, /*scaled=*/false, kResponseIn, Hs);
-        forward_transposed(grad_out[b], f.H, f.W, /*scaled=*/true, kMixGradIn, G);  // carries Parseval's 1/(H W)
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, Hs);
+        forward_2d<scalar_t>(grad_out[b], columns, f.W, /*scaled=*/true, kMixGradIn, G);  // Parseval's 1/(H W)
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
         backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH),
-                         grad_weight_per_sample[b].data_ptr<double>(), L, s.Ci, s.Cr, K, f.H, half_width,
-                         has_nyquist, scratch.data(), gw_lanes.data());
-        grad_impulse[b].copy_(inverse_transposed(GX, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
+                         grad_weight_per_sample[b].data_ptr<double>(), L, s.Ci, s.Cr, K, half_width, has_nyquist,
+                         scratch.data(), gw_lanes.data());
+        grad_impulse[b].copy_(
+            inverse_2d<scalar_t>(GX, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
         grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
-            inverse_transposed(GH, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
+            inverse_2d<scalar_t>(GH, inverse_columns, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
       }
     };
     run_samples(s.B, run);
