@@ -29,6 +29,7 @@
 #include "fft_common.h"
 #include "huge_pages.h"
 #include "../nonfinite.h"
+#include "row_kernels.h"
 
 namespace dc {
 namespace {
@@ -36,9 +37,13 @@ namespace {
 using at::Tensor;
 using namespace fft;
 
+// The bin loops are inlined into entry points compiled for several instruction sets (DC_MULTIVERSION,
+// row_kernels.h), as in fft_mix.cpp.
+#define DC_INLINE __attribute__((always_inline)) inline
+
 // P[i][r][k] = A[i][k] * R[r][k]
 template <class T>
-void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Ci,
+DC_INLINE void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Ci,
                         int64_t Cr, int64_t K) {
   const T* a = reinterpret_cast<const T*>(A);
   const T* rr = reinterpret_cast<const T*>(R);
@@ -60,7 +65,7 @@ void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10:
 // GI[i][k] = sum_r G[i][r][k] * conj(R[r][k]);  GR[r][k] = sum_i G[i][r][k] * conj(A[i][k])
 // over bins [0, m) of planes spaced K bins apart
 template <class T>
-void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
+DC_INLINE void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
                     c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K,
                     bool accumulate_gr = false) {
   const T* G = reinterpret_cast<const T*>(Gc);
@@ -88,6 +93,21 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
       }
     }
 }
+
+// Entry points, one per dtype and instruction set.
+#define DC_CONV_ENTRY_POINTS(T)                                                                                   \
+  DC_MULTIVERSION void multiply_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P,    \
+                                      int64_t Cr, int64_t K) {                                                   \
+    multiply_all_pairs<T>(A, R, P, 1, Cr, K);                                                                   \
+  }                                                                                                             \
+  DC_MULTIVERSION void correlate(const c10::complex<T>* G, const c10::complex<T>* A, const c10::complex<T>* R,   \
+                                 c10::complex<T>* GI, c10::complex<T>* GR, int64_t Cr, int64_t K,               \
+                                 bool accumulate_gr) {                                                           \
+    correlate_sums<T>(G, A, R, GI, GR, 1, Cr, K, K, accumulate_gr);                                             \
+  }
+DC_CONV_ENTRY_POINTS(float)
+DC_CONV_ENTRY_POINTS(double)
+#undef DC_CONV_ENTRY_POINTS
 
 void check_cpu_fft(const Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
@@ -122,8 +142,7 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
         forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
-                                       s.Cr, K);
+          multiply_pairs(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), s.Cr, K);
           const Tensor& y = inverse_2d<scalar_t>(P, inverse_columns, s.Hi, f.W, kOut);  // [Cr, Hi, W]
           out[b].narrow(0, i * s.Cr, s.Cr).copy_(y.narrow(2, 0, s.Wi));
         }
@@ -167,8 +186,8 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
         for (int64_t i = 0; i < s.Ci; ++i) {
           forward_2d<scalar_t>(grad_out[b].narrow(0, i * s.Cr, s.Cr), columns, f.W, /*scaled=*/true, kGradIn,
                                G);
-          correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
-                                   GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
+          correlate(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
+                    GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), s.Cr, K, i > 0);
         }
         grad_impulse[b].copy_(
             inverse_2d<scalar_t>(GI, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
