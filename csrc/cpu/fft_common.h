@@ -1,6 +1,6 @@
 // Machinery shared by the CPU FFT algorithms (fft_conv.cpp: dense_conv2d, fft_mix.cpp: dense_mix_conv2d):
 // single-threaded transforms inside the per-sample parallel region, named per-thread workspaces with a
-// kept-bytes cap, zero-padded copies into reused buffers.
+// kept-bytes cap, zero-padded copies into reused buffers, and the pruned 2-D transforms.
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -50,7 +50,7 @@ enum WorkspaceSlot : int {
   kGradImpulseSpectra,   // [Ci]
   kGradResponseSpectra,  // [Cr]
   kMixOutSpectra,        // dense_mix_conv2d: output spectra [L] (forward), grad_out spectra [L] (backward)
-  kFirstTransformSlot,   // then the three buffers of each TransformRole
+  kFirstTransformSlot,   // then the three buffers of each TransformRole (8 of them, checked below)
   kNumSlots = kFirstTransformSlot + 3 * 8
 };
 
