@@ -45,8 +45,7 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad_out):
-    response, impulse, weight = ctx.saved_tensors
-    grad_out = grad_out.contiguous()
+    response, impulse, weight = ctx.saved_tensors  # grad_out as it comes: the kernels read it through its strides
     if torch.is_grad_enabled():
         # create_graph=True: the FFT backward op has no derivative of its own; the same gradients composed
         # from differentiable ops (the dense conv's gradient ops and einsums: the dense [B, Ci, Cr, Hi, Wi]

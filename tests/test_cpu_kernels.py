@@ -38,7 +38,7 @@ for (B, Ci, Cr, Hi, Wi, Hr, Wr) in {shapes!r}:
         rq, iq = r.clone().requires_grad_(), i.clone().requires_grad_()
         ref = R.dense_shift_add(rq, iq); ref.backward(g)
         rx, ix = r.to(dt).requires_grad_(), i.to(dt).requires_grad_()
-        o = dense_conv.dense_conv2d(rx, ix, algorithm="direct"); o.backward(g.to(dt))
+        o = dense_conv.dense_conv2d(rx, ix, algorithm={algorithm!r}); o.backward(g.to(dt))
         for name, a, b in (("out", o, ref), ("grad_impulse", ix.grad, iq.grad), ("grad_response", rx.grad, rq.grad)):
             e = ((a.double() - b).abs().max() / b.abs().max()).item()
             assert e < (2e-5 if dt == torch.float32 else 1e-12), (name, B, Ci, Cr, Hi, Wi, Hr, Wr, dt, e)
@@ -46,13 +46,15 @@ print("ok")
 """
 
 
+@pytest.mark.parametrize("algorithm", ["direct", "fft"])
 @pytest.mark.parametrize("capability", ["DEFAULT", "AVX2", "AVX512"])
-def test_direct_kernels_follow_torch_cpu_capability(capability):
-    """ATEN_CPU_CAPABILITY picks the direct kernels (simple rows, AVX2, AVX-512); each path gives the
-    reference's answers. Runs in a fresh process: the capability is read once per process."""
+def test_cpu_kernels_follow_torch_cpu_capability(capability, algorithm):
+    """ATEN_CPU_CAPABILITY picks the direct kernels (simple rows, AVX2, AVX-512) and the FFT's column
+    transforms (csrc/cpu/column_fft.cpp); each path gives the reference's answers. Runs in a fresh process:
+    the capability is read once per process."""
     if CAPABILITY_RANK[capability] > CAPABILITY_RANK.get(torch.backends.cpu.get_cpu_capability(), 0):
         pytest.skip(f"this CPU does not run {capability}")
-    res = run_python(ISA_CHECK.format(capability=capability, shapes=ISA_SHAPES),
+    res = run_python(ISA_CHECK.format(capability=capability, shapes=ISA_SHAPES, algorithm=algorithm),
                      ATEN_CPU_CAPABILITY=capability.lower())
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
 

@@ -8,6 +8,12 @@
 //   forward:  P[i, r] = Fi[i] * Fr[r]                     (fused kernel below), out[b] = crop(irfft2(P))
 //   backward: G = rfft2(grad_out[b]); GI[i] = sum_r G[i, r] * conj(Fr[r]), GR[r] = sum_i G[i, r] * conj(Fi[i])
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
+// The transforms are pruned (forward_2d / inverse_2d, fft_common.h): zero padding rows are
+// not transformed, and inverse rows outside the crop are not computed. The 1/(H W) of the inverse is
+// folded into one spectrum (forward: Fr; backward: G), since the inverse transforms never scale.
+// The backward recomputes Fi and Fr rather than keeping the forward's: at the user's shape they are 9
+// of the backward's 38 transforms per sample, and keeping them would hold B (Ci + Cr) spectra
+// (178 MB at the user's shape) from the forward until the backward.
 // Transform size (fft_plan in csrc/shapes.h, shared with the CUDA path): Hi + Hq - 1 rows so that no
 // causal output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
@@ -23,6 +29,7 @@
 #include "fft_common.h"
 #include "huge_pages.h"
 #include "../nonfinite.h"
+#include "row_kernels.h"
 
 namespace dc {
 namespace {
@@ -30,9 +37,13 @@ namespace {
 using at::Tensor;
 using namespace fft;
 
+// The bin loops are inlined into entry points compiled for several instruction sets (DC_MULTIVERSION,
+// row_kernels.h), as in fft_mix.cpp.
+#define DC_INLINE __attribute__((always_inline)) inline
+
 // P[i][r][k] = A[i][k] * R[r][k]
 template <class T>
-void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Ci,
+DC_INLINE void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Ci,
                         int64_t Cr, int64_t K) {
   const T* a = reinterpret_cast<const T*>(A);
   const T* rr = reinterpret_cast<const T*>(R);
@@ -54,7 +65,7 @@ void multiply_all_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10:
 // GI[i][k] = sum_r G[i][r][k] * conj(R[r][k]);  GR[r][k] = sum_i G[i][r][k] * conj(A[i][k])
 // over bins [0, m) of planes spaced K bins apart
 template <class T>
-void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
+DC_INLINE void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const c10::complex<T>* Rc,
                     c10::complex<T>* GIc, c10::complex<T>* GRc, int64_t Ci, int64_t Cr, int64_t m, int64_t K,
                     bool accumulate_gr = false) {
   const T* G = reinterpret_cast<const T*>(Gc);
@@ -83,6 +94,21 @@ void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* Ac, const 
     }
 }
 
+// Entry points, one per dtype and instruction set.
+#define DC_CONV_ENTRY_POINTS(T)                                                                                   \
+  DC_MULTIVERSION void multiply_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P,    \
+                                      int64_t Cr, int64_t K) {                                                   \
+    multiply_all_pairs<T>(A, R, P, 1, Cr, K);                                                                   \
+  }                                                                                                             \
+  DC_MULTIVERSION void correlate(const c10::complex<T>* G, const c10::complex<T>* A, const c10::complex<T>* R,   \
+                                 c10::complex<T>* GI, c10::complex<T>* GR, int64_t Cr, int64_t K,               \
+                                 bool accumulate_gr) {                                                           \
+    correlate_sums<T>(G, A, R, GI, GR, 1, Cr, K, K, accumulate_gr);                                             \
+  }
+DC_CONV_ENTRY_POINTS(float)
+DC_CONV_ENTRY_POINTS(double)
+#undef DC_CONV_ENTRY_POINTS
+
 void check_cpu_fft(const Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble,
               "dense_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
@@ -96,32 +122,29 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   if (out.numel() == 0) return out;
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
-  const std::vector<int64_t> size{f.H, f.W};
-  const int64_t K = f.H * (f.W / 2 + 1);
-  AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_conv2d_fft_cpu", [&] {
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
+  const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
+  AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       // Plain tensor math on this thread (grad mode is per thread): no graph, and out= variants
       // accept inputs that require grad.
       at::NoGradGuard no_grad;
-      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
-      // One impulse channel's Cr products at a time: P and Y are Cr planes (1.5 MB each at the
-      // user's shape), so the product, the inverse transform and the crop work on cached data and
-      // the inverse transform's temporaries stay small.
-      Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(kForwardPlanes, {s.Cr, f.H, f.W}, imp.options());
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
+      const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
+      // One impulse channel's Cr products at a time: P is Cr planes (1.5 MB at the user's shape), so the
+      // product, the inverse transform and the crop work on cached data.
+      Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));   // [Ci, H, W/2+1]
-        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));  // [Cr, H, W/2+1]
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          multiply_all_pairs<scalar_t>(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), 1,
-                                       s.Cr, K);
-          at::fft_irfft2_out(Y, P, size);
-          out[b].narrow(0, i * s.Cr, s.Cr).copy_(Y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+          multiply_pairs(A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(), P.data_ptr<C>(), s.Cr, K);
+          const Tensor& y = inverse_2d<scalar_t>(P, inverse_columns, s.Hi, f.W, kOut);  // [Cr, Hi, W]
+          out[b].narrow(0, i * s.Cr, s.Cr).copy_(y.narrow(2, 0, s.Wi));
         }
       }
     };
@@ -141,37 +164,35 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   advise_huge_pages(grad_impulse);
   if (grad_impulse.numel() == 0 || grad_response.numel() == 0) return {grad_response, grad_impulse.zero_()};
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
-  const Tensor g = grad_out.contiguous();
-  const std::vector<int64_t> size{f.H, f.W};
-  const int64_t K = f.H * (f.W / 2 + 1);
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
+  // grad_out is read through its strides (an expanded grad_out is never materialised).
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
+  const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
+  AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
-      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
       // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
-      Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
-      Tensor& Y = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
-      Tensor YI = Y.narrow(0, 0, s.Ci), YR = Y.narrow(0, s.Ci, s.Cr);
+      Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
+      Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+      Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(A, padded(kImpulsePadded, imp[b], f.H, f.W));
-        at::fft_rfft2_out(R, padded(kResponsePadded, resp[b], f.H, f.W));
-        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, R);
+        TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          at::fft_rfft2_out(G, padded(kGradPadded, g[b].narrow(0, i * s.Cr, s.Cr), f.H, f.W));  // [Cr, H, W/2+1]
-          TORCH_INTERNAL_ASSERT(G.is_contiguous());
-          correlate_sums<scalar_t>(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
-                                   GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), 1, s.Cr, K, K, i > 0);
+          forward_2d<scalar_t>(grad_out[b].narrow(0, i * s.Cr, s.Cr), columns, f.W, /*scaled=*/true, kGradIn,
+                               G);
+          correlate(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
+                    GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), s.Cr, K, i > 0);
         }
-        at::fft_irfft2_out(YI, GI, size);
-        at::fft_irfft2_out(YR, GR, size);
-        grad_impulse[b].copy_(YI.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
-        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(YR.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+        grad_impulse[b].copy_(
+            inverse_2d<scalar_t>(GI, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
+            inverse_2d<scalar_t>(GR, inverse_columns, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
       }
     };
     run_samples(s.B, run);

@@ -11,7 +11,8 @@
 //                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
 // are not stored: half_spectrum_weight, csrc/shapes.h). Transform size: fft_plan (csrc/shapes.h), as
-// dense_conv2d's FFT algorithm.
+// dense_conv2d's FFT algorithm; pruned transforms (fft_common.h). The 1/(H W) of the inverse transforms (and
+// of Parseval) is folded into one spectrum: H (forward), G (backward).
 //
 // Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
 // L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
@@ -257,29 +258,27 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
   if (out.numel() == 0) return out;
   if (ms.output_is_zero()) return out.zero_();
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
   const Tensor a = weight.contiguous();
-  const std::vector<int64_t> size{f.H, f.W};
-  const int64_t K = f.H * (f.W / 2 + 1);
-  AT_DISPATCH_FLOATING_TYPES(imp.scalar_type(), "dense_mix_conv2d_fft_cpu", [&] {
+  const int64_t K = (f.W / 2 + 1) * f.H;
+  AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_mix_conv2d_fft_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;  // plain tensor math on this thread (see fft_conv.cpp)
-      const auto copt = imp.options().dtype(c10::toComplexType(imp.scalar_type()));
+      const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
       Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
       Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
-      Tensor& y = workspace(kMixOutPlanes, {L, f.H, f.W}, imp.options());
       std::vector<scalar_t> scratch(forward_scratch_size(s.Ci, s.Cr));
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
-        at::fft_rfft2_out(Hs, padded(kResponsePadded, resp[b], f.H, f.W));
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, Hs);
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && Y.is_contiguous());
         forward_spectra(reinterpret_cast<const scalar_t*>(X.const_data_ptr<C>()),
                         reinterpret_cast<const scalar_t*>(Hs.const_data_ptr<C>()), a.const_data_ptr<scalar_t>(),
                         reinterpret_cast<scalar_t*>(Y.data_ptr<C>()), L, s.Ci, s.Cr, K, scratch.data());
-        at::fft_irfft2_out(y, Y, size);
-        out[b].copy_(y.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
+        out[b].copy_(inverse_2d<scalar_t>(Y, inverse_columns, s.Hi, f.W, kMixOut).narrow(2, 0, s.Wi));
       }
     };
     run_samples(s.B, run);
@@ -300,42 +299,38 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || ms.output_is_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
   const FftPlan f = fft_plan(s);
-  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).contiguous(), imp = impulse.contiguous();
-  const Tensor a = weight.contiguous(), g = grad_out.contiguous();
+  const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
+  const Tensor a = weight.contiguous();  // grad_out is read through its strides
   // Per-sample weight gradients, summed over the batch in sample order below (deterministic).
   Tensor grad_weight_per_sample = at::empty({s.B, L, s.Ci, s.Cr}, grad_out.options().dtype(at::kDouble));
-  const std::vector<int64_t> size{f.H, f.W};
   const int64_t half_width = f.W / 2 + 1, K = f.H * half_width;
   const bool has_nyquist = f.W % 2 == 0;
-  const double parseval = 1.0 / static_cast<double>(f.H * f.W);
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "dense_mix_conv2d_fft_backward_cpu", [&] {
+  AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_mix_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
+    const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
-      const auto copt = g.options().dtype(c10::toComplexType(g.scalar_type()));
+      const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
       Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, half_width}, copt);
       Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, half_width}, copt);
       Tensor& G = workspace(kMixOutSpectra, {L, f.H, half_width}, copt);
       Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, f.H, half_width}, copt);
       Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
-      Tensor& planes = workspace(kBackwardPlanes, {s.Ci + s.Cr, f.H, f.W}, g.options());
-      Tensor px = planes.narrow(0, 0, s.Ci), ph = planes.narrow(0, s.Ci, s.Cr);
       std::vector<scalar_t> scratch(backward_scratch_size(L, s.Ci, s.Cr));
       std::vector<double> gw_lanes(L * s.Ci * s.Cr * kGwLanes);
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
-        at::fft_rfft2_out(X, padded(kImpulsePadded, imp[b], f.H, f.W));
-        at::fft_rfft2_out(Hs, padded(kResponsePadded, resp[b], f.H, f.W));
-        at::fft_rfft2_out(G, padded(kMixGradPadded, g[b], f.H, f.W));
+        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
+        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, Hs);
+        forward_2d<scalar_t>(grad_out[b], columns, f.W, /*scaled=*/true, kMixGradIn, G);  // Parseval's 1/(H W)
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
-        double* gw = grad_weight_per_sample[b].data_ptr<double>();
-        backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), gw, L, s.Ci, s.Cr, K,
-                         half_width, has_nyquist, scratch.data(), gw_lanes.data());
-        for (int64_t i = 0; i < L * s.Ci * s.Cr; ++i) gw[i] *= parseval;
-        at::fft_irfft2_out(px, GX, size);
-        at::fft_irfft2_out(ph, GH, size);
-        grad_impulse[b].copy_(px.narrow(1, 0, s.Hi).narrow(2, 0, s.Wi));
-        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(ph.narrow(1, 0, f.Hq).narrow(2, 0, f.Wq));
+        backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH),
+                         grad_weight_per_sample[b].data_ptr<double>(), L, s.Ci, s.Cr, K, half_width, has_nyquist,
+                         scratch.data(), gw_lanes.data());
+        grad_impulse[b].copy_(
+            inverse_2d<scalar_t>(GX, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
+        grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
+            inverse_2d<scalar_t>(GH, inverse_columns, f.Hq, f.W, kGradResponseOut).narrow(2, 0, f.Wq));
       }
     };
     run_samples(s.B, run);
