@@ -14,5 +14,14 @@ if ! "$PY" -c "import nnAudio" 2>/dev/null; then
   fi
 fi
 cd "$ROOT"
+# `auto` priced with this machine's own constants (python -m dense_conv.calibrate, cached per CPU model)
+if "$PY" -c "import os, sys; from dense_conv import _algorithm as a; sys.exit(not os.path.exists(a.cache_path(a.machine_key())))"
+then
+  echo "== auto calibration: cached for this machine"
+else
+  stage_begin "auto calibration: python -m dense_conv.calibrate (log: build/logs/calibrate.log)"
+  run_logged "$LOG_DIR/calibrate.log" "$PY" -m dense_conv.calibrate || fail_with_log "$LOG_DIR/calibrate.log"
+  stage_end "done"
+fi
 echo "== running the benchmark"
 exec "$PY" bench/bench.py "$@"
