@@ -7,7 +7,7 @@ pure-PyTorch reference, forward and forward+backward, and write results/bench.js
     python bench/bench.py --cuda-only  # only the CUDA rows (tools/gpu_check.sh); exit 1 without a GPU
 
 Builds the extension in place first if it cannot be imported. Every time is the median of
-torch.utils.benchmark.Timer runs after a warm-up call (bench/timing.py), printed first as
+torch.utils.benchmark.Timer runs after three warm-up calls (bench/timing.py), printed first as
 torch.utils.benchmark.Compare's table and then as a summary: GFLOP/s counts 2 x the multiply-adds
 inside the causal window (forward once, forward+backward three times); "%GEMM" divides by the float32
 rate of a 4096^3 torch matmul measured in the same run; "speedup" is over the fastest reference at

@@ -14,17 +14,23 @@ from torch.utils.benchmark.utils.timer import timer as synchronized_clock
 FORWARD, FORWARD_BACKWARD = "fwd", "fwd+bwd"
 
 
+WARMUP_CALLS = 3
+
+
 def measure(fn, *, label, sub_label, description, env=None, min_run_time=0.2, slow=False):
     """Times fn() and returns the torch.utils.benchmark.Measurement (use .median).
 
-    Normal calls: one warm-up call (it pays one-time costs: FFT plans, per-thread buffers, fresh
-    pages), then blocked_autorange for at least `min_run_time` seconds.
+    Normal calls: WARMUP_CALLS warm-up calls (they pay one-time costs: FFT plans, per-thread buffers;
+    and the first fresh outputs of ~100 MB, whose pages fault in 4 KiB at a time until the kernel has
+    free transparent huge pages at hand: 5-8x the steady time of a per_sample 5x5 forward on this host),
+    then blocked_autorange for at least `min_run_time` seconds.
     slow=True, for calls of a second or more: no separate warm-up and no time budget; the untimed
     block-size probe inside blocked_autorange is then the warm-up, so fn runs twice and one call is
     timed. CUDA work is synchronized by the Timer itself before each reading of the clock.
     """
     if not slow:
-        fn()
+        for _ in range(WARMUP_CALLS):
+            fn()
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, label=label, sub_label=sub_label,
                             description=description, env=env,
                             # Timer defaults to one thread; time with every thread torch would use
