@@ -530,7 +530,7 @@ def reflect_margins(ker: CQTKernels, own_dmin: dict, raised_dmin: dict, taps: in
 
 def _apply_blocks(sig, groups, hop, n_frames, offset):
     """Groups of kernel blocks [[(kernels [nb, 2, w], dmin), ...], ...] applied to one signal [R, T'] ->
-    [R, F, nb, 2] per block, in order.
+    one [R, F, rows, 2] per group, its blocks' rows in order.
 
     The frames over all the blocks' offsets are copied out once; each group is one matmul (its blocks
     zero-padded to their common offsets: for blocks of similar widths, where one wide matmul beats several
@@ -545,7 +545,7 @@ def _apply_blocks(sig, groups, hop, n_frames, offset):
         b = max(dmin + k.shape[-1] for k, dmin in group)
         w = torch.cat([torch.nn.functional.pad(k, (dmin - a, b - dmin - k.shape[-1])) for k, dmin in group])
         c = fr[:, a - lo:b - lo] @ w.reshape(w.shape[0] * 2, -1).t()  # [R * F, rows * 2]
-        out += c.view(R, n_frames, w.shape[0], 2).split([k.shape[0] for k, _ in group], dim=2)
+        out.append(c.view(R, n_frames, w.shape[0], 2))
     return out
 
 
@@ -574,16 +574,19 @@ def _octave_cqt(x, weight, own, raised, ker: CQTKernels, hop, pad_mode, output, 
     xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
     octaves = decimate(xz, filter, levels) if levels > 0 else []
     sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
-    outs = [{} for _ in range(ker.n_octaves)]  # per octave, {lift: [R, F, bins, 2]}, higher lifts = higher bins
+    # every block of bins (octave o, lift j) -> (its group's output [R, F, rows, 2], first row, rows); within an
+    # octave, higher lifts hold higher bins
+    blocks = {}
     for lvl in range(levels + 1):
         # at this rate: octave lvl's shared kernels (less its raised top bins), the raised bins of the octaves
         # below whose lift reaches it, and the own-kernel octaves (all at the last rate)
         first, _ = ker.octave_bins(lvl)
         top = ker.n_filters - sum(k.shape[0] for (o, _), (k, _, _) in raised.items() if o == lvl)
         # (the bins raised by one level are about as wide as the shared kernels: one matmul with them)
-        shared = [(weight[first:top] * ker.octave_gain(lvl), ker.dmin, lvl, 0)] \
-            if top > first and ker.shared(lvl) else []
-        shared += [(k, dmin, o, j) for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j == 1]
+        # (the raised top bins of octave lvl+1 first: the group's rows are then ascending bins, next to each other)
+        shared = [(k, dmin, o, j) for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j == 1]
+        if top > first and ker.shared(lvl):
+            shared.append((weight[first:top] * ker.octave_gain(lvl), ker.dmin, lvl, 0))
         groups = [shared] if shared else []
         groups += [[(k, dmin, o, j)] for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j > 1]
         groups += [[(k, dmin, o, 0)] for o, (k, dmin, _) in own.items() if ker.compute_levels[o] == lvl]
@@ -591,11 +594,25 @@ def _octave_cqt(x, weight, own, raised, ker: CQTKernels, hop, pad_mode, output, 
             continue
         cs = _apply_blocks(sigs[lvl], [[(k, dmin) for k, dmin, _, _ in g] for g in groups], hop >> lvl, n_frames,
                            (Z + P) >> lvl)
-        for (_, _, o, j), c in zip([b for g in groups for b in g], cs):
-            outs[o][j] = c
-    # bins ascending, [R, n_bins, F, 2] contiguous (one copy, which view_as_complex then takes as it is)
-    c = torch.cat([o[j].transpose(1, 2) for o in outs[::-1] for j in sorted(o)], dim=1)
-    return finish(c, output)
+        for group, c in zip(groups, cs):
+            row = 0
+            for k, _, o, j in group:
+                blocks[(o, j)] = (c, row, k.shape[0])
+                row += k.shape[0]
+    # bins ascending, [R, n_bins, F, 2] contiguous (one copy, which view_as_complex then takes as it is); a
+    # group whose rows come next to each other in that order goes in whole (no per-block split to undo in the
+    # backward)
+    order = sorted(blocks, key=lambda b: (-b[0], b[1]))
+    pieces, k = [], 0
+    while k < len(order):
+        c, row, rows = blocks[order[k]]
+        n = 1
+        while k + n < len(order) and blocks[order[k + n]][0] is c and blocks[order[k + n]][1] == row + rows:
+            rows += blocks[order[k + n]][2]
+            n += 1
+        pieces.append(c if rows == c.shape[2] else c.narrow(2, row, rows))
+        k += n
+    return finish(torch.cat([p.transpose(1, 2) for p in pieces], dim=1), output)
 
 
 def _default_filter(ker: CQTKernels) -> torch.Tensor:
