@@ -27,7 +27,6 @@ import dataclasses
 import functools
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -55,7 +54,7 @@ def ensure_built():
 ensure_built()
 import dense_conv  # noqa: E402
 import dense_conv.reference  # noqa: E402
-from dense_conv._algorithm import choose as choose_cpu_algorithm, choose_cuda  # noqa: E402
+from dense_conv._algorithm import choose as choose_cpu_algorithm, choose_cuda, cpu_model  # noqa: E402
 
 DIRECTIONS = ((FORWARD, False), (FORWARD_BACKWARD, True))
 OUR_ALGORITHMS = ("direct", "fft", "auto")
@@ -243,24 +242,6 @@ def auto_choice(case, backward, device):
 # --------------------------------------------------------------------------------------------------
 # machine
 # --------------------------------------------------------------------------------------------------
-
-def cpu_model():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.strip().startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def devices_to_time():
     """['cpu'] plus 'cuda' when there is a GPU and the extension has its CUDA kernels; says why not."""
