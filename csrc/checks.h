@@ -131,6 +131,10 @@ struct MixSizes {
   // Nothing reaches the output: a zero-sized dimension of the sum or of the response (the FFT algorithm
   // then writes zeros without transforming).
   bool output_is_zero() const { return conv.Ci == 0 || conv.Cr == 0 || conv.Hr == 0 || conv.Wr == 0; }
+  // Every gradient is zero (or empty): no sample, output channel or pixel, or nothing reaches the output.
+  bool gradients_are_zero() const {
+    return conv.B == 0 || L == 0 || conv.Hi == 0 || conv.Wi == 0 || output_is_zero();
+  }
 };
 
 // response [B, Cr, Hr, Wr], impulse [B, Ci, Hi, Wi], weight [L, Ci, Cr]: floating point, one device, one

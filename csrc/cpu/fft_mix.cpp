@@ -296,7 +296,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
-  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || ms.output_is_zero())
+  if (ms.gradients_are_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
   const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);

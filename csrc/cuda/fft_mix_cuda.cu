@@ -75,7 +75,7 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cuda(const Tensor& grad_out,
   const c10::cuda::CUDAGuard guard(grad_out.device());
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
-  if (s.B == 0 || L == 0 || s.Hi == 0 || s.Wi == 0 || ms.output_is_zero())
+  if (ms.gradients_are_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
   const FftPlan f = fft_plan(s);
   const at::ScalarType real = transform_type(grad_out.scalar_type());
