@@ -505,7 +505,13 @@ def finish(c: torch.Tensor, output: str) -> torch.Tensor:
     if output == "complex":
         return torch.view_as_complex(c.contiguous()) if c.dtype in (torch.float32, torch.float64) else \
             torch.complex(c[..., 0].float(), c[..., 1].float())
-    p = c[..., 0] * c[..., 0] + c[..., 1] * c[..., 1]
+    if output == "magnitude" and c.dtype in (torch.float32, torch.float64) and c.is_contiguous():
+        # |C| of the complex view: one pass each way, and its gradient at C == 0 (silent input) is 0, not NaN
+        return torch.view_as_complex(c).abs()
+    # one unbind, not an indexing per use: the backward stacks the two gradients once instead of zero-filling
+    # a full-size gradient for every c[..., k]
+    re, im = c.unbind(-1)
+    p = re * re + im * im
     if output == "power":
         return p
     # safe sqrt: no inf/NaN gradient at p == 0 (silent input); |d|C|/d re| = |re|/|C| <= 1 elsewhere
