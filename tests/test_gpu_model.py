@@ -222,3 +222,9 @@ def test_sass_mix_on_the_compiled_dense_header_finds_ffma_in_the_forward_loop(tm
     forward = rows["dc::dense_forward_kernel<float, 8>"]
     assert forward["inner_loop"]["FFMA"] > 0 and forward["inner_loop"]["LDS"] > 0
     assert forward["launch_bounds"] == [256, 2] and forward["spill_bytes"] == 0
+
+
+def test_docs_hold_the_current_gpu_constants():
+    text = (REPO / "docs" / "gpu_model.md").read_text()
+    section = text.split("<!-- gpu-constants:begin -->\n", 1)[1].split("<!-- gpu-constants:end -->", 1)[0]
+    assert section.strip() == gpu_model.constants_table().strip(), "run tools/gpu_model.py --constants"

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sass_mix import occupancy  # noqa: E402
+from sass_mix import ARCH_LIMITS, occupancy, short_name  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"
@@ -61,14 +61,7 @@ HALF_DTYPES = ("float16", "bfloat16")
 
 def kernel_key(name):
     """Matching key of a kernel name from either file: no `void `, no arguments, no spaces."""
-    text = name.removeprefix("void ")
-    depth = 0
-    for i, c in enumerate(text):
-        if c == "(" and depth == 0:
-            text = text[:i]
-            break
-        depth += {"<": 1, ">": -1}.get(c, 0)
-    return re.sub(r"\s+", "", text)
+    return re.sub(r"\s+", "", short_name(name))
 
 
 def load_json(path, what, producer):
@@ -199,7 +192,7 @@ def launch_table(rows):
             p = predictions[g]
             warps = p["occupancy"]["warps_per_sm"] if p["occupancy"] else "no SASS"
             cells.append(f"{fmt_time(p['time'])} ({p['limiter']}, {warps})")
-        lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{kernel_key(launch['kernel'])}` | "
+        lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{short_name(launch['kernel'])}` | "
                      f"{launch['blocks_total']} | {launch['shared_wavefronts'] / requests if requests else 0:.2f} | "
                      f"{launch['fma_executed'] / launch['fma_useful'] if launch['fma_useful'] else 0:.2f} | "
                      + " | ".join(cells) + " |")
@@ -217,6 +210,22 @@ def report(rows, missing):
     return text
 
 
+def constants_table():
+    """The GPU constants as a markdown table (docs/gpu_model.md holds a copy; a test checks it is current)."""
+    lines = ["| GPU | arch | SMs | boost MHz | fp32 TFLOPS | fp64 TFLOPS | tensor TFLOPS tf32 / fp16 / bf16 "
+             "| DRAM GB/s | shared B/clk/SM | max threads/SM | max blocks/SM | registers/SM "
+             "| max shared KB/SM (/block) |",
+             "|" + "---|" * 13]
+    for name, g in GPUS.items():
+        t, lim = g["tensor_tflops"], ARCH_LIMITS[g["arch"]]
+        cells = [name, g["arch"], g["sms"], g["clock_mhz"], g["fp32_tflops"], g["fp64_tflops"],
+                 f"{t['float32']} / {t['float16']} / {t['bfloat16']}", g["dram_gbs"], 128 * SHARED_WAVEFRONTS_PER_CLOCK,
+                 32 * lim["max_warps_per_sm"], lim["max_blocks_per_sm"], lim["registers_per_sm"],
+                 f"{lim['max_smem_per_sm'] // 1024} ({lim['max_smem_per_block'] // 1024})"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
 def replace_readme_section(readme_text, body):
     """README text with the marked section's body replaced (the section is appended when absent)."""
     block = f"{BEGIN}\n{body}{END}"
@@ -231,7 +240,11 @@ def main():
     parser.add_argument("--counts", type=Path, default=COUNTS)
     parser.add_argument("--sass", type=Path, default=SASS)
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked section")
+    parser.add_argument("--constants", action="store_true", help="print the GPU constants table and exit")
     args = parser.parse_args()
+    if args.constants:
+        print(constants_table())
+        return 0
     counts = load_json(args.counts, "the emulator's per-launch counts", "tools/emu_counts.py")
     sass = load_json(args.sass, "the per-kernel SASS summary", "tools/sass_mix.py")
     rows, missing = model(counts, sass)

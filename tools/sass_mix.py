@@ -291,7 +291,7 @@ def analyse(binary, archs, cuobjdump):
             loop_mix, span = inner_loop(instructions)
             local_ops = sum(1 for i in instructions if i[1] in ("LDL", "STL"))
             row = {
-                "kernel": short_name(names[mangled]), "signature": names[mangled], "arch": arch,
+                "kernel": short_name(names[mangled]), "arch": arch,
                 "registers": res["REG"], "static_smem_bytes": static_smem, "spill_bytes": res["LOCAL"],
                 "stack_bytes": res["STACK"], "local_memory_instructions": local_ops,
                 "launch_bounds": launch_bounds(threads, maxreg), "inner_loop": loop_mix,
@@ -334,8 +334,10 @@ def main():
         return 2
     rows = analyse(binary, args.arch or DEFAULT_ARCHS, cuobjdump)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"source": f"cuobjdump on {binary.name} (tools/sass_mix.py)", "kernels": rows},
-                                      indent=1) + "\n")
+    # One kernel a line: diffs between two runs show which kernels changed.
+    source = json.dumps(f"cuobjdump on {binary.name} (tools/sass_mix.py)")
+    args.output.write_text(f'{{"source": {source},\n "kernels": [\n' + ",\n".join(json.dumps(r) for r in rows)
+                           + "\n]}\n")
 
     print(f"{'arch':<6} {'kernel':<60} {'regs':>4} {'smem':>6} {'spill':>5} {'FFMA':>4} {'DFMA':>4} {'HFMA2':>5} "
           f"{'HMMA':>4} {'LDS':>4} {'LDS B':>5} {'INT':>4} {'tot':>4} {'FMA:LDS':>7} {'blk/SM':>6}")
@@ -345,7 +347,7 @@ def main():
         print(f"{r['arch']:<6} {r['kernel'][:60]:<60} {r['registers']:>4} {r['static_smem_bytes']:>6} "
               f"{r['spill_bytes']:>5} {m['FFMA']:>4} {m['DFMA']:>4} {m['HFMA2']:>5} {m['HMMA']:>4} {m['LDS']:>4} "
               f"{m['LDS_bytes']:>5} {m['INT']:>4} {m['total']:>4} {ratio(multiply_adds(m), m['LDS']):>7} {occ:>6}")
-    print(f"{len(rows)} kernels x archs -> {args.output.relative_to(REPO) if args.output.is_relative_to(REPO) else args.output}")
+    print(f"{len(rows)} (kernel, arch) rows -> {args.output}")
     return 0
 
 
