@@ -38,17 +38,24 @@ BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
 #         NVIDIA H100 Tensor Core GPU Architecture whitepaper (132 SMs); 1980 MHz = 67 TFLOPS / (132 x 128 x 2).
 #   RTX 4070 SUPER: NVIDIA's product page (7168 CUDA cores = 56 SMs, 2475 MHz boost, 12 GB GDDR6X, 192 bit,
 #         21 Gbps = 504 GB/s); tensor rates per SM per clock of the NVIDIA Ada GPU Architecture whitepaper
-#         (GeForce: FP16/BF16 with FP32 accumulate 256 FMA/clk/SM, TF32 128) x 56 SMs x 2475 MHz; FP64 = 1/64 FP32.
+#         (GeForce: FP16/BF16 with FP32 accumulate 256 FMA/clk/SM, TF32 128) x 56 SMs x 2475 MHz; FP64 = 1/64 FP32,
+#         FP16 without tensor cores = FP32 (the whitepaper's RTX 4090 figures).
+#   fp16_tflops: half-precision (HFMA2) rate without tensor cores, from the same whitepapers (A100 78, H100 SXM
+#         2 x FP32).
 # Shared memory: 32 banks x 4 B = 128 B per clock per SM on all three (one wavefront per clock), CUDA C++
 # Best Practices Guide / Programming Guide; per-SM limits of each arch: tools/sass_mix.py ARCH_LIMITS.
 GPUS = {
     "A100 SXM 40GB": {"arch": "sm_80", "sms": 108, "clock_mhz": 1410, "fp32_tflops": 19.5, "fp64_tflops": 9.7,
+                      "fp16_tflops": 78.0,
                       "tensor_tflops": {"float32": 156.0, "float16": 312.0, "bfloat16": 312.0}, "dram_gbs": 1555},
     "A100 SXM 80GB": {"arch": "sm_80", "sms": 108, "clock_mhz": 1410, "fp32_tflops": 19.5, "fp64_tflops": 9.7,
+                      "fp16_tflops": 78.0,
                       "tensor_tflops": {"float32": 156.0, "float16": 312.0, "bfloat16": 312.0}, "dram_gbs": 2039},
     "H100 SXM": {"arch": "sm_90", "sms": 132, "clock_mhz": 1980, "fp32_tflops": 67.0, "fp64_tflops": 34.0,
+                 "fp16_tflops": 134.0,
                  "tensor_tflops": {"float32": 494.5, "float16": 989.5, "bfloat16": 989.5}, "dram_gbs": 3350},
     "RTX 4070 SUPER": {"arch": "sm_89", "sms": 56, "clock_mhz": 2475, "fp32_tflops": 35.5, "fp64_tflops": 0.55,
+                       "fp16_tflops": 35.5,
                        "tensor_tflops": {"float32": 35.5, "float16": 71.0, "bfloat16": 71.0}, "dram_gbs": 504},
 }
 SCHEDULERS_PER_SM = 4            # warp schedulers per SM, one instruction issued per clock each (sm_80/89/90)
@@ -77,7 +84,7 @@ def fma_rate(gpu, dtype, inner_loop):
     if dtype == "float64":
         return gpu["fp64_tflops"] * 1e12 / 2, "fp64"
     if inner_loop and inner_loop.get("HFMA2", 0) > inner_loop.get("FFMA", 0):
-        return gpu["fp32_tflops"] * 1e12, "hfma2"   # one HFMA2 = two multiply-adds at the FFMA issue rate
+        return gpu["fp16_tflops"] * 1e12 / 2, "fp16"
     return gpu["fp32_tflops"] * 1e12 / 2, "fp32"
 
 
@@ -212,13 +219,13 @@ def report(rows, missing):
 
 def constants_table():
     """The GPU constants as a markdown table (docs/gpu_model.md holds a copy; a test checks it is current)."""
-    lines = ["| GPU | arch | SMs | boost MHz | fp32 TFLOPS | fp64 TFLOPS | tensor TFLOPS tf32 / fp16 / bf16 "
-             "| DRAM GB/s | shared B/clk/SM | max threads/SM | max blocks/SM | registers/SM "
-             "| max shared KB/SM (/block) |",
-             "|" + "---|" * 13]
+    lines = ["| GPU | arch | SMs | boost MHz | fp32 TFLOPS | fp64 TFLOPS | fp16 TFLOPS "
+             "| tensor TFLOPS tf32 / fp16 / bf16 | DRAM GB/s | shared B/clk/SM | max threads/SM | max blocks/SM "
+             "| registers/SM | max shared KB/SM (/block) |",
+             "|" + "---|" * 14]
     for name, g in GPUS.items():
         t, lim = g["tensor_tflops"], ARCH_LIMITS[g["arch"]]
-        cells = [name, g["arch"], g["sms"], g["clock_mhz"], g["fp32_tflops"], g["fp64_tflops"],
+        cells = [name, g["arch"], g["sms"], g["clock_mhz"], g["fp32_tflops"], g["fp64_tflops"], g["fp16_tflops"],
                  f"{t['float32']} / {t['float16']} / {t['bfloat16']}", g["dram_gbs"], 128 * SHARED_WAVEFRONTS_PER_CLOCK,
                  32 * lim["max_warps_per_sm"], lim["max_blocks_per_sm"], lim["registers_per_sm"],
                  f"{lim['max_smem_per_sm'] // 1024} ({lim['max_smem_per_block'] // 1024})"]
