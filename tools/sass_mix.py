@@ -6,7 +6,7 @@ with cuobjdump (from CUDA, or the copy that the venv's triton package ships), fo
 writes docs/gpu_counts/sass.json (format: docs/gpu_model.md). For every kernel:
 
   registers, static shared memory, local memory (spills), launch bounds   cuobjdump -res-usage / -elf
-  the inner loop's instruction mix                                        cuobjdump -sass
+  the inner loop's instruction mix (and the whole kernel's)               cuobjdump -sass
   occupancy without dynamic shared memory                                  the CUDA C Programming Guide's limits
 
 Inner loop rule: every backward branch (`BRA` to a lower address) closes a loop [target, branch]; the
@@ -295,6 +295,7 @@ def analyse(binary, archs, cuobjdump):
                 "registers": res["REG"], "static_smem_bytes": static_smem, "spill_bytes": res["LOCAL"],
                 "stack_bytes": res["STACK"], "local_memory_instructions": local_ops,
                 "launch_bounds": launch_bounds(threads, maxreg), "inner_loop": loop_mix,
+                "kernel_mix": mix(instructions),
                 "inner_loop_offsets": [f"{span[0]:#06x}", f"{span[1]:#06x}"] if span else None,
             }
             if threads:
