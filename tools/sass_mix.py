@@ -99,9 +99,7 @@ def parse_sass(text):
         m = FUNCTION.match(line)
         if m:
             # A template instantiated by two .cu files appears in both cubins, compiled alike: keep the first.
-            current = [] if m.group(1) not in kernels else None
-            if current is not None:
-                kernels[m.group(1)] = current
+            current = None if m.group(1) in kernels else kernels.setdefault(m.group(1), [])
             continue
         m = INSTRUCTION.search(line)
         if m and current is not None:
