@@ -1,0 +1,230 @@
+"""tools/gpu_model.py's arithmetic on synthetic launches, tools/sass_mix.py's SASS parser on a canned excerpt and its
+occupancy calculator on hand-computed cases; with nvcc and cuobjdump present, sass_mix.py on a compiled header.
+
+The launches here are test fixtures, not counts of the project's kernels."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+import cuda_resources  # noqa: E402
+import gpu_model  # noqa: E402
+import sass_mix  # noqa: E402
+
+H100 = gpu_model.GPUS["H100 SXM"]
+H100_CLOCK = H100["clock_mhz"] * 1e6
+
+
+def launch(**counts):
+    """A synthetic launch: 8 blocks per H100 SM of 256 threads, nothing counted unless given."""
+    base = {"op": "dense_conv2d.forward", "shape": "fixture", "dtype": "float32", "kernel": "void dc::k<float, 8>(int)",
+            "grid": [132 * 8, 1, 1], "block": [256, 1, 1], "dynamic_smem_bytes": 0, "blocks_total": 132 * 8,
+            "blocks_emulated": 132 * 8, "shared_requests": 0, "shared_wavefronts": 0, "global_load_requests": 0,
+            "global_load_sectors": 0, "global_store_requests": 0, "global_store_sectors": 0, "dram_bytes": 0,
+            "fma_executed": 0, "fma_useful": 0}
+    base.update(counts)
+    return base
+
+
+def sass_row(registers=32, static_smem=0, inner_loop=None, arch="sm_90"):
+    return {"kernel": "dc::k<float, 8>", "arch": arch, "registers": registers, "static_smem_bytes": static_smem,
+            "inner_loop": inner_loop}
+
+
+def test_fma_bound_launch_takes_fma_over_peak():
+    fma = 10**12
+    p = gpu_model.predict(launch(fma_executed=fma, fma_useful=fma, shared_wavefronts=10**6), H100, sass_row())
+    assert p["limiter"] == "fma"
+    assert p["occupancy_factor"] == 1.0 and p["imbalance"] == 1.0
+    assert p["time"] == pytest.approx(fma / (H100["fp32_tflops"] * 1e12 / 2))
+    assert gpu_model.peak_percent(fma, p["time"], H100["fp32_tflops"]) == pytest.approx(100)
+
+
+def test_shared_bound_launch_takes_wavefronts_over_bandwidth():
+    wavefronts = 10**10
+    p = gpu_model.predict(launch(fma_executed=10**9, shared_wavefronts=wavefronts), H100, sass_row())
+    assert p["limiter"] == "shared"
+    assert p["time"] == pytest.approx(wavefronts / (H100["sms"] * H100_CLOCK))
+
+
+def test_dram_bound_launch_and_rates_by_dtype():
+    p = gpu_model.predict(launch(dram_bytes=3350 * 10**9), H100, sass_row())
+    assert p["limiter"] == "dram" and p["time"] == pytest.approx(1.0)
+    p64 = gpu_model.predict(launch(dtype="float64", fma_executed=17 * 10**12), H100, sass_row())
+    assert p64["unit"] == "fp64" and p64["time"] == pytest.approx(1.0)
+    mma = {"HMMA": 2, "FFMA": 0, "HFMA2": 0, "total": 10, "fma_per_thread": 128}
+    ph = gpu_model.predict(launch(dtype="float16", fma_executed=int(989.5e12 / 2)), H100, sass_row(inner_loop=mma))
+    assert ph["unit"] == "tensor" and ph["terms"]["fma"] == pytest.approx(1.0)
+
+
+def test_issue_term_counts_inner_loop_instructions_per_fma():
+    # 4 FFMA in a 40-instruction loop: 10 warp instructions per 4 x 32 multiply-adds.
+    inner = {"FFMA": 4, "HFMA2": 0, "HMMA": 0, "total": 40, "fma_per_thread": 4}
+    fma = 32 * 4 * 10**9
+    p = gpu_model.predict(launch(fma_executed=fma), H100, sass_row(inner_loop=inner))
+    assert p["terms"]["issue"] == pytest.approx(40 * 10**9 / (H100["sms"] * 4 * H100_CLOCK))
+    assert p["limiter"] == "issue"  # 10 instructions per FFMA: issue, not the FMA pipe, bounds it
+
+
+def test_low_occupancy_divides_by_the_occupancy_factor():
+    # 200 KB of shared memory: one 128-thread block (4 warps) per H100 SM, a quarter of the warps assumed needed.
+    fma = 10**12
+    base = gpu_model.predict(launch(fma_executed=fma), H100, sass_row())
+    low = gpu_model.predict(launch(fma_executed=fma, block=[128, 1, 1], dynamic_smem_bytes=200 * 1024), H100,
+                            sass_row())
+    assert low["occupancy"]["blocks_per_sm"] == 1 and low["resident_warps"] == 4
+    assert low["occupancy_factor"] == pytest.approx(4 / gpu_model.WARPS_TO_HIDE_LATENCY)
+    assert low["time"] == pytest.approx(base["time"] * gpu_model.WARPS_TO_HIDE_LATENCY / 4)
+
+
+def test_one_block_too_many_costs_a_second_round_on_the_busiest_sm():
+    blocks = H100["sms"] + 1
+    p = gpu_model.predict(launch(fma_executed=10**9, blocks_total=blocks, grid=[blocks, 1, 1]), H100, sass_row())
+    assert p["imbalance"] == pytest.approx(2 * H100["sms"] / blocks)
+    assert p["resident_warps"] == 2 * 8  # two blocks of 8 warps on the busiest SM
+
+
+def test_per_op_sums_forward_and_backward_launches():
+    rows, missing = gpu_model.model(
+        {"launches": [launch(fma_executed=10**12, fma_useful=10**12),
+                      launch(op="dense_conv2d.grad_impulse", fma_executed=2 * 10**12, fma_useful=10**12)]},
+        {"kernels": [dict(sass_row(arch=g["arch"]), kernel="dc::k<float, 8>") for g in gpu_model.GPUS.values()]})
+    assert not missing
+    parts = gpu_model.per_op(rows)[("dense_conv2d", "fixture", "float32")]
+    t_fwd, useful_fwd = parts["forward"]["H100 SXM"]
+    t_all, useful_all = parts["forward+backward"]["H100 SXM"]
+    assert t_all == pytest.approx(3 * t_fwd) and (useful_fwd, useful_all) == (10**12, 2 * 10**12)
+    table = gpu_model.report(rows, missing)
+    assert "MODEL, not a measurement" in table and "forward+backward" in table
+
+
+def test_kernel_names_match_across_the_two_files():
+    assert gpu_model.kernel_key("void dc::k<float, 8>(float const*, int)") == "dc::k<float,8>"
+    assert gpu_model.kernel_key("dc::k<c10::Half, 4>") == "dc::k<c10::Half,4>"
+    rows, missing = gpu_model.model({"launches": [launch()]}, {"kernels": []})
+    assert len(missing) == len({g["arch"] for g in gpu_model.GPUS.values()})
+    assert rows[0][1]["H100 SXM"]["occupancy"] is None
+
+
+def test_missing_counts_fail_with_a_clear_message(tmp_path):
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_model.py"), "--counts",
+                             str(tmp_path / "emu_counts.json")], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "emu_counts.json not found" in result.stderr and "tools/emu_counts.py" in result.stderr
+
+
+def test_readme_section_is_replaced_or_appended():
+    body = "table\n"
+    replaced = gpu_model.replace_readme_section(f"a\n{gpu_model.BEGIN}\nold\n{gpu_model.END}\nb\n", body)
+    assert replaced == f"a\n{gpu_model.BEGIN}\ntable\n{gpu_model.END}\nb\n"
+    appended = gpu_model.replace_readme_section("a\n", body)
+    assert appended.startswith("a\n\n## GPU performance model") and appended.endswith(f"table\n{gpu_model.END}\n")
+
+
+@pytest.mark.parametrize("arch, registers, smem, threads, blocks, warps, limiter", [
+    ("sm_80", 128, 0, 256, 2, 16, "registers"),        # 4096 registers per warp: 16 warps
+    ("sm_90", 32, 0, 256, 8, 64, "warps"),             # 1024 per warp: 64 warps, the warp limit too
+    ("sm_89", 32, 0, 256, 6, 48, "warps"),             # Ada: 48 warps per SM
+    ("sm_89", 40, 48 * 1024, 256, 2, 16, "shared_memory"),  # (48 KB + 1 KB) x 2 <= 100 KB
+    ("sm_80", 64, 11364, 256, 4, 32, "registers"),     # 2048 per warp: 32 warps; smem alone would allow 13 blocks
+    ("sm_90", 255, 0, 256, 1, 8, "registers"),         # 8192 per warp: 8 warps
+    ("sm_90", 16, 0, 32, 32, 32, "blocks"),            # one-warp blocks: the 32-block limit
+])
+def test_occupancy_hand_computed(arch, registers, smem, threads, blocks, warps, limiter):
+    occ = sass_mix.occupancy(arch, registers, smem, threads)
+    assert (occ["blocks_per_sm"], occ["warps_per_sm"], occ["limited_by"]) == (blocks, warps, limiter)
+
+
+def test_occupancy_rejects_too_much_shared_memory():
+    with pytest.raises(ValueError, match="sm_89"):
+        sass_mix.occupancy("sm_89", 32, 100 * 1024, 256)
+
+
+def test_launch_bounds_from_the_binary_attributes():
+    assert sass_mix.launch_bounds(256, 128) == [256, 2]
+    assert sass_mix.launch_bounds(128, 255) == [128, None]
+    assert sass_mix.launch_bounds(None, 255) is None
+
+
+# A kernel with an outer loop (0x0080 -> 0x01c0) around an inner loop (0x00a0 -> 0x0150), a forward branch,
+# and the end-of-code self-branch; `HFMA2.MMA R5, -RZ, RZ, 0, 0` is a register move.
+CANNED_SASS = """
+        code for sm_90
+                Function : _Z6kernelPf
+        .headerflags    @"EF_CUDA_SM90 EF_CUDA_VIRTUAL_SM(EF_CUDA_SM90)"
+        /*0000*/                   LDC R1, c[0x0][0x28] ;                  /* 0x00000a00ff017b82 */
+        /*0010*/                   S2R R0, SR_TID.X ;                      /* 0x0000000000007919 */
+        /*0020*/              @!P0 BRA 0x1d0 ;                              /* 0x000000000000a947 */
+        /*0080*/                   LDG.E R4, desc[UR6][R2.64] ;             /* 0x0000000602047981 */
+        /*0090*/                   STS [R11], R4 ;                          /* 0x000000040b007388 */
+        /*00a0*/                   LDS.128 R8, [R12] ;                      /* 0x000000000c087984 */
+        /*00b0*/                   LDS R6, [R12+0x40] ;                     /* 0x000040000c067984 */
+        /*00c0*/                   FFMA R20, R8, R6, R20 ;                  /* 0x0000000608147223 */
+        /*00d0*/                   FFMA R21, R9, R6, R21 ;                  /* 0x0000000609157223 */
+        /*00e0*/                   FFMA R22, R10, R6, R22 ;                 /* 0x000000060a167223 */
+        /*00f0*/                   FFMA R23, R11, R6, R23 ;                 /* 0x000000060b177223 */
+        /*0100*/                   HFMA2.MMA R5, -RZ, RZ, 0, 0 ;            /* 0x00000000ff057435 */
+        /*0110*/                   IADD3 R12, R12, 0x4, RZ ;                /* 0x000000040c0c7810 */
+        /*0120*/                   ISETP.NE.AND P1, PT, R12, R13, PT ;      /* 0x0000000d0c00720c */
+        /*0130*/                   FMUL R7, R6, 0.5 ;                       /* 0x3f00000006077820 */
+        /*0140*/                   NOP ;                                    /* 0x0000000000007918 */
+        /*0150*/               @P1 BRA 0xa0 ;                               /* 0xffffff4000f81947 */
+        /*0160*/                   BAR.SYNC.DEFER_BLOCKING 0x0 ;            /* 0x0000000000007b1d */
+        /*0170*/                   LDS.64 R8, [R14] ;                       /* 0x000000000e087984 */
+        /*0180*/                   STG.E desc[UR6][R2.64], R20 ;            /* 0x0000001402007986 */
+        /*01c0*/              @!P2 BRA 0x80 ;                               /* 0xfffffffc00f08947 */
+        /*01d0*/                   EXIT ;                                   /* 0x000000000000794d */
+        /*01e0*/                   BRA 0x1e0;                               /* 0xfffffffc00fc7947 */
+"""
+
+
+def test_sass_parser_finds_the_inner_loop_and_its_mix():
+    instructions = sass_mix.parse_sass(CANNED_SASS)["_Z6kernelPf"]
+    assert sass_mix.loops(instructions) == [(0x80, 0x1c0), (0xa0, 0x150)]
+    inner, span = sass_mix.inner_loop(instructions)
+    assert span == (0xa0, 0x150)
+    expected = {"FFMA": 4, "LDS": 2, "LDS_bytes": 20, "INT": 3, "FP_OTHER": 1, "OTHER": 2, "LDG": 0, "STS": 0,
+                "total": 12, "fma_per_thread": 4}
+    assert {k: inner[k] for k in expected} == expected
+    assert inner["LDS_by_width_bits"] == {"128": 1, "32": 1}
+
+
+def test_res_usage_parser_and_mma_shapes():
+    usage = sass_mix.parse_res_usage("arch = sm_90\n Function _Z1kPf:\n  REG:40 STACK:8 SHARED:2048 LOCAL:16 "
+                                     "CONSTANT[0]:548 TEXTURE:0\n")
+    assert usage[("sm_90", "_Z1kPf")] == {"REG": 40, "STACK": 8, "SHARED": 2048, "LOCAL": 16}
+    assert sass_mix.mma_fmas_per_thread(".16816.F32.BF16") == 64
+    assert sass_mix.mma_fmas_per_thread(".1688.F32.TF32") == 32
+
+
+CUDA_HOME = os.environ.get("CUDA_HOME", "/usr/local/cuda-13.0")
+NVCC = cuda_resources.nvcc_path() or (str(Path(CUDA_HOME) / "bin" / "nvcc")
+                                      if (Path(CUDA_HOME) / "bin" / "nvcc").exists() else None)
+
+
+@pytest.mark.skipif(not NVCC or not sass_mix.find_tool("cuobjdump"), reason="needs nvcc and cuobjdump")
+def test_sass_mix_on_the_compiled_dense_header_finds_ffma_in_the_forward_loop(tmp_path):
+    header = REPO / "csrc" / "cuda" / "dense_conv_kernels.cuh"
+    source, _ = cuda_resources.probe_source(header)
+    (tmp_path / "probe.cu").write_text(source)
+    subprocess.run([NVCC, "-c", "-std=c++17", "-O3", f"-I{header.parent}", "-gencode", "arch=compute_90,code=sm_90",
+                    str(tmp_path / "probe.cu"), "-o", str(tmp_path / "probe.o")], check=True)
+    out = tmp_path / "sass.json"
+    subprocess.run([sys.executable, str(REPO / "tools" / "sass_mix.py"), "--binary", str(tmp_path / "probe.o"),
+                    "--arch", "sm_90", "--output", str(out)], check=True, capture_output=True)
+    rows = {r["kernel"]: r for r in json.loads(out.read_text())["kernels"]}
+    forward = rows["dc::dense_forward_kernel<float, 8>"]
+    assert forward["inner_loop"]["FFMA"] > 0 and forward["inner_loop"]["LDS"] > 0
+    assert forward["launch_bounds"] == [256, 2] and forward["spill_bytes"] == 0
+
+
+def test_docs_hold_the_current_gpu_constants():
+    text = (REPO / "docs" / "gpu_model.md").read_text()
+    section = text.split("<!-- gpu-constants:begin -->\n", 1)[1].split("<!-- gpu-constants:end -->", 1)[0]
+    assert section.strip() == gpu_model.constants_table().strip(), "run tools/gpu_model.py --constants"

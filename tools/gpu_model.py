@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""A roofline MODEL of the CUDA kernels' time on A100, H100 and RTX 4070 SUPER, from counts (not a measurement).
+
+Inputs: docs/gpu_counts/emu_counts.json (per launch: FMAs, shared-memory wavefronts, DRAM bytes, from the CPU
+emulator: tools/emu_counts.py) and docs/gpu_counts/sass.json (per kernel and arch: registers, shared memory,
+inner-loop instruction mix: tools/sass_mix.py). Per launch and GPU (docs/gpu_model.md writes it down):
+
+    t_fma    = fma_executed / peak multiply-add rate (fp32, fp64, or tensor for HMMA kernels)
+    t_shared = shared_wavefronts / (SMs x 1 wavefront (128 B) per clock x clock)
+    t_dram   = dram_bytes / DRAM bandwidth
+    t_issue  = fma_executed / (32 x inner-loop FMAs per thread) x inner-loop instructions / (SMs x 4 x clock)
+    time     = max(t_fma, t_shared, t_dram, t_issue) x imbalance / occupancy factor
+
+Prints markdown tables; --readme replaces the section between the gpu-model markers of README.md.
+
+    python tools/gpu_model.py [--counts docs/gpu_counts/emu_counts.json] [--sass docs/gpu_counts/sass.json] [--readme]
+"""
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sass_mix import ARCH_LIMITS, occupancy, short_name  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"
+SASS = REPO / "docs" / "gpu_counts" / "sass.json"
+README = REPO / "README.md"
+BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
+
+# Peak rates, dense (no structured sparsity), tensor rates with float32 accumulation. Sources:
+#   A100: NVIDIA A100 Tensor Core GPU datasheet (SXM4 40 GB and 80 GB) and the NVIDIA A100 Tensor Core GPU
+#         Architecture whitepaper (108 SMs, 1410 MHz boost).
+#   H100: NVIDIA H100 Tensor Core GPU datasheet (SXM5; its tensor figures "with sparsity" halved) and the
+#         NVIDIA H100 Tensor Core GPU Architecture whitepaper (132 SMs); 1980 MHz = 67 TFLOPS / (132 x 128 x 2).
+#   RTX 4070 SUPER: NVIDIA's product page (7168 CUDA cores = 56 SMs, 2475 MHz boost, 12 GB GDDR6X, 192 bit,
+#         21 Gbps = 504 GB/s); tensor rates per SM per clock of the NVIDIA Ada GPU Architecture whitepaper
+#         (GeForce: FP16/BF16 with FP32 accumulate 256 FMA/clk/SM, TF32 128) x 56 SMs x 2475 MHz; FP64 = 1/64 FP32,
+#         FP16 without tensor cores = FP32 (the whitepaper's RTX 4090 figures).
+#   fp16_tflops: half-precision (HFMA2) rate without tensor cores, from the same whitepapers (A100 78, H100 SXM
+#         2 x FP32).
+# Shared memory: 32 banks x 4 B = 128 B per clock per SM on all three (one wavefront per clock), CUDA C++
+# Best Practices Guide / Programming Guide; per-SM limits of each arch: tools/sass_mix.py ARCH_LIMITS.
+GPUS = {
+    "A100 SXM 40GB": {"arch": "sm_80", "sms": 108, "clock_mhz": 1410, "fp32_tflops": 19.5, "fp64_tflops": 9.7,
+                      "fp16_tflops": 78.0,
+                      "tensor_tflops": {"float32": 156.0, "float16": 312.0, "bfloat16": 312.0}, "dram_gbs": 1555},
+    "A100 SXM 80GB": {"arch": "sm_80", "sms": 108, "clock_mhz": 1410, "fp32_tflops": 19.5, "fp64_tflops": 9.7,
+                      "fp16_tflops": 78.0,
+                      "tensor_tflops": {"float32": 156.0, "float16": 312.0, "bfloat16": 312.0}, "dram_gbs": 2039},
+    "H100 SXM": {"arch": "sm_90", "sms": 132, "clock_mhz": 1980, "fp32_tflops": 67.0, "fp64_tflops": 34.0,
+                 "fp16_tflops": 134.0,
+                 "tensor_tflops": {"float32": 494.5, "float16": 989.5, "bfloat16": 989.5}, "dram_gbs": 3350},
+    "RTX 4070 SUPER": {"arch": "sm_89", "sms": 56, "clock_mhz": 2475, "fp32_tflops": 35.5, "fp64_tflops": 0.55,
+                       "fp16_tflops": 35.5,
+                       "tensor_tflops": {"float32": 35.5, "float16": 71.0, "bfloat16": 71.0}, "dram_gbs": 504},
+}
+SCHEDULERS_PER_SM = 4            # warp schedulers per SM, one instruction issued per clock each (sm_80/89/90)
+SHARED_WAVEFRONTS_PER_CLOCK = 1  # per SM: 128 bytes
+# Resident warps per SM from which latency is taken as hidden (4 per scheduler): the kernels' inner loops
+# hold many independent accumulators, so a few warps per scheduler cover FFMA and LDS latency.
+WARPS_TO_HIDE_LATENCY = 16
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def kernel_key(name):
+    """Matching key of a kernel name from either file: no `void `, no arguments, no spaces."""
+    return re.sub(r"\s+", "", short_name(name))
+
+
+def load_json(path, what, producer):
+    if not path.exists():
+        raise SystemExit(f"{path} not found: the model needs {what}; produce it with `python {producer}`")
+    return json.loads(path.read_text())
+
+
+def fma_rate(gpu, dtype, inner_loop):
+    """(multiply-adds per second, unit name) of the arithmetic the kernel's inner loop uses."""
+    if inner_loop and inner_loop.get("HMMA"):
+        return gpu["tensor_tflops"][dtype] * 1e12 / 2, "tensor"
+    if dtype == "float64":
+        return gpu["fp64_tflops"] * 1e12 / 2, "fp64"
+    if inner_loop and inner_loop.get("HFMA2", 0) > inner_loop.get("FFMA", 0):
+        return gpu["fp16_tflops"] * 1e12 / 2, "fp16"
+    return gpu["fp32_tflops"] * 1e12 / 2, "fp32"
+
+
+def predict(launch, gpu, sass_row):
+    """Model time (s) of one launch on one GPU, with its terms. sass_row may be None (no SASS: no occupancy,
+    no issue term; flagged)."""
+    clock = gpu["clock_mhz"] * 1e6
+    sms = gpu["sms"]
+    inner = sass_row["inner_loop"] if sass_row else None
+    rate, unit = fma_rate(gpu, launch["dtype"], inner)
+    terms = {
+        "fma": launch["fma_executed"] / rate,
+        "shared": launch["shared_wavefronts"] / (sms * SHARED_WAVEFRONTS_PER_CLOCK * clock),
+        "dram": launch["dram_bytes"] / (gpu["dram_gbs"] * 1e9),
+        "issue": 0.0,
+    }
+    if inner and inner.get("fma_per_thread"):
+        warp_instructions = launch["fma_executed"] / (32 * inner["fma_per_thread"]) * inner["total"]
+        terms["issue"] = warp_instructions / (sms * SCHEDULERS_PER_SM * clock)
+    threads = math.prod(launch["block"])
+    warps_per_block = math.ceil(threads / 32)
+    blocks_on_busiest_sm = math.ceil(launch["blocks_total"] / sms)
+    imbalance = blocks_on_busiest_sm * sms / launch["blocks_total"]
+    if sass_row:
+        occ = occupancy(gpu["arch"], sass_row["registers"],
+                        sass_row["static_smem_bytes"] + launch["dynamic_smem_bytes"], threads)
+        resident_warps = min(occ["blocks_per_sm"], blocks_on_busiest_sm) * warps_per_block
+    else:
+        occ, resident_warps = None, WARPS_TO_HIDE_LATENCY
+    occupancy_factor = min(1.0, resident_warps / WARPS_TO_HIDE_LATENCY)
+    limiter = max(terms, key=terms.get)
+    return {"time": terms[limiter] * imbalance / occupancy_factor, "terms": terms, "limiter": limiter, "unit": unit,
+            "imbalance": imbalance, "occupancy": occ, "resident_warps": resident_warps,
+            "occupancy_factor": occupancy_factor}
+
+
+def direction(op):
+    """'forward' or 'backward' from the op name: `<op>.grad_*` and `*backward*` parts are the backward."""
+    part = op.split(".", 1)[1] if "." in op else op
+    return "backward" if part.startswith("grad") or "backward" in part else "forward"
+
+
+def sass_index(sass):
+    return {(kernel_key(r["kernel"]), r["arch"]): r for r in sass["kernels"]}
+
+
+def model(counts, sass):
+    """Per-launch predictions: [(launch, {gpu: prediction})], and the kernels without SASS."""
+    index = sass_index(sass)
+    rows, missing = [], set()
+    for launch in counts["launches"]:
+        predictions = {}
+        for name, gpu in GPUS.items():
+            row = index.get((kernel_key(launch["kernel"]), gpu["arch"]))
+            if row is None:
+                missing.add(f"{launch['kernel']} ({gpu['arch']})")
+            predictions[name] = predict(launch, gpu, row)
+        rows.append((launch, predictions))
+    return rows, sorted(missing)
+
+
+def per_op(rows):
+    """{(family, shape, dtype): {'forward' | 'forward+backward': {gpu: (time, useful FMAs)}}}."""
+    ops = {}
+    for launch, predictions in rows:
+        family = launch["op"].split(".", 1)[0]
+        entry = ops.setdefault((family, launch["shape"], launch["dtype"]), {})
+        parts = ["forward+backward"] + (["forward"] if direction(launch["op"]) == "forward" else [])
+        for part in parts:
+            for gpu, p in predictions.items():
+                t, useful = entry.setdefault(part, {}).get(gpu, (0.0, 0))
+                entry[part][gpu] = (t + p["time"], useful + launch["fma_useful"])
+    return ops
+
+
+def peak_percent(useful, seconds, tflops):
+    return 100 * 2 * useful / seconds / (tflops * 1e12) if seconds else 0.0
+
+
+def fmt_time(seconds):
+    return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+
+
+def op_table(rows):
+    gpus = list(GPUS)
+    lines = ["| op | shape | dtype | pass | " + " | ".join(f"{g}: time, % fp32 peak (% tensor)" for g in gpus) + " |",
+             "|" + "---|" * (4 + len(gpus))]
+    for (family, shape, dtype), parts in sorted(per_op(rows).items()):
+        for part in ("forward", "forward+backward"):
+            if part not in parts:
+                continue
+            cells = []
+            for g in gpus:
+                t, useful = parts[part][g]
+                cell = f"{fmt_time(t)}, {peak_percent(useful, t, GPUS[g]['fp32_tflops']):.0f}%"
+                if dtype in HALF_DTYPES:
+                    cell += f" ({peak_percent(useful, t, GPUS[g]['tensor_tflops'][dtype]):.0f}%)"
+                cells.append(cell)
+            lines.append(f"| {family} | {shape} | {dtype} | {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def launch_table(rows):
+    gpus = list(GPUS)
+    lines = ["| op | shape | dtype | kernel | blocks | wavefronts/request | executed/useful FMA | "
+             + " | ".join(f"{g}: time (bound, warps/SM)" for g in gpus) + " |",
+             "|" + "---|" * (7 + len(gpus))]
+    for launch, predictions in rows:
+        requests = launch["shared_requests"]
+        cells = []
+        for g in gpus:
+            p = predictions[g]
+            warps = p["occupancy"]["warps_per_sm"] if p["occupancy"] else "no SASS"
+            cells.append(f"{fmt_time(p['time'])} ({p['limiter']}, {warps})")
+        lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{short_name(launch['kernel'])}` | "
+                     f"{launch['blocks_total']} | {launch['shared_wavefronts'] / requests if requests else 0:.2f} | "
+                     f"{launch['fma_executed'] / launch['fma_useful'] if launch['fma_useful'] else 0:.2f} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(rows, missing):
+    text = ("**A MODEL, not a measurement** (no GPU ran these kernels): `tools/gpu_model.py` turns counts from the CPU "
+            "emulator and the compiled SASS into predicted times, as written down in [docs/gpu_model.md]"
+            "(docs/gpu_model.md).\n\nPer op (launches summed):\n\n" + op_table(rows)
+            + "\n\nPer launch (bound: the largest term; warps/SM: resident warps the occupancy allows):\n\n"
+            + launch_table(rows) + "\n")
+    if missing:
+        text += "\nNo SASS for (occupancy factor 1, no issue term): " + ", ".join(missing) + "\n"
+    return text
+
+
+def constants_table():
+    """The GPU constants as a markdown table (docs/gpu_model.md holds a copy; a test checks it is current)."""
+    lines = ["| GPU | arch | SMs | boost MHz | fp32 TFLOPS | fp64 TFLOPS | fp16 TFLOPS "
+             "| tensor TFLOPS tf32 / fp16 / bf16 | DRAM GB/s | shared B/clk/SM | max threads/SM | max blocks/SM "
+             "| registers/SM | max shared KB/SM (/block) |",
+             "|" + "---|" * 14]
+    for name, g in GPUS.items():
+        t, lim = g["tensor_tflops"], ARCH_LIMITS[g["arch"]]
+        cells = [name, g["arch"], g["sms"], g["clock_mhz"], g["fp32_tflops"], g["fp64_tflops"], g["fp16_tflops"],
+                 f"{t['float32']} / {t['float16']} / {t['bfloat16']}", g["dram_gbs"], 128 * SHARED_WAVEFRONTS_PER_CLOCK,
+                 32 * lim["max_warps_per_sm"], lim["max_blocks_per_sm"], lim["registers_per_sm"],
+                 f"{lim['max_smem_per_sm'] // 1024} ({lim['max_smem_per_block'] // 1024})"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def replace_readme_section(readme_text, body):
+    """README text with the marked section's body replaced (the section is appended when absent)."""
+    block = f"{BEGIN}\n{body}{END}"
+    if BEGIN in readme_text and END in readme_text:
+        head, rest = readme_text.split(BEGIN, 1)
+        return head + block + rest.split(END, 1)[1]
+    return readme_text.rstrip("\n") + "\n\n## GPU performance model (a model, not a measurement)\n\n" + block + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", type=Path, default=COUNTS)
+    parser.add_argument("--sass", type=Path, default=SASS)
+    parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked section")
+    parser.add_argument("--constants", action="store_true", help="print the GPU constants table and exit")
+    args = parser.parse_args()
+    if args.constants:
+        print(constants_table())
+        return 0
+    counts = load_json(args.counts, "the emulator's per-launch counts", "tools/emu_counts.py")
+    sass = load_json(args.sass, "the per-kernel SASS summary", "tools/sass_mix.py")
+    rows, missing = model(counts, sass)
+    text = report(rows, missing)
+    print(text)
+    if missing:
+        print("warning: no SASS for " + ", ".join(missing), file=sys.stderr)
+    if args.readme:
+        README.write_text(replace_readme_section(README.read_text(), text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
