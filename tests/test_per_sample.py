@@ -17,7 +17,8 @@ ops = torch.ops.dense_conv
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (B, Ci, L, Hi, Wi, Hr, Wr): odd sizes, 1x1 kernels and images, kernels larger than the image (both axes),
-# L = 1, Ci = 1, B = 1, partial output-channel groups (L = 5, 7, 13: groups of at most 6) and partial
+# L = 1, Ci = 1, B = 1, partial output-channel groups (L = 5, 7, 13: groups of at most 6), impulse channels in
+# two groups (Ci = 7: grad_impulse's outputs) split into row chunks, partial
 # vector tiles (widths just past a multiple of 8 and 16), one row, the user's kernel shape.
 SHAPES = [
     (2, 3, 4, 7, 9, 3, 2),
@@ -31,6 +32,7 @@ SHAPES = [
     (1, 1, 2, 1, 129, 3, 40),
     (2, 2, 8, 20, 70, 37, 16),
     (1, 5, 6, 11, 33, 1, 7),
+    (1, 7, 3, 33, 21, 3, 4),
 ]
 
 

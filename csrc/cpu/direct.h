@@ -28,7 +28,8 @@ namespace dc {
 // Tasks: forward and grad_impulse run tasks (b*Ci + i)*chunks + c (row chunk c of plane (b, i));
 // grad_response runs tasks b*response_groups(Cr) + g (response group g of sample b).
 // per_sample_conv2d (output channels in groups of response_groups(L)): forward runs tasks
-// (b*chunks + c)*groups + g, grad_impulse ((b*chunks + c)*Ci + i), grad_weight (b*groups + g)*Ci + i.
+// (b*chunks + c)*groups + g, grad_impulse (b*chunks + c)*response_groups(Ci) + g (channel group g of
+// the impulse), grad_weight (b*groups + g)*Ci + i.
 #define DC_DIRECT_DECLS(ns)                                                                                      \
   namespace ns {                                                                                                 \
   void forward(const float* resp, const float* imp, float* out, const ConvSizes& s, int64_t chunks, int64_t b,  \

@@ -137,9 +137,9 @@ Tensor per_sample_grad_impulse_cpu(const Tensor& grad_out, const Tensor& weight,
     scalar_t* op = grad_impulse.data_ptr<scalar_t>();
 #if DC_HAVE_DIRECT
     if (use_direct()) {
-      const int64_t chunks = row_chunks(s.B * s.Ci, s.Hi);
+      const int64_t groups = s.B * response_groups(s.Ci), chunks = row_chunks(groups, s.Hi);
       const bool wide = direct_isa() == DirectIsa::avx512;
-      at::parallel_for(0, s.B * chunks * s.Ci, 1, [&](int64_t begin, int64_t end) {
+      at::parallel_for(0, groups * chunks, 1, [&](int64_t begin, int64_t end) {
         if (wide) avx512::per_sample_grad_impulse(gp, wp, op, s, chunks, begin, end);
         else avx2::per_sample_grad_impulse(gp, wp, op, s, chunks, begin, end);
       });
