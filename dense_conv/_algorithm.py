@@ -280,3 +280,45 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
     if mix_weight is None:
         return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
     return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, mix_weight.shape[0]) == "fft"
+
+
+# ---- FFT spectra kept for the backward ----
+# A CPU FFT forward that will be differentiated can keep every sample's impulse and response spectra,
+# B (Ci + Cr) complex planes of the transform size, held by autograd until the backward, which then skips
+# 9 of its 38 transforms per sample at the user's shape (dense_conv2d_fft_keep_spectra /
+# dense_conv2d_fft_backward_spectra). Budget: the spectra are kept while they take at most
+# SPECTRA_BUDGET_ENV (default DEFAULT_SPECTRA_BUDGET) times the output's bytes: the training step already
+# holds the output and a grad_out of that size, so the extra memory stays a bounded fraction of what the
+# step holds anyway, whatever the shape (the spectra are 0.69x the output at the user's shape, 4x for
+# one-channel problems, which thus never keep them at the default). 0 turns keeping off.
+SPECTRA_BUDGET_ENV = "DENSE_CONV_FFT_SPECTRA_BUDGET"
+DEFAULT_SPECTRA_BUDGET = 1.0
+
+
+def spectra_budget() -> float:
+    """The spectra budget, a multiple of the output's bytes (SPECTRA_BUDGET_ENV, else DEFAULT_SPECTRA_BUDGET)."""
+    setting = os.environ.get(SPECTRA_BUDGET_ENV, "")
+    if not setting:
+        return DEFAULT_SPECTRA_BUDGET
+    try:
+        budget = float(setting)
+    except ValueError:
+        budget = -1.0
+    if not budget >= 0.0:
+        raise ValueError(f"{SPECTRA_BUDGET_ENV} must be a number >= 0 (a multiple of the output's size), "
+                         f"got {setting!r}")
+    return budget
+
+
+def keep_fft_spectra(response: torch.Tensor, impulse: torch.Tensor) -> bool:
+    """Whether a dense_conv2d FFT forward keeps its spectra for the backward: on the CPU, when a gradient
+    will be needed and they fit the budget (see above)."""
+    if impulse.device.type != "cpu" or not (torch.is_grad_enabled() and (response.requires_grad or
+                                                                         impulse.requires_grad)):
+        return False
+    B, Ci, Hi, Wi = impulse.shape
+    Cr, Hr, Wr = response.shape[1:]
+    H, W = fft_size(Hi, Wi, Hr, Wr)
+    spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * 2 * impulse.element_size()
+    output_bytes = B * Ci * Cr * Hi * Wi * impulse.element_size()
+    return spectra_bytes <= spectra_budget() * output_bytes

@@ -61,6 +61,8 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
     _check_conv_arguments(response, impulse, "dense_conv2d")
     ops = _extension.ops()
     if _algorithm.use_fft(response, impulse, algorithm, sparse=False):
+        if _algorithm.keep_fft_spectra(response, impulse):
+            return ops.dense_conv2d_fft_keep_spectra(response, impulse)[0]  # autograd holds the spectra
         return ops.dense_conv2d_fft(response, impulse)
     return ops.dense_conv2d(response, impulse)
 
