@@ -103,10 +103,14 @@ def _fft_keep_setup_context(ctx, inputs, output):
     response, impulse = inputs
     _, impulse_spectra, response_spectra = output
     ctx.mark_non_differentiable(impulse_spectra, response_spectra)
+    # Otherwise autograd would hand the backward zero-filled gradients of the spectra (as large as they are).
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(response, impulse, impulse_spectra, response_spectra)
 
 
 def _fft_keep_backward(ctx, grad_out, _grad_impulse_spectra, _grad_response_spectra):
+    if grad_out is None:
+        return None, None
     response, impulse, impulse_spectra, response_spectra = ctx.saved_tensors
     if torch.is_grad_enabled():
         return _direct_gradients(ctx, grad_out, response, impulse)

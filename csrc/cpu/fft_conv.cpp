@@ -134,7 +134,11 @@ Tensor fft_forward(const Tensor& response, const Tensor& impulse, KeptSpectra* k
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
   const FftPlan f = fft_plan(s);
-  if (kept != nullptr) *kept = empty_kept_spectra(s, f, impulse);
+  if (kept != nullptr) {
+    *kept = empty_kept_spectra(s, f, impulse);
+    advise_huge_pages(kept->impulse);
+    advise_huge_pages(kept->response);
+  }
   if (out.numel() == 0 || s.Hr == 0 || s.Wr == 0) {
     if (kept != nullptr) {
       kept->impulse.zero_();
