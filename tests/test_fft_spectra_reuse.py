@@ -68,6 +68,8 @@ def test_budget(monkeypatch):
     assert not _algorithm.keep_fft_spectra(response.detach(), impulse)  # no gradient wanted
     with torch.no_grad():
         assert not _algorithm.keep_fft_spectra(response, impulse)
+    one_channel = (torch.empty(64, 1, 37, 16, requires_grad=True), torch.empty(64, 1, 84, 600))
+    assert not _algorithm.keep_fft_spectra(*one_channel)  # spectra 2.1x the output
     for budget, keep in (("0.7", True), ("0.68", False), ("0", False)):
         monkeypatch.setenv(_algorithm.SPECTRA_BUDGET_ENV, budget)
         assert _algorithm.keep_fft_spectra(response, impulse) == keep
