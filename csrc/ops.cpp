@@ -45,6 +45,11 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("dense_mix_conv2d_fft(Tensor response, Tensor impulse, Tensor weight) -> Tensor");
   m.def("dense_mix_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse, Tensor weight) -> "
         "(Tensor, Tensor, Tensor)");
+  // The same with the forward's spectra kept for the backward, as dense_conv2d_fft_keep_spectra.
+  m.def("dense_mix_conv2d_fft_keep_spectra(Tensor response, Tensor impulse, Tensor weight) -> "
+        "(Tensor, Tensor, Tensor)");
+  m.def("dense_mix_conv2d_fft_backward_spectra(Tensor grad_out, Tensor response, Tensor impulse, Tensor weight, "
+        "Tensor impulse_spectra, Tensor response_spectra) -> (Tensor, Tensor, Tensor)");
   // octave_downsample: y[..., m] = sum_n filter[n] * x[..., 2m + n - (N-1)/2] (N odd), m < ceil(T/2), applied
   // `levels` times; the levels' outputs are packed along the last dim (level 1 first).
   m.def("octave_downsample(Tensor x, Tensor filter, int levels) -> Tensor");

@@ -246,7 +246,10 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     _checks.check_dense_mix(response, impulse, weight, bias, check=_checks.raise_unless)
     ops = _extension.ops()
     if _use_mix_fft(response, impulse, weight, algorithm):
-        out = ops.dense_mix_conv2d_fft(response, impulse, weight)
+        if _algorithm.keep_fft_spectra(response, impulse, mix_weight=weight):
+            out = ops.dense_mix_conv2d_fft_keep_spectra(response, impulse, weight)[0]  # autograd holds the spectra
+        else:
+            out = ops.dense_mix_conv2d_fft(response, impulse, weight)
     else:
         mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
         out = ops.per_sample_conv2d(mixed.contiguous(), impulse)

@@ -115,17 +115,6 @@ void check_cpu_fft(const Tensor& t, const char* name) {
               "dense_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
 }
 
-// The spectra a forward keeps for its backward (dense_conv2d_fft_keep_spectra): impulse [B, Ci, H, W/2+1]
-// unscaled, response [B, Cr, H, W/2+1] times 1/(H W), exactly as the forward computes them.
-struct KeptSpectra {
-  Tensor impulse, response;
-};
-
-KeptSpectra empty_kept_spectra(const ConvSizes& s, const FftPlan& f, const Tensor& like) {
-  const auto copt = like.options().dtype(c10::toComplexType(like.scalar_type()));
-  return {at::empty({s.B, s.Ci, f.H, f.W / 2 + 1}, copt), at::empty({s.B, s.Cr, f.H, f.W / 2 + 1}, copt)};
-}
-
 // The forward; when `kept` is given, each sample's spectra are written into it instead of the per-thread
 // workspaces (degenerate shapes, which transform nothing, leave it zero).
 Tensor fft_forward(const Tensor& response, const Tensor& impulse, KeptSpectra* kept) {
@@ -134,11 +123,7 @@ Tensor fft_forward(const Tensor& response, const Tensor& impulse, KeptSpectra* k
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
   const FftPlan f = fft_plan(s);
-  if (kept != nullptr) {
-    *kept = empty_kept_spectra(s, f, impulse);
-    advise_huge_pages(kept->impulse);
-    advise_huge_pages(kept->response);
-  }
+  if (kept != nullptr) *kept = empty_kept_spectra(s, f, impulse);
   if (out.numel() == 0 || s.Hr == 0 || s.Wr == 0) {
     if (kept != nullptr) {
       kept->impulse.zero_();
@@ -189,18 +174,6 @@ std::tuple<Tensor, Tensor, Tensor> dense_fft_forward_keep_spectra_cpu(const Tens
   return {out, kept.impulse, kept.response};
 }
 
-void check_kept_spectra(const KeptSpectra& kept, const ConvSizes& s, const FftPlan& f, const Tensor& grad_out) {
-  const auto complex_type = c10::toComplexType(grad_out.scalar_type());
-  for (const auto& [t, name, C] : {std::tuple{&kept.impulse, "impulse_spectra", s.Ci},
-                                   std::tuple{&kept.response, "response_spectra", s.Cr}}) {
-    const std::vector<int64_t> shape{s.B, C, f.H, f.W / 2 + 1};
-    TORCH_CHECK(t->device() == grad_out.device() && t->scalar_type() == complex_type && t->sizes() == shape &&
-                    t->is_contiguous(),
-                op_name(false), ": ", name, " must be the forward's spectra: contiguous ", complex_type, " of shape ",
-                shape, " on ", grad_out.device(), ", got ", t->scalar_type(), " ", t->sizes(), " on ", t->device());
-  }
-}
-
 // The backward; with `kept` (the forward's spectra) the impulse and response are not transformed again.
 // Either way the response spectrum carries the 1/(H W) and GR is scaled after the sum, so both give
 // bitwise the same gradients.
@@ -210,7 +183,7 @@ std::tuple<Tensor, Tensor> fft_backward(const Tensor& grad_out, const Tensor& re
   check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op_name(false));
   check_cpu_fft(grad_out, "grad_out");
   const FftPlan f = fft_plan(s);
-  if (kept != nullptr) check_kept_spectra(*kept, s, f, grad_out);
+  if (kept != nullptr) check_kept_spectra(*kept, s, f, grad_out, op_name(false));
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
