@@ -15,7 +15,6 @@
 
 #include "../shapes.h"
 #include "column_fft.h"
-
 #include "huge_pages.h"
 
 namespace dc {

@@ -14,7 +14,7 @@
 // Spectra reuse: dense_conv2d_fft_keep_spectra also returns every sample's Fi and Fr, which autograd saves
 // (its version counters catch an in-place change of an input) and dense_conv2d_fft_backward_spectra
 // takes instead of transforming them again (9 of the backward's 38 transforms per sample at the user's
-// shape). When it is used, and what it was measured to save: dense_conv/_autograd.py.
+// shape). When it is used, and what it was measured to save: dense_conv/_algorithm.py.
 // Transform size (fft_plan in csrc/shapes.h, shared with the CUDA path): Hi + Hq - 1 rows so that no
 // causal output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
