@@ -21,6 +21,13 @@ TORCH_LIBRARY(dense_conv, m) {
   // The backward returns (grad_response, grad_impulse), both from one transform of grad_out.
   m.def("dense_conv2d_fft(Tensor response, Tensor impulse) -> Tensor");
   m.def("dense_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse) -> (Tensor, Tensor)");
+  // The same with the forward's spectra kept for the backward (CPU only; dense_conv/_algorithm.py decides when):
+  // (out, impulse_spectra [B, Ci, H, W/2+1], response_spectra [B, Cr, H, W/2+1] times 1/(H W)), complex, at the
+  // transform size (H, W) of fft_size (dense_conv/_shapes.py); the backward takes them instead of transforming
+  // response and impulse again.
+  m.def("dense_conv2d_fft_keep_spectra(Tensor response, Tensor impulse) -> (Tensor, Tensor, Tensor)");
+  m.def("dense_conv2d_fft_backward_spectra(Tensor grad_out, Tensor response, Tensor impulse, "
+        "Tensor impulse_spectra, Tensor response_spectra) -> (Tensor, Tensor)");
   // sparse: out[b, c] = impulse[b, c] (*) response[b, c].
   m.def("sparse_conv2d(Tensor response, Tensor impulse) -> Tensor");
   m.def("sparse_conv2d_grad_impulse(Tensor grad_out, Tensor response, SymInt[] impulse_shape) -> Tensor");
@@ -38,6 +45,11 @@ TORCH_LIBRARY(dense_conv, m) {
   m.def("dense_mix_conv2d_fft(Tensor response, Tensor impulse, Tensor weight) -> Tensor");
   m.def("dense_mix_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse, Tensor weight) -> "
         "(Tensor, Tensor, Tensor)");
+  // The same with the forward's spectra kept for the backward, as dense_conv2d_fft_keep_spectra.
+  m.def("dense_mix_conv2d_fft_keep_spectra(Tensor response, Tensor impulse, Tensor weight) -> "
+        "(Tensor, Tensor, Tensor)");
+  m.def("dense_mix_conv2d_fft_backward_spectra(Tensor grad_out, Tensor response, Tensor impulse, Tensor weight, "
+        "Tensor impulse_spectra, Tensor response_spectra) -> (Tensor, Tensor, Tensor)");
   // octave_downsample: y[..., m] = sum_n filter[n] * x[..., 2m + n - (N-1)/2] (N odd), m < ceil(T/2), applied
   // `levels` times; the levels' outputs are packed along the last dim (level 1 first).
   m.def("octave_downsample(Tensor x, Tensor filter, int levels) -> Tensor");

@@ -75,22 +75,52 @@ def _fft_setup_context(ctx, inputs, output):
     ctx.save_for_backward(response, impulse)
 
 
+def _direct_gradients(ctx, grad_out, response, impulse):
+    """create_graph=True: the FFT backward ops have no derivative of their own; the direct gradient ops
+    compute the same function and are differentiable (double backward)."""
+    grad_out = grad_out.contiguous()
+    return ((_lib.dense_conv2d_grad_response(grad_out, impulse, list(response.shape))
+             if ctx.needs_input_grad[0] else None),
+            (_lib.dense_conv2d_grad_impulse(grad_out, response, list(impulse.shape))
+             if ctx.needs_input_grad[1] else None))
+
+
 def _fft_backward(ctx, grad_out):
     response, impulse = ctx.saved_tensors
     if torch.is_grad_enabled():
-        # create_graph=True: the FFT backward op has no derivative of its own; the direct gradient ops
-        # compute the same function and are differentiable (double backward).
-        grad_out = grad_out.contiguous()
-        return ((_lib.dense_conv2d_grad_response(grad_out, impulse, list(response.shape))
-                 if ctx.needs_input_grad[0] else None),
-                (_lib.dense_conv2d_grad_impulse(grad_out, response, list(impulse.shape))
-                 if ctx.needs_input_grad[1] else None))
+        return _direct_gradients(ctx, grad_out, response, impulse)
     # grad_out as it comes: the kernels read it through its strides (an expanded one is never materialised)
     g_response, g_impulse = _lib.dense_conv2d_fft_backward(grad_out, response, impulse)
     return (g_response if ctx.needs_input_grad[0] else None), (g_impulse if ctx.needs_input_grad[1] else None)
 
 
 torch.library.register_autograd("dense_conv::dense_conv2d_fft", _fft_backward, setup_context=_fft_setup_context)
+
+
+# The variant that keeps the forward's spectra (CPU; _algorithm.keep_fft_spectra): saved here, so an in-place
+# change of response or impulse between forward and backward raises autograd's version error.
+def _fft_keep_setup_context(ctx, inputs, output):
+    response, impulse = inputs
+    _, impulse_spectra, response_spectra = output
+    ctx.mark_non_differentiable(impulse_spectra, response_spectra)
+    # Otherwise autograd would hand the backward zero-filled gradients of the spectra (as large as they are).
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(response, impulse, impulse_spectra, response_spectra)
+
+
+def _fft_keep_backward(ctx, grad_out, _grad_impulse_spectra, _grad_response_spectra):
+    if grad_out is None:
+        return None, None
+    response, impulse, impulse_spectra, response_spectra = ctx.saved_tensors
+    if torch.is_grad_enabled():
+        return _direct_gradients(ctx, grad_out, response, impulse)
+    g_response, g_impulse = _lib.dense_conv2d_fft_backward_spectra(grad_out, response, impulse, impulse_spectra,
+                                                                   response_spectra)
+    return (g_response if ctx.needs_input_grad[0] else None), (g_impulse if ctx.needs_input_grad[1] else None)
+
+
+torch.library.register_autograd("dense_conv::dense_conv2d_fft_keep_spectra", _fft_keep_backward,
+                                setup_context=_fft_keep_setup_context)
 
 
 # ---- octave_downsample ----

@@ -8,7 +8,7 @@ schemas come from the compiled extension).
 import torch
 
 from . import _checks
-from ._shapes import octave_packed_length
+from ._shapes import fft_size, octave_packed_length
 
 
 def _register_conv(prefix, sparse):
@@ -42,6 +42,41 @@ def _fft_backward(grad_out, response, impulse):
     _checks.check_conv_backward(grad_out, {"response": response, "impulse": impulse}, response.shape, impulse.shape,
                                 sparse=False)
     return grad_out.new_empty(response.shape), grad_out.new_empty(impulse.shape)
+
+
+def spectra_shapes(response_shape, impulse_shape):
+    """Shapes of the spectra the *_keep_spectra ops keep: impulse [B, Ci, H, W/2+1], response [B, Cr, H, W/2+1]."""
+    B, Ci, Hi, Wi = impulse_shape
+    Cr, Hr, Wr = response_shape[1:]
+    H, W = fft_size(Hi, Wi, Hr, Wr)
+    return (B, Ci, H, W // 2 + 1), (B, Cr, H, W // 2 + 1)
+
+
+def check_kept_spectra(grad_out, response, impulse, impulse_spectra, response_spectra, op):
+    """csrc/cpu/fft_common.h check_kept_spectra."""
+    for spectra, name, shape in zip((impulse_spectra, response_spectra), ("impulse_spectra", "response_spectra"),
+                                    spectra_shapes(response.shape, impulse.shape)):
+        torch._check(spectra.device == grad_out.device and spectra.dtype == grad_out.dtype.to_complex()
+                     and tuple(spectra.shape) == shape and spectra.is_contiguous(),
+                     lambda: f"{op}: {name} must be the forward's spectra: contiguous "
+                     f"{grad_out.dtype.to_complex()} of shape {list(shape)} on {grad_out.device}, got "
+                     f"{spectra.dtype} {list(spectra.shape)} on {spectra.device}")
+
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft_keep_spectra")
+def _fft_keep_spectra(response, impulse):
+    out_shape = _checks.check_conv_forward(response, impulse, sparse=False)
+    impulse_shape, response_shape = spectra_shapes(response.shape, impulse.shape)
+    complex_dtype = impulse.dtype.to_complex()
+    return (impulse.new_empty(out_shape), impulse.new_empty(impulse_shape, dtype=complex_dtype),
+            impulse.new_empty(response_shape, dtype=complex_dtype))
+
+
+@torch.library.register_fake("dense_conv::dense_conv2d_fft_backward_spectra")
+def _fft_backward_spectra(grad_out, response, impulse, impulse_spectra, response_spectra):
+    grads = _fft_backward(grad_out, response, impulse)
+    check_kept_spectra(grad_out, response, impulse, impulse_spectra, response_spectra, "dense_conv2d")
+    return grads
 
 
 @torch.library.register_fake("dense_conv::per_sample_conv2d")

@@ -61,6 +61,8 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
     _check_conv_arguments(response, impulse, "dense_conv2d")
     ops = _extension.ops()
     if _algorithm.use_fft(response, impulse, algorithm, sparse=False):
+        if _algorithm.keep_fft_spectra(response, impulse):
+            return ops.dense_conv2d_fft_keep_spectra(response, impulse)[0]  # autograd holds the spectra
         return ops.dense_conv2d_fft(response, impulse)
     return ops.dense_conv2d(response, impulse)
 
@@ -244,7 +246,10 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     _checks.check_dense_mix(response, impulse, weight, bias, check=_checks.raise_unless)
     ops = _extension.ops()
     if _use_mix_fft(response, impulse, weight, algorithm):
-        out = ops.dense_mix_conv2d_fft(response, impulse, weight)
+        if _algorithm.keep_fft_spectra(response, impulse, mix_weight=weight):
+            out = ops.dense_mix_conv2d_fft_keep_spectra(response, impulse, weight)[0]  # autograd holds the spectra
+        else:
+            out = ops.dense_mix_conv2d_fft(response, impulse, weight)
     else:
         mixed = torch.einsum("ljk,bkpq->bljpq", weight, response)  # [B, L, Ci, Hr, Wr]
         out = ops.per_sample_conv2d(mixed.contiguous(), impulse)

@@ -10,10 +10,11 @@
 //             (one fused pass), grad_impulse[b] = crop(irfft2(GI)), grad_response[b] = crop(irfft2(GR)).
 // The transforms are pruned (forward_2d / inverse_2d, fft_common.h): zero padding rows are
 // not transformed, and inverse rows outside the crop are not computed. The 1/(H W) of the inverse is
-// folded into one spectrum (forward: Fr; backward: G), since the inverse transforms never scale.
-// The backward recomputes Fi and Fr rather than keeping the forward's: at the user's shape they are 9
-// of the backward's 38 transforms per sample, and keeping them would hold B (Ci + Cr) spectra
-// (178 MB at the user's shape) from the forward until the backward.
+// folded into Fr (and, in the backward, applied to GR once summed), since the inverse transforms never scale.
+// Spectra reuse: dense_conv2d_fft_keep_spectra also returns every sample's Fi and Fr, which autograd saves
+// (its version counters catch an in-place change of an input) and dense_conv2d_fft_backward_spectra
+// takes instead of transforming them again (9 of the backward's 38 transforms per sample at the user's
+// shape). When it is used, and what it was measured to save: dense_conv/_algorithm.py.
 // Transform size (fft_plan in csrc/shapes.h, shared with the CUDA path): Hi + Hq - 1 rows so that no
 // causal output row aliases, rounded up to a 2,3,5-smooth number (even along the real-FFT axis).
 // The backward is the exact adjoint: zero-pad, circular correlation, crop. Only one sample's spectra
@@ -114,14 +115,22 @@ void check_cpu_fft(const Tensor& t, const char* name) {
               "dense_conv2d (algorithm='fft'): the CPU kernels take float32 or float64; ", name, " is ", t.scalar_type());
 }
 
-Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
+// The forward; when `kept` is given, each sample's spectra are written into it instead of the per-thread
+// workspaces (degenerate shapes, which transform nothing, leave it zero).
+Tensor fft_forward(const Tensor& response, const Tensor& impulse, KeptSpectra* kept) {
   const ConvSizes s = check_forward(response, impulse, false);
   check_cpu_fft(impulse, "impulse");
   Tensor out = at::empty({s.B, s.Ci * s.Cr, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
-  if (out.numel() == 0) return out;
-  if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const FftPlan f = fft_plan(s);
+  if (kept != nullptr) *kept = empty_kept_spectra(s, f, impulse);
+  if (out.numel() == 0 || s.Hr == 0 || s.Wr == 0) {
+    if (kept != nullptr) {
+      kept->impulse.zero_();
+      kept->response.zero_();
+    }
+    return out.zero_();
+  }
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
   const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
   AT_DISPATCH_FLOATING_TYPES(impulse.scalar_type(), "dense_conv2d_fft_cpu", [&] {
@@ -135,9 +144,9 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
       // One impulse channel's Cr products at a time: P is Cr planes (1.5 MB at the user's shape), so the
       // product, the inverse transform and the crop work on cached data.
       Tensor& P = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
+        Tensor A = kept != nullptr ? kept->impulse[b] : workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+        Tensor R = kept != nullptr ? kept->response[b] : workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
         forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
         forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, R);
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous());
@@ -154,41 +163,64 @@ Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
   return out;
 }
 
-std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
-                                                  const Tensor& impulse) {
+Tensor dense_fft_forward_cpu(const Tensor& response, const Tensor& impulse) {
+  return fft_forward(response, impulse, nullptr);
+}
+
+std::tuple<Tensor, Tensor, Tensor> dense_fft_forward_keep_spectra_cpu(const Tensor& response,
+                                                                      const Tensor& impulse) {
+  KeptSpectra kept;
+  Tensor out = fft_forward(response, impulse, &kept);
+  return {out, kept.impulse, kept.response};
+}
+
+// The backward; with `kept` (the forward's spectra) the impulse and response are not transformed again.
+// Either way the response spectrum carries the 1/(H W) and GR is scaled after the sum, so both give
+// bitwise the same gradients.
+std::tuple<Tensor, Tensor> fft_backward(const Tensor& grad_out, const Tensor& response, const Tensor& impulse,
+                                        const KeptSpectra* kept) {
   const ConvSizes s = check_backward(grad_out, response, "response", response.sizes(), impulse.sizes(), false);
   check_same_device_dtype(grad_out, "grad_out", impulse, "impulse", op_name(false));
   check_cpu_fft(grad_out, "grad_out");
+  const FftPlan f = fft_plan(s);
+  if (kept != nullptr) check_kept_spectra(*kept, s, f, grad_out, op_name(false));
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
   if (grad_impulse.numel() == 0 || grad_response.numel() == 0) return {grad_response, grad_impulse.zero_()};
-  const FftPlan f = fft_plan(s);
   // grad_out is read through its strides (an expanded grad_out is never materialised).
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
   const int64_t Wh = f.W / 2 + 1, K = Wh * f.H;
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
+    const scalar_t scale = static_cast<scalar_t>(1.0 / static_cast<double>(f.H * f.W));
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
       // One impulse channel's Cr planes of grad_out at a time (as in the forward): G is Cr planes.
       Tensor& G = workspace(kCrSpectra, {s.Cr, f.H, Wh}, copt);
-      Tensor& A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
-      Tensor& R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
       Tensor& GI = workspace(kGradImpulseSpectra, {s.Ci, f.H, Wh}, copt);
       Tensor& GR = workspace(kGradResponseSpectra, {s.Cr, f.H, Wh}, copt);
       for (int64_t b = begin; b < end; ++b) {
-        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
-        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, R);
+        Tensor A, R;
+        if (kept != nullptr) {
+          A = kept->impulse[b];
+          R = kept->response[b];
+        } else {
+          A = workspace(kImpulseSpectra, {s.Ci, f.H, Wh}, copt);
+          R = workspace(kResponseSpectra, {s.Cr, f.H, Wh}, copt);
+          forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, A);
+          forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, R);
+        }
         TORCH_INTERNAL_ASSERT(A.is_contiguous() && R.is_contiguous() && G.is_contiguous());
         for (int64_t i = 0; i < s.Ci; ++i) {
-          forward_2d<scalar_t>(grad_out[b].narrow(0, i * s.Cr, s.Cr), columns, f.W, /*scaled=*/true, kGradIn,
+          forward_2d<scalar_t>(grad_out[b].narrow(0, i * s.Cr, s.Cr), columns, f.W, /*scaled=*/false, kGradIn,
                                G);
           correlate(G.const_data_ptr<C>(), A.const_data_ptr<C>() + i * K, R.const_data_ptr<C>(),
                     GI.data_ptr<C>() + i * K, GR.data_ptr<C>(), s.Cr, K, i > 0);
         }
+        GR.mul_(scale);  // GI has the 1/(H W) from R; GR = sum G conj(A) gets it here
         grad_impulse[b].copy_(
             inverse_2d<scalar_t>(GI, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
         grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
@@ -202,11 +234,25 @@ std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const 
   return {grad_response, grad_impulse};
 }
 
+std::tuple<Tensor, Tensor> dense_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
+                                                  const Tensor& impulse) {
+  return fft_backward(grad_out, response, impulse, nullptr);
+}
+
+std::tuple<Tensor, Tensor> dense_fft_backward_spectra_cpu(const Tensor& grad_out, const Tensor& response,
+                                                          const Tensor& impulse, const Tensor& impulse_spectra,
+                                                          const Tensor& response_spectra) {
+  const KeptSpectra kept{impulse_spectra, response_spectra};
+  return fft_backward(grad_out, response, impulse, &kept);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dense_conv, CPU, m) {
   m.impl("dense_conv2d_fft", &dense_fft_forward_cpu);
   m.impl("dense_conv2d_fft_backward", &dense_fft_backward_cpu);
+  m.impl("dense_conv2d_fft_keep_spectra", &dense_fft_forward_keep_spectra_cpu);
+  m.impl("dense_conv2d_fft_backward_spectra", &dense_fft_backward_spectra_cpu);
 }
 
 }  // namespace dc

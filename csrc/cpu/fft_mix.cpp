@@ -12,7 +12,8 @@
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
 // are not stored: half_spectrum_weight, csrc/shapes.h). Transform size: fft_plan (csrc/shapes.h), as
 // dense_conv2d's FFT algorithm; pruned transforms (fft_common.h). The 1/(H W) of the inverse transforms (and
-// of Parseval) is folded into one spectrum: H (forward), G (backward).
+// of Parseval) is folded into H (and, in the backward, applied to grad_h's spectra once summed). The
+// *_keep_spectra variant keeps X and H for the backward, as dense_conv2d's (fft_conv.cpp).
 //
 // Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
 // L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
@@ -248,16 +249,24 @@ void check_cpu_fft(const Tensor& t, const char* name) {
               t.scalar_type());
 }
 
-Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const Tensor& weight) {
+// The forward; when `kept` is given, each sample's spectra are written into it instead of the per-thread
+// workspaces (shapes whose output is zero leave it zero).
+Tensor mix_fft_forward(const Tensor& response, const Tensor& impulse, const Tensor& weight, KeptSpectra* kept) {
   const MixSizes ms = check_mix_forward(response, impulse, weight);
   const ConvSizes& s = ms.conv;
   const int64_t L = ms.L;
   check_cpu_fft(impulse, "impulse");
   Tensor out = at::empty({s.B, L, s.Hi, s.Wi}, impulse.options());
   advise_huge_pages(out);
-  if (out.numel() == 0) return out;
-  if (ms.output_is_zero()) return out.zero_();
   const FftPlan f = fft_plan(s);
+  if (kept != nullptr) *kept = empty_kept_spectra(s, f, impulse);
+  if (out.numel() == 0 || ms.output_is_zero()) {
+    if (kept != nullptr) {
+      kept->impulse.zero_();
+      kept->response.zero_();
+    }
+    return out.zero_();
+  }
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
   const Tensor a = weight.contiguous();
   const int64_t K = (f.W / 2 + 1) * f.H;
@@ -267,11 +276,12 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;  // plain tensor math on this thread (see fft_conv.cpp)
       const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
-      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
-      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
       Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
       std::vector<scalar_t> scratch(forward_scratch_size(s.Ci, s.Cr));
       for (int64_t b = begin; b < end; ++b) {
+        Tensor X = kept != nullptr ? kept->impulse[b] : workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
+        Tensor Hs =
+            kept != nullptr ? kept->response[b] : workspace(kResponseSpectra, {s.Cr, f.H, f.W / 2 + 1}, copt);
         forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
         forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, Hs);
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && Y.is_contiguous());
@@ -287,18 +297,35 @@ Tensor mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const 
   return out;
 }
 
-std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
-                                                        const Tensor& impulse, const Tensor& weight) {
+Tensor dense_mix_fft_forward_cpu(const Tensor& response, const Tensor& impulse, const Tensor& weight) {
+  return mix_fft_forward(response, impulse, weight, nullptr);
+}
+
+std::tuple<Tensor, Tensor, Tensor> dense_mix_fft_forward_keep_spectra_cpu(const Tensor& response,
+                                                                          const Tensor& impulse,
+                                                                          const Tensor& weight) {
+  KeptSpectra kept;
+  Tensor out = mix_fft_forward(response, impulse, weight, &kept);
+  return {out, kept.impulse, kept.response};
+}
+
+// The backward; with `kept` (the forward's spectra) the impulse and response are not transformed again.
+// Either way the response spectrum carries the 1/(H W) (GX and the weight gradient get it from there) and GH
+// is scaled after the sum, so both give bitwise the same gradients.
+std::tuple<Tensor, Tensor, Tensor> mix_fft_backward(const Tensor& grad_out, const Tensor& response,
+                                                    const Tensor& impulse, const Tensor& weight,
+                                                    const KeptSpectra* kept) {
   const MixSizes ms = check_mix_backward(grad_out, response, impulse, weight);
   const ConvSizes& s = ms.conv;
   const int64_t L = ms.L;
   check_cpu_fft(grad_out, "grad_out");
+  const FftPlan f = fft_plan(s);
+  if (kept != nullptr) check_kept_spectra(*kept, s, f, grad_out, "dense_mix_conv2d");
   Tensor grad_response = at::zeros(response.sizes(), grad_out.options());
   Tensor grad_impulse = at::empty(impulse.sizes(), grad_out.options());
   advise_huge_pages(grad_impulse);
   if (ms.gradients_are_zero())
     return {grad_response, grad_impulse.zero_(), at::zeros(weight.sizes(), grad_out.options())};
-  const FftPlan f = fft_plan(s);
   const Tensor resp = response.narrow(2, 0, f.Hq).narrow(3, 0, f.Wq);
   const Tensor a = weight.contiguous();  // grad_out is read through its strides
   // Per-sample weight gradients, summed over the batch in sample order below (deterministic).
@@ -308,11 +335,10 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   AT_DISPATCH_FLOATING_TYPES(grad_out.scalar_type(), "dense_mix_conv2d_fft_backward_cpu", [&] {
     using C = c10::complex<scalar_t>;
     const ColumnFft<scalar_t> columns(f.H, /*inverse=*/false), inverse_columns(f.H, /*inverse=*/true);
+    const scalar_t scale = static_cast<scalar_t>(1.0 / static_cast<double>(f.H * f.W));
     const auto run = [&](int64_t begin, int64_t end) {
       at::NoGradGuard no_grad;
       const auto copt = grad_out.options().dtype(c10::toComplexType(grad_out.scalar_type()));
-      Tensor& X = workspace(kImpulseSpectra, {s.Ci, f.H, half_width}, copt);
-      Tensor& Hs = workspace(kResponseSpectra, {s.Cr, f.H, half_width}, copt);
       Tensor& G = workspace(kMixOutSpectra, {L, f.H, half_width}, copt);
       Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, f.H, half_width}, copt);
       Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
@@ -320,13 +346,22 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
       std::vector<double> gw_lanes(L * s.Ci * s.Cr * kGwLanes);
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
-        forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
-        forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/false, kResponseIn, Hs);
-        forward_2d<scalar_t>(grad_out[b], columns, f.W, /*scaled=*/true, kMixGradIn, G);  // Parseval's 1/(H W)
+        Tensor X, Hs;
+        if (kept != nullptr) {
+          X = kept->impulse[b];
+          Hs = kept->response[b];
+        } else {
+          X = workspace(kImpulseSpectra, {s.Ci, f.H, half_width}, copt);
+          Hs = workspace(kResponseSpectra, {s.Cr, f.H, half_width}, copt);
+          forward_2d<scalar_t>(impulse[b], columns, f.W, /*scaled=*/false, kImpulseIn, X);
+          forward_2d<scalar_t>(resp[b], columns, f.W, /*scaled=*/true, kResponseIn, Hs);
+        }
+        forward_2d<scalar_t>(grad_out[b], columns, f.W, /*scaled=*/false, kMixGradIn, G);
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
         backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH),
                          grad_weight_per_sample[b].data_ptr<double>(), L, s.Ci, s.Cr, K, half_width, has_nyquist,
                          scratch.data(), gw_lanes.data());
+        GH.mul_(scale);  // GH = sum a conj(X) G gets the 1/(H W) here
         grad_impulse[b].copy_(
             inverse_2d<scalar_t>(GX, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
         grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
@@ -342,11 +377,27 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward_cpu(const Tensor& grad_out, 
   return {grad_response, grad_impulse, grad_weight.to(grad_out.scalar_type())};
 }
 
+std::tuple<Tensor, Tensor, Tensor> dense_mix_fft_backward_cpu(const Tensor& grad_out, const Tensor& response,
+                                                              const Tensor& impulse, const Tensor& weight) {
+  return mix_fft_backward(grad_out, response, impulse, weight, nullptr);
+}
+
+std::tuple<Tensor, Tensor, Tensor> dense_mix_fft_backward_spectra_cpu(const Tensor& grad_out,
+                                                                      const Tensor& response,
+                                                                      const Tensor& impulse, const Tensor& weight,
+                                                                      const Tensor& impulse_spectra,
+                                                                      const Tensor& response_spectra) {
+  const KeptSpectra kept{impulse_spectra, response_spectra};
+  return mix_fft_backward(grad_out, response, impulse, weight, &kept);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(dense_conv, CPU, m) {
-  m.impl("dense_mix_conv2d_fft", &mix_fft_forward_cpu);
-  m.impl("dense_mix_conv2d_fft_backward", &mix_fft_backward_cpu);
+  m.impl("dense_mix_conv2d_fft", &dense_mix_fft_forward_cpu);
+  m.impl("dense_mix_conv2d_fft_backward", &dense_mix_fft_backward_cpu);
+  m.impl("dense_mix_conv2d_fft_keep_spectra", &dense_mix_fft_forward_keep_spectra_cpu);
+  m.impl("dense_mix_conv2d_fft_backward_spectra", &dense_mix_fft_backward_spectra_cpu);
 }
 
 }  // namespace dc
