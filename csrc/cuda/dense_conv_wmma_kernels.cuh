@@ -68,7 +68,7 @@ struct WmmaOperands<scalar_t, 24> {
 // Shared memory of a block, in bytes: taps [kWmmaTapRows][K][N], then per warp an A tile [M][K] and an
 // output tile [N][M] of floats. Every part is a multiple of 32 bytes (WMMA pointers are 256-bit aligned).
 template <typename scalar_t>
-constexpr int wmma_smem_bytes() {
+DC_HD constexpr int wmma_smem_bytes() {
   using Op = WmmaOperands<scalar_t>;
   return int(sizeof(typename Op::storage)) * (kWmmaTapRows * Op::K * Op::N + kWmmaWarps * Op::M * Op::K) +
          int(sizeof(float)) * kWmmaWarps * Op::M * Op::N;
