@@ -2,6 +2,9 @@
 // correct variant: lanes that skip mma_sync (divergent warp), or that left the kernel before it.
 #pragma once
 #include "../../csrc/cuda/compat.cuh"
+#if defined(__CUDACC__)
+#include <mma.h>
+#endif
 
 namespace dc_planted {
 
