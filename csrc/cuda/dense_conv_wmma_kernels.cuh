@@ -157,7 +157,8 @@ __global__ void __launch_bounds__(kWmmaWarps * 32)
     for (int e = lane; e < M * N; e += 32) {
       const int n = e / M, m = e % M;
       const long long x = xw0 + m, r = r0 + n;
-      if (x < s.Wi && r < s.Cr) out[(((b * s.Ci + i) * s.Cr + r) * s.Hi + y) * s.Wi + x] = static_cast<scalar_t>(c_tile[e]);
+      if (x < s.Wi && r < s.Cr)
+        out[(((b * s.Ci + i) * s.Cr + r) * s.Hi + y) * s.Wi + x] = static_cast<scalar_t>(c_tile[e]);
     }
   }
 }
