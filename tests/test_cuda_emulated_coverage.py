@@ -24,6 +24,7 @@ from emu import harness  # noqa: E402
 from test_cuda_emulated import check_dense_kernels, check_fft_kernels, check_octave_kernels  # noqa: E402
 from test_cuda_emulated_per_sample import check_per_sample_kernels  # noqa: E402
 from test_cuda_emulated_mix_fft import SPECTRA, check_fft_mix_kernels  # noqa: E402
+from test_cuda_emulated_wmma import check_wmma_forward  # noqa: E402
 
 CUDA_DIR = harness.REPO / "csrc" / "cuda"
 ALL_DTYPES = (torch.float32, torch.float64) + harness.HALF_DTYPES
@@ -72,7 +73,7 @@ def test_the_kernel_list_is_found():
     assert {"dense_forward_kernel", "fft_correlate_kernel", "octave_backward_kernel",
             "per_sample_grad_weight_partial_kernel"} <= kernel_names()
     compiled = kernel_instantiations(harness.defined_functions())
-    assert {"dc::dense_forward_kernel<float, 4>", "dc::dense_forward_kernel<c10::Half, 6>",
+    assert {"dc::dense_forward_kernel<float, 4>", "dc::dense_forward_wmma_kernel<c10::Half>",
             "dc::oct::octave_backward_kernel<c10::BFloat16, float, c10::BFloat16>",
             "dc::per_sample_tiled_kernel<double, 2, (dc::PerSampleDir)1>"} <= compiled
     # every kernel of the headers is instantiated by some binding
@@ -130,8 +131,10 @@ def test_harness_instantiates_the_dispatch_dtypes():
 
 # ---- the sweep: small problems that reach every template pick ----
 
-# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward
+# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward (float16 and
+# bfloat16 run the tensor-core forward); float32 in TF32 runs it too (one shape: the kernel has no picks)
 DENSE_SWEEP = [(1, 2, cr, 5, 9, 3, 4) for cr in range(1, 10)]
+DENSE_TF32_SWEEP = [(1, 2, 5, 5, 9, 3, 4)]
 # per_sample (B, L, Ci, Hi, Wi, Hr, Wr): L, Ci in {1, 2, 4} gives every grad_weight channel blocking, L = Ci in
 # 3, 5..8 the other forward / grad_impulse channel counts per block
 PER_SAMPLE_SWEEP = [(1, L, Ci, 5, 9, 3, 4) for L in (1, 2, 4) for Ci in (1, 2, 4)]
@@ -152,6 +155,8 @@ def run_sweep():
             x = torch.randn(rows, T, generator=g, dtype=torch.float64)
             f = torch.randn(taps, generator=g, dtype=torch.float64)
             check_octave_kernels(x, f, levels, dtype, g)
+    for shape in DENSE_TF32_SWEEP:
+        check_wmma_forward(shape, torch.float32)
     for dtype in (torch.float32, torch.float64):  # the FFT ops transform 16-bit inputs in float32
         for shape in FFT_SWEEP:
             check_fft_kernels(shape, dtype)

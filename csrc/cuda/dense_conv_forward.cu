@@ -1,5 +1,6 @@
 // CUDA implementation of the dense_conv2d forward op: argument checks, allocation, dtype dispatch, launch.
-// The kernels live in dense_conv_kernels.cuh (no ATen), shared with the CPU emulator; the backward ops
+// The kernels live in dense_conv_kernels.cuh and dense_conv_wmma_kernels.cuh (tensor cores: float16 / bfloat16,
+// and float32 when torch.backends.cuda.matmul.allow_tf32), no ATen, shared with the CPU emulator; the backward ops
 // are in dense_conv_backward.cu, a separate translation unit so that nvcc compiles both in parallel.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -8,7 +9,7 @@
 #include <torch/library.h>
 
 #include "../checks.h"
-#include "dense_conv_kernels.cuh"
+#include "dense_conv_wmma_kernels.cuh"
 #include "nonfinite_cuda.cuh"
 
 namespace dc {
@@ -24,8 +25,8 @@ Tensor dense_forward_cuda(const Tensor& response, const Tensor& impulse) {
   if (s.Hr == 0 || s.Wr == 0) return out.zero_();
   const Tensor resp = response.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, imp.scalar_type(), "dense_conv2d_cuda", [&] {
-    launch_dense_forward<scalar_t>(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
-                                   at::cuda::getCurrentCUDAStream());
+    launch_dense_forward_op<scalar_t>(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
+                                      at::globalContext().allowTF32CuBLAS(), at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   if (nonfinite_check_allowed()) exact_nonfinite_forward(out, resp, imp);

@@ -214,11 +214,12 @@ inline Options& options() {
 inline void set_schedule(Order order, uint64_t seed = 0) { options() = Options{order, seed}; }
 
 enum class Status : uint8_t { runnable, at_barrier, at_warp_op, exited };
-enum class WarpOpKind : uint8_t { syncwarp, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
+enum class WarpOpKind : uint8_t { syncwarp, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all, wmma };
 
 inline const char* warp_op_name(WarpOpKind k) {
   switch (k) {
     case WarpOpKind::syncwarp: return "__syncwarp";
+    case WarpOpKind::wmma: return "a WMMA op";
     case WarpOpKind::shfl_idx: return "__shfl_sync";
     case WarpOpKind::shfl_up: return "__shfl_up_sync";
     case WarpOpKind::shfl_down: return "__shfl_down_sync";
@@ -650,6 +651,7 @@ inline bool resolve_warp_ops() {
           case WarpOpKind::ballot: t.result = ballot; break;
           case WarpOpKind::any: t.result = ballot != 0; break;
           case WarpOpKind::all: t.result = ballot == group; break;
+          case WarpOpKind::wmma: t.result = value_of(0); break;  // lane 0's call site (wmma_emu.h)
         }
       }
       unsigned parity = 0;
@@ -1192,3 +1194,5 @@ inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
 inline int __clz(int x) { return x ? __builtin_clz(unsigned(x)) : 32; }
 inline int __ffs(int x) { return __builtin_ffs(x); }
+
+#include "wmma_emu.h"  // nvcuda::wmma

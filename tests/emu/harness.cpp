@@ -16,11 +16,13 @@
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/dense_conv_wmma_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
 #include "cuda/fft_mix_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
+#include "planted_wmma_bugs.cuh"
 #include "selftest_kernels.cuh"
 
 namespace {
@@ -97,11 +99,13 @@ extern "C" const char* dc_emu_defined_functions() {
 DC_EMU_BINDING(dc_emu_clear_executed_kernels, (), dc_emu::clear_executed_kernels())
 
 // ---- csrc/cuda/dense_conv_kernels.cuh -------------------------------------------------------
-DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const void* impulse, void* out, const int64_t* shape),
+// ---- and csrc/cuda/dense_conv_wmma_kernels.cuh (the op's forward picks the kernel) ---------
+DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const void* impulse, void* out, const int64_t* shape,
+                                      int allow_tf32),
                with_scalar_type_and_half(dtype, [&](auto zero) {
                  using T = decltype(zero);
-                 dc::launch_dense_forward<T>(static_cast<const T*>(response), static_cast<const T*>(impulse),
-                                             static_cast<T*>(out), conv_sizes(shape), nullptr);
+                 dc::launch_dense_forward_op<T>(static_cast<const T*>(response), static_cast<const T*>(impulse),
+                                                static_cast<T*>(out), conv_sizes(shape), allow_tf32 != 0, nullptr);
                }))
 DC_EMU_BINDING(dc_emu_dense_grad_impulse, (int dtype, const void* grad_out, const void* response, void* grad_impulse, const int64_t* shape),
                with_scalar_type_and_half(dtype, [&](auto zero) {
@@ -253,6 +257,10 @@ DC_EMU_BINDING(dc_emu_scale_by_first, (const float* in, float* out, int n, int e
                dc_planted::launch_scale_by_first(in, out, n, early_return))
 DC_EMU_BINDING(dc_emu_warp_sum, (const float* in, float* out, int nblocks, int missing_syncwarp),
                dc_planted::launch_warp_sum(in, out, nblocks, missing_syncwarp))
+DC_EMU_BINDING(dc_emu_float_to_tf32, (const float* in, float* out, int n),
+               for (int k = 0; k < n; ++k) out[k] = nvcuda::wmma::__float_to_tf32(in[k]))
+DC_EMU_BINDING(dc_emu_wmma_product, (const float* a, const float* b, float* out, int bug),
+               dc_planted::launch_wmma_product(a, b, out, bug))
 DC_EMU_BINDING(dc_emu_divergent_barrier, (float* out), dc_planted::launch_divergent_barrier(out))
 DC_EMU_BINDING(dc_emu_warp_deadlock, (float* out), dc_planted::launch_warp_deadlock(out))
 DC_EMU_BINDING(dc_emu_misaligned_float4, (const float* in, float* out, int nthreads, int use_ldg),

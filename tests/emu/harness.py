@@ -156,12 +156,21 @@ def conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr):
 
 # ---- csrc/cuda/dense_conv_kernels.cuh ----------------------------------------------------------
 
-def dense_forward(response, impulse):
+def dense_forward(response, impulse, allow_tf32=False):
+    """The op's forward: float16 / bfloat16 on the tensor-core kernel, float32 too when `allow_tf32`."""
     B, Cr, Hr, Wr = response.shape
     _, Ci, Hi, Wi = impulse.shape
     out = poisoned((B, Ci * Cr, Hi, Wi), impulse.dtype)
     call("dc_emu_dense_forward", _dtype_code(response, impulse), response, impulse, out,
-         conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
+         conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr), ctypes.c_int(int(allow_tf32)))
+    return out
+
+
+def round_to_tf32(x):
+    """The emulator's nvcuda::wmma::__float_to_tf32 of every element of the float32 tensor `x`."""
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    call("dc_emu_float_to_tf32", x, out, x.numel())
     return out
 
 

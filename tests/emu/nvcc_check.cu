@@ -1,6 +1,7 @@
 // Compile check only: the planted-bug and self-test kernels are plain CUDA.
 //   nvcc -c -arch=sm_80 -std=c++17 tests/emu/nvcc_check.cu -o /tmp/nvcc_check.o
 #include "planted_bugs.cuh"
+#include "planted_wmma_bugs.cuh"
 #include "selftest_kernels.cuh"
 
 // Calls every launch function once, so that every kernel is instantiated and compiled for the device.
@@ -13,6 +14,7 @@ void instantiate_all(float* f, double* d, int* i, unsigned* u) {
     launch_misaligned_float4(f, f, 1, flag);
   }
   for (int bug = 0; bug < 4; ++bug) launch_tile_pair_sum(f, f, 1, bug);
+  for (int bug = 0; bug < 3; ++bug) launch_wmma_product(f, f, f, bug);
   launch_divergent_barrier(f);
   launch_warp_deadlock(f);
   dc_selftest::launch_shuffle<float>(f, f, 32, 0, 0, 32, ~0u);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cuda/dense_conv_kernels.cuh"
+#include "cuda/dense_conv_wmma_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
 #include "cuda/fft_mix_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
@@ -102,6 +103,26 @@ bool close(const char* what, const std::vector<T>& actual, const std::vector<dou
   return true;
 }
 
+// The tensor-core forward in TF32 (dense_conv_wmma_kernels.cuh), per element within the bound that
+// tests/test_cuda_emulated_wmma.py derives: (2^-10 + 2^-21 + n 2^-23) S + 2^-24 |out|, n = Hr Wr taps and
+// S the forward of |response| and |impulse|.
+bool tf32_forward_close(const ConvSizes& s, const std::vector<float>& response, const std::vector<float>& impulse,
+                        const std::vector<double>& expected) {
+  std::vector<double> abs_response(response.size()), abs_impulse(impulse.size());
+  for (size_t k = 0; k < response.size(); ++k) abs_response[k] = std::abs(double(response[k]));
+  for (size_t k = 0; k < impulse.size(); ++k) abs_impulse[k] = std::abs(double(impulse[k]));
+  const std::vector<double> S = reference(s, abs_response, abs_impulse, std::vector<double>(expected.size())).out;
+  auto out = poisoned<float>(expected.size());
+  dc::launch_dense_forward_op<float>(response.data(), impulse.data(), out.data(), s, true, nullptr);
+  const double per_sum = std::ldexp(1.0, -10) + std::ldexp(1.0, -21) + double(s.Hr * s.Wr) * std::ldexp(1.0, -23);
+  for (size_t k = 0; k < expected.size(); ++k)
+    if (!(std::abs(double(out[k]) - expected[k]) <= per_sum * S[k] + std::ldexp(std::abs(expected[k]), -24))) {
+      std::printf("  forward tf32: element %zu is %.17g, expected %.17g\n", k, double(out[k]), expected[k]);
+      return false;
+    }
+  return true;
+}
+
 template <typename T>
 bool run_dense(const ConvSizes& s, unsigned seed) {
   const auto response64 = random_values(s.B * s.Cr * s.Hr * s.Wr, seed);
@@ -118,8 +139,10 @@ bool run_dense(const ConvSizes& s, unsigned seed) {
   dc::launch_dense_forward<T>(response.data(), impulse.data(), out.data(), s, nullptr);
   dc::launch_dense_grad_impulse<T>(grad.data(), response.data(), grad_impulse.data(), s, nullptr);
   dc::launch_dense_grad_response<T>(grad.data(), impulse.data(), grad_response.data(), workspace.data(), s, nullptr);
-  return close("forward", out, ref.out) && close("grad_impulse", grad_impulse, ref.grad_impulse) &&
-         close("grad_response", grad_response, ref.grad_response);
+  bool ok = close("forward", out, ref.out) && close("grad_impulse", grad_impulse, ref.grad_impulse) &&
+            close("grad_response", grad_response, ref.grad_response);
+  if constexpr (std::is_same_v<T, float>) ok = ok && tf32_forward_close(s, response, impulse, ref.out);
+  return ok;
 }
 
 // ---- per_sample_conv_kernels.cuh: out[b,l] = sum_i impulse[b,i] (*) weight[b,l,i], causally cropped ----
