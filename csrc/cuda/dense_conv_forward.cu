@@ -17,6 +17,14 @@ namespace {
 
 using at::Tensor;
 
+// float32 through TF32 tensor cores when the user allows it for matmuls. The precision query, not the legacy
+// allowTF32CuBLAS(): that one raises when the user has set the new fp32_precision API (torch >= 2.9), and
+// this one answers for all three ways of asking (matmul.allow_tf32, fp32_precision, set_float32_matmul_precision).
+bool tf32_allowed() {
+  return at::globalContext().float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) ==
+         at::Float32Precision::TF32;
+}
+
 Tensor dense_forward_cuda(const Tensor& response, const Tensor& impulse) {
   const ConvSizes s = check_forward(response, impulse, false);
   const c10::cuda::CUDAGuard guard(impulse.device());
@@ -26,7 +34,7 @@ Tensor dense_forward_cuda(const Tensor& response, const Tensor& impulse) {
   const Tensor resp = response.contiguous(), imp = impulse.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, imp.scalar_type(), "dense_conv2d_cuda", [&] {
     launch_dense_forward_op<scalar_t>(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
-                                      at::globalContext().allowTF32CuBLAS(), at::cuda::getCurrentCUDAStream());
+                                      tf32_allowed(), at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   if (nonfinite_check_allowed()) exact_nonfinite_forward(out, resp, imp);
