@@ -63,12 +63,16 @@
 #include <utility>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) && !defined(DC_EMU_COUNT)  // the counting build's hooks are no AddressSanitizer
 #define DC_EMU_ASAN 1
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #else
 #define DC_EMU_ASAN 0
+#endif
+
+#if defined(DC_EMU_COUNT)
+#include "counters.h"
 #endif
 
 #if defined(__SANITIZE_THREAD__)
@@ -297,6 +301,35 @@ inline Runtime& rt() {
   static Runtime r;
   return r;
 }
+
+#if defined(DC_EMU_COUNT)
+// One access of compiled code (see counters.h): recorded when a CUDA thread makes it to shared or global memory.
+inline void count_access(uintptr_t addr, uint32_t bytes, bool store) {
+  if (!counting_enabled || counting_busy) return;
+  counting_busy = true;
+  Counter& c = counter();
+  Runtime& r = rt();
+  if (!r.in_launch || r.current < 0) {
+    counting_busy = false;
+    return;
+  }
+  const int t = r.current, warp = t / 32, lane = t % 32;
+  bool shared = false;
+  for (auto& [begin, end] : c.shared_ranges) shared |= addr >= begin && addr < end;
+  bool global = false;
+  if (!shared)
+    for (auto& [begin, end] : c.global_ranges) global |= addr >= begin && addr < end;
+  if (shared || global) {
+    // a lane's n-th shared access, n-th global load, n-th global store meet the other lanes' n-th one
+    uint32_t& seq = shared ? c.shared_seq[t] : store ? c.store_seq[t] : c.load_seq[t];
+    auto& requests = shared ? c.shared_req[warp] : store ? c.store_req[warp] : c.load_req[warp];
+    const uint32_t n = seq++;
+    if (requests.size() <= n) requests.resize(n + 1);
+    requests[n].push_back(Access{addr, uint32_t(lane) << 8 | bytes});
+  }
+  counting_busy = false;
+}
+#endif
 
 // Emulator bookkeeping that TSan must not see as accesses of the CUDA threads (the scheduler and the
 // fibers share it without happens-before on purpose).
@@ -873,6 +906,33 @@ inline void name_tsan_fibers() {
 }
 #endif
 
+#if defined(DC_EMU_COUNT)
+// Counting build: runs the sampled blocks (all when the sample size is 0) in order, counting their accesses.
+inline void run_counted_grid(const KernelInfo& info, dim3 grid, dim3 block, size_t smem) {
+  Counter& c = counter();
+  LaunchCounts counts;
+  counts.kernel = info.name;
+  counts.grid[0] = grid.x, counts.grid[1] = grid.y, counts.grid[2] = grid.z;
+  counts.block[0] = block.x, counts.block[1] = block.y, counts.block[2] = block.z;
+  counts.smem = smem;
+  counts.blocks_total = uint64_t(grid.x) * grid.y * grid.z;
+  c.shared_ranges.clear();
+  for (const MemoryRange& m : info.static_smem)
+    c.shared_ranges.push_back({uintptr_t(m.begin), uintptr_t(m.begin) + m.bytes});
+  if (smem) c.shared_ranges.push_back({uintptr_t(rt().dynamic_smem), uintptr_t(rt().dynamic_smem) + smem});
+  c.launch_sectors.clear();
+  for (auto [z, wz] : sampled_indices(grid.z, c.sample))
+    for (auto [y, wy] : sampled_indices(grid.y, c.sample))
+      for (auto [x, wx] : sampled_indices(grid.x, c.sample)) {
+        blockIdx = uint3{x, y, z};
+        count_begin_block(rt().nthreads);
+        run_block(info.static_smem);
+        count_end_block(counts, wx * wy * wz);
+      }
+  c.launches.push_back(counts);
+}
+#endif
+
 // Runs every block of the grid; the whole launch is synchronous.
 inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block, size_t smem,
                      void (*invoke)(void*), void* ctx) {
@@ -954,6 +1014,12 @@ inline void run_grid(const void* kernel, const char* name, dim3 grid, dim3 block
     fail("fiber stack overflow (" + std::to_string(kStackBytes / 1024) + " KiB per CUDA thread) in " +
          where(r.current));
   }
+#if defined(DC_EMU_COUNT)
+  if (counting_enabled) {
+    run_counted_grid(info, grid, block, smem);
+    return;
+  }
+#endif
   for (size_t b : block_order) {
     blockIdx = uint3{unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / (size_t(grid.x) * grid.y))};
 #if DC_EMU_TSAN
@@ -1196,3 +1262,30 @@ inline int __clz(int x) { return x ? __builtin_clz(unsigned(x)) : 32; }
 inline int __ffs(int x) { return __builtin_ffs(x); }
 
 #include "wmma_emu.h"  // nvcuda::wmma
+
+#if defined(DC_EMU_COUNT)
+// The calls g++ -fsanitize=kernel-address inserts at every load and store (see counters.h).
+#define DC_EMU_ACCESS_HOOKS(bytes)                                                                         \
+  extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_load##bytes##_noabort(uintptr_t a) { \
+    dc_emu::count_access(a, bytes, false);                                                                 \
+  }                                                                                                        \
+  extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_store##bytes##_noabort(uintptr_t a) { \
+    dc_emu::count_access(a, bytes, true);                                                                  \
+  }
+DC_EMU_ACCESS_HOOKS(1)
+DC_EMU_ACCESS_HOOKS(2)
+DC_EMU_ACCESS_HOOKS(4)
+DC_EMU_ACCESS_HOOKS(8)
+DC_EMU_ACCESS_HOOKS(16)
+#undef DC_EMU_ACCESS_HOOKS
+extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_loadN_noabort(uintptr_t a, size_t n) {
+  dc_emu::count_access(a, uint32_t(n), false);
+}
+extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_storeN_noabort(uintptr_t a, size_t n) {
+  dc_emu::count_access(a, uint32_t(n), true);
+}
+// Other calls of the instrumentation, with nothing to do here.
+extern "C" void __asan_handle_no_return() {}
+extern "C" void __asan_before_dynamic_init(const char*) {}
+extern "C" void __asan_after_dynamic_init() {}
+#endif

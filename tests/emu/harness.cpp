@@ -98,6 +98,31 @@ extern "C" const char* dc_emu_defined_functions() {
 }
 DC_EMU_BINDING(dc_emu_clear_executed_kernels, (), dc_emu::clear_executed_kernels())
 
+#if defined(DC_EMU_COUNT)
+// Counting build (tests/emu/counters.h): start counting (sample: per-dimension block sample size, 0 = all),
+// register a global buffer, read the launches' counts (one line per launch, tab-separated), stop.
+DC_EMU_BINDING(dc_emu_count_start, (int sample),
+               dc_emu::counter() = dc_emu::Counter{}; dc_emu::counter().sample = sample;
+               dc_emu::counting_enabled = true)
+DC_EMU_BINDING(dc_emu_count_global, (const void* p, int64_t bytes),
+               dc_emu::counter().global_ranges.push_back({uintptr_t(p), uintptr_t(p) + size_t(bytes)}))
+DC_EMU_BINDING(dc_emu_count_stop, (), dc_emu::counting_enabled = false)
+extern "C" const char* dc_emu_count_results() {
+  static std::string text;
+  text.clear();
+  for (const dc_emu::LaunchCounts& l : dc_emu::counter().launches) {
+    char numbers[512];
+    std::snprintf(numbers, sizeof numbers, "\t%u %u %u\t%u %u %u\t%zu\t%llu\t%llu\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g",
+                  l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], l.smem,
+                  (unsigned long long)l.blocks_total, (unsigned long long)l.blocks_emulated, l.shared_requests,
+                  l.shared_wavefronts, l.global_load_requests, l.global_load_sectors, l.global_store_requests,
+                  l.global_store_sectors, l.dram_sectors);
+    text += l.kernel + numbers + "\n";
+  }
+  return text.c_str();
+}
+#endif
+
 // ---- csrc/cuda/dense_conv_kernels.cuh -------------------------------------------------------
 // ---- and csrc/cuda/dense_conv_wmma_kernels.cuh (the op's forward picks the kernel) ---------
 DC_EMU_BINDING(dc_emu_dense_forward, (int dtype, const void* response, const void* impulse, void* out, const int64_t* shape,
@@ -211,6 +236,12 @@ DC_EMU_BINDING(dc_emu_read_unwritten_smem, (float* out, int nblocks, int nthread
                dc_selftest::launch_read_unwritten_smem(out, nblocks, nthreads))
 DC_EMU_BINDING(dc_emu_arrival_order, (int* counters, int* thread_rank, int* block_rank, int nblocks, int nthreads),
                dc_selftest::launch_arrival_order(counters, thread_rank, block_rank, nblocks, nthreads))
+DC_EMU_BINDING(dc_emu_access_probe, (int vector_width, int shared, const void* in, void* out, int nthreads, int stride),
+               switch (vector_width) {
+                 case 1: dc_selftest::launch_access_probe(shared, (const float*)in, (float*)out, nthreads, stride); break;
+                 case 2: dc_selftest::launch_access_probe(shared, (const float2*)in, (float2*)out, nthreads, stride); break;
+                 default: dc_selftest::launch_access_probe(shared, (const float4*)in, (float4*)out, nthreads, stride);
+               })
 DC_EMU_BINDING(dc_emu_invalid_launch, (int threads, int smem_bytes), dc_selftest::launch_invalid(threads, smem_bytes))
 DC_EMU_BINDING(dc_emu_stack_overflow, (int* out, int depth), dc_selftest::launch_stack_overflow(out, depth))
 

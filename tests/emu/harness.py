@@ -85,20 +85,72 @@ def compile_cpp(source, output, flags):
     return output
 
 
-_library = None
+# The counting build (tests/emu/counters.h): every load and store of compiled code calls the emulator's
+# __asan_*_noabort hooks, which count the CUDA threads' shared and global accesses.
+# -fno-gnu-unique: the kernels' static __shared__ arrays (template statics) stay this library's own, not
+# unified process-wide with the normal harness's copies (whose poisoning would then miss them).
+COUNTING_FLAGS = HARNESS_FLAGS + ["-DDC_EMU_COUNT", "-fno-gnu-unique", "-fsanitize=kernel-address",
+                                  "--param", "asan-instrumentation-with-call-threshold=0",
+                                  "--param", "asan-stack=0", "--param", "asan-globals=0"]
+
+_libraries = {}
+_counting = False  # inside `counting()`: call() runs the counting build
 
 
-def library():
-    global _library
-    if _library is None:
-        path = BUILD_DIR / f"libdc_emu_harness-{source_hash(HARNESS_FLAGS + [torch.__version__])}.so"
-        lib = ctypes.CDLL(str(compile_cpp(EMU_DIR / "harness.cpp", path, HARNESS_FLAGS)))
+def library(counting_build=None):
+    counting_build = _counting if counting_build is None else counting_build
+    flags = COUNTING_FLAGS if counting_build else HARNESS_FLAGS
+    if counting_build not in _libraries:
+        name = "libdc_emu_counting" if counting_build else "libdc_emu_harness"
+        path = BUILD_DIR / f"{name}-{source_hash(flags + [torch.__version__])}.so"
+        lib = ctypes.CDLL(str(compile_cpp(EMU_DIR / "harness.cpp", path, flags)))
         lib.dc_emu_last_error.restype = ctypes.c_char_p
         lib.dc_emu_executed_kernels.restype = ctypes.c_char_p
         lib.dc_emu_defined_functions.restype = ctypes.c_char_p
         lib.dc_emu_set_schedule.argtypes = [ctypes.c_int, ctypes.c_uint64]
-        _library = lib
-    return _library
+        if counting_build:
+            lib.dc_emu_count_results.restype = ctypes.c_char_p
+            lib.dc_emu_count_global.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+        _libraries[counting_build] = lib
+    return _libraries[counting_build]
+
+
+COUNT_FIELDS = ("grid", "block", "dynamic_smem_bytes", "blocks_total", "blocks_emulated", "shared_requests",
+                "shared_wavefronts", "global_load_requests", "global_load_sectors", "global_store_requests",
+                "global_store_sectors", "dram_sectors")
+
+
+class counting:
+    """Context: the emulated launches inside it run in the counting build and are counted. `sample` > 0
+    runs, per grid dimension longer than `sample`, that many block indices (edges and spread interior
+    ones, weighted by the blocks they stand for) and extrapolates; 0 runs every block. After the block,
+    `launches` holds one dict per launch: kernel, grid, block, dynamic_smem_bytes, blocks_total,
+    blocks_emulated, shared_requests, shared_wavefronts, global_{load,store}_{requests,sectors},
+    dram_sectors (totals for the full grid, rounded to integers when sampled)."""
+
+    def __init__(self, sample=0):
+        self.sample = sample
+        self.launches = []
+
+    def __enter__(self):
+        global _counting
+        _counting = True
+        call("dc_emu_count_start", self.sample)
+        return self
+
+    def __exit__(self, *exc):
+        global _counting
+        lib = library(True)
+        for line in lib.dc_emu_count_results().decode().splitlines():
+            kernel, *values = line.split("\t")
+            launch = {"kernel": kernel}
+            for field, value in zip(COUNT_FIELDS, values):
+                numbers = [int(round(float(v))) for v in value.split()]
+                launch[field] = numbers if field in ("grid", "block") else numbers[0]
+            self.launches.append(launch)
+        call("dc_emu_count_stop")
+        _counting = False
+        return False
 
 
 def call(name, *args):
@@ -109,12 +161,22 @@ def call(name, *args):
         if isinstance(a, torch.Tensor):
             assert a.device.type == "cpu" and a.is_contiguous(), "the emulator takes contiguous CPU tensors"
             c_args.append(ctypes.c_void_p(a.data_ptr()))
+            if _counting:  # the tensors are the launch's global memory
+                lib.dc_emu_count_global(a.data_ptr(), a.numel() * a.element_size())
         elif isinstance(a, ctypes._SimpleCData) or isinstance(a, ctypes.Array):
             c_args.append(a)
         else:
             c_args.append(ctypes.c_int(a))
     if getattr(lib, name)(*c_args) != 0:
         raise RuntimeError(lib.dc_emu_last_error().decode())
+
+
+def access_probe(vector_width, shared, nthreads, stride):
+    """Planted accesses (selftest_kernels.cuh): each thread loads one float / float2 / float4
+    (vector_width 1, 2, 4) at index t * stride of shared memory or of a global buffer, and stores it."""
+    inp = torch.zeros(nthreads * stride * vector_width + 4, dtype=torch.float32)
+    out = torch.zeros(nthreads * vector_width, dtype=torch.float32)
+    call("dc_emu_access_probe", vector_width, int(shared), inp, out, nthreads, stride)
 
 
 def set_schedule(schedule, seed=0):

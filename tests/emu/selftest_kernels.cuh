@@ -118,4 +118,26 @@ inline void launch_stack_overflow(int* out, int depth) {
   DC_LAUNCH(stack_overflow_kernel<void>, dim3(1), dim3(4), 0, nullptr)(out, depth);
 }
 
+// Access probes for the counting build (tests/test_emulator_counts.py): each of the `nthreads` threads reads
+// one T of shared memory (poisoned, never written) at index t * stride, or of `in` at t * stride, and
+// writes it to out[t]: one shared (global) load request per warp, then one store request.
+template <typename T>
+__global__ void shared_probe_kernel(T* out, int stride) {
+  __shared__ T tile[32 * 32];
+  out[threadIdx.x] = tile[threadIdx.x * stride % (32 * 32)];
+}
+
+template <typename T>
+__global__ void global_probe_kernel(const T* in, T* out, int stride) {
+  out[threadIdx.x] = in[threadIdx.x * stride];
+}
+
+template <typename T>
+void launch_access_probe(bool shared, const T* in, T* out, int nthreads, int stride) {
+  if (shared)
+    DC_LAUNCH(shared_probe_kernel<T>, dim3(1), dim3(nthreads), 0, nullptr)(out, stride);
+  else
+    DC_LAUNCH(global_probe_kernel<T>, dim3(1), dim3(nthreads), 0, nullptr)(in, out, stride);
+}
+
 }  // namespace dc_selftest
