@@ -130,7 +130,7 @@ def test_harness_instantiates_the_dispatch_dtypes():
 
 # ---- the sweep: small problems that reach every template pick ----
 
-# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward
+# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward and grad_response
 DENSE_SWEEP = [(1, 2, cr, 5, 9, 3, 4) for cr in range(1, 10)]
 # per_sample (B, L, Ci, Hi, Wi, Hr, Wr): L, Ci in {1, 2, 4} gives every grad_weight channel blocking, L = Ci in
 # 3, 5..8 the other forward / grad_impulse channel counts per block
