@@ -42,6 +42,8 @@ constexpr int kGrTapCols = 16;
 constexpr int kGrPixRows = 8;             // grad_response: pixel tile staged per step
 constexpr int kGrPixCols = 32;
 constexpr int kGrMaxResponses = 8;        // grad_response: most responses per block (a template parameter)
+constexpr int kGrMaxResponsesDouble = 4;  // ... for double: 2 registers per accumulator
+constexpr int kGrTapGroup = 4;            // grad_response: consecutive taps (and pixels) per thread step
 constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial sums per (b, r, p, q)
 constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
 constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
@@ -340,11 +342,18 @@ struct GradResponsePlan {
   int64_t partial_count(const ConvSizes& s) const { return s.B * slabs * s.Cr * s.Hr * s.Wr; }
 };
 
-inline GradResponsePlan grad_response_plan(const ConvSizes& s) {
+// Most responses one grad_response block accumulates (double accumulators take two registers each).
+template <typename scalar_t>
+constexpr int max_grad_responses_per_block() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kGrMaxResponsesDouble : kGrMaxResponses;
+}
+
+template <typename scalar_t>
+GradResponsePlan grad_response_plan(const ConvSizes& s) {
   GradResponsePlan plan;
   plan.tap_rows = (int)min64(kGrTapRows, s.Hr);
   plan.tap_cols = (int)min64(kGrTapCols, s.Wr);
-  plan.responses = responses_per_block(s.Cr, kGrMaxResponses);
+  plan.responses = responses_per_block(s.Cr, max_grad_responses_per_block<scalar_t>());
   plan.r_chunks = ceil_div(s.Cr, plan.responses);
   plan.tap_chunks_p = ceil_div(s.Hr, plan.tap_rows);
   plan.tap_chunks_q = ceil_div(s.Wr, plan.tap_cols);
@@ -354,20 +363,26 @@ inline GradResponsePlan grad_response_plan(const ConvSizes& s) {
   return plan;
 }
 
-// Block: (b, slab, response chunk, tap chunk). Thread t owns tap t % n_taps of the chunk and every
-// lanes-th pixel of each staged tile (lane = t / n_taps); the lanes are then summed in shared memory.
-// RB responses per block (plan.responses).
+// Block: (b, slab, response chunk, tap chunk). The chunk's taps are split into groups of kGrTapGroup
+// consecutive dq (one tap row); thread t owns group t % n_groups and walks every lanes-th quad of
+// kGrTapGroup consecutive pixels of each staged tile (lane = t / n_groups); the lanes are then summed in
+// shared memory. RB responses per block (plan.responses).
+//
+// Register blocking: pixel xx meets tap dq at window column xx - dq + kGrTapCols - 1, so a quad of pixels
+// against a group of taps reads 2 * kGrTapGroup - 1 consecutive window values (two aligned vectors), and
+// the quad's RB gradients (kGrTapGroup * RB contiguous values) serve every tap of the group.
 template <typename scalar_t, int RB>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                        typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
   using acc_t = typename AccType<scalar_t>::type;
-  constexpr int RBP = padded_to_vec<acc_t>(RB);
+  constexpr int G = kGrTapGroup;
   constexpr int kPix = kGrPixRows * kGrPixCols;
-  acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [kGrPixRows][kGrPixCols][RBP]: one pixel's responses together
-  acc_t* window = g_tile + kPix * RBP;       // [kGrWindowRows][kGrWindowPitch]
-  acc_t* lane_sums = g_tile;                 // reused at the end: [lanes][n_taps][RB]
+  static_assert(G * sizeof(acc_t) % 16 == 0 && kGrWindowPitch % G == 0, "quad loads must be 16-byte aligned");
+  acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [kGrPixRows][kGrPixCols][RB]: one quad's values contiguous
+  acc_t* window = g_tile + kPix * RB;        // [kGrWindowRows][kGrWindowPitch]
+  acc_t* lane_sums = g_tile;                 // reused at the end: [lanes][n_groups][G][RB]
 
   unsigned block = blockIdx.x;
   const long long tq_chunk = block % (unsigned)plan.tap_chunks_q; block /= (unsigned)plan.tap_chunks_q;
@@ -377,49 +392,61 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long b = block / (unsigned)plan.slabs;
   const long long p0 = tp_chunk * plan.tap_rows, q0 = tq_chunk * plan.tap_cols, r0 = r_chunk * RB;
   const int np = (int)min64(plan.tap_rows, s.Hr - p0), nq = (int)min64(plan.tap_cols, s.Wr - q0);
-  const int n_taps = np * nq, lanes = kThreads / n_taps;
-  const int tap = threadIdx.x % n_taps, lane = threadIdx.x / n_taps;
-  const int dp = tap / nq, dq = tap % nq;
-  const bool active = lane < lanes;  // threads beyond lanes * n_taps only help staging
+  const int groups_per_row = (nq + G - 1) / G, n_groups = np * groups_per_row, lanes = kThreads / n_groups;
+  const int group = threadIdx.x % n_groups, lane = threadIdx.x / n_groups;
+  const int dp = group / groups_per_row, dq0 = group % groups_per_row * G;  // taps (dp, dq0 .. dq0 + G-1)
+  const bool active = lane < lanes;  // threads beyond lanes * n_groups only help staging
+  // v[j] of a quad at pixel (yy, xx) = window[yy + np-1 - dp][xx + kGrTapCols-1 - dq0 - (G-1) + j]
+  const acc_t* group_window = window + (np - 1 - dp) * kGrWindowPitch + kGrTapCols - dq0 - G;
   const int nr = (int)min64(RB, s.Cr - r0);
   const long long slab_begin = slab * plan.slab_rows, slab_end = min64(s.Hi, slab_begin + plan.slab_rows);
 
-  acc_t acc[RB];
+  acc_t acc[G][RB];
 #pragma unroll
-  for (int r = 0; r < RB; ++r) acc[r] = acc_t(0);
+  for (int t = 0; t < G; ++t)
+#pragma unroll
+    for (int r = 0; r < RB; ++r) acc[t][r] = acc_t(0);
 
   for (long long i = 0; i < s.Ci; ++i) {
     const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
-        // Read response-major (coalesced global loads), stored pixel-major; padding responses are zero.
-        for (int e = threadIdx.x; e < RBP * kPix; e += kThreads) {
+        // Read response-major (coalesced global loads), stored pixel-major.
+#pragma unroll 1  // unrolled, RB = 3 spilled
+        for (int e = threadIdx.x; e < RB * kPix; e += kThreads) {
           const int r = e / kPix, pix = e % kPix, yy = pix / kGrPixCols, xx = pix % kGrPixCols;
           const long long y = y0 + yy, x = x0 + xx;
-          g_tile[pix * RBP + r] = (r < nr && y < slab_end && x < s.Wi)
-                                      ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
-                                      : acc_t(0);
+          g_tile[pix * RB + r] = (r < nr && y < slab_end && x < s.Wi)
+                                     ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
+                                     : acc_t(0);
         }
-        // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (nq-1) + c], zero outside the image.
-        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowCols; e += kThreads) {
-          const int a = e / kGrWindowCols, c = e % kGrWindowCols;
-          const long long yy = wy0 + a, xx = wx0 + c;
-          window[a * kGrWindowPitch + c] =
-              (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
+        // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (kGrTapCols-1) + c], zero outside the
+        // image; the whole pitch is staged (the last quad's second vector reads the padding column).
+        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (kGrTapCols - 1);
+        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowPitch; e += kThreads) {
+          const long long yy = wy0 + e / kGrWindowPitch, xx = wx0 + e % kGrWindowPitch;
+          window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
         }
         __syncthreads();
-        // Per pixel: one window load (conflict-free, see kGrWindowPitch) and RBP / vec_width vector loads
-        // of the gradients (the warp reads at most a few pixels: broadcasts) feed RB FFMA.
+        // Per quad: 2 * G / vec_width window vector loads and G * RB / vec_width gradient vector loads feed
+        // G * G * RB FFMA (float: 2 + RB LDS.128 for 16 * RB FFMA). Banks, window: a quarter warp (8
+        // threads, served per wavefront for 128-bit loads) holds the 4 groups of two tap rows at one quad:
+        // 4 consecutive vectors (16 words) per row, the rows one pitch (16 mod 32 words) apart, so 32
+        // distinct banks: the minimum 4 wavefronts per request. Gradients: one quad per lane and at most a
+        // few lanes per warp: broadcasts.
         if (active) {
-          for (int pix = lane; pix < kPix; pix += lanes) {
-            const int yy = pix / kGrPixCols, xx = pix % kGrPixCols;
-            const acc_t v = window[(yy + np - 1 - dp) * kGrWindowPitch + xx + nq - 1 - dq];
-            acc_t gv[RB];
-            load_shared_vec(gv, g_tile + pix * RBP);
+          for (int quad = lane; quad < kPix / G; quad += lanes) {
+            const int yy = quad * G / kGrPixCols, xx = quad * G % kGrPixCols;
+            acc_t v[2 * G], gv[G * RB];
+            load_shared_vec(v, group_window + yy * kGrWindowPitch + xx);
+            load_shared_vec(gv, g_tile + quad * G * RB);
 #pragma unroll
-            for (int r = 0; r < RB; ++r) acc[r] += gv[r] * v;
+            for (int k = 0; k < G; ++k)      // pixel xx + k
+#pragma unroll
+              for (int t = 0; t < G; ++t)    // tap dq0 + t: column xx + k + kGrTapCols - 1 - dq0 - t
+#pragma unroll
+                for (int r = 0; r < RB; ++r) acc[t][r] += gv[k * RB + r] * v[k - t + G - 1];
           }
         }
         __syncthreads();
@@ -427,18 +454,22 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     }
   }
 
-  // Sum the lanes in a fixed order: lane_sums[lane][tap][r].
+  // Sum the lanes in a fixed order: lane_sums[lane][group][t][r].
   if (active) {
 #pragma unroll
-    for (int r = 0; r < RB; ++r) lane_sums[(lane * n_taps + tap) * RB + r] = acc[r];
+    for (int t = 0; t < G; ++t)
+#pragma unroll
+      for (int r = 0; r < RB; ++r) lane_sums[((lane * n_groups + group) * G + t) * RB + r] = acc[t][r];
   }
   __syncthreads();
   if (lane == 0) {
-    for (int r = 0; r < nr; ++r) {
-      acc_t sum = acc_t(0);
-      for (int l = 0; l < lanes; ++l) sum += lane_sums[(l * n_taps + tap) * RB + r];
-      // partial[b][slab][r][p][q]
-      partial[(((b * plan.slabs + slab) * s.Cr + r0 + r) * s.Hr + p0 + dp) * s.Wr + q0 + dq] = sum;
+    for (int t = 0; t < G && dq0 + t < nq; ++t) {
+      for (int r = 0; r < nr; ++r) {
+        acc_t sum = acc_t(0);
+        for (int l = 0; l < lanes; ++l) sum += lane_sums[((l * n_groups + group) * G + t) * RB + r];
+        // partial[b][slab][r][p][q]
+        partial[(((b * plan.slabs + slab) * s.Cr + r0 + r) * s.Hr + p0 + dp) * s.Wr + q0 + dq0 + t] = sum;
+      }
     }
   }
 }
@@ -462,9 +493,9 @@ template <typename scalar_t>
 LaunchConfig dense_grad_response_partial_config(const ConvSizes& s, const GradResponsePlan& plan) {
   using acc_t = typename AccType<scalar_t>::type;
   const int64_t blocks = s.B * plan.slabs * plan.r_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
-  const int64_t rbp = (plan.responses + vec_width<acc_t>() - 1) / vec_width<acc_t>() * vec_width<acc_t>();
-  const int64_t staged = rbp * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowPitch;
-  return {blocks, 1, 1, kThreads, staged * sizeof(acc_t)};
+  const int64_t staged = plan.responses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowPitch;
+  const int64_t lane_sums = kThreads * kGrTapGroup * plan.responses;  // at most kThreads (lane, group) pairs
+  return {blocks, 1, 1, kThreads, max64(staged, lane_sums) * sizeof(acc_t)};
 }
 
 inline LaunchConfig dense_grad_response_reduce_config(const ConvSizes& s) {
@@ -474,7 +505,7 @@ inline LaunchConfig dense_grad_response_reduce_config(const ConvSizes& s) {
 // Bytes of scratch memory launch_dense_grad_response needs (the per-slab partial sums).
 template <typename scalar_t>
 size_t dense_grad_response_workspace_bytes(ConvSizes s) {
-  return (size_t)grad_response_plan(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
+  return (size_t)grad_response_plan<scalar_t>(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
 }
 
 // Launches the partial kernel instantiated for RB = plan.responses among 1..RB_MAX.
@@ -497,9 +528,10 @@ template <typename scalar_t>
 void launch_dense_grad_response(const scalar_t* grad_out, const scalar_t* impulse, scalar_t* grad_response,
                                 void* workspace, ConvSizes s, cudaStream_t stream) {
   using acc_t = typename AccType<scalar_t>::type;
-  const GradResponsePlan plan = grad_response_plan(s);
+  const GradResponsePlan plan = grad_response_plan<scalar_t>(s);
   acc_t* partial = static_cast<acc_t*>(workspace);
-  launch_dense_grad_response_partial_pick<scalar_t, kGrMaxResponses>(grad_out, impulse, partial, s, plan, stream);
+  launch_dense_grad_response_partial_pick<scalar_t, max_grad_responses_per_block<scalar_t>()>(
+      grad_out, impulse, partial, s, plan, stream);
   const LaunchConfig reduce_cfg = dense_grad_response_reduce_config(s);
   auto* reduce_kernel = &dense_grad_response_reduce_kernel<scalar_t>;
   DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, "dense_conv2d grad_response"), reduce_cfg.threads,
