@@ -131,8 +131,8 @@ def test_harness_instantiates_the_dispatch_dtypes():
 
 # ---- the sweep: small problems that reach every template pick ----
 
-# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward (float16 and
-# bfloat16 run the tensor-core forward); float32 in TF32 runs it too (one shape: the kernel has no picks)
+# dense (B, Ci, Cr, Hi, Wi, Hr, Wr): Cr = 1..9 reaches every responses-per-block of the forward and grad_response
+# (float16 and bfloat16 run the tensor-core forward); float32 in TF32 runs it too (one shape: the kernel has no picks)
 DENSE_SWEEP = [(1, 2, cr, 5, 9, 3, 4) for cr in range(1, 10)]
 DENSE_TF32_SWEEP = [(1, 2, 5, 5, 9, 3, 4)]
 # per_sample (B, L, Ci, Hi, Wi, Hr, Wr): L, Ci in {1, 2, 4} gives every grad_weight channel blocking, L = Ci in

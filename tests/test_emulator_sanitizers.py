@@ -207,5 +207,6 @@ def test_missing_barrier_in_the_real_forward_kernel_is_a_tsan_data_race(tsan_bin
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert re.search(r"WARNING: ThreadSanitizer: data race", output), output[-6000:]
-    assert re.search(r"SUMMARY: ThreadSanitizer: data race \S*dense_conv_kernels\.cuh:\d+ in .*dense_forward_kernel",
-                     output), output[-6000:]
+    assert re.search(r"SUMMARY: ThreadSanitizer: data race \S*dense_conv_kernels\.cuh:\d+ in ", output), output[-6000:]
+    # the racing read is in the forward kernel, or in a shared-load helper it inlines (load_shared_vec)
+    assert re.search(r"#\d+ .*dense_forward_kernel<.*dense_conv_kernels\.cuh:\d+", output), output[-6000:]

@@ -32,15 +32,53 @@ constexpr int kMaxResponsesPerBlock = 8;  // forward: accumulators per pixel (al
 constexpr int kMaxResponsesPerBlockDouble = 2;
 constexpr int kWindowRows = kTileRows + kTapRows - 1;
 constexpr int kWindowCols = kTileCols + kTapCols - 1;
+// Window row pitch in words: a warp reads 16 consecutive columns of two adjacent rows (ty, ty + 1). A pitch
+// of 16 mod 32 puts the second row's 16 words on the 16 banks the first row leaves free: one wavefront
+// per request (float), the minimum two (double). The unpadded 79 = 15 mod 32 overlapped on one bank (2-way).
+constexpr int kWindowPitch = 80;
 
 constexpr int kGrTapRows = 16;            // grad_response: taps per block (one tap per thread group)
 constexpr int kGrTapCols = 16;
 constexpr int kGrPixRows = 8;             // grad_response: pixel tile staged per step
 constexpr int kGrPixCols = 32;
-constexpr int kGrResponses = 8;           // grad_response: responses per block
+constexpr int kGrMaxResponses = 8;        // grad_response: most responses per block (a template parameter)
+constexpr int kGrMaxResponsesDouble = 4;  // ... for double: 2 registers per accumulator
+constexpr int kGrTapGroup = 4;            // grad_response: consecutive taps (and pixels) per thread step
 constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial sums per (b, r, p, q)
 constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
 constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
+// Same reasoning as kWindowPitch: a warp's 32 threads hold 32 consecutive taps of a 16-wide chunk (two tap
+// rows dp, dp + 1, 16 consecutive dq) and read one pixel: 16 consecutive words in each of two rows one
+// pitch apart. 48 = 16 mod 32 keeps the two halves on disjoint banks (47 = 15 mod 32 shared one bank).
+constexpr int kGrWindowPitch = 48;
+
+// Vector shared loads: values a thread reads together (the RC responses' taps of one tap, the RB
+// responses' gradients at one pixel) are stored contiguously and padded to whole 16-byte vectors, so
+// they arrive in ceil(n / vec_width) LDS.128 (LDS.64 pairs of double) instead of n LDS.32.
+template <typename T>
+__host__ __device__ constexpr int vec_width() {
+  return 16 / (int)sizeof(T);
+}
+template <typename T>
+__host__ __device__ constexpr int padded_to_vec(int n) {
+  return (n + vec_width<T>() - 1) / vec_width<T>() * vec_width<T>();
+}
+template <typename T>
+struct alignas(16) SharedVec {
+  T v[vec_width<T>()];
+};
+// dst[0 .. N) = src[0 .. N), src 16-byte aligned and readable up to padded_to_vec<T>(N).
+template <int N, typename T>
+__device__ __forceinline__ void load_shared_vec(T (&dst)[N], const T* src) {
+  constexpr int W = vec_width<T>();
+#pragma unroll
+  for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
+    const SharedVec<T> chunk = reinterpret_cast<const SharedVec<T>*>(src)[c];
+#pragma unroll
+    for (int j = 0; j < W; ++j)
+      if (c * W + j < N) dst[c * W + j] = chunk.v[j];
+  }
+}
 
 // Most response channels one forward block accumulates (a template parameter: register arrays).
 // Double accumulators take two registers each; double stops at 2 to stay clear of spills.
@@ -49,12 +87,16 @@ constexpr int max_responses_per_block() {
   return sizeof(typename AccType<scalar_t>::type) == 8 ? kMaxResponsesPerBlockDouble : kMaxResponsesPerBlock;
 }
 
-// Responses per forward block: Cr split into the fewest chunks, of equal size where possible, so no
-// accumulator is wasted on a response that does not exist (Cr = 5 gives 5, Cr = 9 gives 5 + 4).
+// Responses per block: Cr split into the fewest chunks of at most max_per_block, of equal size where
+// possible, so no accumulator is wasted on a response that does not exist (Cr = 5 gives 5, Cr = 9 gives
+// 5 + 4, Cr = 1, as sparse_conv2d launches, gives 1).
+inline int responses_per_block(int64_t Cr, int max_per_block) {
+  const int64_t chunks = ceil_div(Cr, max_per_block);
+  return (int)ceil_div(Cr, chunks);
+}
 template <typename scalar_t>
 int responses_per_block(int64_t Cr) {
-  const int64_t chunks = ceil_div(Cr, max_responses_per_block<scalar_t>());
-  return (int)ceil_div(Cr, chunks);
+  return responses_per_block(Cr, max_responses_per_block<scalar_t>());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -69,8 +111,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
                          scalar_t* __restrict__ out, ConvSizes s, unsigned tiles_x, unsigned tiles_y,
                          unsigned r_chunks) {
   using acc_t = typename AccType<scalar_t>::type;
-  acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowCols]
-  acc_t* taps = window + kWindowRows * kWindowCols;         // [RC][kTapRows][kTapCols]
+  constexpr int RCP = padded_to_vec<acc_t>(RC);
+  acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowPitch]
+  acc_t* taps = window + kWindowRows * kWindowPitch;        // [kTapRows][kTapCols][RCP]: 16-byte aligned
 
   // 32-bit block arithmetic: the launch checks that the grid fits, and 64-bit division is a slow call.
   unsigned block = blockIdx.x;
@@ -100,22 +143,26 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
         const int a = e / kWindowCols, c = e % kWindowCols;
         const long long yy = wy0 + a, xx = wx0 + c;
-        window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
+        window[a * kWindowPitch + c] =
+            (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
       }
-      for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
-        const int r = e / (kTapRows * kTapCols), dp = (e / kTapCols) % kTapRows, dq = e % kTapCols;
+      // Read response-major (coalesced global loads), stored tap-major; padding responses are zero.
+      for (int e = threadIdx.x; e < RCP * kTapRows * kTapCols; e += kThreads) {
+        const int r = e / (kTapRows * kTapCols), tap = e % (kTapRows * kTapCols);
+        const int dp = tap / kTapCols, dq = tap % kTapCols;
         const long long rr = r0 + r;
-        taps[e] = (rr < s.Cr && dp < np && dq < nq)
-                      ? acc_t(response[((b * s.Cr + rr) * s.Hr + p0 + dp) * s.Wr + q0 + dq])
-                      : acc_t(0);
+        taps[tap * RCP + r] = (r < RC && rr < s.Cr && dp < np && dq < nq)
+                                  ? acc_t(response[((b * s.Cr + rr) * s.Hr + p0 + dp) * s.Wr + q0 + dq])
+                                  : acc_t(0);
       }
       __syncthreads();
+      // Per tap: RCP / vec_width vector loads of the taps (one address for the whole warp: a broadcast)
+      // and kColsPerThread window loads (conflict-free, see kWindowPitch) feed kColsPerThread * RC FFMA.
       for (int dp = 0; dp < np; ++dp) {
-        const acc_t* window_row = window + (ty + np - 1 - dp) * kWindowCols + tx + nq - 1;
+        const acc_t* window_row = window + (ty + np - 1 - dp) * kWindowPitch + tx + nq - 1;
         for (int dq = 0; dq < nq; ++dq) {
           acc_t w[RC];
-#pragma unroll
-          for (int r = 0; r < RC; ++r) w[r] = taps[(r * kTapRows + dp) * kTapCols + dq];
+          load_shared_vec(w, taps + (dp * kTapCols + dq) * RCP);
 #pragma unroll
           for (int k = 0; k < kColsPerThread; ++k) {
             const acc_t v = window_row[k * kThreadCols - dq];
@@ -147,7 +194,9 @@ template <typename scalar_t>
 LaunchConfig dense_forward_config(const ConvSizes& s) {
   const int64_t rc = responses_per_block<scalar_t>(s.Cr);
   const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
-  const size_t smem = (kWindowRows * kWindowCols + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
+  using acc_t = typename AccType<scalar_t>::type;
+  const size_t smem = (kWindowRows * kWindowPitch + (rc + vec_width<acc_t>() - 1) / vec_width<acc_t>() *
+                       vec_width<acc_t>() * kTapRows * kTapCols) * sizeof(acc_t);
   return {blocks, 1, 1, kThreads, smem};
 }
 
@@ -188,8 +237,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_impulse_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ response,
                               scalar_t* __restrict__ grad_impulse, ConvSizes s, unsigned tiles_x, unsigned tiles_y) {
   using acc_t = typename AccType<scalar_t>::type;
-  acc_t* window = dc_dynamic_smem<acc_t>();          // [kWindowRows][kWindowCols] of grad_out
-  acc_t* taps = window + kWindowRows * kWindowCols;  // [kTapRows][kTapCols]
+  acc_t* window = dc_dynamic_smem<acc_t>();           // [kWindowRows][kWindowPitch] of grad_out
+  acc_t* taps = window + kWindowRows * kWindowPitch;  // [kTapRows][kTapCols]
 
   unsigned block = blockIdx.x;
   const unsigned tx_tile = block % tiles_x;  block /= tiles_x;
@@ -198,6 +247,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long b = block / (unsigned)s.Ci;
   const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols;
   const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
+  // Unlike the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
+  // window column c + dq, so one register copy of the row's kColsPerThread + kTapCols - 1 columns serves
+  // all kColsPerThread * kTapCols products (a register window sliding over x).
+  constexpr int kRowSpan = kColsPerThread + kTapCols;  // kColsPerThread + kTapCols - 1 used, rounded to a vector
+  static_assert(kRowSpan % vec_width<acc_t>() == 0 && kColsPerThread * sizeof(acc_t) % 16 == 0 &&
+                    kWindowPitch % vec_width<acc_t>() == 0,
+                "row loads must start 16-byte aligned");
+  const int x_first = tx * kColsPerThread;
 
   acc_t acc[kColsPerThread];
 #pragma unroll
@@ -213,8 +270,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
         const int nq = (int)min64(kTapCols, q_end - q0);
         // window[a][c] = g[y0 + p0 + a][x0 + q0 + c], zero outside the image.
-        for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
-          const long long yy = y0 + p0 + e / kWindowCols, xx = x0 + q0 + e % kWindowCols;
+        // The whole pitch is staged: the last thread's row load reads its padding column.
+        for (int e = threadIdx.x; e < kWindowRows * kWindowPitch; e += kThreads) {
+          const long long yy = y0 + p0 + e / kWindowPitch, xx = x0 + q0 + e % kWindowPitch;
           window[e] = (yy < s.Hi && xx < s.Wi) ? acc_t(g[yy * s.Wi + xx]) : acc_t(0);
         }
         for (int e = threadIdx.x; e < kTapRows * kTapCols; e += kThreads) {
@@ -222,12 +280,21 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
           taps[e] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
         }
         __syncthreads();
+        // Per tap row: kRowSpan / vec_width vector loads of the window row and kTapCols / vec_width of the
+        // taps feed kColsPerThread * kTapCols FFMA (float: 5 + 4 LDS.128 for 64 FFMA). Banks: the 16 threads
+        // of a row read 16 consecutive 16-byte vectors (one 256-byte span) and a 128-bit request is served a
+        // quarter warp (8 threads, 128 contiguous bytes) per wavefront: 4 wavefronts, the minimum, with the
+        // warp's second row on its own quarters. The taps are one address per warp (broadcast). Taps at
+        // dq >= nq are staged as zero; groups of 4 past nq are skipped.
         for (int dp = 0; dp < np; ++dp) {
-          const acc_t* window_row = window + (ty + dp) * kWindowCols + tx;
-          for (int dq = 0; dq < nq; ++dq) {
-            const acc_t w = taps[dp * kTapCols + dq];
+          acc_t v[kRowSpan], w[kTapCols];
+          load_shared_vec(v, window + (ty + dp) * kWindowPitch + x_first);
+          load_shared_vec(w, taps + dp * kTapCols);
 #pragma unroll
-            for (int k = 0; k < kColsPerThread; ++k) acc[k] += window_row[k * kThreadCols + dq] * w;
+          for (int dq = 0; dq < kTapCols; ++dq) {
+            if (dq % 4 == 0 && dq >= nq) break;
+#pragma unroll
+            for (int c = 0; c < kColsPerThread; ++c) acc[c] += v[c + dq] * w[dq];
           }
         }
         __syncthreads();
@@ -239,9 +306,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   if (y >= s.Hi) return;
   scalar_t* gi_row = grad_impulse + ((b * s.Ci + i) * s.Hi + y) * s.Wi;
 #pragma unroll
-  for (int k = 0; k < kColsPerThread; ++k) {
-    const long long x = x0 + tx + k * kThreadCols;
-    if (x < s.Wi) gi_row[x] = static_cast<scalar_t>(acc[k]);
+  for (int c = 0; c < kColsPerThread; ++c) {
+    const long long x = x0 + x_first + c;
+    if (x < s.Wi) gi_row[x] = static_cast<scalar_t>(acc[c]);
   }
 }
 
@@ -249,7 +316,7 @@ template <typename scalar_t>
 LaunchConfig dense_grad_impulse_config(const ConvSizes& s) {
   using acc_t = typename AccType<scalar_t>::type;
   const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * s.Ci * s.B;
-  return {blocks, 1, 1, kThreads, (kWindowRows * kWindowCols + kTapRows * kTapCols) * sizeof(acc_t)};
+  return {blocks, 1, 1, kThreads, (kWindowRows * kWindowPitch + kTapRows * kTapCols) * sizeof(acc_t)};
 }
 
 template <typename scalar_t>
@@ -269,16 +336,25 @@ void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* respons
 
 struct GradResponsePlan {
   int64_t r_chunks, tap_chunks_p, tap_chunks_q, slabs, slab_rows;
+  int responses;           // responses per block (the kernel's RB): no block works on a missing response
   int tap_rows, tap_cols;  // tap chunk extent (<= kGrTapRows x kGrTapCols)
 
   int64_t partial_count(const ConvSizes& s) const { return s.B * slabs * s.Cr * s.Hr * s.Wr; }
 };
 
-inline GradResponsePlan grad_response_plan(const ConvSizes& s) {
+// Most responses one grad_response block accumulates (double accumulators take two registers each).
+template <typename scalar_t>
+constexpr int max_grad_responses_per_block() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kGrMaxResponsesDouble : kGrMaxResponses;
+}
+
+template <typename scalar_t>
+GradResponsePlan grad_response_plan(const ConvSizes& s) {
   GradResponsePlan plan;
   plan.tap_rows = (int)min64(kGrTapRows, s.Hr);
   plan.tap_cols = (int)min64(kGrTapCols, s.Wr);
-  plan.r_chunks = ceil_div(s.Cr, kGrResponses);
+  plan.responses = responses_per_block(s.Cr, max_grad_responses_per_block<scalar_t>());
+  plan.r_chunks = ceil_div(s.Cr, plan.responses);
   plan.tap_chunks_p = ceil_div(s.Hr, plan.tap_rows);
   plan.tap_chunks_q = ceil_div(s.Wr, plan.tap_cols);
   // Rows per slab: a multiple of the staged pixel rows, with at most kGrMaxSlabs slabs.
@@ -287,17 +363,26 @@ inline GradResponsePlan grad_response_plan(const ConvSizes& s) {
   return plan;
 }
 
-// Block: (b, slab, response chunk, tap chunk). Thread t owns tap t % n_taps of the chunk and every
-// lanes-th pixel of each staged tile (lane = t / n_taps); the lanes are then summed in shared memory.
-template <typename scalar_t>
+// Block: (b, slab, response chunk, tap chunk). The chunk's taps are split into groups of kGrTapGroup
+// consecutive dq (one tap row); thread t owns group t % n_groups and walks every lanes-th quad of
+// kGrTapGroup consecutive pixels of each staged tile (lane = t / n_groups); the lanes are then summed in
+// shared memory. RB responses per block (plan.responses).
+//
+// Register blocking: pixel xx meets tap dq at window column xx - dq + kGrTapCols - 1, so a quad of pixels
+// against a group of taps reads 2 * kGrTapGroup - 1 consecutive window values (two aligned vectors), and
+// the quad's RB gradients (kGrTapGroup * RB contiguous values) serve every tap of the group.
+template <typename scalar_t, int RB>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                        typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
   using acc_t = typename AccType<scalar_t>::type;
-  acc_t* g_tile = dc_dynamic_smem<acc_t>();                      // [kGrResponses][kGrPixRows][kGrPixCols]
-  acc_t* window = g_tile + kGrResponses * kGrPixRows * kGrPixCols;  // [kGrWindowRows][kGrWindowCols]
-  acc_t* lane_sums = g_tile;                                     // reused at the end: [lanes][n_taps][kGrResponses]
+  constexpr int G = kGrTapGroup;
+  constexpr int kPix = kGrPixRows * kGrPixCols;
+  static_assert(G * sizeof(acc_t) % 16 == 0 && kGrWindowPitch % G == 0, "quad loads must be 16-byte aligned");
+  acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [kGrPixRows][kGrPixCols][RB]: one quad's values contiguous
+  acc_t* window = g_tile + kPix * RB;        // [kGrWindowRows][kGrWindowPitch]
+  acc_t* lane_sums = g_tile;                 // reused at the end: [lanes][n_groups][G][RB]
 
   unsigned block = blockIdx.x;
   const long long tq_chunk = block % (unsigned)plan.tap_chunks_q; block /= (unsigned)plan.tap_chunks_q;
@@ -305,44 +390,63 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long r_chunk = block % (unsigned)plan.r_chunks;      block /= (unsigned)plan.r_chunks;
   const long long slab = block % (unsigned)plan.slabs;
   const long long b = block / (unsigned)plan.slabs;
-  const long long p0 = tp_chunk * plan.tap_rows, q0 = tq_chunk * plan.tap_cols, r0 = r_chunk * kGrResponses;
+  const long long p0 = tp_chunk * plan.tap_rows, q0 = tq_chunk * plan.tap_cols, r0 = r_chunk * RB;
   const int np = (int)min64(plan.tap_rows, s.Hr - p0), nq = (int)min64(plan.tap_cols, s.Wr - q0);
-  const int n_taps = np * nq, lanes = kThreads / n_taps;
-  const int tap = threadIdx.x % n_taps, lane = threadIdx.x / n_taps;
-  const int dp = tap / nq, dq = tap % nq;
-  const bool active = lane < lanes;  // threads beyond lanes * n_taps only help staging
-  const int nr = (int)min64(kGrResponses, s.Cr - r0);
+  const int groups_per_row = (nq + G - 1) / G, n_groups = np * groups_per_row, lanes = kThreads / n_groups;
+  const int group = threadIdx.x % n_groups, lane = threadIdx.x / n_groups;
+  const int dp = group / groups_per_row, dq0 = group % groups_per_row * G;  // taps (dp, dq0 .. dq0 + G-1)
+  const bool active = lane < lanes;  // threads beyond lanes * n_groups only help staging
+  // v[j] of a quad at pixel (yy, xx) = window[yy + np-1 - dp][xx + kGrTapCols-1 - dq0 - (G-1) + j]
+  const acc_t* group_window = window + (np - 1 - dp) * kGrWindowPitch + kGrTapCols - dq0 - G;
+  const int nr = (int)min64(RB, s.Cr - r0);
   const long long slab_begin = slab * plan.slab_rows, slab_end = min64(s.Hi, slab_begin + plan.slab_rows);
 
-  acc_t acc[kGrResponses];
+  acc_t acc[G][RB];
 #pragma unroll
-  for (int r = 0; r < kGrResponses; ++r) acc[r] = acc_t(0);
+  for (int t = 0; t < G; ++t)
+#pragma unroll
+    for (int r = 0; r < RB; ++r) acc[t][r] = acc_t(0);
 
   for (long long i = 0; i < s.Ci; ++i) {
     const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
-        for (int e = threadIdx.x; e < kGrResponses * kGrPixRows * kGrPixCols; e += kThreads) {
-          const int r = e / (kGrPixRows * kGrPixCols), yy = (e / kGrPixCols) % kGrPixRows, xx = e % kGrPixCols;
+        // Read response-major (coalesced global loads), stored pixel-major.
+#pragma unroll 1  // unrolled, RB = 3 spilled
+        for (int e = threadIdx.x; e < RB * kPix; e += kThreads) {
+          const int r = e / kPix, pix = e % kPix, yy = pix / kGrPixCols, xx = pix % kGrPixCols;
           const long long y = y0 + yy, x = x0 + xx;
-          g_tile[e] = (r < nr && y < slab_end && x < s.Wi)
-                          ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
-                          : acc_t(0);
+          g_tile[pix * RB + r] = (r < nr && y < slab_end && x < s.Wi)
+                                     ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
+                                     : acc_t(0);
         }
-        // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (nq-1) + c], zero outside the image.
-        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowCols; e += kThreads) {
-          const long long yy = wy0 + e / kGrWindowCols, xx = wx0 + e % kGrWindowCols;
+        // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (kGrTapCols-1) + c], zero outside the
+        // image; the whole pitch is staged (the last quad's second vector reads the padding column).
+        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (kGrTapCols - 1);
+        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowPitch; e += kThreads) {
+          const long long yy = wy0 + e / kGrWindowPitch, xx = wx0 + e % kGrWindowPitch;
           window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
         }
         __syncthreads();
+        // Per quad: 2 * G / vec_width window vector loads and G * RB / vec_width gradient vector loads feed
+        // G * G * RB FFMA (float: 2 + RB LDS.128 for 16 * RB FFMA). Banks, window: a quarter warp (8
+        // threads, served per wavefront for 128-bit loads) holds the 4 groups of two tap rows at one quad:
+        // 4 consecutive vectors (16 words) per row, the rows one pitch (16 mod 32 words) apart, so 32
+        // distinct banks: the minimum 4 wavefronts per request. Gradients: one quad per lane and at most a
+        // few lanes per warp: broadcasts.
         if (active) {
-          for (int pix = lane; pix < kGrPixRows * kGrPixCols; pix += lanes) {
-            const int yy = pix / kGrPixCols, xx = pix % kGrPixCols;
-            const acc_t v = window[(yy + np - 1 - dp) * kGrWindowCols + xx + nq - 1 - dq];
+          for (int quad = lane; quad < kPix / G; quad += lanes) {
+            const int yy = quad * G / kGrPixCols, xx = quad * G % kGrPixCols;
+            acc_t v[2 * G], gv[G * RB];
+            load_shared_vec(v, group_window + yy * kGrWindowPitch + xx);
+            load_shared_vec(gv, g_tile + quad * G * RB);
 #pragma unroll
-            for (int r = 0; r < kGrResponses; ++r) acc[r] += g_tile[(r * kGrPixRows + yy) * kGrPixCols + xx] * v;
+            for (int k = 0; k < G; ++k)      // pixel xx + k
+#pragma unroll
+              for (int t = 0; t < G; ++t)    // tap dq0 + t: column xx + k + kGrTapCols - 1 - dq0 - t
+#pragma unroll
+                for (int r = 0; r < RB; ++r) acc[t][r] += gv[k * RB + r] * v[k - t + G - 1];
           }
         }
         __syncthreads();
@@ -350,18 +454,22 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     }
   }
 
-  // Sum the lanes in a fixed order: lane_sums[lane][tap][r].
+  // Sum the lanes in a fixed order: lane_sums[lane][group][t][r].
   if (active) {
 #pragma unroll
-    for (int r = 0; r < kGrResponses; ++r) lane_sums[(lane * n_taps + tap) * kGrResponses + r] = acc[r];
+    for (int t = 0; t < G; ++t)
+#pragma unroll
+      for (int r = 0; r < RB; ++r) lane_sums[((lane * n_groups + group) * G + t) * RB + r] = acc[t][r];
   }
   __syncthreads();
   if (lane == 0) {
-    for (int r = 0; r < nr; ++r) {
-      acc_t sum = acc_t(0);
-      for (int l = 0; l < lanes; ++l) sum += lane_sums[(l * n_taps + tap) * kGrResponses + r];
-      // partial[b][slab][r][p][q]
-      partial[(((b * plan.slabs + slab) * s.Cr + r0 + r) * s.Hr + p0 + dp) * s.Wr + q0 + dq] = sum;
+    for (int t = 0; t < G && dq0 + t < nq; ++t) {
+      for (int r = 0; r < nr; ++r) {
+        acc_t sum = acc_t(0);
+        for (int l = 0; l < lanes; ++l) sum += lane_sums[((l * n_groups + group) * G + t) * RB + r];
+        // partial[b][slab][r][p][q]
+        partial[(((b * plan.slabs + slab) * s.Cr + r0 + r) * s.Hr + p0 + dp) * s.Wr + q0 + dq0 + t] = sum;
+      }
     }
   }
 }
@@ -385,8 +493,9 @@ template <typename scalar_t>
 LaunchConfig dense_grad_response_partial_config(const ConvSizes& s, const GradResponsePlan& plan) {
   using acc_t = typename AccType<scalar_t>::type;
   const int64_t blocks = s.B * plan.slabs * plan.r_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
-  const int64_t staged = kGrResponses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowCols;
-  return {blocks, 1, 1, kThreads, staged * sizeof(acc_t)};
+  const int64_t staged = plan.responses * kGrPixRows * kGrPixCols + kGrWindowRows * kGrWindowPitch;
+  const int64_t lane_sums = kThreads * kGrTapGroup * plan.responses;  // at most kThreads (lane, group) pairs
+  return {blocks, 1, 1, kThreads, max64(staged, lane_sums) * sizeof(acc_t)};
 }
 
 inline LaunchConfig dense_grad_response_reduce_config(const ConvSizes& s) {
@@ -396,19 +505,33 @@ inline LaunchConfig dense_grad_response_reduce_config(const ConvSizes& s) {
 // Bytes of scratch memory launch_dense_grad_response needs (the per-slab partial sums).
 template <typename scalar_t>
 size_t dense_grad_response_workspace_bytes(ConvSizes s) {
-  return (size_t)grad_response_plan(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
+  return (size_t)grad_response_plan<scalar_t>(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
+}
+
+// Launches the partial kernel instantiated for RB = plan.responses among 1..RB_MAX.
+template <typename scalar_t, int RB_MAX>
+void launch_dense_grad_response_partial_pick(const scalar_t* grad_out, const scalar_t* impulse,
+                                             typename AccType<scalar_t>::type* partial, const ConvSizes& s,
+                                             const GradResponsePlan& plan, cudaStream_t stream) {
+  if constexpr (RB_MAX > 1) {
+    if (plan.responses < RB_MAX)
+      return launch_dense_grad_response_partial_pick<scalar_t, RB_MAX - 1>(grad_out, impulse, partial, s, plan,
+                                                                            stream);
+  }
+  const LaunchConfig cfg = dense_grad_response_partial_config<scalar_t>(s, plan);
+  auto* kernel = &dense_grad_response_partial_kernel<scalar_t, RB_MAX>;
+  DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d grad_response"), cfg.threads, cfg.smem_bytes, stream)(
+      grad_out, impulse, partial, s, plan);
 }
 
 template <typename scalar_t>
 void launch_dense_grad_response(const scalar_t* grad_out, const scalar_t* impulse, scalar_t* grad_response,
                                 void* workspace, ConvSizes s, cudaStream_t stream) {
   using acc_t = typename AccType<scalar_t>::type;
-  const GradResponsePlan plan = grad_response_plan(s);
+  const GradResponsePlan plan = grad_response_plan<scalar_t>(s);
   acc_t* partial = static_cast<acc_t*>(workspace);
-  const LaunchConfig partial_cfg = dense_grad_response_partial_config<scalar_t>(s, plan);
-  auto* partial_kernel = &dense_grad_response_partial_kernel<scalar_t>;
-  DC_LAUNCH(partial_kernel, checked_grid(partial_cfg, "dense_conv2d grad_response"), partial_cfg.threads,
-            partial_cfg.smem_bytes, stream)(grad_out, impulse, partial, s, plan);
+  launch_dense_grad_response_partial_pick<scalar_t, max_grad_responses_per_block<scalar_t>()>(
+      grad_out, impulse, partial, s, plan, stream);
   const LaunchConfig reduce_cfg = dense_grad_response_reduce_config(s);
   auto* reduce_kernel = &dense_grad_response_reduce_kernel<scalar_t>;
   DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, "dense_conv2d grad_response"), reduce_cfg.threads,
