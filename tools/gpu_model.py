@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sass_mix import ARCH_LIMITS, occupancy, short_name  # noqa: E402
+from cuda_resources import short_name  # noqa: E402
+from sass_mix import ARCH_LIMITS, occupancy  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"

@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cuda_resources import demangle, short_name
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO / "docs" / "gpu_counts" / "sass.json"
 DEFAULT_ARCHS = ("sm_80", "sm_89", "sm_90")
@@ -71,25 +73,6 @@ def find_tool(name):
         if c and Path(c).exists():
             return c
     return None
-
-
-def demangle(names):
-    tool = shutil.which("c++filt")
-    if not tool or not names:
-        return {n: n for n in names}
-    out = subprocess.run([tool], input="\n".join(names), capture_output=True, text=True).stdout.splitlines()
-    return dict(zip(names, out))
-
-
-def short_name(demangled):
-    """`void dc::k<float, 4>(float const*, ...)` -> `dc::k<float, 4>` (the name the model matches on)."""
-    text = demangled.removeprefix("void ")
-    depth = 0
-    for i, c in enumerate(text):
-        if c == "(" and depth == 0:
-            return text[:i]
-        depth += {"<": 1, ">": -1}.get(c, 0)
-    return text
 
 
 def parse_sass(text):
