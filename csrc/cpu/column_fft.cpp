@@ -10,21 +10,13 @@
 #include <utility>
 
 #include "direct.h"
+#include "simd_vec.h"
 
 namespace dc {
 namespace fft {
 namespace {
 
 #define DC_FFT_INLINE __attribute__((always_inline)) inline
-
-// W values of T in one vector (GCC vector extensions): the caller's target decides the instructions.
-template <class T, int W>
-struct Vec {
-  typedef T type __attribute__((vector_size(W * sizeof(T))));
-  // loads and stores at any element offset (may_alias: arrays of T). Not memcpy into vector arrays: under
-  // AVX2 that went through the stack in 16-byte halves (store-forwarding stalls, 3x slower measured).
-  typedef T unaligned __attribute__((vector_size(W * sizeof(T)), aligned(sizeof(T)), may_alias));
-};
 
 // (re, im) -> (im, re) in every complex lane. Vectors go by reference: no vector-ABI dependence.
 template <class T, int W, size_t... I>

@@ -38,7 +38,7 @@ namespace {
 using at::Tensor;
 using namespace fft;
 
-// The bin loops are inlined into entry points compiled for several instruction sets (DC_MULTIVERSION,
+// The bin loops are inlined into entry points compiled for several instruction sets (DC_ISA_FUNCTION,
 // row_kernels.h), as in fft_mix.cpp.
 #define DC_INLINE __attribute__((always_inline)) inline
 
@@ -95,17 +95,16 @@ DC_INLINE void correlate_sums(const c10::complex<T>* Gc, const c10::complex<T>* 
     }
 }
 
-// Entry points, one per dtype and instruction set.
-#define DC_CONV_ENTRY_POINTS(T)                                                                                   \
-  DC_MULTIVERSION void multiply_pairs(const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P,    \
-                                      int64_t Cr, int64_t K) {                                                   \
-    multiply_all_pairs<T>(A, R, P, 1, Cr, K);                                                                   \
-  }                                                                                                             \
-  DC_MULTIVERSION void correlate(const c10::complex<T>* G, const c10::complex<T>* A, const c10::complex<T>* R,   \
-                                 c10::complex<T>* GI, c10::complex<T>* GR, int64_t Cr, int64_t K,               \
-                                 bool accumulate_gr) {                                                           \
-    correlate_sums<T>(G, A, R, GI, GR, 1, Cr, K, K, accumulate_gr);                                             \
-  }
+// Entry points, one per dtype and instruction set (DC_ISA_FUNCTION, row_kernels.h).
+#define DC_CONV_ENTRY_POINTS(T)                                                                                  \
+  DC_ISA_FUNCTION(void, multiply_pairs,                                                                         \
+                  (const c10::complex<T>* A, const c10::complex<T>* R, c10::complex<T>* P, int64_t Cr, int64_t K), \
+                  (A, R, P, Cr, K), { multiply_all_pairs<T>(A, R, P, 1, Cr, K); })                              \
+  DC_ISA_FUNCTION(void, correlate,                                                                              \
+                  (const c10::complex<T>* G, const c10::complex<T>* A, const c10::complex<T>* R,                \
+                   c10::complex<T>* GI, c10::complex<T>* GR, int64_t Cr, int64_t K, bool accumulate_gr),         \
+                  (G, A, R, GI, GR, Cr, K, accumulate_gr),                                                      \
+                  { correlate_sums<T>(G, A, R, GI, GR, 1, Cr, K, K, accumulate_gr); })
 DC_CONV_ENTRY_POINTS(float)
 DC_CONV_ENTRY_POINTS(double)
 #undef DC_CONV_ENTRY_POINTS

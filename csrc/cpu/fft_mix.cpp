@@ -35,6 +35,7 @@
 #include "fft_common.h"
 #include "huge_pages.h"
 #include "row_kernels.h"
+#include "simd_vec.h"
 
 namespace dc {
 namespace {
@@ -43,22 +44,63 @@ using at::Tensor;
 using namespace fft;
 
 constexpr int64_t kBinBlock = 64;
+// Register tiles: kOutTile output channels l at a time (the forward's Y, the weight gradient), kPairTile
+// pairs jk = j*Cr + k at a time (the backward's N), kGwPairTile pairs for the weight gradient; at most 8
+// accumulator vectors, so that AVX2's 16 registers also hold the operands. L and Ci*Cr are padded to
+// these tiles with zero weights / zero rows (no branches in the tiles).
+constexpr int64_t kOutTile = 4, kPairTile = 4, kGwPairTile = 2;
+static_assert(kPairTile % kGwPairTile == 0, "padded pairs are whole weight-gradient tiles");
+// The weight gradient's float lanes go into float64 every kGwFlushBlocks blocks (32 terms per lane).
+constexpr int64_t kGwFlushBlocks = 8;
+constexpr int64_t kMaxVectorBytes = 64;
 
-// The bin loops are inlined into entry points compiled for several instruction sets (DC_MULTIVERSION,
-// row_kernels.h): the default x86-64 target has 4-float vectors, AVX-512 16.
-#if defined(__GNUC__)
 #define DC_INLINE __attribute__((always_inline)) inline
-#else
-#define DC_INLINE inline
-#endif
 
-// Bins [k0, k0 + n) of each of C interleaved complex planes (K bins apart) into split real / imaginary
-// rows of kBinBlock, zero past n.
+int64_t round_up(int64_t n, int64_t m) { return (n + m - 1) / m * m; }
+
+// Sizes of one thread's scratch (elements of T), for both directions.
+struct MixScratch {
+  int64_t L, Ci, Cr, Lp, CC, CCp;
+  MixScratch(int64_t L_, int64_t Ci_, int64_t Cr_)
+      : L(L_), Ci(Ci_), Cr(Cr_), Lp(round_up(L_, kOutTile)), CC(Ci_ * Cr_), CCp(round_up(Ci_ * Cr_, kPairTile)) {}
+  // rows of 2 * kBinBlock (re then im): X, H, G, w G, the products P, N, Y (forward), GX, GH
+  int64_t rows() const { return Ci + Cr + 2 * Lp + 2 * CCp + Lp + Ci + Cr; }
+  // then the padded weights [Lp][CCp] and the weight gradient's float lanes [Lp][CCp][lanes]
+  template <class T>
+  int64_t size() const {
+    return 2 * kBinBlock * rows() + Lp * CCp + Lp * CCp * (kMaxVectorBytes / static_cast<int64_t>(sizeof(T)));
+  }
+};
+
+// Split rows of one block: row r at scratch + 2 kBinBlock r (re), + kBinBlock (im).
+template <class T>
+struct BlockRows {
+  T *x, *h, *g, *wg, *p, *n, *y, *gx, *gh, *a, *gw_lanes;
+  BlockRows(const MixScratch& m, T* scratch) {
+    T* next = scratch;
+    const auto take = [&](int64_t rows) {
+      T* at = next;
+      next += 2 * kBinBlock * rows;
+      return at;
+    };
+    x = take(m.Ci), h = take(m.Cr), g = take(m.Lp), wg = take(m.Lp), p = take(m.CCp), n = take(m.CCp);
+    y = take(m.Lp), gx = take(m.Ci), gh = take(m.Cr);
+    a = next;
+    gw_lanes = a + m.Lp * m.CCp;
+  }
+};
+
+template <class T>
+T* row(T* base, int64_t r) {
+  return base + 2 * kBinBlock * r;
+}
+
+// Bins [k0, k0 + n) of each of C interleaved complex planes (K bins apart) into split rows, zero past n.
 template <class T>
 DC_INLINE void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_t n, T* dst) {
   for (int64_t c = 0; c < C; ++c) {
     const T* s = src + 2 * (c * K + k0);
-    T* re = dst + 2 * c * kBinBlock;
+    T* re = row(dst, c);
     T* im = re + kBinBlock;
     for (int64_t t = 0; t < n; ++t) {
       re[t] = s[2 * t];
@@ -69,176 +111,219 @@ DC_INLINE void load_split(const T* src, int64_t C, int64_t K, int64_t k0, int64_
 }
 
 template <class T>
-DC_INLINE void store_interleaved(const T* re, const T* im, int64_t n, T* dst) {
+DC_INLINE void store_interleaved(const T* split_row, int64_t n, T* dst) {
   for (int64_t t = 0; t < n; ++t) {
-    dst[2 * t] = re[t];
-    dst[2 * t + 1] = im[t];
+    dst[2 * t] = split_row[t];
+    dst[2 * t + 1] = split_row[kBinBlock + t];
   }
 }
 
-// m = sum_k a[k] h[k] over one block (h: Cr split rows).
+// The weights a [L, Ci, Cr] as [Lp][CCp], zero in the padding; the padded rows of G, w G, P: zero.
 template <class T>
-DC_INLINE void mix_block(const T* a, const T* h, int64_t Cr, T* mr, T* mi) {
-#pragma omp simd
-  for (int64_t t = 0; t < kBinBlock; ++t) mr[t] = mi[t] = T(0);
-  for (int64_t k = 0; k < Cr; ++k) {
-    const T ak = a[k];
-    const T* hr = h + 2 * k * kBinBlock;
-    const T* hi = hr + kBinBlock;
-#pragma omp simd
-    for (int64_t t = 0; t < kBinBlock; ++t) {
-      mr[t] += ak * hr[t];
-      mi[t] += ak * hi[t];
+void prepare_padding(const MixScratch& m, const T* a, const BlockRows<T>& r) {
+  for (int64_t l = 0; l < m.Lp; ++l)
+    for (int64_t jk = 0; jk < m.CCp; ++jk) r.a[l * m.CCp + jk] = l < m.L && jk < m.CC ? a[l * m.CC + jk] : T(0);
+  std::fill(row(r.g, m.L), row(r.g, m.Lp), T(0));
+  std::fill(row(r.wg, m.L), row(r.wg, m.Lp), T(0));
+  std::fill(row(r.p, m.CC), row(r.p, m.CCp), T(0));
+}
+
+// P[j Cr + k] = X[j] H[k] on the block.
+template <class T, int W>
+DC_INLINE void pair_products(const MixScratch& m, const BlockRows<T>& r) {
+  using V = typename Vec<T, W>::type;
+  using U = typename Vec<T, W>::unaligned;
+  for (int64_t j = 0; j < m.Ci; ++j)
+    for (int64_t k = 0; k < m.Cr; ++k)
+      for (int64_t c = 0; c < kBinBlock; c += W) {
+        const V xr = *(const U*)(row(r.x, j) + c), xi = *(const U*)(row(r.x, j) + kBinBlock + c);
+        const V hr = *(const U*)(row(r.h, k) + c), hi = *(const U*)(row(r.h, k) + kBinBlock + c);
+        T* o = row(r.p, j * m.Cr + k) + c;
+        *(U*)o = xr * hr - xi * hi;
+        *(U*)(o + kBinBlock) = xr * hi + xi * hr;
+      }
+}
+
+// Y[l] = sum_jk a[l, jk] P[jk] (kOutTile l at a time), into Y's interleaved planes (K bins apart).
+template <class T, int W>
+DC_INLINE void mix_forward_block(const MixScratch& m, const BlockRows<T>& r, T* Y, int64_t K, int64_t k0, int64_t n) {
+  using V = typename Vec<T, W>::type;
+  using U = typename Vec<T, W>::unaligned;
+  for (int64_t l0 = 0; l0 < m.Lp; l0 += kOutTile)
+    for (int64_t c = 0; c < kBinBlock; c += W) {
+      V yr[kOutTile] = {}, yi[kOutTile] = {};
+      for (int64_t jk = 0; jk < m.CC; ++jk) {
+        const V pr = *(const U*)(row(r.p, jk) + c), pi = *(const U*)(row(r.p, jk) + kBinBlock + c);
+#pragma GCC unroll 4
+        for (int t = 0; t < kOutTile; ++t) {
+          const T a = r.a[(l0 + t) * m.CCp + jk];
+          yr[t] += a * pr;
+          yi[t] += a * pi;
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < kOutTile; ++t) {
+        *(U*)(row(r.y, l0 + t) + c) = yr[t];
+        *(U*)(row(r.y, l0 + t) + kBinBlock + c) = yi[t];
+      }
     }
-  }
+  for (int64_t l = 0; l < m.L; ++l) store_interleaved(row(r.y, l), n, Y + 2 * (l * K + k0));
 }
 
 // Y[l] = sum_j X[j] sum_k a[l, j, k] H[k] on every bin (interleaved spectra, K bins per plane).
-// scratch: forward_scratch_size(...) elements.
-int64_t forward_scratch_size(int64_t Ci, int64_t Cr) { return 2 * kBinBlock * (Ci + Cr); }
-
-template <class T>
+template <class T, int W>
 DC_INLINE void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr,
                                    int64_t K, T* scratch) {
-  T* xs = scratch;
-  T* hs = xs + 2 * kBinBlock * Ci;
-  // Accumulators are local arrays: nothing else can alias them, so they stay in registers.
-  T mr[kBinBlock], mi[kBinBlock], yr[kBinBlock], yi[kBinBlock];
+  const MixScratch m(L, Ci, Cr);
+  const BlockRows<T> r(m, scratch);
+  prepare_padding(m, a, r);
   for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
     const int64_t n = std::min(kBinBlock, K - k0);
-    load_split(X, Ci, K, k0, n, xs);
-    load_split(Hs, Cr, K, k0, n, hs);
-    for (int64_t l = 0; l < L; ++l) {
-#pragma omp simd
-      for (int64_t t = 0; t < kBinBlock; ++t) yr[t] = yi[t] = T(0);
-      for (int64_t j = 0; j < Ci; ++j) {
-        mix_block(a + (l * Ci + j) * Cr, hs, Cr, mr, mi);
-        const T* xr = xs + 2 * j * kBinBlock;
-        const T* xi = xr + kBinBlock;
-#pragma omp simd
-        for (int64_t t = 0; t < kBinBlock; ++t) {
-          yr[t] += xr[t] * mr[t] - xi[t] * mi[t];
-          yi[t] += xr[t] * mi[t] + xi[t] * mr[t];
-        }
-      }
-      store_interleaved(yr, yi, n, Y + 2 * (l * K + k0));
-    }
+    load_split(X, Ci, K, k0, n, r.x);
+    load_split(Hs, Cr, K, k0, n, r.h);
+    pair_products<T, W>(m, r);
+    mix_forward_block<T, W>(m, r, Y, K, k0, n);
   }
 }
 
-// GX[j] = sum_l G[l] conj(M[l, j]), GH[k] = sum_{l,j} a[l, j, k] Q[l, j] with Q[l, j] = conj(X[j]) G[l], and
-// gw[l, j, k] = sum over bins of w Re(conj(Q[l, j]) H[k]) (w: the half-spectrum weight, see the top).
-// Per block, Q and wQ of every (l, j) are formed once; then each k accumulates GH[k] and its weight
-// gradients over (l, j) in local arrays (kept in registers), the latter in kGwLanes partial sums per
-// (l, j, k) (float64 across blocks), reduced once per sample.
-constexpr int64_t kGwLanes = 16;
-static_assert(kBinBlock % kGwLanes == 0, "a block is a whole number of weight-gradient lane groups");
-
-// scratch: backward_scratch_size(...) elements.
-int64_t backward_scratch_size(int64_t L, int64_t Ci, int64_t Cr) {
-  return 2 * kBinBlock * (2 * Ci + Cr + L + 2 * L * Ci);
+// The backward on one block, with N[jk] = sum_l a[l, jk] G[l] (the output gradient mixed back to the pairs):
+//   GX[j] = sum_k conj(H[k]) N[j Cr + k],  GH[k] = sum_j conj(X[j]) N[j Cr + k],
+//   weight gradient lanes [l][jk] += w Re(conj(G[l]) P[jk]) = (w G[l]).re P.re + (w G[l]).im P.im.
+template <class T, int W>
+DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T* GX, T* GH, int64_t K, int64_t k0,
+                                  int64_t n) {
+  using V = typename Vec<T, W>::type;
+  using U = typename Vec<T, W>::unaligned;
+  for (int64_t jk0 = 0; jk0 < m.CCp; jk0 += kPairTile)
+    for (int64_t c = 0; c < kBinBlock; c += W) {
+      V nr[kPairTile] = {}, ni[kPairTile] = {};
+      for (int64_t l = 0; l < m.L; ++l) {
+        const V gr = *(const U*)(row(r.g, l) + c), gi = *(const U*)(row(r.g, l) + kBinBlock + c);
+#pragma GCC unroll 4
+        for (int t = 0; t < kPairTile; ++t) {
+          const T a = r.a[l * m.CCp + jk0 + t];
+          nr[t] += a * gr;
+          ni[t] += a * gi;
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < kPairTile; ++t) {
+        *(U*)(row(r.n, jk0 + t) + c) = nr[t];
+        *(U*)(row(r.n, jk0 + t) + kBinBlock + c) = ni[t];
+      }
+    }
+  // conj(u) v summed: (ur vr + ui vi) + i (ur vi - ui vr), for GX (u = H) and GH (u = X)
+  const auto conj_sum = [&](const T* u_rows, int64_t count, int64_t pair0, int64_t pair_step, T* out_row) {
+    for (int64_t c = 0; c < kBinBlock; c += W) {
+      V sr = {}, si = {};
+      for (int64_t q = 0; q < count; ++q) {
+        const T* u = row(u_rows, q) + c;
+        const T* v = row(r.n, pair0 + q * pair_step) + c;
+        const V ur = *(const U*)u, ui = *(const U*)(u + kBinBlock), vr = *(const U*)v, vi = *(const U*)(v + kBinBlock);
+        sr += ur * vr + ui * vi;
+        si += ur * vi - ui * vr;
+      }
+      *(U*)(out_row + c) = sr;
+      *(U*)(out_row + kBinBlock + c) = si;
+    }
+  };
+  for (int64_t j = 0; j < m.Ci; ++j) {
+    conj_sum(r.h, m.Cr, j * m.Cr, 1, row(r.gx, j));
+    store_interleaved(row(r.gx, j), n, GX + 2 * (j * K + k0));
+  }
+  for (int64_t k = 0; k < m.Cr; ++k) {
+    conj_sum(r.x, m.Ci, k, m.Cr, row(r.gh, k));
+    store_interleaved(row(r.gh, k), n, GH + 2 * (k * K + k0));
+  }
+  for (int64_t l0 = 0; l0 < m.Lp; l0 += kOutTile)
+    for (int64_t jk0 = 0; jk0 < m.CCp; jk0 += kGwPairTile) {
+      V acc[kOutTile][kGwPairTile] = {};
+      for (int64_t c = 0; c < kBinBlock; c += W) {
+        V pr[kGwPairTile], pi[kGwPairTile];
+#pragma GCC unroll 2
+        for (int u = 0; u < kGwPairTile; ++u) {
+          pr[u] = *(const U*)(row(r.p, jk0 + u) + c);
+          pi[u] = *(const U*)(row(r.p, jk0 + u) + kBinBlock + c);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < kOutTile; ++t) {
+          const V gr = *(const U*)(row(r.wg, l0 + t) + c), gi = *(const U*)(row(r.wg, l0 + t) + kBinBlock + c);
+#pragma GCC unroll 2
+          for (int u = 0; u < kGwPairTile; ++u) acc[t][u] += gr * pr[u] + gi * pi[u];
+        }
+      }
+#pragma GCC unroll 4
+      for (int t = 0; t < kOutTile; ++t)
+#pragma GCC unroll 2
+        for (int u = 0; u < kGwPairTile; ++u) {
+          T* lanes = r.gw_lanes + ((l0 + t) * m.CCp + jk0 + u) * W;
+          *(U*)lanes += acc[t][u];
+        }
+    }
 }
 
-template <class T>
+// GX[j] = sum_l G[l] conj(M[l, j]) and GH[k] = sum_{l,j} a[l, j, k] conj(X[j]) G[l] (M[l, j] = sum_k a[l, j, k]
+// H[k]), and gw[l, j, k] = sum over bins of w Re(conj(G[l]) X[j] H[k]) (w: the half-spectrum weight, see the
+// top), float64: the float lanes of mix_backward_block, added into float64 lanes every kGwFlushBlocks blocks
+// and summed once per sample, in a fixed order.
+template <class T, int W>
 DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
                                     int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
                                     bool has_nyquist, T* scratch, double* gw_lanes) {
-  T* xs = scratch;
-  T* hs = xs + 2 * kBinBlock * Ci;
-  T* gs = hs + 2 * kBinBlock * Cr;
-  T* gx = gs + 2 * kBinBlock * L;
-  T* qs = gx + 2 * kBinBlock * Ci;   // [L * Ci][re, im][kBinBlock]
-  T* wqs = qs + 2 * kBinBlock * L * Ci;  // the same, times w
-  const int64_t LC = L * Ci;
-  for (int64_t i = 0; i < LC * Cr * kGwLanes; ++i) gw_lanes[i] = 0.0;
+  const MixScratch m(L, Ci, Cr);
+  const BlockRows<T> r(m, scratch);
+  prepare_padding(m, a, r);
+  const int64_t lane_count = m.Lp * m.CCp * W;
+  std::fill(gw_lanes, gw_lanes + lane_count, 0.0);
+  const auto flush = [&] {
+    for (int64_t i = 0; i < lane_count; ++i) gw_lanes[i] += static_cast<double>(r.gw_lanes[i]);
+    std::fill(r.gw_lanes, r.gw_lanes + lane_count, T(0));
+  };
+  std::fill(r.gw_lanes, r.gw_lanes + lane_count, T(0));
   T w[kBinBlock];
-  for (int64_t k0 = 0; k0 < K; k0 += kBinBlock) {
+  for (int64_t k0 = 0, block = 1; k0 < K; k0 += kBinBlock, ++block) {
     const int64_t n = std::min(kBinBlock, K - k0);
-    load_split(X, Ci, K, k0, n, xs);
-    load_split(Hs, Cr, K, k0, n, hs);
-    load_split(G, L, K, k0, n, gs);
+    load_split(X, Ci, K, k0, n, r.x);
+    load_split(Hs, Cr, K, k0, n, r.h);
+    load_split(G, L, K, k0, n, r.g);
+    for (int64_t t = 0; t < kBinBlock; ++t)
+      w[t] = t >= n ? T(0) : T(half_spectrum_weight((k0 + t) % half_width, half_width, has_nyquist));
+    for (int64_t l = 0; l < L; ++l)
 #pragma omp simd
-    for (int64_t t = 0; t < 2 * kBinBlock * Ci; ++t) gx[t] = T(0);
-    for (int64_t t = 0; t < kBinBlock; ++t) {
-      const int64_t col = (k0 + t) % half_width;
-      w[t] = t >= n ? T(0) : T(half_spectrum_weight(col, half_width, has_nyquist));
-    }
-    for (int64_t l = 0; l < L; ++l) {
-      const T* gr = gs + 2 * l * kBinBlock;
-      const T* gi = gr + kBinBlock;
-      for (int64_t j = 0; j < Ci; ++j) {
-        T mr[kBinBlock], mi[kBinBlock];
-        mix_block(a + (l * Ci + j) * Cr, hs, Cr, mr, mi);
-        const T* xr = xs + 2 * j * kBinBlock;
-        const T* xi = xr + kBinBlock;
-        T* gxr = gx + 2 * j * kBinBlock;
-        T* gxi = gxr + kBinBlock;
-        T* qr = qs + 2 * (l * Ci + j) * kBinBlock;
-        T* qi = qr + kBinBlock;
-        T* wqr = wqs + 2 * (l * Ci + j) * kBinBlock;
-        T* wqi = wqr + kBinBlock;
-#pragma omp simd
-        for (int64_t t = 0; t < kBinBlock; ++t) {
-          gxr[t] += gr[t] * mr[t] + gi[t] * mi[t];
-          gxi[t] += gi[t] * mr[t] - gr[t] * mi[t];
-          qr[t] = xr[t] * gr[t] + xi[t] * gi[t];
-          qi[t] = xr[t] * gi[t] - xi[t] * gr[t];
-          wqr[t] = w[t] * qr[t];
-          wqi[t] = w[t] * qi[t];
-        }
+      for (int64_t t = 0; t < kBinBlock; ++t) {
+        row(r.wg, l)[t] = w[t] * row(r.g, l)[t];
+        row(r.wg, l)[kBinBlock + t] = w[t] * row(r.g, l)[kBinBlock + t];
       }
-    }
-    for (int64_t k = 0; k < Cr; ++k) {
-      const T* hr = hs + 2 * k * kBinBlock;
-      const T* hi = hr + kBinBlock;
-      T ghr[kBinBlock], ghi[kBinBlock];
-#pragma omp simd
-      for (int64_t t = 0; t < kBinBlock; ++t) ghr[t] = ghi[t] = T(0);
-      for (int64_t lj = 0; lj < LC; ++lj) {
-        const T ak = a[lj * Cr + k];
-        const T* qr = qs + 2 * lj * kBinBlock;
-        const T* qi = qr + kBinBlock;
-        const T* wqr = wqs + 2 * lj * kBinBlock;
-        const T* wqi = wqr + kBinBlock;
-        T dot[kGwLanes];
-#pragma omp simd
-        for (int64_t u = 0; u < kGwLanes; ++u) dot[u] = T(0);
-        for (int64_t c = 0; c < kBinBlock; c += kGwLanes) {
-#pragma omp simd
-          for (int64_t u = 0; u < kGwLanes; ++u) {
-            const int64_t t = c + u;
-            ghr[t] += ak * qr[t];
-            ghi[t] += ak * qi[t];
-            dot[u] += wqr[t] * hr[t] + wqi[t] * hi[t];
-          }
-        }
-        double* lanes = gw_lanes + (lj * Cr + k) * kGwLanes;
-#pragma omp simd
-        for (int64_t u = 0; u < kGwLanes; ++u) lanes[u] += static_cast<double>(dot[u]);
-      }
-      store_interleaved(ghr, ghi, n, GH + 2 * (k * K + k0));
-    }
-    for (int64_t j = 0; j < Ci; ++j)
-      store_interleaved(gx + 2 * j * kBinBlock, gx + (2 * j + 1) * kBinBlock, n, GX + 2 * (j * K + k0));
+    pair_products<T, W>(m, r);
+    mix_backward_block<T, W>(m, r, GX, GH, K, k0, n);
+    if (block % kGwFlushBlocks == 0) flush();
   }
-  for (int64_t i = 0; i < LC * Cr; ++i) {
-    double sum = 0.0;
-    for (int64_t u = 0; u < kGwLanes; ++u) sum += gw_lanes[i * kGwLanes + u];
-    gw[i] = sum;
-  }
+  flush();
+  for (int64_t l = 0; l < L; ++l)
+    for (int64_t jk = 0; jk < m.CC; ++jk) {
+      double sum = 0.0;
+      for (int64_t u = 0; u < W; ++u) sum += gw_lanes[(l * m.CCp + jk) * W + u];
+      gw[l * m.CC + jk] = sum;
+    }
 }
 
-// Entry points, one per dtype and instruction set.
-#define DC_MIX_ENTRY_POINTS(T)                                                                                  \
-  DC_MULTIVERSION void forward_spectra(const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci,         \
-                                       int64_t Cr, int64_t K, T* scratch) {                                     \
-    mix_forward_spectra<T>(X, Hs, a, Y, L, Ci, Cr, K, scratch);                                                 \
-  }                                                                                                             \
-  DC_MULTIVERSION void backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH,          \
-                                        double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K,               \
-                                        int64_t half_width, bool has_nyquist, T* scratch, double* gw_lanes) {   \
-    mix_backward_spectra<T>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch, gw_lanes); \
-  }
+// Entry points, one per dtype and instruction set (DC_ISA_FUNCTION, row_kernels.h: kVectorBytes per set).
+#define DC_MIX_ENTRY_POINTS(T)                                                                                 \
+  DC_ISA_FUNCTION(void, forward_spectra,                                                                       \
+                  (const T* X, const T* Hs, const T* a, T* Y, int64_t L, int64_t Ci, int64_t Cr, int64_t K,     \
+                   T* scratch),                                                                                \
+                  (X, Hs, a, Y, L, Ci, Cr, K, scratch), {                                                      \
+                    mix_forward_spectra<T, kVectorBytes / sizeof(T)>(X, Hs, a, Y, L, Ci, Cr, K, scratch);      \
+                  })                                                                                           \
+  DC_ISA_FUNCTION(void, backward_spectra,                                                                      \
+                  (const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw, int64_t L,       \
+                   int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist, T* scratch,        \
+                   double* gw_lanes),                                                                          \
+                  (X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch, gw_lanes), {       \
+                    mix_backward_spectra<T, kVectorBytes / sizeof(T)>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K,   \
+                                                                      half_width, has_nyquist, scratch,       \
+                                                                      gw_lanes);                               \
+                  })
 DC_MIX_ENTRY_POINTS(float)
 DC_MIX_ENTRY_POINTS(double)
 #undef DC_MIX_ENTRY_POINTS
@@ -277,7 +362,7 @@ Tensor mix_fft_forward(const Tensor& response, const Tensor& impulse, const Tens
       at::NoGradGuard no_grad;  // plain tensor math on this thread (see fft_conv.cpp)
       const auto copt = impulse.options().dtype(c10::toComplexType(impulse.scalar_type()));
       Tensor& Y = workspace(kMixOutSpectra, {L, f.H, f.W / 2 + 1}, copt);
-      std::vector<scalar_t> scratch(forward_scratch_size(s.Ci, s.Cr));
+      std::vector<scalar_t> scratch(MixScratch(L, s.Ci, s.Cr).size<scalar_t>());
       for (int64_t b = begin; b < end; ++b) {
         Tensor X = kept != nullptr ? kept->impulse[b] : workspace(kImpulseSpectra, {s.Ci, f.H, f.W / 2 + 1}, copt);
         Tensor Hs =
@@ -342,8 +427,9 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward(const Tensor& grad_out, cons
       Tensor& G = workspace(kMixOutSpectra, {L, f.H, half_width}, copt);
       Tensor& GX = workspace(kGradImpulseSpectra, {s.Ci, f.H, half_width}, copt);
       Tensor& GH = workspace(kGradResponseSpectra, {s.Cr, f.H, half_width}, copt);
-      std::vector<scalar_t> scratch(backward_scratch_size(L, s.Ci, s.Cr));
-      std::vector<double> gw_lanes(L * s.Ci * s.Cr * kGwLanes);
+      const MixScratch sizes(L, s.Ci, s.Cr);
+      std::vector<scalar_t> scratch(sizes.size<scalar_t>());
+      std::vector<double> gw_lanes(sizes.Lp * sizes.CCp * (kMaxVectorBytes / sizeof(scalar_t)));
       const auto re = [](Tensor& t) { return reinterpret_cast<scalar_t*>(t.data_ptr<C>()); };
       for (int64_t b = begin; b < end; ++b) {
         Tensor X, Hs;
