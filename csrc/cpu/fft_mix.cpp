@@ -3,22 +3,25 @@
 // formed in the frequency domain, so only L planes (not Ci*Cr) are ever transformed back. Per sample b
 // (samples in parallel, each sample's transforms on one thread, per-thread workspaces: fft_common.h):
 //   X = rfft2(x[b]) [Ci], H = rfft2(h[b] cropped to the taps that reach the image) [Cr]
-//   forward:  M[l, j] = sum_k a[l, j, k] H[k], Y[l] = sum_j X[j] M[l, j] (per bin), y[b, l] = crop(irfft2(Y[l]))
-//   backward: G = rfft2(gy[b]) [L], Q[l, j] = conj(X[j]) G[l]
-//             grad_x[b, j] = crop(irfft2(sum_l G[l] conj(M[l, j])))
-//             grad_h[b, k] = crop(irfft2(sum_{l,j} a[l, j, k] Q[l, j]))
+//   forward:  Y[l] = sum_{j,k} a[l, j, k] X[j] H[k] (per bin), y[b, l] = crop(irfft2(Y[l]))
+//   backward: G = rfft2(gy[b]) [L], N[j, k] = sum_l a[l, j, k] G[l]
+//             grad_x[b, j] = crop(irfft2(sum_k conj(H[k]) N[j, k]))
+//             grad_h[b, k] = crop(irfft2(sum_j conj(X[j]) N[j, k]))
 //             grad_a[l, j, k] = sum_b <gy[b, l], crop(x[b, j] (*) h[b, k])>
-//                             = sum_b 1/(H W) sum_{bins} w Re(conj(Q[l, j]) H[k])    (Parseval)
+//                             = sum_b 1/(H W) sum_{bins} w Re(conj(G[l]) X[j] H[k])    (Parseval)
 // where w = 1 on the half spectrum's DC and Nyquist columns and 2 on the others (their mirror images
 // are not stored: half_spectrum_weight, csrc/shapes.h). Transform size: fft_plan (csrc/shapes.h), as
 // dense_conv2d's FFT algorithm; pruned transforms (fft_common.h). The 1/(H W) of the inverse transforms (and
 // of Parseval) is folded into H (and, in the backward, applied to grad_h's spectra once summed). The
 // *_keep_spectra variant keeps X and H for the backward, as dense_conv2d's (fft_conv.cpp).
 //
-// Cost per sample and bin (K = H (W/2 + 1) bins): forward L Ci (2 Cr + 4) multiply-adds, backward
-// L Ci (4 Cr + 12), plus Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
-// The bin loops run on blocks of kBinBlock bins split into real and imaginary parts, so that M and Q
-// (recomputed per block, never stored per plane) stay in L1 and every loop is a plain vector loop.
+// Cost per sample and bin (K = H (W/2 + 1) bins), with the pair products P[j, k] = X[j] H[k] (4 Ci Cr
+// multiply-adds) formed first: forward 2 L Ci Cr (Y[l] = sum_{j,k} a[l, j, k] P[j, k]), backward
+// 4 L Ci Cr + 8 Ci Cr (N, grad_x, grad_h; the weight gradient is a dot product of w G[l] and P[j, k]); plus
+// Ci + Cr (+ L backward) real transforms forward and L (Ci + Cr backward) inverse.
+// The bin loops run on blocks of kBinBlock bins split into real and imaginary rows (every row of a block
+// stays in L1), in register tiles of whole vectors (Vec, simd_vec.h) with real weights broadcast: no lane
+// shuffles inside the tiles.
 //
 // grad_a is summed per sample into a [B, L, Ci, Cr] float64 buffer, then over the batch in sample order:
 // the result does not depend on the thread count.
@@ -262,10 +265,10 @@ DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T*
     }
 }
 
-// GX[j] = sum_l G[l] conj(M[l, j]) and GH[k] = sum_{l,j} a[l, j, k] conj(X[j]) G[l] (M[l, j] = sum_k a[l, j, k]
-// H[k]), and gw[l, j, k] = sum over bins of w Re(conj(G[l]) X[j] H[k]) (w: the half-spectrum weight, see the
-// top), float64: the float lanes of mix_backward_block, added into float64 lanes every kGwFlushBlocks blocks
-// and summed once per sample, in a fixed order.
+// GX[j] = sum_k conj(H[k]) N[j, k] and GH[k] = sum_j conj(X[j]) N[j, k] with N[j, k] = sum_l a[l, j, k] G[l],
+// and gw[l, j, k] = sum over bins of w Re(conj(G[l]) X[j] H[k]) (w: the half-spectrum weight, see the top), in
+// float64: the float lanes of mix_backward_block, added into float64 lanes every kGwFlushBlocks blocks and
+// summed once per sample, in a fixed order.
 template <class T, int W>
 DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
                                     int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
