@@ -193,8 +193,8 @@ DC_INLINE void mix_forward_spectra(const T* X, const T* Hs, const T* a, T* Y, in
 //   GX[j] = sum_k conj(H[k]) N[j Cr + k],  GH[k] = sum_j conj(X[j]) N[j Cr + k],
 //   weight gradient lanes [l][jk] += w Re(conj(G[l]) P[jk]) = (w G[l]).re P.re + (w G[l]).im P.im.
 template <class T, int W>
-DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T* GX, T* GH, int64_t K, int64_t k0,
-                                  int64_t n) {
+DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T* GX, T* GH, T gh_scale, int64_t K,
+                                  int64_t k0, int64_t n) {
   using V = typename Vec<T, W>::type;
   using U = typename Vec<T, W>::unaligned;
   for (int64_t jk0 = 0; jk0 < m.CCp; jk0 += kPairTile)
@@ -215,8 +215,9 @@ DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T*
         *(U*)(row(r.n, jk0 + t) + kBinBlock + c) = ni[t];
       }
     }
-  // conj(u) v summed: (ur vr + ui vi) + i (ur vi - ui vr), for GX (u = H) and GH (u = X)
-  const auto conj_sum = [&](const T* u_rows, int64_t count, int64_t pair0, int64_t pair_step, T* out_row) {
+  // scale * sum of conj(u) v: (ur vr + ui vi) + i (ur vi - ui vr), for GX (u = H) and GH (u = X)
+  const auto conj_sum = [&](const T* u_rows, int64_t count, int64_t pair0, int64_t pair_step, T scale,
+                            T* out_row) {
     for (int64_t c = 0; c < kBinBlock; c += W) {
       V sr = {}, si = {};
       for (int64_t q = 0; q < count; ++q) {
@@ -226,16 +227,16 @@ DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T*
         sr += ur * vr + ui * vi;
         si += ur * vi - ui * vr;
       }
-      *(U*)(out_row + c) = sr;
-      *(U*)(out_row + kBinBlock + c) = si;
+      *(U*)(out_row + c) = sr * scale;
+      *(U*)(out_row + kBinBlock + c) = si * scale;
     }
   };
   for (int64_t j = 0; j < m.Ci; ++j) {
-    conj_sum(r.h, m.Cr, j * m.Cr, 1, row(r.gx, j));
+    conj_sum(r.h, m.Cr, j * m.Cr, 1, T(1), row(r.gx, j));
     store_interleaved(row(r.gx, j), n, GX + 2 * (j * K + k0));
   }
   for (int64_t k = 0; k < m.Cr; ++k) {
-    conj_sum(r.x, m.Ci, k, m.Cr, row(r.gh, k));
+    conj_sum(r.x, m.Ci, k, m.Cr, gh_scale, row(r.gh, k));
     store_interleaved(row(r.gh, k), n, GH + 2 * (k * K + k0));
   }
   for (int64_t l0 = 0; l0 < m.Lp; l0 += kOutTile)
@@ -265,13 +266,13 @@ DC_INLINE void mix_backward_block(const MixScratch& m, const BlockRows<T>& r, T*
     }
 }
 
-// GX[j] = sum_k conj(H[k]) N[j, k] and GH[k] = sum_j conj(X[j]) N[j, k] with N[j, k] = sum_l a[l, j, k] G[l],
+// GX[j] = sum_k conj(H[k]) N[j, k] and GH[k] = gh_scale sum_j conj(X[j]) N[j, k] with N[j, k] = sum_l a[l, j, k] G[l],
 // and gw[l, j, k] = sum over bins of w Re(conj(G[l]) X[j] H[k]) (w: the half-spectrum weight, see the top), in
 // float64: the float lanes of mix_backward_block, added into float64 lanes every kGwFlushBlocks blocks and
 // summed once per sample, in a fixed order.
 template <class T, int W>
-DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw,
-                                    int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
+DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, T gh_scale,
+                                    double* gw, int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width,
                                     bool has_nyquist, T* scratch, double* gw_lanes) {
   const MixScratch m(L, Ci, Cr);
   const BlockRows<T> r(m, scratch);
@@ -298,7 +299,7 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
         row(r.wg, l)[kBinBlock + t] = w[t] * row(r.g, l)[kBinBlock + t];
       }
     pair_products<T, W>(m, r);
-    mix_backward_block<T, W>(m, r, GX, GH, K, k0, n);
+    mix_backward_block<T, W>(m, r, GX, GH, gh_scale, K, k0, n);
     if (block % kGwFlushBlocks == 0) flush();
   }
   flush();
@@ -319,13 +320,15 @@ DC_INLINE void mix_backward_spectra(const T* X, const T* Hs, const T* G, const T
                     mix_forward_spectra<T, kVectorBytes / sizeof(T)>(X, Hs, a, Y, L, Ci, Cr, K, scratch);      \
                   })                                                                                           \
   DC_ISA_FUNCTION(void, backward_spectra,                                                                      \
-                  (const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, double* gw, int64_t L,       \
-                   int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist, T* scratch,        \
-                   double* gw_lanes),                                                                          \
-                  (X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch, gw_lanes), {       \
-                    mix_backward_spectra<T, kVectorBytes / sizeof(T)>(X, Hs, G, a, GX, GH, gw, L, Ci, Cr, K,   \
-                                                                      half_width, has_nyquist, scratch,       \
-                                                                      gw_lanes);                               \
+                  (const T* X, const T* Hs, const T* G, const T* a, T* GX, T* GH, T gh_scale, double* gw,      \
+                   int64_t L, int64_t Ci, int64_t Cr, int64_t K, int64_t half_width, bool has_nyquist,         \
+                   T* scratch, double* gw_lanes),                                                              \
+                  (X, Hs, G, a, GX, GH, gh_scale, gw, L, Ci, Cr, K, half_width, has_nyquist, scratch,          \
+                   gw_lanes),                                                                                  \
+                  {                                                                                            \
+                    mix_backward_spectra<T, kVectorBytes / sizeof(T)>(X, Hs, G, a, GX, GH, gh_scale, gw, L,    \
+                                                                      Ci, Cr, K, half_width, has_nyquist,      \
+                                                                      scratch, gw_lanes);                      \
                   })
 DC_MIX_ENTRY_POINTS(float)
 DC_MIX_ENTRY_POINTS(double)
@@ -447,10 +450,10 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward(const Tensor& grad_out, cons
         }
         forward_2d<scalar_t>(grad_out[b], columns, f.W, /*scaled=*/false, kMixGradIn, G);
         TORCH_INTERNAL_ASSERT(X.is_contiguous() && Hs.is_contiguous() && G.is_contiguous());
-        backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH),
+        // GH = sum a conj(X) G gets the 1/(H W) as it is stored
+        backward_spectra(re(X), re(Hs), re(G), a.const_data_ptr<scalar_t>(), re(GX), re(GH), scale,
                          grad_weight_per_sample[b].data_ptr<double>(), L, s.Ci, s.Cr, K, half_width, has_nyquist,
                          scratch.data(), gw_lanes.data());
-        GH.mul_(scale);  // GH = sum a conj(X) G gets the 1/(H W) here
         grad_impulse[b].copy_(
             inverse_2d<scalar_t>(GX, inverse_columns, s.Hi, f.W, kGradImpulseOut).narrow(2, 0, s.Wi));
         grad_response[b].narrow(1, 0, f.Hq).narrow(2, 0, f.Wq).copy_(
