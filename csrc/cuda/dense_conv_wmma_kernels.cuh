@@ -136,20 +136,26 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
 #pragma unroll
   for (int t = 0; t < kWmmaRows; ++t) wmma::fill_fragment(acc[t], 0.0f);
 
+  // Tap staging: thread -> one (n, k) of every kTapRowsPerPass-th tap row.
+  static_assert(kThreadsPerBlock % (N * K) == 0, "whole tap rows per pass");
+  constexpr int kTapRowsPerPass = kThreadsPerBlock / (N * K);
+  const int tap_n = threadIdx.x % (N * K) / K, tap_k = threadIdx.x % K, tap_dp = threadIdx.x / (N * K);
+  storage_t* tap_slot = taps + threadIdx.x;  // = taps[tap_dp][tap_n][tap_k]
+
   // Causal window: tap p reaches row y only if p <= y, tap q column x only if q <= x.
   const long long p_end = min64(s.Hr, y0 + rows), q_end = min64(s.Wr, xb + Layout::block_cols);
   for (long long q0 = 0; q0 < q_end; q0 += K) {
     const long long wx = xb - q0 - (K - 1);  // impulse column of window column 0
+    const long long tap_q = q0 + K - 1 - tap_k;
+    const bool tap_exists = tap_q < s.Wr && tap_n < responses;
     for (long long p0 = 0; p0 < p_end; p0 += kWmmaTapRows) {
       const int np = (int)min64(kWmmaTapRows, p_end - p0);
       __syncthreads();  // the previous chunk's taps are no longer read
       // (Staging loops not unrolled: their unrolled address arithmetic spills next to the accumulators.)
 #pragma unroll 1
-      for (int e = threadIdx.x; e < np * N * K; e += kThreadsPerBlock) {
-        const int dp = e / (N * K), n = e / K % N, k = e % K;
-        const long long q = q0 + K - 1 - k;
-        taps[e] = (q < s.Wr && n < responses) ? Op::operand(resp[(n * s.Hr + p0 + dp) * s.Wr + q]) : zero;
-      }
+      for (int dp = tap_dp; dp < np; dp += kTapRowsPerPass)
+        tap_slot[(dp - tap_dp) * N * K] =
+            tap_exists ? Op::operand(resp[(tap_n * s.Hr + p0 + dp) * s.Wr + tap_q]) : zero;
       // Window rows a feed output rows y = a + p, p in [p0, p0 + np), y in [y0, y0 + rows); rows a < 0 are
       // zero padding.
       const long long a_begin = max64(0, y0 - p0 - np + 1), a_end = y0 + rows - p0;
@@ -157,10 +163,13 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
         const int nr = (int)min64(kWmmaWindowRows, a_end - a0);
         __syncthreads();  // the previous window rows are no longer read
 #pragma unroll 1
-        for (int e = threadIdx.x; e < nr * row_cols; e += kThreadsPerBlock) {
-          const int dr = e / row_cols, c = e % row_cols;
-          const long long x = wx + c;
-          window[e] = (x >= 0 && x < s.Wi) ? Op::operand(imp[(a0 + dr) * s.Wi + x]) : zero;
+        for (int dr = 0; dr < nr; ++dr) {
+          const scalar_t* imp_row = imp + (a0 + dr) * s.Wi;
+#pragma unroll 1
+          for (int c = threadIdx.x; c < row_cols; c += kThreadsPerBlock) {
+            const long long x = wx + c;
+            window[dr * row_cols + c] = (x >= 0 && x < s.Wi) ? Op::operand(imp_row[x]) : zero;
+          }
         }
         __syncthreads();
         // copies[dr][shift][j] = window[dr][shift + j], one 16-byte vector per shift from two aligned ones.
@@ -208,22 +217,30 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   }
 
   // Each output row through shared memory ([column][response]: the combs interleave), then written with
-  // consecutive columns on consecutive threads.
+  // consecutive columns on consecutive threads: thread c of every block_cols writes column c, 4 responses
+  // at a time.
+  static_assert(kThreadsPerBlock % Layout::block_cols == 0 && N % (4 * (kThreadsPerBlock / Layout::block_cols)) == 0,
+                "every thread writes one column, the same number of 4-response groups");
+  const int col = threadIdx.x % Layout::block_cols;
+  const bool col_inside = xb + col < s.Wi;
+  scalar_t* out_col = out_y0 + xb + col;
+  const long long plane = s.Hi * s.Wi;
   __syncthreads();  // the copies, which staged_out aliases, are no longer read
 #pragma unroll
   for (int t = 0; t < kWmmaRows; ++t) {
     if (t >= rows) break;  // block-uniform
     wmma::store_matrix_sync(staged_out + tile_col * N, acc[t], L * N, wmma::mem_row_major);
     __syncthreads();
-    for (int e = threadIdx.x; e < Layout::block_cols * N / 4; e += kThreadsPerBlock) {
-      const int col = e % Layout::block_cols, n4 = e / Layout::block_cols * 4;
-      const long long x = xb + col;
-      if (x >= s.Wi) continue;
-      float v[4];
-      load_shared_vec(v, staged_out + col * N + n4);
+    if (col_inside) {
+#pragma unroll 1
+      for (int n4 = threadIdx.x / Layout::block_cols * 4; n4 < N; n4 += kThreadsPerBlock / Layout::block_cols * 4) {
+        float v[4];
+        load_shared_vec(v, staged_out + col * N + n4);
+        scalar_t* o = out_col + n4 * plane + t * s.Wi;
 #pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (n4 + j < responses) out_y0[((n4 + j) * s.Hi + t) * s.Wi + x] = static_cast<scalar_t>(v[j]);
+        for (int j = 0; j < 4; ++j, o += plane)
+          if (n4 + j < responses) *o = static_cast<scalar_t>(v[j]);
+      }
     }
     __syncthreads();  // staged_out is read before the next row's store
   }
