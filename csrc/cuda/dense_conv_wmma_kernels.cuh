@@ -87,14 +87,18 @@ struct WmmaLayout {
   static constexpr int block_cols = kWmmaWarps * Op::M;    // output columns per block: kWmmaWarps / L comb groups
   static constexpr int copy_cols = (int)round_up(block_cols + Op::K, kAlign);  // a shifted copy of a window row
   static constexpr int row_cols = copy_cols + L;           // a staged window row: every shift's copy_cols columns
-  static constexpr int taps_elems = kWmmaTapRows * Op::N * Op::K;
+  // Column pitch of the staged B tiles (ldm of the B loads). 16-bit tiles are read 8 columns of 16 bytes at a
+  // time (ldmatrix): a 48-byte pitch puts those on distinct banks, where 32 bytes would pair them (2-way).
+  static constexpr int tap_pitch = sizeof(storage) == 2 ? Op::K + Op::K / 2 : Op::K;
+  static constexpr int tap_tile = Op::N * tap_pitch;  // one tap row: B_p
+  static constexpr int taps_elems = kWmmaTapRows * tap_tile;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int rows_elems = kWmmaWindowRows * row_cols;
   static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + rows_elems);
   static_assert(kWmmaWarps % L == 0, "whole comb groups per block");
-  static_assert((taps_elems * int(sizeof(storage))) % 32 == 0 && (copy_cols * int(sizeof(storage))) % 32 == 0 &&
-                    (copies_elems * int(sizeof(storage))) % 32 == 0 && row_cols % L == 0,
-                "fragment pointers 256-bit aligned, window rows 16-byte aligned");
+  static_assert(tap_tile % kAlign == 0 && taps_elems % kAlign == 0 && copy_cols % kAlign == 0 &&
+                    copies_elems % kAlign == 0 && tap_pitch % L == 0 && row_cols % L == 0,
+                "fragment pointers 256-bit aligned, ldm a multiple of 16 bytes, window rows 16-byte aligned");
   static_assert(block_cols * Op::N * sizeof(float) <= copies_elems * sizeof(storage),
                 "the output staging fits in the copies it aliases");
   static_assert(smem_bytes <= 48 * 1024, "static shared memory");
@@ -114,7 +118,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   using memory_t = typename Op::memory;
   using Vec = SharedVec<storage_t>;  // L elements, 16 bytes
   constexpr int M = Op::M, N = Op::N, K = Op::K, L = Layout::L, kThreadsPerBlock = kWmmaWarps * 32;
-  constexpr int copy_cols = Layout::copy_cols, row_cols = Layout::row_cols;
+  constexpr int copy_cols = Layout::copy_cols, row_cols = Layout::row_cols, tap_tile = Layout::tap_tile;
   __shared__ __align__(32) unsigned char smem[Layout::smem_bytes];
 
   const ForwardBlock blk = forward_block(tiles_x, tiles_y, r_chunks, s.Ci);
@@ -126,7 +130,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   scalar_t* out_y0 = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * s.Hi * s.Wi + y0 * s.Wi;  // response r0, row y0
   const int warp = threadIdx.x / 32, tile_col = warp / L * (L * M) + warp % L;
 
-  storage_t* taps = reinterpret_cast<storage_t*>(smem);  // [kWmmaTapRows][N][K]: B_p, column-major
+  storage_t* taps = reinterpret_cast<storage_t*>(smem);  // [kWmmaTapRows][N][tap_pitch]: B_p, column-major
   storage_t* copies = taps + Layout::taps_elems;         // [kWmmaWindowRows][L][copy_cols]
   storage_t* window = copies + Layout::copies_elems;     // [kWmmaWindowRows][row_cols]
   float* staged_out = reinterpret_cast<float*>(copies);  // [block_cols][N], after the main loop
@@ -140,7 +144,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   static_assert(kThreadsPerBlock % (N * K) == 0, "whole tap rows per pass");
   constexpr int kTapRowsPerPass = kThreadsPerBlock / (N * K);
   const int tap_n = threadIdx.x % (N * K) / K, tap_k = threadIdx.x % K, tap_dp = threadIdx.x / (N * K);
-  storage_t* tap_slot = taps + threadIdx.x;  // = taps[tap_dp][tap_n][tap_k]
+  storage_t* tap_slot = taps + tap_dp * tap_tile + tap_n * Layout::tap_pitch + tap_k;
 
   // Causal window: tap p reaches row y only if p <= y, tap q column x only if q <= x.
   const long long p_end = min64(s.Hr, y0 + rows), q_end = min64(s.Wr, xb + Layout::block_cols);
@@ -154,7 +158,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
       // (Staging loops not unrolled: their unrolled address arithmetic spills next to the accumulators.)
 #pragma unroll 1
       for (int dp = tap_dp; dp < np; dp += kTapRowsPerPass)
-        tap_slot[(dp - tap_dp) * N * K] =
+        tap_slot[(dp - tap_dp) * tap_tile] =
             tap_exists ? Op::operand(resp[(tap_n * s.Hr + p0 + dp) * s.Wr + tap_q]) : zero;
       // Window rows a feed output rows y = a + p, p in [p0, p0 + np), y in [y0, y0 + rows); rows a < 0 are
       // zero padding.
@@ -199,7 +203,8 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
           if (Layout::unguarded_rows && t_begin == 0 && t_end == kWmmaRows) {  // block-uniform
 #pragma unroll
             for (int t = 0; t < kWmmaRows; ++t) {
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + (t + u) * N * K), K);
+              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + (t + u) * tap_tile),
+                                     Layout::tap_pitch);
               wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);
             }
           } else {
@@ -207,7 +212,8 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
             for (int t = 0; t < kWmmaRows; ++t) {
               // Every row loads (a staged row, clamped), so the load's lane addressing is not repeated per row.
               const int dp = min(max(t + u, 0), np - 1);
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + dp * N * K), K);
+              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + dp * tap_tile),
+                                     Layout::tap_pitch);
               if (t >= t_begin && t < t_end) wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);  // block-uniform
             }
           }
