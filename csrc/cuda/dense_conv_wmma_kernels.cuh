@@ -41,7 +41,7 @@ namespace wmma = nvcuda::wmma;
 
 constexpr int kWmmaWarps = 8;        // warps per block: one comb of output columns each
 constexpr int kWmmaRows = 8;         // output rows per block: one accumulator fragment each, per warp
-constexpr int kWmmaTapRows = 64;     // response tap rows staged per chunk
+constexpr int kWmmaTapRows = 48;     // response tap rows staged per chunk
 constexpr int kWmmaWindowRows = 4;   // window rows staged at a time (each L times shifted)
 constexpr int kWmmaMinBlocksPerSM = 2;
 
@@ -91,7 +91,10 @@ struct WmmaLayout {
   // time (ldmatrix): a 48-byte pitch puts those on distinct banks, where 32 bytes would pair them (2-way).
   static constexpr int tap_pitch = sizeof(storage) == 2 ? Op::K + Op::K / 2 : Op::K;
   static constexpr int tap_tile = Op::N * tap_pitch;  // one tap row: B_p
-  static constexpr int taps_elems = kWmmaTapRows * tap_tile;
+  // The staged tap rows with kWmmaRows - 1 rows of margin on each side: the row loop reads B_p of every row
+  // t = 0 .. kWmmaRows-1 at fixed offsets from the window row's first, in range or not (out-of-range rows are
+  // loaded, never multiplied).
+  static constexpr int taps_elems = (kWmmaTapRows + 2 * (kWmmaRows - 1)) * tap_tile;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int rows_elems = kWmmaWindowRows * row_cols;
   static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + rows_elems);
@@ -130,8 +133,9 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   scalar_t* out_y0 = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * s.Hi * s.Wi + y0 * s.Wi;  // response r0, row y0
   const int warp = threadIdx.x / 32, tile_col = warp / L * (L * M) + warp % L;
 
-  storage_t* taps = reinterpret_cast<storage_t*>(smem);  // [kWmmaTapRows][N][tap_pitch]: B_p, column-major
-  storage_t* copies = taps + Layout::taps_elems;         // [kWmmaWindowRows][L][copy_cols]
+  // taps[dp][n][k] = B_{p0+dp}[k][n], column-major, dp in [-(kWmmaRows-1), kWmmaTapRows + kWmmaRows-1)
+  storage_t* taps = reinterpret_cast<storage_t*>(smem) + (kWmmaRows - 1) * tap_tile;
+  storage_t* copies = reinterpret_cast<storage_t*>(smem) + Layout::taps_elems;  // [kWmmaWindowRows][L][copy_cols]
   storage_t* window = copies + Layout::copies_elems;     // [kWmmaWindowRows][row_cols]
   float* staged_out = reinterpret_cast<float*>(copies);  // [block_cols][N], after the main loop
   const storage_t zero = storage_t(0.0f);
@@ -199,20 +203,19 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
           // Output row y0 + t takes tap row p = y0 + t - a, staged at p - p0 = t + u: rows t_begin .. t_end-1.
           const int u = (int)(y0 - (a0 + dr) - p0);
           const int t_begin = max(0, -u), t_end = min(rows, np - u);
+          const storage_t* b_rows = taps + u * tap_tile;  // B_p of row t: b_rows + t * tap_tile
           wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
           if (Layout::unguarded_rows && t_begin == 0 && t_end == kWmmaRows) {  // block-uniform
 #pragma unroll
             for (int t = 0; t < kWmmaRows; ++t) {
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + (t + u) * tap_tile),
+              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
                                      Layout::tap_pitch);
               wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);
             }
           } else {
 #pragma unroll
             for (int t = 0; t < kWmmaRows; ++t) {
-              // Every row loads (a staged row, clamped), so the load's lane addressing is not repeated per row.
-              const int dp = min(max(t + u, 0), np - 1);
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(taps + dp * tap_tile),
+              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
                                      Layout::tap_pitch);
               if (t >= t_begin && t < t_end) wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);  // block-uniform
             }
@@ -239,7 +242,8 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     __syncthreads();
     if (col_inside) {
 #pragma unroll 1
-      for (int n4 = threadIdx.x / Layout::block_cols * 4; n4 < N; n4 += kThreadsPerBlock / Layout::block_cols * 4) {
+      for (int n4 = threadIdx.x / Layout::block_cols * 4; n4 < responses;
+           n4 += kThreadsPerBlock / Layout::block_cols * 4) {
         float v[4];
         load_shared_vec(v, staged_out + col * N + n4);
         scalar_t* o = out_col + n4 * plane + t * s.Wi;
