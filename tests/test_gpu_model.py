@@ -236,6 +236,7 @@ def test_res_usage_parser_and_mma_shapes():
     assert usage[("sm_90", "_Z1kPf")] == {"REG": 40, "STACK": 8, "SHARED": 2048, "LOCAL": 16}
     assert sass_mix.mma_fmas_per_thread(".16816.F32.BF16") == 64
     assert sass_mix.mma_fmas_per_thread(".1688.F32.TF32") == 32
+    assert sass_mix.mma_fmas_per_thread(".1684.F32.TF32") == 16
 
 
 CUDA_HOME = os.environ.get("CUDA_HOME", "/usr/local/cuda-13.0")

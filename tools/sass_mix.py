@@ -105,8 +105,9 @@ def loops(instructions):
 
 
 def mma_fmas_per_thread(modifiers):
-    """Multiply-adds per thread of one HMMA: m*n*k of its shape (`.16816` = 16x8x16, `.1688` = 16x8x8) / 32."""
-    m = re.match(r"\.(16)(8)(16|8)\b", modifiers)
+    """Multiply-adds per thread of one HMMA: m*n*k of its shape (`.16816` = 16x8x16, `.1688` = 16x8x8,
+    `.1684` = 16x8x4: TF32 WMMA) / 32."""
+    m = re.match(r"\.(16)(8)(16|8|4)\b", modifiers)
     return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) // 32 if m else 0
 
 

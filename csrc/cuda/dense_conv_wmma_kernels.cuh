@@ -16,8 +16,10 @@
 // copies), and every warp loads its A fragment straight from its shift's copy.
 //
 // Reuse: one A fragment (window row a) feeds the MMAs of every output row of the block that it reaches (y0 + t
-// with tap row p = y0 + t - a); the response taps of up to kWmmaTapRows rows are staged once per block and
-// chunk. Accumulation is in float (the fragment accumulators, one per output row).
+// with tap row p = y0 + t - a); the B fragment of output row t + 1 at window row a + 1 is that of row t at a,
+// so the B fragments move along in registers and each window row loads one. The response taps of up to
+// kWmmaTapRows rows are staged once per block and chunk. Accumulation is in float (the fragment accumulators,
+// one per output row).
 //
 // Operands: float16 / bfloat16 inputs as they are (m32n8k16: 8 responses per block, the user's Cr = 5 uses
 // 5/8); float32 rounded to TF32 with __float_to_tf32 (m16n16k8), only when the caller allows TF32.
@@ -81,9 +83,6 @@ struct WmmaLayout {
   using storage = typename Op::storage;
   static constexpr int L = 16 / int(sizeof(storage));      // comb pitch = ldm of the A loads = shifted copies
   static constexpr int kAlign = 32 / int(sizeof(storage)); // elements per 256 bits (fragment pointers)
-  // A copy of the row loop without per-row tests for window rows that reach every row of the block; not for
-  // TF32, whose B fragments (8 x 16 floats) the compiler then holds all at once and spills (sm_80, sm_89).
-  static constexpr bool unguarded_rows = sizeof(storage) == 2;
   static constexpr int block_cols = kWmmaWarps * Op::M;    // output columns per block: kWmmaWarps / L comb groups
   static constexpr int copy_cols = (int)round_up(block_cols + Op::K, kAlign);  // a shifted copy of a window row
   static constexpr int row_cols = copy_cols + L;           // a staged window row: every shift's copy_cols columns
@@ -167,6 +166,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
       // Window rows a feed output rows y = a + p, p in [p0, p0 + np), y in [y0, y0 + rows); rows a < 0 are
       // zero padding.
       const long long a_begin = max64(0, y0 - p0 - np + 1), a_end = y0 + rows - p0;
+      wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frags[kWmmaRows];  // below
       for (long long a0 = a_begin; a0 < a_end; a0 += kWmmaWindowRows) {
         const int nr = (int)min64(kWmmaWindowRows, a_end - a0);
         __syncthreads();  // the previous window rows are no longer read
@@ -203,22 +203,26 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
           // Output row y0 + t takes tap row p = y0 + t - a, staged at p - p0 = t + u: rows t_begin .. t_end-1.
           const int u = (int)(y0 - (a0 + dr) - p0);
           const int t_begin = max(0, -u), t_end = min(rows, np - u);
+          // b_frags[t] = B_p of output row t: the previous window row's b_frags[t - 1] (p is the same), so one
+          // new B per window row; all of them for the chunk's first.
           const storage_t* b_rows = taps + u * tap_tile;  // B_p of row t: b_rows + t * tap_tile
-          wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
-          if (Layout::unguarded_rows && t_begin == 0 && t_end == kWmmaRows) {  // block-uniform
+          if (a0 + dr == a_begin) {
 #pragma unroll
-            for (int t = 0; t < kWmmaRows; ++t) {
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
+            for (int t = 0; t < kWmmaRows; ++t)
+              wmma::load_matrix_sync(b_frags[t], reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
                                      Layout::tap_pitch);
-              wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);
-            }
           } else {
 #pragma unroll
-            for (int t = 0; t < kWmmaRows; ++t) {
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
-                                     Layout::tap_pitch);
-              if (t >= t_begin && t < t_end) wmma::mma_sync(acc[t], a_frag, b_frag, acc[t]);  // block-uniform
-            }
+            for (int t = kWmmaRows - 1; t > 0; --t) b_frags[t] = b_frags[t - 1];
+            wmma::load_matrix_sync(b_frags[0], reinterpret_cast<const memory_t*>(b_rows), Layout::tap_pitch);
+          }
+          if (t_begin == 0 && t_end == kWmmaRows) {  // block-uniform; the common case without a test per row
+#pragma unroll
+            for (int t = 0; t < kWmmaRows; ++t) wmma::mma_sync(acc[t], a_frag, b_frags[t], acc[t]);
+          } else {
+#pragma unroll
+            for (int t = 0; t < kWmmaRows; ++t)
+              if (t >= t_begin && t < t_end) wmma::mma_sync(acc[t], a_frag, b_frags[t], acc[t]);  // block-uniform
           }
         }
       }
