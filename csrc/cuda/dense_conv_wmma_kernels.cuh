@@ -45,7 +45,7 @@ constexpr int kWmmaWarps = 8;        // warps per block: one comb of output colu
 constexpr int kWmmaRows = 8;         // output rows per block: one accumulator fragment each, per warp
 constexpr int kWmmaTapRows = 48;     // response tap rows staged per chunk
 constexpr int kWmmaWindowRows = 4;   // window rows staged at a time (each L times shifted)
-constexpr int kWmmaMinBlocksPerSM = 2;
+constexpr int kWmmaMinBlocksPerSM = 2;  // 16 warps per SM: at most 128 registers
 
 // Fragment shape and operand types per input dtype (by its significand bits: c10::Half 11, c10::BFloat16 8,
 // float 24). `storage` is what shared memory holds, `memory` the pointer type load_matrix_sync takes.
@@ -90,9 +90,8 @@ struct WmmaLayout {
   // time (ldmatrix): a 48-byte pitch puts those on distinct banks, where 32 bytes would pair them (2-way).
   static constexpr int tap_pitch = sizeof(storage) == 2 ? Op::K + Op::K / 2 : Op::K;
   static constexpr int tap_tile = Op::N * tap_pitch;  // one tap row: B_p
-  // The staged tap rows with kWmmaRows - 1 rows of margin on each side: the row loop reads B_p of every row
-  // t = 0 .. kWmmaRows-1 at fixed offsets from the window row's first, in range or not (out-of-range rows are
-  // loaded, never multiplied).
+  // The staged tap rows with kWmmaRows - 1 rows of margin on each side: B fragments are loaded for output
+  // rows whose tap row is outside the chunk too (never multiplied), at fixed offsets, without clamping.
   static constexpr int taps_elems = (kWmmaTapRows + 2 * (kWmmaRows - 1)) * tap_tile;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int rows_elems = kWmmaWindowRows * row_cols;
