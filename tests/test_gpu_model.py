@@ -195,12 +195,48 @@ def test_sass_parser_finds_the_inner_loop_and_its_mix():
     assert inner["LDS_by_width_bits"] == {"128": 1, "32": 1}
 
 
+# A WMMA-style kernel: an HMMA loop (0x0040 -> 0x0100) around a loop that stages a tile without multiply-adds
+# (0x0050 -> 0x0090). The staging loop is innermost, but the inner loop is the one holding the MMAs.
+CANNED_MMA_SASS = """
+        code for sm_90
+                Function : _Z4wmmaPf
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0040*/                   IADD3 R2, R2, 0x1, RZ ;
+        /*0050*/                   LDG.E.U16 R4, desc[UR6][R2.64] ;
+        /*0060*/                   STS.U16 [R11], R4 ;
+        /*0070*/                   IADD3 R11, R11, 0x2, RZ ;
+        /*0080*/                   ISETP.NE.AND P1, PT, R11, R13, PT ;
+        /*0090*/               @P1 BRA 0x50 ;
+        /*00a0*/                   LDSM.16.M88.4 R16, [R12] ;
+        /*00b0*/                   LDSM.16.M88.2 R20, [R14] ;
+        /*00c0*/                   HMMA.16816.F32 R24, R16, R20, R24 ;
+        /*00d0*/                   HMMA.16816.F32 R28, R18, R20, R28 ;
+        /*00e0*/                   ISETP.NE.AND P2, PT, R2, R3, PT ;
+        /*0100*/               @P2 BRA 0x40 ;
+        /*0110*/                   EXIT ;
+        /*0120*/                   BRA 0x120;
+"""
+
+
+def test_inner_loop_is_the_innermost_loop_holding_multiply_adds():
+    instructions = sass_mix.parse_sass(CANNED_MMA_SASS)["_Z4wmmaPf"]
+    assert sass_mix.loops(instructions) == [(0x40, 0x100), (0x50, 0x90)]
+    inner, span = sass_mix.inner_loop(instructions)
+    assert span == (0x40, 0x100)
+    expected = {"HMMA": 2, "fma_per_thread": 128, "LDS": 2, "LDS_bytes": 24, "LDG": 1, "STS": 1, "total": 12}
+    assert {k: inner[k] for k in expected} == expected
+    # Without the MMAs, the largest innermost loop.
+    no_mma = [i for i in instructions if i[1] != "HMMA"]
+    assert sass_mix.inner_loop(no_mma)[1] == (0x50, 0x90)
+
+
 def test_res_usage_parser_and_mma_shapes():
     usage = sass_mix.parse_res_usage("arch = sm_90\n Function _Z1kPf:\n  REG:40 STACK:8 SHARED:2048 LOCAL:16 "
                                      "CONSTANT[0]:548 TEXTURE:0\n")
     assert usage[("sm_90", "_Z1kPf")] == {"REG": 40, "STACK": 8, "SHARED": 2048, "LOCAL": 16}
     assert sass_mix.mma_fmas_per_thread(".16816.F32.BF16") == 64
     assert sass_mix.mma_fmas_per_thread(".1688.F32.TF32") == 32
+    assert sass_mix.mma_fmas_per_thread(".1684.F32.TF32") == 16
 
 
 CUDA_HOME = os.environ.get("CUDA_HOME", "/usr/local/cuda-13.0")

@@ -9,10 +9,12 @@ writes docs/gpu_counts/sass.json (format: docs/gpu_model.md). For every kernel:
   the inner loop's instruction mix (and the whole kernel's)               cuobjdump -sass
   occupancy without dynamic shared memory                                  the CUDA C Programming Guide's limits
 
-Inner loop rule: every backward branch (`BRA` to a lower address) closes a loop [target, branch]; the
-innermost loops are those containing no other loop; the inner loop is the innermost loop with the most
-multiply-add instructions (FFMA + DFMA + HFMA2 + HMMA), ties going to the larger body. A kernel with no
-multiply-add in any innermost loop takes its largest innermost loop; one with no loop has none (null).
+Inner loop rule: every backward branch (`BRA` to a lower address) closes a loop [target, branch]. Among the
+loops holding multiply-adds (FFMA, DFMA, HFMA2, HMMA), those with no such loop inside them are candidates
+(a loop that only stages operands, e.g. builds a WMMA tile, may sit inside one); the inner loop is the
+candidate doing the most multiply-adds per thread and pass (fma_per_thread: HMMA by its shape), ties going
+to the larger body. A kernel with no multiply-add in any loop takes its largest innermost loop (one that
+contains no other loop); one with no loop has none (null).
 
     python tools/sass_mix.py [--binary dense_conv/_C.abi3.so] [--arch sm_90 ...] [--output docs/gpu_counts/sass.json]
 """
@@ -103,8 +105,9 @@ def loops(instructions):
 
 
 def mma_fmas_per_thread(modifiers):
-    """Multiply-adds per thread of one HMMA: m*n*k of its shape (`.16816` = 16x8x16, `.1688` = 16x8x8) / 32."""
-    m = re.match(r"\.(16)(8)(16|8)\b", modifiers)
+    """Multiply-adds per thread of one HMMA: m*n*k of its shape (`.16816` = 16x8x16, `.1688` = 16x8x8,
+    `.1684` = 16x8x4: TF32 WMMA) / 32."""
+    m = re.match(r"\.(16)(8)(16|8|4)\b", modifiers)
     return int(m.group(1)) * int(m.group(2)) * int(m.group(3)) // 32 if m else 0
 
 
@@ -163,14 +166,19 @@ def multiply_adds(counts):
 def inner_loop(instructions):
     """(mix, (start, end)) of the inner loop (module docstring's rule), or (None, None) without loops."""
     spans = loops(instructions)
-    innermost = [s for s in spans if not any(o != s and s[0] <= o[0] and o[1] <= s[1] for o in spans)]
-    best = None
-    for start, end in innermost:
-        counts = mix([i for i in instructions if start <= i[0] <= end])
-        key = (multiply_adds(counts), counts["total"])
-        if best is None or key > best[0]:
-            best = (key, counts, (start, end))
-    return (best[1], best[2]) if best else (None, None)
+    mixes = {s: mix([i for i in instructions if s[0] <= i[0] <= s[1]]) for s in spans}
+
+    def innermost(candidates):
+        return [s for s in candidates if not any(o != s and s[0] <= o[0] and o[1] <= s[1] for o in candidates)]
+
+    fma_loops = innermost([s for s in spans if multiply_adds(mixes[s])])
+    if fma_loops:
+        best = max(fma_loops, key=lambda s: (mixes[s]["fma_per_thread"], mixes[s]["total"]))
+    elif spans:
+        best = max(innermost(spans), key=lambda s: mixes[s]["total"])
+    else:
+        return None, None
+    return mixes[best], best
 
 
 def parse_res_usage(text):

@@ -103,6 +103,25 @@ int responses_per_block(int64_t Cr) {
 // forward
 // ------------------------------------------------------------------------------------------------
 
+// The tile of a forward block (direct and tensor-core kernels): blockIdx.x enumerates x tiles fastest, then
+// y tiles, response chunks, input channels i and samples b. 32-bit arithmetic: the launch checks that the
+// grid fits, and 64-bit division is a slow call.
+struct ForwardBlock {
+  unsigned tx_tile, ty_tile, r_chunk;
+  long long i, b;
+};
+__device__ __forceinline__ ForwardBlock forward_block(unsigned tiles_x, unsigned tiles_y, unsigned r_chunks,
+                                                      long long Ci) {
+  unsigned block = blockIdx.x;
+  ForwardBlock f;
+  f.tx_tile = block % tiles_x;  block /= tiles_x;
+  f.ty_tile = block % tiles_y;  block /= tiles_y;
+  f.r_chunk = block % r_chunks; block /= r_chunks;
+  f.i = block % (unsigned)Ci;
+  f.b = block / (unsigned)Ci;
+  return f;
+}
+
 // Block: a kTileRows x kTileCols tile of out[b, i*Cr + r0 .. r0+RC-1]; each impulse value staged once
 // serves all RC responses.
 template <typename scalar_t, int RC>
@@ -115,14 +134,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowPitch]
   acc_t* taps = window + kWindowRows * kWindowPitch;        // [kTapRows][kTapCols][RCP]: 16-byte aligned
 
-  // 32-bit block arithmetic: the launch checks that the grid fits, and 64-bit division is a slow call.
-  unsigned block = blockIdx.x;
-  const unsigned tx_tile = block % tiles_x;  block /= tiles_x;
-  const unsigned ty_tile = block % tiles_y;  block /= tiles_y;
-  const unsigned r_chunk = block % r_chunks; block /= r_chunks;
-  const long long i = block % (unsigned)s.Ci;
-  const long long b = block / (unsigned)s.Ci;
-  const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols, r0 = r_chunk * RC;
+  const ForwardBlock blk = forward_block(tiles_x, tiles_y, r_chunks, s.Ci);
+  const long long i = blk.i, b = blk.b;
+  const long long y0 = blk.ty_tile * kTileRows, x0 = blk.tx_tile * kTileCols, r0 = blk.r_chunk * RC;
   const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
 
   const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
