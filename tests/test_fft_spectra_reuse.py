@@ -151,6 +151,21 @@ def test_mix_opcheck_and_fake_shapes(shape, device, dtype):
         torch.library.opcheck(ops.dense_mix_conv2d_fft_backward_spectra, args)
 
 
+@pytest.mark.parametrize("dtype,complex_dtype", [(torch.float16, torch.complex64), (torch.bfloat16, torch.complex64),
+                                                 (torch.float32, torch.complex64), (torch.float64, torch.complex128)])
+def test_fake_spectra_dtype(dtype, complex_dtype):
+    """The fake kernels' spectra dtype is the transforms' (csrc/checks.h fft_real_type): the CUDA ops transform
+    float16 / bfloat16 in float32, and the backward takes those spectra with a 16-bit grad_out."""
+    response, impulse = (torch.empty(*size, dtype=dtype, device="meta") for size in ((2, 3, 3, 2), (2, 2, 6, 8)))
+    weight = torch.empty(L, 2, 3, dtype=dtype, device="meta")
+    for op, args, out_channels in ((ops.dense_conv2d_fft_keep_spectra, (response, impulse), 6),
+                                   (ops.dense_mix_conv2d_fft_keep_spectra, (response, impulse, weight), L)):
+        out, impulse_spectra, response_spectra = op(*args)
+        assert out.dtype == dtype and impulse_spectra.dtype == response_spectra.dtype == complex_dtype
+    grad_out = torch.empty(2, 6, 6, 8, dtype=dtype, device="meta")
+    ops.dense_conv2d_fft_backward_spectra(grad_out, response, impulse, impulse_spectra, response_spectra)
+
+
 @pytest.mark.parametrize("device", ["cpu", "meta", pytest.param("cuda", marks=needs_cuda_kernels)])
 def test_spectra_that_do_not_fit_raise(device):
     response, impulse = (t.to(device) for t in make_inputs((2, 2, 3, 6, 8, 3, 2), dtype=torch.float32))
