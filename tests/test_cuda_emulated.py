@@ -153,9 +153,9 @@ def check_fft_kernels(shape, dtype):
     P_ref = (A64[:, :, None, :] * R64[:, None, :, :]).reshape(nb, Ci * Cr, K)
     G4 = G64.view(nb, Ci, Cr, K)
     GI_ref = (G4 * R64[:, None].conj()).sum(2)
-    GR_ref = (G4 * A64[:, :, None].conj()).sum(1)
+    GR_ref = (G4 * A64[:, :, None].conj()).sum(1) * 0.25
     check_complex(harness.fft_product(A, R), P_ref, dtype)
-    GI, GR = harness.fft_correlate(G, A, R)
+    GI, GR = harness.fft_correlate(G, A, R, gr_scale=0.25)
     check_complex(GI, GI_ref, dtype)
     check_complex(GR, GR_ref, dtype)
 
@@ -207,8 +207,8 @@ def emulated_fft_conv(response, impulse, grad_out, keep=False, nb_max=None):
             A = fft_host.forward_spectra(impulse[b0:b0 + nb], H, W, scaled=False)
             R = fft_host.forward_spectra(resp[b0:b0 + nb], H, W, scaled=True)
         G = fft_host.forward_spectra(grad_out[b0:b0 + nb], H, W, scaled=False)
-        GI, GR = harness.fft_correlate(G.reshape(nb, Ci * Cr, K), A.reshape(nb, Ci, K), R.reshape(nb, Cr, K))
-        GR = GR * (1.0 / (H * W))  # GR.mul_(scale)
+        GI, GR = harness.fft_correlate(G.reshape(nb, Ci * Cr, K), A.reshape(nb, Ci, K), R.reshape(nb, Cr, K),
+                                       gr_scale=1.0 / (H * W))
         grad_impulse[b0:b0 + nb] = fft_host.inverse_rows(GI.view(nb, Ci, H, Wf), Hi, W)[..., :Wi]
         grad_response[b0:b0 + nb, :, :Hq, :Wq] = fft_host.inverse_rows(GR.view(nb, Cr, H, Wf), Hq, W)[..., :Wq]
     return out, grad_impulse, grad_response, kept

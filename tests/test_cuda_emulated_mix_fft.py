@@ -84,9 +84,9 @@ def check_fft_mix_kernels(shape, dtype):
     scale = 1.0 / (H * W)
     refs = mix_references(*(t.to(torch.complex128) for t in (X, Hs, G)), a.double(), H, W, scale)
     check(harness.fft_mix_forward(X, Hs, a, H, W), refs[0], dtype)
-    GX, GH, gw = harness.fft_mix_backward(X, Hs, G, a, H, W, scale)
+    GX, GH, gw = harness.fft_mix_backward(X, Hs, G, a, H, W, scale, gh_scale=0.25)
     check(GX, refs[1], dtype)
-    check(GH, refs[2], dtype)
+    check(GH, refs[2] * 0.25, dtype)
     # a sum over up to ~2000 bins of float products: a few more roundings than the per-bin sums
     check(gw, refs[3], dtype, tol=1e-5 if dtype == torch.float32 else None)
 
@@ -143,11 +143,10 @@ def emulated_mix_fft(response, impulse, weight, grad_out, keep=False, nb_max=Non
             X = fft_host.forward_spectra(impulse[b0:b0 + nb], H, W, scaled=False)
             Hs = fft_host.forward_spectra(resp[b0:b0 + nb], H, W, scaled=True)
         G = fft_host.forward_spectra(grad_out[b0:b0 + nb], H, W, scaled=False)
-        # Parseval's 1 / (H W) is in Hs: scale 1
+        # Parseval's 1 / (H W) is in Hs (the weight gradients' scale is 1), and so is GX's; GH gets it in the kernel
         GX, GH, gw = harness.fft_mix_backward(X.reshape(nb, Ci, K), Hs.reshape(nb, Cr, K), G.reshape(nb, L, K), a,
-                                              H, W, 1.0)
+                                              H, W, 1.0, gh_scale=1.0 / (H * W))
         grad_weight_per_sample[b0:b0 + nb] = gw
-        GH = GH * (1.0 / (H * W))  # GH.mul_(scale)
         grad_impulse[b0:b0 + nb] = fft_host.inverse_rows(GX.view(nb, Ci, H, Wf), Hi, W)[..., :Wi]
         grad_response[b0:b0 + nb, :, :Hq, :Wq] = fft_host.inverse_rows(GH.view(nb, Cr, H, Wf), Hq, W)[..., :Wq]
     grad_weight = grad_weight_per_sample.sum(0).to(impulse.dtype)

@@ -3,11 +3,11 @@
 // Same transforms and scaling as the CPU path (csrc/cpu/fft_conv.cpp), batched over chunks of samples:
 //   A = rfft2(impulse chunk), R = rfft2(response chunk cropped to Hq x Wq) / (H W)   (fft_cuda_common.h)
 //   forward:  P[b, i*Cr + r] = A[b, i] * R[b, r]   (fft_conv_kernels.cuh), out = the Hi x Wi corner of the
-//             unscaled inverse of P (inverse_rows: only the Hi rows are kept)
+//             unscaled inverse of P (inverse_rows)
 //   backward: G = rfft2(grad_out chunk); GI[b, i] = sum_r G[b, i*Cr+r] conj(R[b, r]) (scaled through R),
-//             GR[b, r] = sum_i G[b, i*Cr+r] conj(A[b, i]) times 1/(H W) (one fused kernel, then one scaling of
-//             the Cr planes), grad_impulse = the Hi x Wi corner of GI's inverse, grad_response[:Hq, :Wq] = the
-//             Hq x Wq corner of GR's (pruned when Hq < H / 2), zero beyond.
+//             GR[b, r] = sum_i G[b, i*Cr+r] conj(A[b, i]) times 1/(H W) (one fused kernel); grad_impulse = the
+//             Hi x Wi corner of GI's inverse, grad_response[:Hq, :Wq] = the Hq x Wq corner of GR's (pruned when
+//             Hq < H / 2: inverse_rows), zero beyond.
 // Spectra reuse: dense_conv2d_fft_keep_spectra also returns A and R for the whole batch (the CPU op's layout and
 // scaling, checks.h KeptSpectra), and dense_conv2d_fft_backward_spectra takes them instead of transforming the
 // impulse and response again; dense_conv/_algorithm.py keep_fft_spectra decides when (a memory budget).
@@ -124,11 +124,11 @@ std::tuple<Tensor, Tensor> fft_backward(const Tensor& grad_out, const Tensor& re
       const Tensor G = forward_spectra(grad_out.narrow(0, b0, nb), f.H, f.W, /*scaled=*/false);  // [nb, Ci*Cr, H, Wf]
       Tensor GI = at::empty({nb, s.Ci, f.H, Wf}, complex_options);
       Tensor GR = at::empty({nb, s.Cr, f.H, Wf}, complex_options);
+      // GI has the 1/(H W) from R; GR = sum G conj(A) gets it as the kernel stores it
       launch_fft_correlate<scalar_t>(interleaved<scalar_t>(G), interleaved<scalar_t>(A), interleaved<scalar_t>(R),
-                                     interleaved_mut<scalar_t>(GI), interleaved_mut<scalar_t>(GR),
+                                     interleaved_mut<scalar_t>(GI), interleaved_mut<scalar_t>(GR), scale,
                                      SpectrumShape{nb, s.Ci, s.Cr, K}, at::cuda::getCurrentCUDAStream());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
-      GR.mul_(scale);  // GI has the 1/(H W) from R; GR = sum G conj(A) gets it here (Cr planes)
       grad_impulse.narrow(0, b0, nb).copy_(inverse_rows(GI, s.Hi, f.W).narrow(3, 0, s.Wi));
       grad_response.narrow(0, b0, nb).narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).copy_(
           inverse_rows(GR, f.Hq, f.W).narrow(3, 0, f.Wq));

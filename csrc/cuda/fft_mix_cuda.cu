@@ -3,10 +3,10 @@
 //   X = rfft2(impulse chunk) [nb, Ci], Hs = rfft2(response chunk cropped to Hq x Wq) / (H W) [nb, Cr]
 //   (fft_cuda_common.h forward_spectra; Hs carries the 1/(H W) of the inverse transforms and of Parseval)
 //   forward:  Y = per-bin mix of X and Hs (fft_mix_kernels.cuh) [nb, L], out = the Hi x Wi corner of Y's unscaled
-//             inverse (inverse_rows: only the Hi rows are kept)
-//   backward: G = rfft2(grad_out chunk) [nb, L]; GX [nb, Ci] (scaled through Hs), GH [nb, Cr] (then times
-//             1/(H W), Cr planes) and the per-sample weight gradients (float64, Parseval through Hs) from one kernel
-//             launch sequence; grad_impulse = the Hi x Wi corner of GX's inverse, grad_response[:Hq, :Wq] = the
+//             inverse (inverse_rows)
+//   backward: G = rfft2(grad_out chunk) [nb, L]; GX [nb, Ci] (scaled through Hs), GH [nb, Cr] (times 1/(H W)
+//             as the kernel stores it) and the per-sample weight gradients (float64, Parseval through Hs) from one
+//             kernel launch sequence; grad_impulse = the Hi x Wi corner of GX's inverse, grad_response[:Hq, :Wq] = the
 //             Hq x Wq corner of GH's (pruned when Hq < H / 2), zero beyond; grad_weight = the per-sample gradients
 //             summed over the batch (a fixed-order reduction: deterministic).
 // The weights are laid out for the mix kernels once per call, not per chunk. Spectra reuse: the *_keep_spectra op
@@ -141,14 +141,14 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward(const Tensor& grad_out, cons
       const Tensor G = forward_spectra(grad_out.narrow(0, b0, nb), f.H, f.W, /*scaled=*/false);  // [nb, L, H, Wf]
       Tensor GX = at::empty({nb, s.Ci, f.H, Wf}, complex_options);
       Tensor GH = at::empty({nb, s.Cr, f.H, Wf}, complex_options);
-      // Parseval's 1/(H W) is in Hs: the weight gradients' scale is 1
+      // Parseval's 1/(H W) is in Hs (the weight gradients' scale is 1), and so is GX's; GH = sum a conj(X) G gets
+      // it as the mix kernel stores it
       launch_fft_mix_backward<scalar_t>(
           interleaved<scalar_t>(X), interleaved<scalar_t>(Hs), interleaved<scalar_t>(G),
           workspace.const_data_ptr<scalar_t>(), interleaved_mut<scalar_t>(GX), interleaved_mut<scalar_t>(GH),
           grad_weight_per_sample.narrow(0, b0, nb).mutable_data_ptr<double>(), gw_workspace.mutable_data_ptr<double>(),
-          1.0, MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W}, at::cuda::getCurrentCUDAStream());
+          1.0, scale, MixSpectra{nb, L, s.Ci, s.Cr, f.H, f.W}, at::cuda::getCurrentCUDAStream());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
-      GH.mul_(scale);  // GX has the 1/(H W) from Hs; GH = sum a conj(X) G gets it here (Cr planes)
       grad_impulse.narrow(0, b0, nb).copy_(inverse_rows(GX, s.Hi, f.W).narrow(3, 0, s.Wi));
       grad_response.narrow(0, b0, nb).narrow(2, 0, f.Hq).narrow(3, 0, f.Wq).copy_(
           inverse_rows(GH, f.Hq, f.W).narrow(3, 0, f.Wq));

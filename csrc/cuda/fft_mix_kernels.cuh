@@ -7,7 +7,7 @@
 //   M[l, j] = sum_k a[l, j, k] Hs[k]
 //   forward:  Y[l]  = sum_j X[j] M[l, j]                                             [nb, L, K]
 //   backward: GX[j] = sum_l G[l] conj(M[l, j])                                       [nb, Ci, K]
-//             GH[k] = sum_j conj(X[j]) sum_l a[l, j, k] G[l]                          [nb, Cr, K]
+//             GH[k] = gh_scale sum_j conj(X[j]) sum_l a[l, j, k] G[l]                 [nb, Cr, K]
 //             gw[b, l, j, k] = scale * sum_bins w Re(X[j] conj(G[l]) Hs[k])           [nb, L, Ci, Cr], float64
 // (w: half_spectrum_weight, csrc/shapes.h; scale = 1 / (H W), Parseval).
 //
@@ -34,23 +34,24 @@ struct MixSpectra {
   DC_HD bool has_nyquist() const { return W % 2 == 0; }
 };
 
-// out[b, o] = cj_out(sum_{p < P} cj_s(S[b, p]) sum_{q < Q} a[o * so + p * sp + q * sq] T[b, q]) on every bin,
-// with cj_s / cj_out a complex conjugate when conj_s / conj_out.
+// out[b, o] = out_scale cj_out(sum_{p < P} cj_s(S[b, p]) sum_{q < Q} a[o * so + p * sp + q * sq] T[b, q]) on
+// every bin, with cj_s / cj_out a complex conjugate when conj_s / conj_out.
 struct MixTerms {
   int64_t nb, K, O, P, Q;
   int64_t so, sp, sq;
   bool conj_s, conj_out;
+  double out_scale;
 };
 
 // The three uses (see the top).
 inline MixTerms forward_terms(const MixSpectra& s) {  // Y from X (p = j) and Hs (q = k)
-  return {s.nb, s.bins(), s.L, s.Ci, s.Cr, s.Ci * s.Cr, s.Cr, 1, false, false};
+  return {s.nb, s.bins(), s.L, s.Ci, s.Cr, s.Ci * s.Cr, s.Cr, 1, false, false, 1.0};
 }
 inline MixTerms grad_impulse_terms(const MixSpectra& s) {  // GX = conj(sum_l conj(G[l]) M[l, j]): p = l, q = k
-  return {s.nb, s.bins(), s.Ci, s.L, s.Cr, s.Cr, s.Ci * s.Cr, 1, true, true};
+  return {s.nb, s.bins(), s.Ci, s.L, s.Cr, s.Cr, s.Ci * s.Cr, 1, true, true, 1.0};
 }
-inline MixTerms grad_response_terms(const MixSpectra& s) {  // GH from X (p = j, conjugated) and G (q = l)
-  return {s.nb, s.bins(), s.Cr, s.Ci, s.L, 1, s.Cr, s.Ci * s.Cr, true, false};
+inline MixTerms grad_response_terms(const MixSpectra& s, double gh_scale) {  // GH from X (p = j, conj.), G (q = l)
+  return {s.nb, s.bins(), s.Cr, s.Ci, s.L, 1, s.Cr, s.Ci * s.Cr, true, false, gh_scale};
 }
 
 // Outputs per thread of fft_mix_kernel (their sums and inner sums in registers: double values take two), and
@@ -131,15 +132,15 @@ __global__ void __launch_bounds__(kFftThreads)
       acc_im[u] += s.x * in_im[u] + s_im * in_re[u];
     }
   }
-  const scalar_t out_sign = m.conj_out ? scalar_t(-1) : scalar_t(1);
+  const scalar_t re_scale = scalar_t(m.out_scale), im_scale = m.conj_out ? -re_scale : re_scale;
   const int no = (int)(m.O - o0 < OB ? m.O - o0 : OB);
   C* out_k = out + (b * m.O + o0) * m.K + k;
 #pragma unroll
   for (int u = 0; u < OB; ++u) {
     if (u < no) {
       C y;
-      y.x = acc_re[u];
-      y.y = out_sign * acc_im[u];
+      y.x = re_scale * acc_re[u];
+      y.y = im_scale * acc_im[u];
       out_k[u * m.K] = y;
     }
   }
@@ -257,7 +258,8 @@ inline int64_t fft_mix_forward_workspace_elements(const MixSpectra& s) {
 }
 template <typename scalar_t>
 inline int64_t fft_mix_backward_workspace_elements(const MixSpectra& s) {
-  return mix_weight_elements<scalar_t>(grad_impulse_terms(s)) + mix_weight_elements<scalar_t>(grad_response_terms(s));
+  return mix_weight_elements<scalar_t>(grad_impulse_terms(s)) +
+         mix_weight_elements<scalar_t>(grad_response_terms(s, 1.0));
 }
 
 // The weight layout for `m` into wl (it depends on the weights and sizes only, not on the samples: laid out once
@@ -302,18 +304,18 @@ template <typename scalar_t>
 void launch_fft_mix_backward_weights(const scalar_t* a, scalar_t* workspace, MixSpectra s, cudaStream_t stream) {
   const MixTerms gx_terms = grad_impulse_terms(s);
   launch_fft_mix_weights<scalar_t>(a, workspace, gx_terms, kMixBackwardName, stream);
-  launch_fft_mix_weights<scalar_t>(a, workspace + mix_weight_elements<scalar_t>(gx_terms), grad_response_terms(s),
-                                   kMixBackwardName, stream);
+  launch_fft_mix_weights<scalar_t>(a, workspace + mix_weight_elements<scalar_t>(gx_terms),
+                                   grad_response_terms(s, 1.0), kMixBackwardName, stream);  // the scale: at the mix
 }
 
-// GX, GH as at the top; gw: [nb, L, Ci, Cr] float64, times `scale`; gw_workspace: fft_mix_gw_workspace_elements(s)
-// float64 elements.
+// GX, GH (times gh_scale) as at the top; gw: [nb, L, Ci, Cr] float64, times `scale`; gw_workspace:
+// fft_mix_gw_workspace_elements(s) float64 elements.
 template <typename scalar_t>
 void launch_fft_mix_backward(const scalar_t* X, const scalar_t* Hs, const scalar_t* G, const scalar_t* workspace,
-                             scalar_t* GX, scalar_t* GH, double* gw, double* gw_workspace, double scale, MixSpectra s,
-                             cudaStream_t stream) {
+                             scalar_t* GX, scalar_t* GH, double* gw, double* gw_workspace, double scale,
+                             double gh_scale, MixSpectra s, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
-  const MixTerms gx_terms = grad_impulse_terms(s), gh_terms = grad_response_terms(s);
+  const MixTerms gx_terms = grad_impulse_terms(s), gh_terms = grad_response_terms(s, gh_scale);
   launch_fft_mix<scalar_t>(G, Hs, workspace, GX, gx_terms, kMixBackwardName, stream);
   launch_fft_mix<scalar_t>(X, G, workspace + mix_weight_elements<scalar_t>(gx_terms), GH, gh_terms, kMixBackwardName,
                            stream);
