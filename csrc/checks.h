@@ -4,6 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <tuple>
 #include <vector>
 
 #include "shapes.h"
@@ -230,6 +231,33 @@ inline OctaveSizes check_octave_grad_filter(const at::Tensor& grad, const at::Te
     check_same_device_dtype(out, "out", filter, "filter", "octave_downsample");
   }
   return s;
+}
+
+// ---- FFT spectra a forward keeps for its backward (the *_keep_spectra ops, CPU and CUDA) ---------------------
+
+// Real dtype of the FFT algorithms' transforms: float64 stays float64, every other floating type transforms in
+// float32 (the CUDA ops' float16 / bfloat16 inputs: cuFFT's half transforms need power-of-two sizes; the CPU
+// ops take float32 / float64 only).
+inline at::ScalarType fft_real_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// impulse [B, Ci, H, W/2+1] unscaled and response [B, Cr, H, W/2+1] times 1/(H W), complex of fft_real_type,
+// contiguous, at the transform size of fft_plan: the same layout and scaling on every backend, so that the
+// fake kernels and the autograd glue (dense_conv/_fake.py, _autograd.py, _mix_fft.py) are shared.
+struct KeptSpectra {
+  at::Tensor impulse, response;
+};
+
+inline void check_kept_spectra(const KeptSpectra& kept, const ConvSizes& s, const FftPlan& f,
+                               const at::Tensor& grad_out, const char* op) {
+  const auto complex_type = c10::toComplexType(fft_real_type(grad_out.scalar_type()));
+  for (const auto& [t, name, C] : {std::tuple{&kept.impulse, "impulse_spectra", s.Ci},
+                                   std::tuple{&kept.response, "response_spectra", s.Cr}}) {
+    const std::vector<int64_t> shape{s.B, C, f.H, f.W / 2 + 1};
+    TORCH_CHECK(t->device() == grad_out.device() && t->scalar_type() == complex_type && t->sizes() == shape &&
+                    t->is_contiguous(),
+                op, ": ", name, " must be the forward's spectra: contiguous ", complex_type, " of shape ", shape,
+                " on ", grad_out.device(), ", got ", t->scalar_type(), " ", t->sizes(), " on ", t->device());
+  }
 }
 
 inline std::vector<int64_t> with_last(at::IntArrayRef shape, int64_t last) {

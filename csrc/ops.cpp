@@ -21,10 +21,10 @@ TORCH_LIBRARY(dense_conv, m) {
   // The backward returns (grad_response, grad_impulse), both from one transform of grad_out.
   m.def("dense_conv2d_fft(Tensor response, Tensor impulse) -> Tensor");
   m.def("dense_conv2d_fft_backward(Tensor grad_out, Tensor response, Tensor impulse) -> (Tensor, Tensor)");
-  // The same with the forward's spectra kept for the backward (CPU only; dense_conv/_algorithm.py decides when):
-  // (out, impulse_spectra [B, Ci, H, W/2+1], response_spectra [B, Cr, H, W/2+1] times 1/(H W)), complex, at the
-  // transform size (H, W) of fft_size (dense_conv/_shapes.py); the backward takes them instead of transforming
-  // response and impulse again.
+  // The same with the forward's spectra kept for the backward (CPU and CUDA; dense_conv/_algorithm.py decides when):
+  // (out, impulse_spectra [B, Ci, H, W/2+1], response_spectra [B, Cr, H, W/2+1] times 1/(H W)), complex64
+  // (complex128 for float64 inputs; checks.h KeptSpectra), at the transform size (H, W) of fft_size
+  // (dense_conv/_shapes.py); the backward takes them instead of transforming response and impulse again.
   m.def("dense_conv2d_fft_keep_spectra(Tensor response, Tensor impulse) -> (Tensor, Tensor, Tensor)");
   m.def("dense_conv2d_fft_backward_spectra(Tensor grad_out, Tensor response, Tensor impulse, "
         "Tensor impulse_spectra, Tensor response_spectra) -> (Tensor, Tensor)");

@@ -300,6 +300,14 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
 #   dense_mix_conv2d, L = 8 (4 rounds; budget forced to keep): 1 thread kept 0.327-0.374 s, recomputed
 #                 0.314-0.363 s; 2 threads 0.424-0.459 s against 0.436-0.483 s; +160 MiB peak RSS. No
 #                 clear gain there, and its spectra are 1.7x its output: the default budget does not keep them.
+# CUDA (dense_conv2d_fft_keep_spectra and the mix pair have CUDA kernels too, csrc/cuda/fft_*_cuda.cu): the same
+# rule, counted in the spectra's own dtype (complex64 for float16 / bfloat16 inputs, which transform in float32:
+# at the user's shape their spectra are 1.38x a float16 output, not kept by default). GPU memory is the scarcer
+# resource there (a 12 GiB RTX 4070 SUPER holds the whole training step), so the default stays conservative:
+# kept spectra never outweigh the output the step already holds, and the CUDA forward's own chunked
+# intermediates (at most max(1/4 of the output, 64 MiB)) come on top only transiently. What keeping saves on a
+# GPU is a count, not a measurement (no GPU here): the backward's 2-D transforms of the impulse and response,
+# the same 9 of 38 (9 of 26) planes as on the CPU.
 SPECTRA_BUDGET_ENV = "DENSE_CONV_FFT_SPECTRA_BUDGET"
 DEFAULT_SPECTRA_BUDGET = 1.0
 
@@ -321,14 +329,16 @@ def spectra_budget() -> float:
 
 def keep_fft_spectra(response: torch.Tensor, impulse: torch.Tensor, mix_weight: Optional[torch.Tensor] = None) -> bool:
     """Whether an FFT forward (dense_conv2d; dense_mix_conv2d with mix_weight [L, Ci, Cr]) keeps its spectra for
-    the backward: on the CPU, when a gradient will be needed and they fit the budget (see above)."""
+    the backward: on the CPU or CUDA, when a gradient will be needed and they fit the budget (see above)."""
     inputs = (response, impulse) if mix_weight is None else (response, impulse, mix_weight)
-    if impulse.device.type != "cpu" or not (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
+    if impulse.device.type not in ("cpu", "cuda") or not (torch.is_grad_enabled()
+                                                          and any(t.requires_grad for t in inputs)):
         return False
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     H, W = fft_size(Hi, Wi, Hr, Wr)
-    spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * 2 * impulse.element_size()
+    complex_bytes = 16 if impulse.dtype == torch.float64 else 8  # _fake.spectra_dtype
+    spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * complex_bytes
     out_channels = Ci * Cr if mix_weight is None else mix_weight.shape[0]
     output_bytes = B * out_channels * Hi * Wi * impulse.element_size()
     return spectra_bytes <= spectra_budget() * output_bytes

@@ -97,7 +97,7 @@ def _fft_backward(ctx, grad_out):
 torch.library.register_autograd("dense_conv::dense_conv2d_fft", _fft_backward, setup_context=_fft_setup_context)
 
 
-# The variant that keeps the forward's spectra (CPU; _algorithm.keep_fft_spectra): saved here, so an in-place
+# The variant that keeps the forward's spectra (CPU and CUDA; _algorithm.keep_fft_spectra): saved here, so an in-place
 # change of response or impulse between forward and backward raises autograd's version error.
 def _fft_keep_setup_context(ctx, inputs, output):
     response, impulse = inputs

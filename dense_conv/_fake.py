@@ -52,14 +52,21 @@ def spectra_shapes(response_shape, impulse_shape):
     return (B, Ci, H, W // 2 + 1), (B, Cr, H, W // 2 + 1)
 
 
+def spectra_dtype(dtype):
+    """dtype of the spectra of an input of `dtype` (csrc/checks.h fft_real_type): complex128 for float64, else
+    complex64 (the CUDA ops transform float16 / bfloat16 in float32; the CPU ops take float32 / float64)."""
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
 def check_kept_spectra(grad_out, response, impulse, impulse_spectra, response_spectra, op):
-    """csrc/cpu/fft_common.h check_kept_spectra."""
+    """csrc/checks.h check_kept_spectra."""
+    complex_dtype = spectra_dtype(grad_out.dtype)
     for spectra, name, shape in zip((impulse_spectra, response_spectra), ("impulse_spectra", "response_spectra"),
                                     spectra_shapes(response.shape, impulse.shape)):
-        torch._check(spectra.device == grad_out.device and spectra.dtype == grad_out.dtype.to_complex()
+        torch._check(spectra.device == grad_out.device and spectra.dtype == complex_dtype
                      and tuple(spectra.shape) == shape and spectra.is_contiguous(),
                      lambda: f"{op}: {name} must be the forward's spectra: contiguous "
-                     f"{grad_out.dtype.to_complex()} of shape {list(shape)} on {grad_out.device}, got "
+                     f"{complex_dtype} of shape {list(shape)} on {grad_out.device}, got "
                      f"{spectra.dtype} {list(spectra.shape)} on {spectra.device}")
 
 
@@ -67,7 +74,7 @@ def check_kept_spectra(grad_out, response, impulse, impulse_spectra, response_sp
 def _fft_keep_spectra(response, impulse):
     out_shape = _checks.check_conv_forward(response, impulse, sparse=False)
     impulse_shape, response_shape = spectra_shapes(response.shape, impulse.shape)
-    complex_dtype = impulse.dtype.to_complex()
+    complex_dtype = spectra_dtype(impulse.dtype)
     return (impulse.new_empty(out_shape), impulse.new_empty(impulse_shape, dtype=complex_dtype),
             impulse.new_empty(response_shape, dtype=complex_dtype))
 

@@ -10,7 +10,7 @@ Importing this module registers them (the schemas come from the compiled extensi
 import torch
 
 from . import _checks
-from ._fake import check_kept_spectra, spectra_shapes
+from ._fake import check_kept_spectra, spectra_dtype, spectra_shapes
 
 _lib = torch.ops.dense_conv
 _OP = "dense_mix_conv2d"
@@ -44,7 +44,7 @@ def _backward_fake(grad_out, response, impulse, weight):
 def _keep_spectra_fake(response, impulse, weight):
     out_shape = check_mix_forward(response, impulse, weight)
     impulse_shape, response_shape = spectra_shapes(response.shape, impulse.shape)
-    complex_dtype = impulse.dtype.to_complex()
+    complex_dtype = spectra_dtype(impulse.dtype)
     return (impulse.new_empty(out_shape), impulse.new_empty(impulse_shape, dtype=complex_dtype),
             impulse.new_empty(response_shape, dtype=complex_dtype))
 
@@ -90,7 +90,8 @@ def _composed_gradients(ctx, grad_out, response, impulse, weight):
 torch.library.register_autograd("dense_conv::dense_mix_conv2d_fft", _backward, setup_context=_setup_context)
 
 
-# The variant that keeps the forward's spectra (CPU; _algorithm.keep_fft_spectra), as dense_conv2d's (_autograd.py).
+# The variant that keeps the forward's spectra (CPU and CUDA; _algorithm.keep_fft_spectra), as dense_conv2d's
+# (_autograd.py).
 def _keep_setup_context(ctx, inputs, output):
     response, impulse, weight = inputs
     _, impulse_spectra, response_spectra = output

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from emu import harness  # noqa: E402
+from emu import fft_host, harness  # noqa: E402
 
 from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
 from dense_conv._shapes import fft_size, octave_packed_length  # noqa: E402
@@ -153,9 +153,9 @@ def check_fft_kernels(shape, dtype):
     P_ref = (A64[:, :, None, :] * R64[:, None, :, :]).reshape(nb, Ci * Cr, K)
     G4 = G64.view(nb, Ci, Cr, K)
     GI_ref = (G4 * R64[:, None].conj()).sum(2)
-    GR_ref = (G4 * A64[:, :, None].conj()).sum(1)
+    GR_ref = (G4 * A64[:, :, None].conj()).sum(1) * 0.25
     check_complex(harness.fft_product(A, R), P_ref, dtype)
-    GI, GR = harness.fft_correlate(G, A, R)
+    GI, GR = harness.fft_correlate(G, A, R, gr_scale=0.25)
     check_complex(GI, GI_ref, dtype)
     check_complex(GR, GR_ref, dtype)
 
@@ -172,42 +172,104 @@ def test_fft_correlate_is_deterministic_across_schedules():
             assert torch.equal(torch.view_as_real(a), torch.view_as_real(b))
 
 
-def emulated_fft_conv(response, impulse, grad_out):
-    """The pipeline of csrc/cuda/fft_conv_cuda.cu with torch.fft on the CPU and the emulated kernels:
-    forward and both gradients, at the padded 2,3,5-smooth sizes of the CPU path. As there, float16 and
-    bfloat16 inputs are transformed in float32 and the results cast back."""
-    dtype = impulse.dtype
-    real = torch.float64 if dtype == torch.float64 else torch.float32
-    response, impulse, grad_out = (t.to(real) for t in (response, impulse, grad_out))
+def emulated_fft_conv(response, impulse, grad_out, keep=False, nb_max=None):
+    """The pipeline of csrc/cuda/fft_conv_cuda.cu, step by step (fft_forward, then fft_backward), with the host
+    transforms of tests/emu/fft_host.py (torch.fft on the CPU) around the emulated kernels: output, grad_impulse,
+    grad_response and the kept spectra (None unless `keep`: dense_conv2d_fft_keep_spectra, then
+    dense_conv2d_fft_backward_spectra taking them). nb_max: samples per chunk (the whole batch by default). As
+    there, float16 and bfloat16 inputs are transformed in float32 and the results cast back."""
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
     Hq, Wq = min(Hr, Hi), min(Wr, Wi)
     H, W = fft_size(Hi, Wi, Hr, Wr)
-    K = H * (W // 2 + 1)
-    A = torch.fft.rfft2(impulse, s=(H, W)).reshape(B, Ci, K).contiguous()
-    R = torch.fft.rfft2(response[:, :, :Hq, :Wq], s=(H, W)).reshape(B, Cr, K).contiguous()
-    G = torch.fft.rfft2(grad_out, s=(H, W)).reshape(B, Ci * Cr, K).contiguous()
-    P = harness.fft_product(A, R).view(B, Ci * Cr, H, W // 2 + 1)
-    out = torch.fft.irfft2(P, s=(H, W))[..., :Hi, :Wi]
-    GI, GR = harness.fft_correlate(G, A, R)
-    grad_impulse = torch.fft.irfft2(GI.view(B, Ci, H, W // 2 + 1), s=(H, W))[..., :Hi, :Wi]
+    Wf, K = W // 2 + 1, H * (W // 2 + 1)
+    nb_max = nb_max or B
+    resp = response[:, :, :Hq, :Wq]
+    # fft_forward
+    out = torch.empty(B, Ci * Cr, Hi, Wi, dtype=impulse.dtype)
+    kept = fft_host.empty_kept_spectra(B, Ci, Cr, H, W, impulse.dtype) if keep else None
+    for b0 in range(0, B, nb_max):
+        nb = min(nb_max, B - b0)
+        A = fft_host.forward_spectra(impulse[b0:b0 + nb], H, W, scaled=False)
+        R = fft_host.forward_spectra(resp[b0:b0 + nb], H, W, scaled=True)
+        if keep:
+            kept[0][b0:b0 + nb], kept[1][b0:b0 + nb] = A, R
+        P = harness.fft_product(A.reshape(nb, Ci, K), R.reshape(nb, Cr, K)).view(nb, Ci * Cr, H, Wf)
+        out[b0:b0 + nb] = fft_host.inverse_rows(P, Hi, W)[..., :Wi]
+    # fft_backward
     grad_response = torch.zeros_like(response)
-    grad_response[:, :, :Hq, :Wq] = torch.fft.irfft2(GR.view(B, Cr, H, W // 2 + 1), s=(H, W))[..., :Hq, :Wq]
-    return tuple(t.to(dtype) for t in (out, grad_impulse, grad_response))
+    grad_impulse = torch.empty_like(impulse)
+    for b0 in range(0, B, nb_max):
+        nb = min(nb_max, B - b0)
+        if keep:
+            A, R = kept[0][b0:b0 + nb], kept[1][b0:b0 + nb]
+        else:
+            A = fft_host.forward_spectra(impulse[b0:b0 + nb], H, W, scaled=False)
+            R = fft_host.forward_spectra(resp[b0:b0 + nb], H, W, scaled=True)
+        G = fft_host.forward_spectra(grad_out[b0:b0 + nb], H, W, scaled=False)
+        GI, GR = harness.fft_correlate(G.reshape(nb, Ci * Cr, K), A.reshape(nb, Ci, K), R.reshape(nb, Cr, K),
+                                       gr_scale=1.0 / (H * W))
+        grad_impulse[b0:b0 + nb] = fft_host.inverse_rows(GI.view(nb, Ci, H, Wf), Hi, W)[..., :Wi]
+        grad_response[b0:b0 + nb, :, :Hq, :Wq] = fft_host.inverse_rows(GR.view(nb, Cr, H, Wf), Hq, W)[..., :Wq]
+    return out, grad_impulse, grad_response, kept
 
 
+# (B, Ci, Cr, Hi, Wi, Hr, Wr) and whether grad_response's inverse is pruned (2 Hq < H: see fft_cuda_common.h)
+FFT_PIPELINE_SHAPES = {
+    "partial_pruned": ((2, 2, 3, 17, 65, 9, 17), True),
+    "kernel_larger": ((2, 1, 2, 4, 6, 7, 9), False),
+    "Cr1_pruned": ((1, 3, 1, 9, 20, 4, 3), True),
+    "Cr9_pruned": ((1, 2, 9, 5, 6, 2, 3), True),
+    "Hq_equals_Hi": ((1, 2, 2, 6, 5, 6, 2), False),
+    "users_kernel_pruned": ((2, 2, 3, 60, 40, 8, 16), True),
+}
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["recomputed", "kept"])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
-@pytest.mark.parametrize("shape", [(2, 2, 3, 17, 65, 9, 17), (2, 1, 2, 4, 6, 7, 9), (1, 3, 1, 9, 20, 4, 3),
-                                   (1, 2, 9, 5, 6, 2, 3)], ids=["partial", "kernel_larger", "Cr1", "Cr9"])
-def test_fft_conv_pipeline(shape, dtype):
+@pytest.mark.parametrize("shape,pruned", FFT_PIPELINE_SHAPES.values(), ids=FFT_PIPELINE_SHAPES.keys())
+def test_fft_conv_pipeline(shape, pruned, dtype, keep):
+    B, Ci, Cr, Hi, Wi, Hr, Wr = shape
+    H = fft_size(Hi, Wi, Hr, Wr)[0]
+    assert (2 * min(Hr, Hi) < H) == pruned and 2 * Hi >= H  # the forward's and grad_impulse's are never pruned
     response, impulse, grad_out = (t.to(dtype) for t in make_inputs(shape, dtype))
     refs = reference_dense(*(t.double() for t in (response, impulse, grad_out)))
-    for actual, expected in zip(emulated_fft_conv(response, impulse, grad_out), refs):
+    actual = emulated_fft_conv(response, impulse, grad_out, keep=keep, nb_max=1 if keep else None)
+    for x, expected in zip(actual[:3], refs):
         # transforms of a few hundred points: a few float32 roundings more than the direct kernels, plus the
         # rounding of the result to a 16-bit dtype
         scale = max(1.0, expected.abs().max().item())
         tol = (1e-12 if dtype == torch.float64 else 1e-5) + harness.UNIT_ROUNDOFF.get(dtype, 0.0)
-        torch.testing.assert_close(actual.double(), expected, rtol=0, atol=tol * scale)
+        torch.testing.assert_close(x.double(), expected, rtol=0, atol=tol * scale)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=DTYPE_ID.get)
+def test_fft_conv_pipeline_kept_spectra_are_the_cpu_ops(dtype):
+    """Kept spectra: the same gradients as recomputed ones, bitwise, and the CPU op's layout and scaling (so the
+    fake kernels and the autograd glue serve both backends)."""
+    shape = FFT_PIPELINE_SHAPES["users_kernel_pruned"][0]
+    response, impulse, grad_out = (t.to(dtype) for t in make_inputs(shape, dtype))
+    kept_run = emulated_fft_conv(response, impulse, grad_out, keep=True, nb_max=1)
+    recomputed_run = emulated_fft_conv(response, impulse, grad_out)
+    for kept, recomputed in zip(kept_run[:3], recomputed_run[:3]):
+        assert torch.equal(kept, recomputed)
+    try:
+        from dense_conv import _extension
+        ops = _extension.ops()
+    except ImportError:
+        pytest.skip("the CPU op needs the compiled extension")
+    _, impulse_spectra, response_spectra = ops.dense_conv2d_fft_keep_spectra(response, impulse)
+    for emulated, cpu in zip(kept_run[3], (impulse_spectra, response_spectra)):
+        assert emulated.dtype == cpu.dtype and emulated.shape == cpu.shape
+        torch.testing.assert_close(emulated, cpu, rtol=0, atol=1e-4 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("h_keep,H,W", [(1, 3, 4), (3, 8, 5), (4, 8, 6), (5, 9, 1), (9, 9, 10), (7, 20, 11)])
+def test_fft_host_inverse_rows(h_keep, H, W):
+    """Both branches of inverse_rows (pruned when 2 h_keep < H) are the unscaled inverse's first rows."""
+    spec = torch.fft.rfft2(torch.randn(2, H, W, generator=torch.Generator().manual_seed(H), dtype=torch.float64))
+    expected = torch.fft.irfft2(spec, s=(H, W))[:, :h_keep] * (H * W)
+    torch.testing.assert_close(fft_host.inverse_rows(spec, h_keep, W), expected, rtol=0, atol=1e-12 * H * W)
 
 
 # ---- octave_downsample (csrc/cuda/octave_downsample_kernels.cuh) ----

@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../checks.h"
 #include "../shapes.h"
 #include "column_fft.h"
 #include "huge_pages.h"
@@ -159,32 +160,13 @@ inline at::Tensor& padded_buffer(int slot, at::IntArrayRef sizes, const at::Tens
   return t;
 }
 
-// ---- Spectra a forward keeps for its backward (the *_keep_spectra ops) ----------------------------------
-// impulse [B, Ci, H, W/2+1] unscaled and response [B, Cr, H, W/2+1] times 1/(H W), as the forwards compute
-// them (complex, the transform size of fft_plan).
-struct KeptSpectra {
-  at::Tensor impulse, response;
-};
-
+// ---- Spectra a forward keeps for its backward (the *_keep_spectra ops; KeptSpectra: checks.h) -----------
 inline KeptSpectra empty_kept_spectra(const ConvSizes& s, const FftPlan& f, const at::Tensor& like) {
   const auto copt = like.options().dtype(c10::toComplexType(like.scalar_type()));
   KeptSpectra kept{at::empty({s.B, s.Ci, f.H, f.W / 2 + 1}, copt), at::empty({s.B, s.Cr, f.H, f.W / 2 + 1}, copt)};
   advise_huge_pages(kept.impulse);
   advise_huge_pages(kept.response);
   return kept;
-}
-
-inline void check_kept_spectra(const KeptSpectra& kept, const ConvSizes& s, const FftPlan& f,
-                               const at::Tensor& grad_out, const char* op) {
-  const auto complex_type = c10::toComplexType(grad_out.scalar_type());
-  for (const auto& [t, name, C] : {std::tuple{&kept.impulse, "impulse_spectra", s.Ci},
-                                   std::tuple{&kept.response, "response_spectra", s.Cr}}) {
-    const std::vector<int64_t> shape{s.B, C, f.H, f.W / 2 + 1};
-    TORCH_CHECK(t->device() == grad_out.device() && t->scalar_type() == complex_type && t->sizes() == shape &&
-                    t->is_contiguous(),
-                op, ": ", name, " must be the forward's spectra: contiguous ", complex_type, " of shape ", shape,
-                " on ", grad_out.device(), ", got ", t->scalar_type(), " ", t->sizes(), " on ", t->device());
-  }
 }
 
 // ---- Pruned 2-D real transforms ----------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //
 //   forward:   P[b, i*Cr + r, k] = A[b, i, k] * R[b, r, k]
 //   backward:  GI[b, i, k] = sum_r G[b, i*Cr + r, k] * conj(R[b, r, k])      (r ascending)
-//              GR[b, r, k] = sum_i G[b, i*Cr + r, k] * conj(A[b, i, k])      (i ascending)
+//              GR[b, r, k] = gr_scale sum_i G[b, i*Cr + r, k] * conj(A[b, i, k])  (i ascending)
 //
 // A = impulse spectra [nb, Ci, K], R = response spectra [nb, Cr, K], P / G = [nb, Ci*Cr, K].
 // Forward: one thread per (b, i, k) reads A once for all Cr responses. Backward: one thread per (b, k)
@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kFftThreads, kFftMinBlocksPerSM)
                          const typename Complex2<scalar_t>::type* __restrict__ A,
                          const typename Complex2<scalar_t>::type* __restrict__ R,
                          typename Complex2<scalar_t>::type* __restrict__ GI,
-                         typename Complex2<scalar_t>::type* __restrict__ GR, SpectrumShape s) {
+                         typename Complex2<scalar_t>::type* __restrict__ GR, scalar_t gr_scale, SpectrumShape s) {
   using C = typename Complex2<scalar_t>::type;
   constexpr int RC = fft_resp_per_thread<scalar_t>();
   const long long k = (long long)blockIdx.x * kFftThreads + threadIdx.x;
@@ -119,8 +119,8 @@ __global__ void __launch_bounds__(kFftThreads, kFftMinBlocksPerSM)
     for (int j = 0; j < RC; ++j) {
       if (j < nr) {
         C out;
-        out.x = gr_re[j];
-        out.y = gr_im[j];
+        out.x = gr_re[j] * gr_scale;
+        out.y = gr_im[j] * gr_scale;
         gr_k[(r0 + j) * s.K] = out;
       }
     }
@@ -138,7 +138,7 @@ inline LaunchConfig fft_correlate_config(const SpectrumShape& s) {
 
 // Host entry points. Pointers are interleaved complex spectra of one chunk of s.nb samples; every size
 // must be positive (the caller returns early otherwise), and nb and Ci at most 65535 (grid.z and
-// grid.y: the caller chunks the batch and limits Ci).
+// grid.y: the caller chunks the batch and limits Ci). gr_scale: the backward's 1/(H W) of GR (GI has it from R).
 template <typename scalar_t>
 void launch_fft_product(const scalar_t* A, const scalar_t* R, scalar_t* P, SpectrumShape s, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
@@ -150,14 +150,14 @@ void launch_fft_product(const scalar_t* A, const scalar_t* R, scalar_t* P, Spect
 
 template <typename scalar_t>
 void launch_fft_correlate(const scalar_t* G, const scalar_t* A, const scalar_t* R, scalar_t* GI, scalar_t* GR,
-                          SpectrumShape s, cudaStream_t stream) {
+                          double gr_scale, SpectrumShape s, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
   const LaunchConfig cfg = fft_correlate_config(s);
   auto* kernel = &fft_correlate_kernel<scalar_t>;
   DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d (algorithm='fft') backward"), cfg.threads, cfg.smem_bytes,
             stream)(
       reinterpret_cast<const C*>(G), reinterpret_cast<const C*>(A), reinterpret_cast<const C*>(R),
-      reinterpret_cast<C*>(GI), reinterpret_cast<C*>(GR), s);
+      reinterpret_cast<C*>(GI), reinterpret_cast<C*>(GR), static_cast<scalar_t>(gr_scale), s);
 }
 
 }  // namespace dc

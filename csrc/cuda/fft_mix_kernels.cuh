@@ -7,15 +7,16 @@
 //   M[l, j] = sum_k a[l, j, k] Hs[k]
 //   forward:  Y[l]  = sum_j X[j] M[l, j]                                             [nb, L, K]
 //   backward: GX[j] = sum_l G[l] conj(M[l, j])                                       [nb, Ci, K]
-//             GH[k] = sum_j conj(X[j]) sum_l a[l, j, k] G[l]                          [nb, Cr, K]
+//             GH[k] = gh_scale sum_j conj(X[j]) sum_l a[l, j, k] G[l]                 [nb, Cr, K]
 //             gw[b, l, j, k] = scale * sum_bins w Re(X[j] conj(G[l]) Hs[k])           [nb, L, Ci, Cr], float64
 // (w: half_spectrum_weight, csrc/shapes.h; scale = 1 / (H W), Parseval).
 //
 // Y, GX and GH are one kernel, fft_mix_kernel: out[o] = sum_p S[p] (sum_q a[o, p, q] T[q]), with conjugates
 // and strides into a chosen per launch. One thread per (sample, bin, block of outputs) keeps that block's
 // inner sums and outputs in registers and walks p then q in ascending order; a tiny kernel first lays the
-// weights out so that a thread reads its outputs' weights of one (p, q) in two vector loads (the same for the
-// whole block: a broadcast): 3 loads per 16 (float) or 8 (double) multiply-adds, not 9 or 5.
+// weights out (once per call, for every chunk of samples) so that a thread reads its outputs' weights of one
+// (p, q) in two vector loads (the same for the whole block: a broadcast): 3 loads per 16 (float) or 8 (double)
+// multiply-adds, not 9 or 5.
 // The weight gradient is a dot product over bins: fft_mix_gw_partial_kernel sums a chunk of kGwChunkBins bins
 // per block (per thread, then a fixed shared-memory tree), fft_mix_gw_reduce_kernel adds the chunks of each
 // sample in chunk order. Every sum has one fixed order: deterministic, no atomics.
@@ -33,23 +34,24 @@ struct MixSpectra {
   DC_HD bool has_nyquist() const { return W % 2 == 0; }
 };
 
-// out[b, o] = cj_out(sum_{p < P} cj_s(S[b, p]) sum_{q < Q} a[o * so + p * sp + q * sq] T[b, q]) on every bin,
-// with cj_s / cj_out a complex conjugate when conj_s / conj_out.
+// out[b, o] = out_scale cj_out(sum_{p < P} cj_s(S[b, p]) sum_{q < Q} a[o * so + p * sp + q * sq] T[b, q]) on
+// every bin, with cj_s / cj_out a complex conjugate when conj_s / conj_out.
 struct MixTerms {
   int64_t nb, K, O, P, Q;
   int64_t so, sp, sq;
   bool conj_s, conj_out;
+  double out_scale;
 };
 
 // The three uses (see the top).
 inline MixTerms forward_terms(const MixSpectra& s) {  // Y from X (p = j) and Hs (q = k)
-  return {s.nb, s.bins(), s.L, s.Ci, s.Cr, s.Ci * s.Cr, s.Cr, 1, false, false};
+  return {s.nb, s.bins(), s.L, s.Ci, s.Cr, s.Ci * s.Cr, s.Cr, 1, false, false, 1.0};
 }
 inline MixTerms grad_impulse_terms(const MixSpectra& s) {  // GX = conj(sum_l conj(G[l]) M[l, j]): p = l, q = k
-  return {s.nb, s.bins(), s.Ci, s.L, s.Cr, s.Cr, s.Ci * s.Cr, 1, true, true};
+  return {s.nb, s.bins(), s.Ci, s.L, s.Cr, s.Cr, s.Ci * s.Cr, 1, true, true, 1.0};
 }
-inline MixTerms grad_response_terms(const MixSpectra& s) {  // GH from X (p = j, conjugated) and G (q = l)
-  return {s.nb, s.bins(), s.Cr, s.Ci, s.L, 1, s.Cr, s.Ci * s.Cr, true, false};
+inline MixTerms grad_response_terms(const MixSpectra& s, double gh_scale) {  // GH from X (p = j, conj.), G (q = l)
+  return {s.nb, s.bins(), s.Cr, s.Ci, s.L, 1, s.Cr, s.Ci * s.Cr, true, false, gh_scale};
 }
 
 // Outputs per thread of fft_mix_kernel (their sums and inner sums in registers: double values take two), and
@@ -130,15 +132,15 @@ __global__ void __launch_bounds__(kFftThreads)
       acc_im[u] += s.x * in_im[u] + s_im * in_re[u];
     }
   }
-  const scalar_t out_sign = m.conj_out ? scalar_t(-1) : scalar_t(1);
+  const scalar_t re_scale = scalar_t(m.out_scale), im_scale = m.conj_out ? -re_scale : re_scale;
   const int no = (int)(m.O - o0 < OB ? m.O - o0 : OB);
   C* out_k = out + (b * m.O + o0) * m.K + k;
 #pragma unroll
   for (int u = 0; u < OB; ++u) {
     if (u < no) {
       C y;
-      y.x = acc_re[u];
-      y.y = out_sign * acc_im[u];
+      y.x = re_scale * acc_re[u];
+      y.y = im_scale * acc_im[u];
       out_k[u * m.K] = y;
     }
   }
@@ -256,52 +258,76 @@ inline int64_t fft_mix_forward_workspace_elements(const MixSpectra& s) {
 }
 template <typename scalar_t>
 inline int64_t fft_mix_backward_workspace_elements(const MixSpectra& s) {
-  return mix_weight_elements<scalar_t>(grad_impulse_terms(s)) + mix_weight_elements<scalar_t>(grad_response_terms(s));
+  return mix_weight_elements<scalar_t>(grad_impulse_terms(s)) +
+         mix_weight_elements<scalar_t>(grad_response_terms(s, 1.0));
 }
 
-// The weight layout for `m` into wl, then the mix.
+// The weight layout for `m` into wl (it depends on the weights and sizes only, not on the samples: laid out once
+// per call, before the chunk loop).
 template <typename scalar_t>
-void launch_fft_mix(const scalar_t* S, const scalar_t* T, const scalar_t* a, scalar_t* wl, scalar_t* out,
-                    const MixTerms& m, const char* what, cudaStream_t stream) {
+void launch_fft_mix_weights(const scalar_t* a, scalar_t* wl, const MixTerms& m, const char* what, cudaStream_t stream) {
+  const LaunchConfig cfg = fft_mix_weight_config<scalar_t>(m);
+  auto* kernel = &fft_mix_weight_kernel<scalar_t>;
+  DC_LAUNCH(kernel, checked_grid(cfg, what), cfg.threads, cfg.smem_bytes, stream)(a, wl, m);
+}
+
+// The mix for `m`, weights laid out in wl.
+template <typename scalar_t>
+void launch_fft_mix(const scalar_t* S, const scalar_t* T, const scalar_t* wl, scalar_t* out, const MixTerms& m,
+                    const char* what, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
-  const LaunchConfig weight_cfg = fft_mix_weight_config<scalar_t>(m);
-  auto* weight_kernel = &fft_mix_weight_kernel<scalar_t>;
-  DC_LAUNCH(weight_kernel, checked_grid(weight_cfg, what), weight_cfg.threads, weight_cfg.smem_bytes, stream)(
-      a, wl, m);
   const LaunchConfig cfg = fft_mix_config<scalar_t>(m);
   auto* kernel = &fft_mix_kernel<scalar_t>;
   DC_LAUNCH(kernel, checked_grid(cfg, what), cfg.threads, cfg.smem_bytes, stream)(
       reinterpret_cast<const C*>(S), reinterpret_cast<const C*>(T), wl, reinterpret_cast<C*>(out), m);
 }
 
+constexpr const char* kMixForwardName = "dense_mix_conv2d (algorithm='fft')";
+constexpr const char* kMixBackwardName = "dense_mix_conv2d (algorithm='fft') backward";
+
 // Host entry points. Spectra are interleaved complex, a is [L, Ci, Cr] contiguous; every size must be positive
 // (the caller returns early otherwise) and nb at most 65535 (grid.z: the caller chunks the batch). Workspaces
-// (16-byte aligned): fft_mix_forward_workspace_elements<scalar_t>(s) / fft_mix_backward_workspace_elements.
+// (16-byte aligned): fft_mix_forward_workspace_elements<scalar_t>(s) / fft_mix_backward_workspace_elements, filled
+// once per call by the *_weights launch (any s.nb), then read by every chunk's launches.
 template <typename scalar_t>
-void launch_fft_mix_forward(const scalar_t* X, const scalar_t* Hs, const scalar_t* a, scalar_t* Y,
-                            scalar_t* workspace, MixSpectra s, cudaStream_t stream) {
-  launch_fft_mix<scalar_t>(X, Hs, a, workspace, Y, forward_terms(s), "dense_mix_conv2d (algorithm='fft')", stream);
+void launch_fft_mix_forward_weights(const scalar_t* a, scalar_t* workspace, MixSpectra s, cudaStream_t stream) {
+  launch_fft_mix_weights<scalar_t>(a, workspace, forward_terms(s), kMixForwardName, stream);
 }
 
-// GX, GH as at the top; gw: [nb, L, Ci, Cr] float64, times `scale`; gw_workspace: fft_mix_gw_workspace_elements(s)
-// float64 elements.
 template <typename scalar_t>
-void launch_fft_mix_backward(const scalar_t* X, const scalar_t* Hs, const scalar_t* G, const scalar_t* a,
-                             scalar_t* GX, scalar_t* GH, double* gw, scalar_t* workspace, double* gw_workspace,
-                             double scale, MixSpectra s, cudaStream_t stream) {
+void launch_fft_mix_forward(const scalar_t* X, const scalar_t* Hs, const scalar_t* workspace, scalar_t* Y,
+                            MixSpectra s, cudaStream_t stream) {
+  launch_fft_mix<scalar_t>(X, Hs, workspace, Y, forward_terms(s), kMixForwardName, stream);
+}
+
+template <typename scalar_t>
+void launch_fft_mix_backward_weights(const scalar_t* a, scalar_t* workspace, MixSpectra s, cudaStream_t stream) {
+  const MixTerms gx_terms = grad_impulse_terms(s);
+  launch_fft_mix_weights<scalar_t>(a, workspace, gx_terms, kMixBackwardName, stream);
+  launch_fft_mix_weights<scalar_t>(a, workspace + mix_weight_elements<scalar_t>(gx_terms),
+                                   grad_response_terms(s, 1.0), kMixBackwardName, stream);  // the scale: at the mix
+}
+
+// GX, GH (times gh_scale) as at the top; gw: [nb, L, Ci, Cr] float64, times `scale`; gw_workspace:
+// fft_mix_gw_workspace_elements(s) float64 elements.
+template <typename scalar_t>
+void launch_fft_mix_backward(const scalar_t* X, const scalar_t* Hs, const scalar_t* G, const scalar_t* workspace,
+                             scalar_t* GX, scalar_t* GH, double* gw, double* gw_workspace, double scale,
+                             double gh_scale, MixSpectra s, cudaStream_t stream) {
   using C = typename Complex2<scalar_t>::type;
-  const char* what = "dense_mix_conv2d (algorithm='fft') backward";
-  const MixTerms gx_terms = grad_impulse_terms(s), gh_terms = grad_response_terms(s);
-  launch_fft_mix<scalar_t>(G, Hs, a, workspace, GX, gx_terms, what, stream);
-  launch_fft_mix<scalar_t>(X, G, a, workspace + mix_weight_elements<scalar_t>(gx_terms), GH, gh_terms, what, stream);
+  const MixTerms gx_terms = grad_impulse_terms(s), gh_terms = grad_response_terms(s, gh_scale);
+  launch_fft_mix<scalar_t>(G, Hs, workspace, GX, gx_terms, kMixBackwardName, stream);
+  launch_fft_mix<scalar_t>(X, G, workspace + mix_weight_elements<scalar_t>(gx_terms), GH, gh_terms, kMixBackwardName,
+                           stream);
   const LaunchConfig partial_cfg = fft_mix_gw_partial_config<scalar_t>(s);
   auto* partial_kernel = &fft_mix_gw_partial_kernel<scalar_t>;
-  DC_LAUNCH(partial_kernel, checked_grid(partial_cfg, what), partial_cfg.threads, partial_cfg.smem_bytes, stream)(
-      reinterpret_cast<const C*>(X), reinterpret_cast<const C*>(Hs), reinterpret_cast<const C*>(G), gw_workspace, s);
+  DC_LAUNCH(partial_kernel, checked_grid(partial_cfg, kMixBackwardName), partial_cfg.threads, partial_cfg.smem_bytes,
+            stream)(reinterpret_cast<const C*>(X), reinterpret_cast<const C*>(Hs), reinterpret_cast<const C*>(G),
+                    gw_workspace, s);
   const LaunchConfig reduce_cfg = fft_mix_gw_reduce_config(s);
   auto* reduce_kernel = &fft_mix_gw_reduce_kernel<scalar_t>;
-  DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, what), reduce_cfg.threads, reduce_cfg.smem_bytes, stream)(
-      gw_workspace, gw, s, scale);
+  DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, kMixBackwardName), reduce_cfg.threads, reduce_cfg.smem_bytes,
+            stream)(gw_workspace, gw, s, scale);
 }
 
 }  // namespace dc

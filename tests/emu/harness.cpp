@@ -188,12 +188,12 @@ DC_EMU_BINDING(dc_emu_fft_product, (int dtype, const void* A, const void* R, voi
                                            dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
                }))
 DC_EMU_BINDING(dc_emu_fft_correlate, (int dtype, const void* G, const void* A, const void* R, void* GI, void* GR,
-                                      const int64_t* sz),
+                                      double gr_scale, const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  dc::launch_fft_correlate<T>(static_cast<const T*>(G), static_cast<const T*>(A),
                                              static_cast<const T*>(R), static_cast<T*>(GI), static_cast<T*>(GR),
-                                             dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
+                                             gr_scale, dc::SpectrumShape{sz[0], sz[1], sz[2], sz[3]}, nullptr);
                }))
 
 // ---- csrc/cuda/fft_mix_kernels.cuh ----------------------------------------------------------
@@ -205,21 +205,23 @@ DC_EMU_BINDING(dc_emu_fft_mix_forward, (int dtype, const void* X, const void* Hs
                  using T = decltype(zero);
                  const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
                  std::vector<T> workspace(dc::fft_mix_forward_workspace_elements<T>(s), T(std::nan("")));
-                 dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
-                                               static_cast<const T*>(a), static_cast<T*>(Y), workspace.data(), s,
-                                               nullptr);
+                 dc::launch_fft_mix_forward_weights<T>(static_cast<const T*>(a), workspace.data(), s, nullptr);
+                 dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs), workspace.data(),
+                                               static_cast<T*>(Y), s, nullptr);
                }))
 DC_EMU_BINDING(dc_emu_fft_mix_backward, (int dtype, const void* X, const void* Hs, const void* G, const void* a,
-                                         void* GX, void* GH, double* gw, double scale, const int64_t* sz),
+                                         void* GX, void* GH, double* gw, double scale, double gh_scale,
+                                         const int64_t* sz),
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
                  std::vector<T> workspace(dc::fft_mix_backward_workspace_elements<T>(s), T(std::nan("")));
                  std::vector<double> gw_workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
+                 dc::launch_fft_mix_backward_weights<T>(static_cast<const T*>(a), workspace.data(), s, nullptr);
                  dc::launch_fft_mix_backward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
-                                                static_cast<const T*>(G), static_cast<const T*>(a),
-                                                static_cast<T*>(GX), static_cast<T*>(GH), gw, workspace.data(),
-                                                gw_workspace.data(), scale, s, nullptr);
+                                                static_cast<const T*>(G), workspace.data(), static_cast<T*>(GX),
+                                                static_cast<T*>(GH), gw, gw_workspace.data(), scale, gh_scale, s,
+                                                nullptr);
                }))
 
 // ---- tests/emu/selftest_kernels.cuh ---------------------------------------------------------

@@ -329,13 +329,14 @@ def fft_product(A, R):
     return P
 
 
-def fft_correlate(G, A, R):
-    """G [nb, Ci*Cr, K], A [nb, Ci, K], R [nb, Cr, K] -> (GI [nb, Ci, K], GR [nb, Cr, K])."""
+def fft_correlate(G, A, R, gr_scale=1.0):
+    """G [nb, Ci*Cr, K], A [nb, Ci, K], R [nb, Cr, K] -> (GI [nb, Ci, K], GR [nb, Cr, K] times gr_scale)."""
     nb, Ci, K = A.shape
     Cr = R.shape[1]
     GI = _poisoned_complex((nb, Ci, K), A.dtype)
     GR = _poisoned_complex((nb, Cr, K), A.dtype)
-    call("dc_emu_fft_correlate", _spectrum_code(G, A, R), G, A, R, GI, GR, (ctypes.c_int64 * 4)(nb, Ci, Cr, K))
+    call("dc_emu_fft_correlate", _spectrum_code(G, A, R), G, A, R, GI, GR, ctypes.c_double(gr_scale),
+         (ctypes.c_int64 * 4)(nb, Ci, Cr, K))
     return GI, GR
 
 
@@ -358,8 +359,9 @@ def fft_mix_forward(X, Hs, a, H, W):
     return Y
 
 
-def fft_mix_backward(X, Hs, G, a, H, W, scale):
-    """-> (GX [nb, Ci, K], GH [nb, Cr, K], gw [nb, L, Ci, Cr] float64): see csrc/cuda/fft_mix_kernels.cuh."""
+def fft_mix_backward(X, Hs, G, a, H, W, scale, gh_scale=1.0):
+    """-> (GX [nb, Ci, K], GH [nb, Cr, K] times gh_scale, gw [nb, L, Ci, Cr] float64 times scale): see
+    csrc/cuda/fft_mix_kernels.cuh."""
     assert a.dtype == COMPLEX_REAL[X.dtype], "the weight has the spectra's real dtype"
     nb, Ci, K = X.shape
     Cr = Hs.shape[1]
@@ -367,7 +369,7 @@ def fft_mix_backward(X, Hs, G, a, H, W, scale):
     GH = _poisoned_complex((nb, Cr, K), X.dtype)
     gw = poisoned((nb, *a.shape), torch.float64)
     call("dc_emu_fft_mix_backward", _spectrum_code(X, Hs, G), X, Hs, G, a, GX, GH, gw, ctypes.c_double(scale),
-         _mix_sizes(X, Hs, G, H, W))
+         ctypes.c_double(gh_scale), _mix_sizes(X, Hs, G, H, W))
     return GX, GH, gw
 
 

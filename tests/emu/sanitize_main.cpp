@@ -413,7 +413,7 @@ bool run_fft(const dc::SpectrumShape& s, unsigned seed) {
         }
   auto P = poisoned<T>(2 * nG), GI = poisoned<T>(2 * nA), GR = poisoned<T>(2 * nR);
   dc::launch_fft_product<T>(A.data(), R.data(), P.data(), s, nullptr);
-  dc::launch_fft_correlate<T>(G.data(), A.data(), R.data(), GI.data(), GR.data(), s, nullptr);
+  dc::launch_fft_correlate<T>(G.data(), A.data(), R.data(), GI.data(), GR.data(), 1.0, s, nullptr);
   return close("fft product", P, P_ref) && close("fft correlate GI", GI, GI_ref) && close("fft correlate GR", GR, GR_ref);
 }
 
@@ -495,9 +495,11 @@ bool run_mix(const dc::MixSpectra& s, unsigned seed) {
   auto gw = poisoned<double>(s.nb * nw), gw_workspace = poisoned<double>(dc::fft_mix_gw_workspace_elements(s));
   auto forward_workspace = poisoned<T>(dc::fft_mix_forward_workspace_elements<T>(s));
   auto backward_workspace = poisoned<T>(dc::fft_mix_backward_workspace_elements<T>(s));
-  dc::launch_fft_mix_forward<T>(X.data(), Hs.data(), a.data(), Y.data(), forward_workspace.data(), s, nullptr);
-  dc::launch_fft_mix_backward<T>(X.data(), Hs.data(), G.data(), a.data(), GX.data(), GH.data(), gw.data(),
-                                 backward_workspace.data(), gw_workspace.data(), scale, s, nullptr);
+  dc::launch_fft_mix_forward_weights<T>(a.data(), forward_workspace.data(), s, nullptr);
+  dc::launch_fft_mix_forward<T>(X.data(), Hs.data(), forward_workspace.data(), Y.data(), s, nullptr);
+  dc::launch_fft_mix_backward_weights<T>(a.data(), backward_workspace.data(), s, nullptr);
+  dc::launch_fft_mix_backward<T>(X.data(), Hs.data(), G.data(), backward_workspace.data(), GX.data(), GH.data(),
+                                 gw.data(), gw_workspace.data(), scale, 1.0, s, nullptr);
   return close("mix Y", Y, Y_ref) && close("mix GX", GX, GX_ref) && close("mix GH", GH, GH_ref) &&
          close("mix gw", gw, gw_ref, tolerance<T>());  // float64 sums of products computed in T
 }
