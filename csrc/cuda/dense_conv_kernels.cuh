@@ -112,7 +112,7 @@ struct ForwardTile {
   // Few responses (sparse_conv2d launches RC = 1): 16 columns, so that each staged tap serves 16 products;
   // more responses reuse the row RC times over and 8 columns leave registers for the 8 * RC accumulators.
   // double: 4 columns (two registers per value).
-  static constexpr int kCols = sizeof(acc_t) == 8 ? 4 : RC <= 2 ? 16 : 8;
+  static constexpr int kCols = sizeof(acc_t) == 8 ? (RC == 1 ? 8 : 4) : RC <= 2 ? 16 : 8;
   static constexpr int kSpan = kCols + kTapCols;  // window values a thread's columns meet in one tap row
   // A thread's columns span kSegmentWords banks and a tile row 128 (512 bytes): kThreadsAcross threads.
   static constexpr int kSegmentWords = kCols * (int)sizeof(acc_t) / 4;
@@ -200,6 +200,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       const int nq = (int)min64(kTapCols, q_end - q0);
       // window[a][c] = impulse[wy0 + a][wx0 + c], zero outside the image.
       const long long wy0 = y0 - p0 - kTapRows, wx0 = x0 - q0 - kTapCols;
+#pragma unroll 1
       for (int e = threadIdx.x; e < Tile::kWindowRows * kWindowCols; e += kThreads) {
         const int a = e / kWindowCols, c = e % kWindowCols;
         const long long yy = wy0 + a, xx = wx0 + c;
@@ -220,6 +221,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       // ForwardTile) and RC * kTapCols / vec_width of the taps (broadcasts) feed RC * kTapCols * kCols FFMA
       // (float, RC = 5: 6 + 20 LDS.128 for 640 FFMA; RC = 1: 8 + 4 for 256). Taps at dq >= nq are staged
       // as zero; groups of 4 past nq are skipped.
+#pragma unroll 1
       for (int dp = 0; dp < dp_end; ++dp) {
         acc_t v[Tile::kSpan];
         load_shared_vec(v, window + (row + kTapRows - dp) * kPitch + col);
