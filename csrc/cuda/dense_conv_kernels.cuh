@@ -22,13 +22,13 @@ namespace dc {
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
 constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling
-constexpr int kTileRows = 16;             // forward / grad_impulse: output rows per block
+constexpr int kTileRows = 16;             // grad_impulse (per_sample too): output rows per block
 constexpr int kTileCols = 64;             // ... output columns per block
 constexpr int kColsPerThread = 4;         // ... each thread: 4 columns, kTileCols/kColsPerThread apart
 constexpr int kThreadCols = kTileCols / kColsPerThread;  // 16 threads across, 16 down
 constexpr int kTapRows = 8;               // forward / grad_impulse: response taps staged per chunk
 constexpr int kTapCols = 16;
-constexpr int kMaxResponsesPerBlock = 8;  // forward: accumulators per pixel (all Cr when Cr <= 8)
+constexpr int kMaxResponsesPerBlock = 8;  // forward: responses per block (all Cr when Cr <= 8)
 constexpr int kMaxResponsesPerBlockDouble = 2;
 constexpr int kWindowRows = kTileRows + kTapRows - 1;
 constexpr int kWindowCols = kTileCols + kTapCols - 1;
@@ -120,8 +120,9 @@ struct ForwardTile {
   static constexpr int kRowsPerWarp = 32 / kThreadsAcross;
   static constexpr int kTileCols = kThreadsAcross * kCols;
   static constexpr int kTileRows = kThreads / kThreadsAcross;
-  // The window holds one row and one column more than the taps reach (on the top and the left): its rows
-  // start 64-byte aligned in global memory when x0 - q0 is, and it stages in whole warps.
+  // The window holds one row and one column more than the taps reach (on the top and the left): it starts at
+  // column x0 - q0 - kTapCols, a multiple of 16 (whole 32-byte sectors when the image rows are aligned), and
+  // it stages in whole warps.
   static constexpr int kWindowRows = kTileRows + kTapRows;
   static constexpr int kWindowCols = kTileCols + kTapCols;
   // Banks of a row load (128-bit loads are served a quarter warp, 8 lanes, per wavefront): each quarter warp
@@ -200,7 +201,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       const int nq = (int)min64(kTapCols, q_end - q0);
       // window[a][c] = impulse[wy0 + a][wx0 + c], zero outside the image.
       const long long wy0 = y0 - p0 - kTapRows, wx0 = x0 - q0 - kTapCols;
-#pragma unroll 1
+#pragma unroll 1  // unrolled, RC = 2 and 6..8 spilled
       for (int e = threadIdx.x; e < Tile::kWindowRows * kWindowCols; e += kThreads) {
         const int a = e / kWindowCols, c = e % kWindowCols;
         const long long yy = wy0 + a, xx = wx0 + c;
@@ -221,7 +222,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       // ForwardTile) and RC * kTapCols / vec_width of the taps (broadcasts) feed RC * kTapCols * kCols FFMA
       // (float, RC = 5: 6 + 20 LDS.128 for 640 FFMA; RC = 1: 8 + 4 for 256). Taps at dq >= nq are staged
       // as zero; groups of 4 past nq are skipped.
-#pragma unroll 1
       for (int dp = 0; dp < dp_end; ++dp) {
         acc_t v[Tile::kSpan];
         load_shared_vec(v, window + (row + kTapRows - dp) * kPitch + col);
@@ -318,7 +318,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long b = block / (unsigned)s.Ci;
   const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols;
   const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
-  // Unlike the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
+  // As in the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
   // window column c + dq, so one register copy of the row's kColsPerThread + kTapCols - 1 columns serves
   // all kColsPerThread * kTapCols products (a register window sliding over x).
   constexpr int kRowSpan = kColsPerThread + kTapCols;  // kColsPerThread + kTapCols - 1 used, rounded to a vector
