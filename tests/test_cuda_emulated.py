@@ -37,6 +37,11 @@ SHAPES = {
     "Cr4": (1, 2, 4, 6, 9, 3, 4),                       # forward blocks of 4 responses
     "Cr6": (1, 1, 6, 5, 7, 2, 3),                       # ... of 6
     "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
+    # forward tiles of 8 columns per thread (float Cr 3..8): 3 column tiles, rows past the image in the last
+    # row tile, partial tap chunks (3 rows, 5 columns); double: 5 column tiles of 2 + 2 + 1 responses
+    "wide_Cr5_column_tiles": (1, 1, 5, 19, 260, 11, 21),
+    # forward tiles of 16 columns per thread (float Cr 1..2): 2 column tiles, warps wholly past the image
+    "wide_Cr1_column_tiles": (1, 1, 1, 40, 200, 5, 19),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
 }
 

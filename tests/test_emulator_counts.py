@@ -42,7 +42,7 @@ def test_sampled_dense_forward_matches_full_launch():
     sample must be dense enough: 18 of 54 blocks here). dram_sectors is not compared: blocks that share
     inputs make its sampled estimate an overcount."""
     g = torch.Generator().manual_seed(0)
-    impulse = torch.randn(3, 2, 40, 150, generator=g)
+    impulse = torch.randn(3, 3, 40, 300, generator=g)
     response = torch.randn(3, 2, 5, 7, generator=g)
     with harness.counting(sample=0) as full:
         harness.dense_forward(response, impulse)

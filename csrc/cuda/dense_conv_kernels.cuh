@@ -22,13 +22,13 @@ namespace dc {
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
 constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling
-constexpr int kTileRows = 16;             // forward / grad_impulse: output rows per block
+constexpr int kTileRows = 16;             // grad_impulse (per_sample too): output rows per block
 constexpr int kTileCols = 64;             // ... output columns per block
 constexpr int kColsPerThread = 4;         // ... each thread: 4 columns, kTileCols/kColsPerThread apart
 constexpr int kThreadCols = kTileCols / kColsPerThread;  // 16 threads across, 16 down
 constexpr int kTapRows = 8;               // forward / grad_impulse: response taps staged per chunk
 constexpr int kTapCols = 16;
-constexpr int kMaxResponsesPerBlock = 8;  // forward: accumulators per pixel (all Cr when Cr <= 8)
+constexpr int kMaxResponsesPerBlock = 8;  // forward: responses per block (all Cr when Cr <= 8)
 constexpr int kMaxResponsesPerBlockDouble = 2;
 constexpr int kWindowRows = kTileRows + kTapRows - 1;
 constexpr int kWindowCols = kTileCols + kTapCols - 1;
@@ -122,6 +122,55 @@ __device__ __forceinline__ ForwardBlock forward_block(unsigned tiles_x, unsigned
   return f;
 }
 
+// Forward tile of RC responses per block, per accumulator type. A thread owns kCols consecutive output
+// columns of one row, for all RC responses, and slides a register copy of its window row over the taps (as
+// grad_impulse does): per tap row, one load of kSpan window values and, per response, kTapCols taps (one
+// address per warp) feed kCols * kTapCols * RC multiply-adds.
+template <typename acc_t, int RC>
+struct ForwardTile {
+  // Few responses (sparse_conv2d launches RC = 1): 16 columns, so that each staged tap serves 16 products;
+  // more responses reuse the row RC times over and 8 columns leave registers for the 8 * RC accumulators.
+  // double: 4 columns (two registers per value).
+  static constexpr int kCols = sizeof(acc_t) == 8 ? (RC == 1 ? 8 : 4) : RC <= 2 ? 16 : 8;
+  static constexpr int kSpan = kCols + kTapCols;  // window values a thread's columns meet in one tap row
+  // A thread's columns span kSegmentWords banks and a tile row 128 (512 bytes): kThreadsAcross threads.
+  static constexpr int kSegmentWords = kCols * (int)sizeof(acc_t) / 4;
+  static constexpr int kThreadsAcross = 128 / kSegmentWords;
+  static constexpr int kRowsPerWarp = 32 / kThreadsAcross;
+  static constexpr int kTileCols = kThreadsAcross * kCols;
+  static constexpr int kTileRows = kThreads / kThreadsAcross;
+  // The window holds one row and one column more than the taps reach (on the top and the left): it starts at
+  // column x0 - q0 - kTapCols, a multiple of 16 (whole 32-byte sectors when the image rows are aligned), and
+  // it stages in whole warps.
+  static constexpr int kWindowRows = kTileRows + kTapRows;
+  static constexpr int kWindowCols = kTileCols + kTapCols;
+  // Banks of a row load (128-bit loads are served a quarter warp, 8 lanes, per wavefront): each quarter warp
+  // holds kRowsPerWarp rows x (8 / kRowsPerWarp) adjacent threads, whose vectors cover the banks
+  // {k * kSegmentWords .. k * kSegmentWords + 3}; a pitch of 4 mod kSegmentWords words moves each next row
+  // 4 banks on: 32 distinct banks, one wavefront per quarter, the minimum 4 per request.
+  static constexpr int kPitch = kWindowCols + vec_width<acc_t>();
+  static constexpr size_t kSmemBytes = (kWindowRows * kPitch + RC * kTapRows * kTapCols) * sizeof(acc_t);
+  static_assert(kPitch * sizeof(acc_t) / 4 % kSegmentWords == 4 && kCols * sizeof(acc_t) % 16 == 0,
+                "row loads must start 16-byte aligned, 4 banks apart from row to row");
+  static_assert(kWindowRows * kWindowCols % 32 == 0 && kTapRows * kTapCols % 32 == 0 &&
+                    kTileRows * kTileCols % kThreads == 0,
+                "staging loops run in whole warps (the emulator's counts pair the lanes' n-th accesses)");
+};
+
+// dst[0 .. N) = src[0 .. N), dst 16-byte aligned, N whole vectors (the store of load_shared_vec).
+template <int N, typename T>
+__device__ __forceinline__ void store_shared_vec(T* dst, const T (&src)[N]) {
+  constexpr int W = vec_width<T>();
+  static_assert(N % W == 0, "whole vectors");
+#pragma unroll
+  for (int c = 0; c < N / W; ++c) {
+    SharedVec<T> chunk;
+#pragma unroll
+    for (int j = 0; j < W; ++j) chunk.v[j] = src[c * W + j];
+    reinterpret_cast<SharedVec<T>*>(dst)[c] = chunk;
+  }
+}
+
 // Block: a kTileRows x kTileCols tile of out[b, i*Cr + r0 .. r0+RC-1]; each impulse value staged once
 // serves all RC responses.
 template <typename scalar_t, int RC>
@@ -130,58 +179,77 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
                          scalar_t* __restrict__ out, ConvSizes s, unsigned tiles_x, unsigned tiles_y,
                          unsigned r_chunks) {
   using acc_t = typename AccType<scalar_t>::type;
-  constexpr int RCP = padded_to_vec<acc_t>(RC);
-  acc_t* window = dc_dynamic_smem<acc_t>();                 // [kWindowRows][kWindowPitch]
-  acc_t* taps = window + kWindowRows * kWindowPitch;        // [kTapRows][kTapCols][RCP]: 16-byte aligned
+  using Tile = ForwardTile<acc_t, RC>;
+  constexpr int kCols = Tile::kCols, kPitch = Tile::kPitch, kTileRows = Tile::kTileRows;
+  constexpr int kTileCols = Tile::kTileCols, kWindowCols = Tile::kWindowCols;
+  acc_t* window = dc_dynamic_smem<acc_t>();           // [kWindowRows][kPitch]
+  acc_t* taps = window + Tile::kWindowRows * kPitch;  // [RC][kTapRows][kTapCols]: 16-byte aligned
+  acc_t* out_tile = window;                           // [kTileRows][kPitch], once the taps are done
 
   const ForwardBlock blk = forward_block(tiles_x, tiles_y, r_chunks, s.Ci);
   const long long i = blk.i, b = blk.b;
   const long long y0 = blk.ty_tile * kTileRows, x0 = blk.tx_tile * kTileCols, r0 = blk.r_chunk * RC;
-  const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
+  // Thread -> (row, columns col .. col + kCols-1) of the tile, quarter warps as in ForwardTile::kPitch.
+  constexpr int kAcrossPerQuarter = 8 / Tile::kRowsPerWarp;
+  const int warp = threadIdx.x / 32, quarter = threadIdx.x % 32 / 8, lane8 = threadIdx.x % 8;
+  const int row = warp * Tile::kRowsPerWarp + lane8 / kAcrossPerQuarter;
+  const int col = (quarter * kAcrossPerQuarter + lane8 % kAcrossPerQuarter) * kCols;
 
   const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
-  acc_t acc[kColsPerThread][RC];
+  acc_t acc[RC][kCols];
 #pragma unroll
-  for (int k = 0; k < kColsPerThread; ++k)
+  for (int r = 0; r < RC; ++r)
 #pragma unroll
-    for (int r = 0; r < RC; ++r) acc[k][r] = acc_t(0);
+    for (int c = 0; c < kCols; ++c) acc[r][c] = acc_t(0);
 
-  // Causal window: tap p reaches row y only if p <= y; the tile's last row is y0 + kTileRows - 1.
+  // Causal window: tap p reaches row y only if p <= y; the tile's last row is y0 + kTileRows - 1, and this
+  // warp's last row warp_y0 + kRowsPerWarp - 1 (a warp wholly below the image computes nothing). The bound
+  // is the warp's, so its lanes stay converged.
   const long long p_end = min64(s.Hr, y0 + kTileRows), q_end = min64(s.Wr, x0 + kTileCols);
+  const long long warp_y0 = y0 + warp * Tile::kRowsPerWarp;
+  const long long warp_p_end = warp_y0 < s.Hi ? warp_y0 + Tile::kRowsPerWarp : 0;
   for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
     const int np = (int)min64(kTapRows, p_end - p0);
+    const int dp_end = (int)max64(0, min64(np, warp_p_end - p0));
     for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
       const int nq = (int)min64(kTapCols, q_end - q0);
       // window[a][c] = impulse[wy0 + a][wx0 + c], zero outside the image.
-      const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-      for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
+      const long long wy0 = y0 - p0 - kTapRows, wx0 = x0 - q0 - kTapCols;
+#pragma unroll 1  // unrolled, RC = 2 and 6..8 spilled
+      for (int e = threadIdx.x; e < Tile::kWindowRows * kWindowCols; e += kThreads) {
         const int a = e / kWindowCols, c = e % kWindowCols;
         const long long yy = wy0 + a, xx = wx0 + c;
-        window[a * kWindowPitch + c] =
+        window[a * kPitch + c] =
             (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
       }
-      // Read response-major (coalesced global loads), stored tap-major; padding responses are zero.
-      for (int e = threadIdx.x; e < RCP * kTapRows * kTapCols; e += kThreads) {
-        const int r = e / (kTapRows * kTapCols), tap = e % (kTapRows * kTapCols);
-        const int dp = tap / kTapCols, dq = tap % kTapCols;
+      // taps[r][dp][dq] = response[b, r0 + r, p0 + dp, q0 + dq], zero past the chunk.
+      for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
+        const int r = e / (kTapRows * kTapCols), dp = e / kTapCols % kTapRows, dq = e % kTapCols;
         const long long rr = r0 + r;
-        taps[tap * RCP + r] = (r < RC && rr < s.Cr && dp < np && dq < nq)
-                                  ? acc_t(response[((b * s.Cr + rr) * s.Hr + p0 + dp) * s.Wr + q0 + dq])
-                                  : acc_t(0);
+        taps[e] = (rr < s.Cr && dp < np && dq < nq)
+                      ? acc_t(response[((b * s.Cr + rr) * s.Hr + p0 + dp) * s.Wr + q0 + dq])
+                      : acc_t(0);
       }
       __syncthreads();
-      // Per tap: RCP / vec_width vector loads of the taps (one address for the whole warp: a broadcast)
-      // and kColsPerThread window loads (conflict-free, see kWindowPitch) feed kColsPerThread * RC FFMA.
-      for (int dp = 0; dp < np; ++dp) {
-        const acc_t* window_row = window + (ty + np - 1 - dp) * kWindowPitch + tx + nq - 1;
-        for (int dq = 0; dq < nq; ++dq) {
-          acc_t w[RC];
-          load_shared_vec(w, taps + (dp * kTapCols + dq) * RCP);
+      // Output (row, col + c) meets tap (dp, dq) at window[row + kTapRows - dp][col + c + kTapCols - dq] =
+      // v[c + kTapCols - dq]. Per tap row: kSpan / vec_width vector loads of the window (conflict-free, see
+      // ForwardTile) and RC * kTapCols / vec_width of the taps (broadcasts) feed RC * kTapCols * kCols FFMA
+      // (float, RC = 5: 6 + 20 LDS.128 for 640 FFMA; RC = 1: 8 + 4 for 256). Taps at dq >= nq are staged
+      // as zero; groups of 4 past nq are skipped.
+      for (int dp = 0; dp < dp_end; ++dp) {
+        acc_t v[Tile::kSpan];
+        load_shared_vec(v, window + (row + kTapRows - dp) * kPitch + col);
 #pragma unroll
-          for (int k = 0; k < kColsPerThread; ++k) {
-            const acc_t v = window_row[k * kThreadCols - dq];
+        for (int g = 0; g < kTapCols; g += 4) {
+          if (g >= nq) break;
 #pragma unroll
-            for (int r = 0; r < RC; ++r) acc[k][r] += v * w[r];
+          for (int r = 0; r < RC; ++r) {
+            acc_t w[4];
+            load_shared_vec(w, taps + (r * kTapRows + dp) * kTapCols + g);
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+#pragma unroll
+              for (int c = 0; c < kCols; ++c) acc[r][c] += v[c + kTapCols - g - t] * w[t];
           }
         }
       }
@@ -189,38 +257,41 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     }
   }
 
-  const long long y = y0 + ty;
-  if (y >= s.Hi) return;  // no barrier follows
+  // Stores through shared memory, one response at a time: a thread's columns are consecutive, so its direct
+  // stores would put every lane of a warp in its own 32-byte sector; from the tile, 32 lanes store 32
+  // consecutive columns.
 #pragma unroll
   for (int r = 0; r < RC; ++r) {
     const long long rr = r0 + r;
-    if (rr >= s.Cr) break;
-    scalar_t* out_row = out + (((b * s.Ci + i) * s.Cr + rr) * s.Hi + y) * s.Wi;
-#pragma unroll
-    for (int k = 0; k < kColsPerThread; ++k) {
-      const long long x = x0 + tx + k * kThreadCols;
-      if (x < s.Wi) out_row[x] = static_cast<scalar_t>(acc[k][r]);
+    if (rr >= s.Cr) break;  // the same for the whole block
+    store_shared_vec(out_tile + row * kPitch + col, acc[r]);
+    __syncthreads();
+    scalar_t* out_plane = out + ((b * s.Ci + i) * s.Cr + rr) * s.Hi * s.Wi;
+    for (int e = threadIdx.x; e < kTileRows * kTileCols; e += kThreads) {
+      const int a = e / kTileCols, c = e % kTileCols;
+      const long long y = y0 + a, x = x0 + c;
+      if (y < s.Hi && x < s.Wi) out_plane[y * s.Wi + x] = static_cast<scalar_t>(out_tile[a * kPitch + c]);
     }
+    __syncthreads();
   }
 }
 
-template <typename scalar_t>
+template <typename scalar_t, int RC>
 LaunchConfig dense_forward_config(const ConvSizes& s) {
-  const int64_t rc = responses_per_block<scalar_t>(s.Cr);
-  const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(s.Cr, rc) * s.Ci * s.B;
-  using acc_t = typename AccType<scalar_t>::type;
-  const size_t smem = (kWindowRows * kWindowPitch + (rc + vec_width<acc_t>() - 1) / vec_width<acc_t>() *
-                       vec_width<acc_t>() * kTapRows * kTapCols) * sizeof(acc_t);
-  return {blocks, 1, 1, kThreads, smem};
+  using Tile = ForwardTile<typename AccType<scalar_t>::type, RC>;
+  const int64_t blocks =
+      ceil_div(s.Wi, Tile::kTileCols) * ceil_div(s.Hi, Tile::kTileRows) * ceil_div(s.Cr, RC) * s.Ci * s.B;
+  return {blocks, 1, 1, kThreads, Tile::kSmemBytes};
 }
 
 template <typename scalar_t, int RC>
 void launch_dense_forward_rc(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvSizes& s,
                              cudaStream_t stream) {
-  const LaunchConfig cfg = dense_forward_config<scalar_t>(s);  // computed for RC == responses_per_block(Cr)
+  using Tile = ForwardTile<typename AccType<scalar_t>::type, RC>;
+  const LaunchConfig cfg = dense_forward_config<scalar_t, RC>(s);
   auto* kernel = &dense_forward_kernel<scalar_t, RC>;  // a pointer: template commas cannot pass through a macro
   DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d forward"), cfg.threads, cfg.smem_bytes, stream)(
-      response, impulse, out, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows),
+      response, impulse, out, s, (unsigned)ceil_div(s.Wi, Tile::kTileCols), (unsigned)ceil_div(s.Hi, Tile::kTileRows),
       (unsigned)ceil_div(s.Cr, RC));
 }
 
@@ -261,7 +332,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long b = block / (unsigned)s.Ci;
   const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols;
   const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
-  // Unlike the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
+  // As in the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
   // window column c + dq, so one register copy of the row's kColsPerThread + kTapCols - 1 columns serves
   // all kColsPerThread * kTapCols products (a register window sliding over x).
   constexpr int kRowSpan = kColsPerThread + kTapCols;  // kColsPerThread + kTapCols - 1 used, rounded to a vector
