@@ -20,6 +20,47 @@
 
 namespace dc {
 
+// Shared-memory vector loads (load_shared_vec's contract) that stay single 16-byte accesses under g++ too:
+// there, GCC's scalar replacement splits load_shared_vec's struct copy into word loads, which the emulator's
+// counting build would count as 32-bit requests, with bank conflicts that the GPU's LDS.128 does not have.
+#if defined(DC_CUDA_EMULATOR)
+template <int N, typename T>
+inline void load_vectors(T (&dst)[N], const T* src) {
+  typedef T Vec __attribute__((vector_size(16)));
+  constexpr int W = vec_width<T>();
+  for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
+    Vec chunk;
+    __builtin_memcpy(&chunk, src + c * W, 16);
+    asm volatile("" : "+x"(chunk));  // keep the whole vector: one 16-byte load
+    for (int j = 0; j < W; ++j)
+      if (c * W + j < N) dst[c * W + j] = chunk[j];
+  }
+}
+#else
+template <int N, typename T>
+__device__ __forceinline__ void load_vectors(T (&dst)[N], const T* src) {
+  load_shared_vec(dst, src);
+}
+#endif
+
+// out[0 .. N) = v, as one vector store when out is aligned to it (N * sizeof(T) bytes), else N scalar stores.
+template <int N, typename T>
+struct alignas(N * sizeof(T)) StoreVec {
+  T v[N];
+};
+template <int N, typename T>
+__device__ __forceinline__ void store_row(T* out, const T (&v)[N]) {
+  if (reinterpret_cast<uintptr_t>(out) % sizeof(StoreVec<N, T>) == 0) {
+    StoreVec<N, T> chunk;
+#pragma unroll
+    for (int j = 0; j < N; ++j) chunk.v[j] = v[j];
+    *reinterpret_cast<StoreVec<N, T>*>(out) = chunk;
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = v[j];
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // forward and grad_impulse: one kernel body, two roles.
 // ------------------------------------------------------------------------------------------------
@@ -132,11 +173,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll 1
         for (int dp = 0; dp < np; ++dp) {
           acc_t v[kRowSpan];
-          load_shared_vec(v, window + (ty + (kForward ? np - 1 - dp : dp)) * kWindowPitch + x_first);
+          load_vectors(v, window + (ty + (kForward ? np - 1 - dp : dp)) * kWindowPitch + x_first);
           acc_t w_row[kByOutput ? RC : 1][kTapCols];
           if constexpr (kByOutput) {
 #pragma unroll
-            for (int r = 0; r < RC; ++r) load_shared_vec(w_row[r], taps + (dp * RC + r) * kTapCols);
+            for (int r = 0; r < RC; ++r) load_vectors(w_row[r], taps + (dp * RC + r) * kTapCols);
           }
 #pragma unroll
           for (int dq = 0; dq < kTapCols; ++dq) {
@@ -146,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll
               for (int r = 0; r < RC; ++r) w[r] = w_row[r][dq];
             } else {
-              load_shared_vec(w, taps + (dp * kTapCols + dq) * kStride);
+              load_vectors(w, taps + (dp * kTapCols + dq) * kStride);
             }
 #pragma unroll
             for (int k = 0; k < kColsPerThread; ++k) {
@@ -167,10 +208,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   for (int r = 0; r < RC; ++r) {
     if (r >= n_here) break;
     scalar_t* out_row = out + ((b * n_out + o0 + r) * s.Hi + y) * s.Wi;
+    scalar_t v[kColsPerThread];
 #pragma unroll
-    for (int k = 0; k < kColsPerThread; ++k) {
-      const long long x = x0 + x_first + k;
-      if (x < s.Wi) out_row[x] = static_cast<scalar_t>(acc[k][r]);
+    for (int k = 0; k < kColsPerThread; ++k) v[k] = static_cast<scalar_t>(acc[k][r]);
+    const long long x = x0 + x_first;
+    if (x + kColsPerThread <= s.Wi) {
+      store_row(out_row + x, v);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kColsPerThread; ++k)
+        if (x + k < s.Wi) out_row[x + k] = v[k];
     }
   }
 }
@@ -371,13 +418,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       }
       __syncthreads();
       if (active) {
-#pragma unroll 2
+#pragma unroll 1
         for (int yy = 0; yy < kGwPixRows; ++yy) {
           acc_t gv[LC][Q], wv[IC][Q];
 #pragma unroll
-          for (int l = 0; l < LC; ++l) load_shared_vec(gv[l], lane_grad + (l * kGwPixRows + yy) * kPixCols);
+          for (int l = 0; l < LC; ++l) load_vectors(gv[l], lane_grad + (l * kGwPixRows + yy) * kPixCols);
 #pragma unroll
-          for (int i = 0; i < IC; ++i) load_shared_vec(wv[i], lane_window + i * Q * copy_size + yy * pitch);
+          for (int i = 0; i < IC; ++i) load_vectors(wv[i], lane_window + i * Q * copy_size + yy * pitch);
 #pragma unroll
           for (int l = 0; l < LC; ++l)
 #pragma unroll
