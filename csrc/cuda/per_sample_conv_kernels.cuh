@@ -73,11 +73,17 @@ enum class PerSampleDir { forward, grad_impulse };
 // Staged taps per output channel and tap. RC <= 2: output-major [kTapRows][RC][kTapCols], so that a thread
 // loads a whole tap row of one output in kTapCols / vec_width vector loads (one output's taps padded to a
 // vector would waste most of each load); RC > 2: tap-major [kTapRows][kTapCols][RCP], one tap's RC weights
-// in RCP / vec_width vector loads.
+// in RCP / vec_width vector loads, output r of tap dq in slot (r + per_sample_tap_skew(dq)) % RCP: the staging
+// stores of a warp (16 consecutive dq of two outputs) then fall on 32 distinct banks (unskewed, a stride of RCP
+// words put 32 / RCP of them on each bank), and the loads undo the rotation with compile-time indices.
 __host__ __device__ constexpr bool per_sample_taps_by_output(int rc) { return rc <= 2; }
 template <typename acc_t>
 __host__ __device__ constexpr int per_sample_tap_stride(int rc) {
   return per_sample_taps_by_output(rc) ? rc : padded_to_vec<acc_t>(rc);
+}
+template <int STRIDE>
+__host__ __device__ constexpr int per_sample_tap_skew(int dq) {
+  return 2 * (dq / (32 / STRIDE));
 }
 template <typename acc_t>
 __host__ __device__ constexpr int per_sample_tiled_smem_words(int rc) {
@@ -163,8 +169,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         }
         // Read along dq (coalesced), stored in the layout above; padding outputs and taps are zero.
         for (int e = threadIdx.x; e < kStride * np * kTapCols; e += kThreads) {
-          const int r = e / (np * kTapCols), dp = e / kTapCols % np, dq = e % kTapCols;
-          const int at = kByOutput ? (dp * RC + r) * kTapCols + dq : (dp * kTapCols + dq) * kStride + r;
+          const int dq = e % kTapCols, r = e / kTapCols % kStride, dp = e / (kTapCols * kStride);
+          const int slot = (r + per_sample_tap_skew<kStride>(dq)) % kStride;
+          const int at = kByOutput ? e : (dp * kTapCols + dq) * kStride + slot;
           taps[at] = (r < n_here && dq < nq) ? acc_t(w_c[r * w_out_stride + (p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
         }
         __syncthreads();
@@ -187,7 +194,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll
               for (int r = 0; r < RC; ++r) w[r] = w_row[r][dq];
             } else {
-              load_vectors(w, taps + (dp * kTapCols + dq) * kStride);
+              acc_t slots[kStride];
+              load_vectors(slots, taps + (dp * kTapCols + dq) * kStride);
+#pragma unroll
+              for (int r = 0; r < RC; ++r) w[r] = slots[(r + per_sample_tap_skew<kStride>(dq)) % kStride];
             }
 #pragma unroll
             for (int k = 0; k < kColsPerThread; ++k) {
