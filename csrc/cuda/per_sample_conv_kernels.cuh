@@ -43,7 +43,9 @@ __device__ __forceinline__ void load_vectors(T (&dst)[N], const T* src) {
 }
 #endif
 
-// out[0 .. N) = v, as one vector store when out is aligned to it (N * sizeof(T) bytes), else N scalar stores.
+// out[0 .. N) = v, as one vector store when out is aligned to it (N * sizeof(T) bytes; 16-byte pieces on the
+// GPU), else N scalar stores. Under g++ the vector goes through memory in whole, so that the emulator's counting
+// build sees the vector stores the GPU makes rather than g++'s split ones.
 template <int N, typename T>
 struct alignas(N * sizeof(T)) StoreVec {
   T v[N];
@@ -54,7 +56,15 @@ __device__ __forceinline__ void store_row(T* out, const T (&v)[N]) {
     StoreVec<N, T> chunk;
 #pragma unroll
     for (int j = 0; j < N; ++j) chunk.v[j] = v[j];
+#if defined(DC_CUDA_EMULATOR)
+    typedef unsigned char Bytes __attribute__((vector_size(sizeof chunk)));
+    Bytes bytes;
+    __builtin_memcpy(&bytes, &chunk, sizeof chunk);
+    asm volatile("" : "+m"(bytes));
+    *reinterpret_cast<Bytes*>(out) = bytes;
+#else
     *reinterpret_cast<StoreVec<N, T>*>(out) = chunk;
+#endif
   } else {
 #pragma unroll
     for (int j = 0; j < N; ++j) out[j] = v[j];
