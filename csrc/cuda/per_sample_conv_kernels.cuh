@@ -422,19 +422,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         g_tile[e] = (l < nl && y < slab_end && x < s.Wi) ? acc_t(grad[((b * s.L + l0 + l) * s.Hi + y) * s.Wi + x])
                                                          : acc_t(0);
       }
-      // window column c = impulse[i0 + i][wy0 + a][wx0 + c], zero outside the image and past the kPixCols + nq - 1
-      // columns the taps meet; read once, written to the Q copies that hold it.
+      // copy k, column c = impulse[i0 + i][wy0 + a][wx0 + c + k], zero outside the image and past the
+      // kPixCols + nq - 1 columns the taps meet. One store per element (an impulse value is read by each copy
+      // that holds it, from cache after the first): every lane makes the same accesses.
       const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-      const int rows = kGwPixRows + np - 1, cols = pitch + Q - 1;
-      for (int e = threadIdx.x; e < IC * rows * cols; e += kThreads) {
-        const int i = e / (rows * cols), a = e / cols % rows, c = e % cols;
+      const int rows = kGwPixRows + np - 1;
+      for (int e = threadIdx.x; e < IC * Q * rows * pitch; e += kThreads) {
+        const int i = e / (Q * rows * pitch), k = e / (rows * pitch) % Q, a = e / pitch % rows;
+        const int c = e % pitch + k;
         const long long yy = wy0 + a, xx = wx0 + c;
-        const acc_t value = (i < ni && c < kPixCols + nq - 1 && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
-                                ? acc_t(impulse[((b * s.Ci + i0 + i) * s.Hi + yy) * s.Wi + xx])
-                                : acc_t(0);
-#pragma unroll
-        for (int k = 0; k < Q; ++k)
-          if (c - k >= 0 && c - k < pitch) window[(i * Q + k) * copy_size + a * pitch + c - k] = value;
+        window[(i * Q + k) * copy_size + a * pitch + c - k] =
+            (i < ni && c < kPixCols + nq - 1 && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
+                ? acc_t(impulse[((b * s.Ci + i0 + i) * s.Hi + yy) * s.Wi + xx])
+                : acc_t(0);
       }
       __syncthreads();
       if (active) {
