@@ -31,7 +31,7 @@ inline void load_vectors(T (&dst)[N], const T* src) {
   for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
     Vec chunk;
     __builtin_memcpy(&chunk, src + c * W, 16);
-    asm volatile("" : "+x"(chunk));  // keep the whole vector: one 16-byte load
+    asm volatile("" : "+m"(chunk));  // the whole vector goes through memory: one 16-byte load
     for (int j = 0; j < W; ++j)
       if (c * W + j < N) dst[c * W + j] = chunk[j];
   }
