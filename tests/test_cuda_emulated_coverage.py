@@ -135,9 +135,9 @@ def test_harness_instantiates_the_dispatch_dtypes():
 # (float16 and bfloat16 run the tensor-core forward); float32 in TF32 runs it too (one shape: the kernel has no picks)
 DENSE_SWEEP = [(1, 2, cr, 5, 9, 3, 4) for cr in range(1, 10)]
 DENSE_TF32_SWEEP = [(1, 2, 5, 5, 9, 3, 4)]
-# per_sample (B, L, Ci, Hi, Wi, Hr, Wr): L, Ci in {1, 2, 4} gives every grad_weight channel blocking, L = Ci in
-# 3, 5..8 the other forward / grad_impulse channel counts per block
-PER_SAMPLE_SWEEP = [(1, L, Ci, 5, 9, 3, 4) for L in (1, 2, 4) for Ci in (1, 2, 4)]
+# per_sample (B, L, Ci, Hi, Wi, Hr, Wr): L in {1, 2, 4, 8}, Ci in {1, 2, 4} gives every grad_weight channel
+# blocking, L = Ci in 3, 5..8 the other forward / grad_impulse channel counts per block
+PER_SAMPLE_SWEEP = [(1, L, Ci, 5, 9, 3, 4) for L in (1, 2, 4, 8) for Ci in (1, 2, 4)]
 PER_SAMPLE_SWEEP += [(1, n, n, 5, 9, 3, 4) for n in (3, 5, 6, 7, 8)]
 # octave (rows, T, taps, levels): 1 level reads the incoming gradient only, 2 and 3 chain float workspaces
 OCTAVE_SWEEP = [(2, 37, 7, levels) for levels in (1, 2, 3)]

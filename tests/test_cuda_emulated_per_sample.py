@@ -29,12 +29,13 @@ SHAPES = {
     "kernel_1x1": (1, 2, 3, 6, 5, 1, 1),
     "kernel_larger_than_image": (2, 2, 1, 4, 6, 7, 9),
     "L9_Ci10_uneven_chunks": (1, 9, 10, 5, 6, 2, 3),        # forward 5+4 outputs, grad_impulse 5+5
-    "L5_Ci3_zero_channels": (2, 5, 3, 9, 20, 4, 3),         # grad_weight 4 x 4 blocks with empty channels
+    "L5_Ci3_zero_channels": (2, 5, 3, 9, 20, 4, 3),         # grad_weight 8 x 4 blocks with empty channels
     "L2_Ci2": (1, 2, 2, 4, 9, 2, 2),
     "L1_Ci7": (1, 1, 7, 7, 33, 3, 5),
     "L7_Ci1": (1, 7, 1, 3, 5, 2, 1),
     "wide_three_column_tiles": (1, 1, 2, 3, 130, 2, 20),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
+    "wide_kernel_tap_column_chunks": (1, 2, 1, 5, 70, 2, 35),  # forward 16+16+3 columns, grad_weight 32+3
 }
 
 def make_inputs(shape, dtype, seed=0):
@@ -89,13 +90,14 @@ def check_per_sample_kernels(shape, dtype):
 
 
 def test_shapes_cover_the_grad_weight_plans():
-    """The shapes above reach several row slabs and every (LC, IC) channel blocking that has 1 or 4."""
+    """The shapes above reach several row slabs and float's (LC, IC) channel blockings at 1, 2 and the maxima
+    (LC 8, IC 4)."""
     plans = {name: harness.per_sample_grad_weight_plan(*shape) for name, shape in SHAPES.items()}
     assert plans["tall_many_slabs_tap_chunks"][0] == 19  # 300 rows in slabs of 16
-    assert plans["L5_Ci3_zero_channels"][1:3] == (4, 4)
+    assert plans["L5_Ci3_zero_channels"][1:3] == (8, 4)
     assert plans["L2_Ci2"][1:3] == (2, 2)
     assert plans["L1_Ci7"][1:3] == (1, 4)
-    assert plans["L7_Ci1"][1:3] == (4, 1)
+    assert plans["L7_Ci1"][1:3] == (8, 1)
     assert plans["tiny_B1_L1_Ci1_odd"][1:3] == (1, 1)
 
 

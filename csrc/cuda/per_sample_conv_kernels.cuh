@@ -8,35 +8,108 @@
 //   grad_impulse[b,i,y,x] = sum_l sum_{p,q} g[b,l,y+p,x+q] * weight[b,l,i,p,q]   (y+p<Hi, x+q<Wi)
 //   grad_weight[b,l,i,p,q]= sum_{y>=p, x>=q} g[b,l,y,x] * impulse[b,i,y-p,x-q]  (0 for p>=Hi or q>=Wi)
 //
-// The tiling of the dense kernels (dense_conv_kernels.cuh, same tile and chunk constants): a block stages
-// one image window per tap chunk in shared memory and every thread accumulates kColsPerThread pixels
-// for a chunk of outputs in registers, so each staged value serves every output of the chunk and every
-// tap. The forward sums over Ci inside the block (the window is the impulse channel i, the outputs are
-// RC channels l); grad_impulse is the same with the roles of l and i swapped (window: grad_out channel
-// l, outputs: RC impulse channels). Chunks outside the causal window are skipped by the loop bounds.
-// grad_weight: the dense grad_response scheme (per-slab partial sums, fixed-order reduction, no
-// atomics), register-blocked over LC output channels x IC impulse channels.
+// forward and grad_impulse share one kernel body: the tile, tap chunk and padded window pitch of the dense
+// kernels (dense_conv_kernels.cuh), the sum over a channel (Ci for the forward, L for grad_impulse) inside
+// the block, RC output channels per block, and the dense grad_impulse's register window: a thread owns
+// kColsPerThread adjacent columns and one copy of a window row serves every tap of that row.
+// grad_weight: per-slab partial sums and a fixed-order reduction (no atomics), LC x IC channel pairs per
+// block, one tap per group of 8 threads (see per_sample_grad_weight_partial_kernel).
 #pragma once
 
 #include "dense_conv_kernels.cuh"
 
 namespace dc {
 
+// Shared-memory vector loads (load_shared_vec's contract) that stay single 16-byte accesses under g++ too:
+// there, GCC's scalar replacement splits load_shared_vec's struct copy into word loads, which the emulator's
+// counting build would count as 32-bit requests, with bank conflicts that the GPU's LDS.128 does not have.
+#if defined(DC_CUDA_EMULATOR)
+template <int N, typename T>
+inline void load_vectors(T (&dst)[N], const T* src) {
+  typedef T Vec __attribute__((vector_size(16)));
+  constexpr int W = vec_width<T>();
+  for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
+    Vec chunk;
+    __builtin_memcpy(&chunk, src + c * W, 16);
+    asm volatile("" : "+m"(chunk));  // the whole vector goes through memory: one 16-byte load
+    for (int j = 0; j < W; ++j)
+      if (c * W + j < N) dst[c * W + j] = chunk[j];
+  }
+}
+#else
+template <int N, typename T>
+__device__ __forceinline__ void load_vectors(T (&dst)[N], const T* src) {
+  load_shared_vec(dst, src);
+}
+#endif
+
+// out[0 .. N) = v, as one vector store when out is aligned to it (N * sizeof(T) bytes; 16-byte pieces on the
+// GPU), else N scalar stores. Under g++ the vector goes through memory in whole, so that the emulator's counting
+// build sees the vector stores the GPU makes rather than g++'s split ones.
+template <int N, typename T>
+struct alignas(N * sizeof(T)) StoreVec {
+  T v[N];
+};
+template <int N, typename T>
+__device__ __forceinline__ void store_row(T* out, const T (&v)[N]) {
+  if (reinterpret_cast<uintptr_t>(out) % sizeof(StoreVec<N, T>) == 0) {
+    StoreVec<N, T> chunk;
+#pragma unroll
+    for (int j = 0; j < N; ++j) chunk.v[j] = v[j];
+#if defined(DC_CUDA_EMULATOR)
+    typedef unsigned char Bytes __attribute__((vector_size(sizeof chunk)));
+    Bytes bytes;
+    __builtin_memcpy(&bytes, &chunk, sizeof chunk);
+    asm volatile("" : "+m"(bytes));
+    *reinterpret_cast<Bytes*>(out) = bytes;
+#else
+    *reinterpret_cast<StoreVec<N, T>*>(out) = chunk;
+#endif
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) out[j] = v[j];
+  }
+}
+
 // ------------------------------------------------------------------------------------------------
 // forward and grad_impulse: one kernel body, two roles.
 // ------------------------------------------------------------------------------------------------
 
-// The two directions of the tiled kernel. Forward: the window is impulse channel `c` shifted causally
-// (window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (nq-1) + c]), outputs are weight dim 1.
-// grad_impulse: the window is grad_out channel `c` shifted anti-causally (g[y0 + p0 + a][x0 + q0 + c]),
-// outputs are weight dim 2.
+// The two directions of the tiled kernel. Forward: the window is impulse channel `c` shifted causally,
+// outputs are weight dim 1 (l). grad_impulse: the window is grad_out channel `c` shifted anti-causally,
+// outputs are weight dim 2 (i).
 enum class PerSampleDir { forward, grad_impulse };
 
-// The staged taps start 16-byte aligned after the window, so that a tap's weights load as vectors.
-constexpr int kTiledTapsOffset = (int)round_up(kWindowRows * kWindowCols, 4);
+// Staged taps per output channel and tap. RC <= 2: output-major [kTapRows][RC][kTapCols], so that a thread
+// loads a whole tap row of one output in kTapCols / vec_width vector loads (one output's taps padded to a
+// vector would waste most of each load); RC > 2: tap-major [kTapRows][kTapCols][RCP], one tap's RC weights
+// in RCP / vec_width vector loads, output r of tap dq in slot (r + per_sample_tap_skew(dq)) % RCP: the staging
+// stores of a warp (16 consecutive dq of two outputs) then fall on 32 distinct banks (unskewed, a stride of RCP
+// words put 32 / RCP of them on each bank), and the loads undo the rotation with compile-time indices.
+__host__ __device__ constexpr bool per_sample_taps_by_output(int rc) { return rc <= 2; }
+template <typename acc_t>
+__host__ __device__ constexpr int per_sample_tap_stride(int rc) {
+  return per_sample_taps_by_output(rc) ? rc : padded_to_vec<acc_t>(rc);
+}
+template <int STRIDE>
+__host__ __device__ constexpr int per_sample_tap_skew(int dq) {
+  return 2 * (dq / (32 / STRIDE));
+}
+template <typename acc_t>
+__host__ __device__ constexpr int per_sample_tiled_smem_words(int rc) {
+  return kWindowRows * kWindowPitch + kTapRows * kTapCols * per_sample_tap_stride<acc_t>(rc);
+}
 
-// Block: a kTileRows x kTileCols tile of RC output channels o0 .. o0+RC-1 of sample b; it loops over
-// the summed channels (Ci for the forward, L for grad_impulse) and the tap chunks.
+// Block: a kTileRows x kTileCols tile of RC output channels o0 .. o0+RC-1 of sample b; it loops over the
+// summed channels (Ci for the forward, L for grad_impulse) and the tap chunks.
+//
+// Thread (ty, tx) owns row ty, columns x_first .. x_first + kColsPerThread - 1. Window column origin:
+// forward x0 - q0 - (kTapCols - 1), so that pixel x_first + k meets tap dq at column x_first + k + kTapCols-1 - dq;
+// grad_impulse x0 + q0, column x_first + k + dq. Either way the kColsPerThread + kTapCols - 1 columns from
+// x_first, loaded once per tap row into registers (kRowSpan / vec_width vector loads), serve all its taps with
+// compile-time register indices. Banks: the 16 threads of a row read 16 consecutive 16-byte vectors and a
+// 128-bit request is served a quarter warp (8 threads, 128 contiguous bytes) per wavefront: the minimum 4;
+// tap loads are one address per warp (broadcasts).
 template <typename scalar_t, int RC, PerSampleDir DIR>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     per_sample_tiled_kernel(const scalar_t* __restrict__ weight, const scalar_t* __restrict__ image,
@@ -44,8 +117,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
                             unsigned o_chunks) {
   using acc_t = typename AccType<scalar_t>::type;
   constexpr bool kForward = DIR == PerSampleDir::forward;
-  acc_t* window = dc_dynamic_smem<acc_t>();   // [kWindowRows][kWindowCols]
-  acc_t* taps = window + kTiledTapsOffset;    // [kTapRows][kTapCols][RC]: one tap's RC weights in vector loads
+  constexpr bool kByOutput = per_sample_taps_by_output(RC);
+  constexpr int kStride = per_sample_tap_stride<acc_t>(RC);
+  constexpr int kRowSpan = kColsPerThread + kTapCols;  // kColsPerThread + kTapCols - 1 used, rounded to a vector
+  static_assert(kRowSpan % vec_width<acc_t>() == 0 && kColsPerThread % vec_width<acc_t>() == 0 &&
+                    kWindowPitch % vec_width<acc_t>() == 0 && kTapCols % vec_width<acc_t>() == 0,
+                "row loads must start 16-byte aligned");
+  acc_t* window = dc_dynamic_smem<acc_t>();           // [kWindowRows][kWindowPitch]
+  acc_t* taps = window + kWindowRows * kWindowPitch;  // see per_sample_taps_by_output; 16-byte aligned
 
   // 32-bit block arithmetic: the launch checks that the grid fits, and 64-bit division is a slow call.
   unsigned block = blockIdx.x;
@@ -55,6 +134,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long b = block / o_chunks;
   const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols, o0 = (long long)o_chunk * RC;
   const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
+  const int x_first = tx * kColsPerThread;
   // Forward: outputs l, summed channels i (the image is the impulse); grad_impulse: the reverse.
   const long long n_out = kForward ? s.L : s.Ci, n_sum = kForward ? s.Ci : s.L;
   const long long taps_per_kernel = s.Hr * s.Wr;
@@ -76,44 +156,64 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll 1
   for (long long c = 0; c < n_sum; ++c) {
     const scalar_t* img = image + (b * n_sum + c) * s.Hi * s.Wi;
-    const scalar_t* w_c = weight + (kForward ? (b * s.L + o0) * s.Ci + c : (b * s.L + c) * s.Ci + o0) * taps_per_kernel;
+    const scalar_t* w_c =
+        weight + (kForward ? (b * s.L + o0) * s.Ci + c : (b * s.L + c) * s.Ci + o0) * taps_per_kernel;
 #pragma unroll 1
     for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
       const int np = (int)min64(kTapRows, p_end - p0);
 #pragma unroll 1
       for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
         const int nq = (int)min64(kTapCols, q_end - q0);
-        const scalar_t* w_chunk = w_c + p0 * s.Wr + q0;
+        // window[a][col]: image row wy0 + a, column wx0 + col; only the kTileRows + np - 1 rows the chunk's taps
+        // read are staged, all kWindowPitch columns (the row loads read the whole pitch; unused columns zero).
         const long long wy0 = kForward ? y0 - p0 - (np - 1) : y0 + p0;
-        const long long wx0 = kForward ? x0 - q0 - (nq - 1) : x0 + q0;
-        for (int e = threadIdx.x; e < kWindowRows * kWindowCols; e += kThreads) {
-          const long long yy = wy0 + e / kWindowCols, xx = wx0 + e % kWindowCols;
-          const bool inside = (kForward ? yy >= 0 && xx >= 0 : true) && yy < s.Hi && xx < s.Wi;  // grad: never < 0
+        const long long wx0 = kForward ? x0 - q0 - (kTapCols - 1) : x0 + q0;
+        // Columns the chunk's taps meet: forward [kTapCols - nq, kTapCols - 1 + kTileCols),
+        // grad_impulse [0, kTileCols - 1 + nq).
+        const int col_begin = kForward ? kTapCols - nq : 0, col_end = col_begin + kTileCols + nq - 1;
+        for (int e = threadIdx.x; e < (kTileRows + np - 1) * kWindowPitch; e += kThreads) {
+          const int a = e / kWindowPitch, col = e % kWindowPitch;
+          const long long yy = wy0 + a, xx = wx0 + col;
+          const bool inside = col >= col_begin && col < col_end && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi;
           window[e] = inside ? acc_t(img[yy * s.Wi + xx]) : acc_t(0);
         }
-        for (int e = threadIdx.x; e < RC * kTapRows * kTapCols; e += kThreads) {
-          const int r = e / (kTapRows * kTapCols), dp = (e / kTapCols) % kTapRows, dq = e % kTapCols;
-          // read along dq (coalesced), stored tap-major
-          taps[(dp * kTapCols + dq) * RC + r] =
-              (r < n_here && dp < np && dq < nq) ? acc_t(w_chunk[r * w_out_stride + dp * s.Wr + dq]) : acc_t(0);
+        // Read along dq (coalesced), stored in the layout above; padding outputs and taps are zero.
+        for (int e = threadIdx.x; e < kStride * np * kTapCols; e += kThreads) {
+          const int dq = e % kTapCols, r = e / kTapCols % kStride, dp = e / (kTapCols * kStride);
+          const int slot = (r + per_sample_tap_skew<kStride>(dq)) % kStride;
+          const int at = kByOutput ? e : (dp * kTapCols + dq) * kStride + slot;
+          taps[at] = (r < n_here && dq < nq) ? acc_t(w_c[r * w_out_stride + (p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
         }
         __syncthreads();
+        // Per tap row: kRowSpan / vec_width window loads; per tap RCP / vec_width weight loads (RC > 2) or per
+        // row RC * kTapCols / vec_width (RC <= 2); kColsPerThread * RC FFMA per tap.
 #pragma unroll 1
         for (int dp = 0; dp < np; ++dp) {
-          // Forward: pixel (ty, tx + k*kThreadCols) meets tap (dp, dq) at window[ty + np-1 - dp][tx + nq-1 - dq + ...];
-          // grad_impulse: at window[ty + dp][tx + dq + ...].
-          const acc_t* window_row =
-              kForward ? window + (ty + np - 1 - dp) * kWindowCols + tx + nq - 1 : window + (ty + dp) * kWindowCols + tx;
-#pragma unroll 2
-          for (int dq = 0; dq < nq; ++dq) {
-            acc_t w[RC];
+          acc_t v[kRowSpan];
+          load_vectors(v, window + (ty + (kForward ? np - 1 - dp : dp)) * kWindowPitch + x_first);
+          acc_t w_row[kByOutput ? RC : 1][kTapCols];
+          if constexpr (kByOutput) {
 #pragma unroll
-            for (int r = 0; r < RC; ++r) w[r] = taps[(dp * kTapCols + dq) * RC + r];
+            for (int r = 0; r < RC; ++r) load_vectors(w_row[r], taps + (dp * RC + r) * kTapCols);
+          }
+#pragma unroll
+          for (int dq = 0; dq < kTapCols; ++dq) {
+            if (dq >= nq) break;
+            acc_t w[RC];
+            if constexpr (kByOutput) {
+#pragma unroll
+              for (int r = 0; r < RC; ++r) w[r] = w_row[r][dq];
+            } else {
+              acc_t slots[kStride];
+              load_vectors(slots, taps + (dp * kTapCols + dq) * kStride);
+#pragma unroll
+              for (int r = 0; r < RC; ++r) w[r] = slots[(r + per_sample_tap_skew<kStride>(dq)) % kStride];
+            }
 #pragma unroll
             for (int k = 0; k < kColsPerThread; ++k) {
-              const acc_t v = window_row[k * kThreadCols + (kForward ? -dq : dq)];
+              const acc_t x = v[k + (kForward ? kTapCols - 1 - dq : dq)];
 #pragma unroll
-              for (int r = 0; r < RC; ++r) acc[k][r] += v * w[r];
+              for (int r = 0; r < RC; ++r) acc[k][r] += x * w[r];
             }
           }
         }
@@ -128,10 +228,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   for (int r = 0; r < RC; ++r) {
     if (r >= n_here) break;
     scalar_t* out_row = out + ((b * n_out + o0 + r) * s.Hi + y) * s.Wi;
+    scalar_t v[kColsPerThread];
 #pragma unroll
-    for (int k = 0; k < kColsPerThread; ++k) {
-      const long long x = x0 + tx + k * kThreadCols;
-      if (x < s.Wi) out_row[x] = static_cast<scalar_t>(acc[k][r]);
+    for (int k = 0; k < kColsPerThread; ++k) v[k] = static_cast<scalar_t>(acc[k][r]);
+    const long long x = x0 + x_first;
+    if (x + kColsPerThread <= s.Wi) {
+      store_row(out_row + x, v);
+    } else {
+#pragma unroll
+      for (int k = 0; k < kColsPerThread; ++k)
+        if (x + k < s.Wi) out_row[x + k] = v[k];
     }
   }
 }
@@ -146,8 +252,8 @@ template <typename scalar_t, PerSampleDir DIR>
 LaunchConfig per_sample_tiled_config(const PerSampleSizes& s) {
   const int64_t n_out = per_sample_outputs<DIR>(s), rc = responses_per_block<scalar_t>(n_out);
   const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * ceil_div(n_out, rc) * s.B;
-  const size_t smem = (kTiledTapsOffset + rc * kTapRows * kTapCols) * sizeof(typename AccType<scalar_t>::type);
-  return {blocks, 1, 1, kThreads, smem};
+  using acc_t = typename AccType<scalar_t>::type;
+  return {blocks, 1, 1, kThreads, per_sample_tiled_smem_words<acc_t>((int)rc) * sizeof(acc_t)};
 }
 
 template <typename scalar_t, PerSampleDir DIR, int RC>
@@ -186,62 +292,98 @@ void launch_per_sample_grad_impulse(const scalar_t* grad_out, const scalar_t* we
       responses_per_block<scalar_t>(s.Ci), weight, grad_out, grad_impulse, s, stream);
 }
 
+
 // ------------------------------------------------------------------------------------------------
 // grad_weight: a reduction over Hi*Wi pixels for each of L*Ci*Hq*Wq taps, deterministic in two passes:
 // each block sums one row slab into its own partial, then a second kernel adds the slabs in a fixed
 // order (no float atomics). Taps p >= Hi or q >= Wi never meet a pixel: the reduction writes their zeros.
 // ------------------------------------------------------------------------------------------------
 
-constexpr int kGwMaxChannels = 4;  // grad_weight: output channels (LC) and impulse channels (IC) per block
-constexpr int kGwTargetBlocks = 2048;  // row slabs are added until the grid has about this many blocks
+constexpr int kGwLanes = 8;                        // threads per tap (a quarter warp)
+constexpr int kGwMaxTaps = kThreads / kGwLanes;    // taps per block
+constexpr int kGwMaxChunkRows = 8;                 // tap rows per block (bounds the staged window)
+constexpr int kGwPixRows = 8;                      // pixel tile rows staged per step
+constexpr int kGwMaxChannels = 4;                  // LC and IC per block (float: LC up to 2 * kGwMaxChannels)
+constexpr int kGwTargetBlocks = 2048;              // row slabs are added until the grid has about this many blocks
+
+// A quad: the vec_width<acc_t> adjacent pixels (one 16-byte vector) a lane reads per channel and pixel row;
+// the pixel tile is kGwLanes quads wide.
+template <typename acc_t>
+__host__ __device__ constexpr int grad_weight_pix_cols() {
+  return kGwLanes * vec_width<acc_t>();
+}
+// Most channels per block: accumulators LC x IC (double: two registers each).
+template <typename scalar_t>
+constexpr int grad_weight_max_lc() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kGwMaxChannels : 2 * kGwMaxChannels;
+}
+template <typename scalar_t>
+constexpr int grad_weight_max_ic() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? kGwMaxChannels / 2 : kGwMaxChannels;
+}
 
 struct GradWeightPlan {
-  int lc, ic;  // channels per block (the kernel's template parameters)
+  int lc, ic;                      // channels per block (the kernel's template parameters)
+  int chunk_rows, chunk_cols;      // tap chunk: at most kGwMaxTaps taps
+  int window_rows, window_pitch;   // staged impulse window per channel and shifted copy
   int64_t l_chunks, i_chunks, tap_chunks_p, tap_chunks_q, slabs, slab_rows;
-  int tap_rows, tap_cols;  // tap chunk extent (<= kGrTapRows x kGrTapCols)
 
   int64_t partial_count(const PerSampleSizes& s) const { return s.B * slabs * s.L * s.Ci * s.Hq() * s.Wq(); }
 };
 
-// Channels per block: n split into the fewest chunks of at most kGwMaxChannels, rounded up to 1, 2 or 4
+// Channels per block: n split into the fewest chunks of at most max_per_block, rounded up to a power of two
 // (the instantiated sizes; 3 channels run as 4 with one zero channel).
-inline int grad_weight_channels(int64_t n) {
-  const int per = (int)ceil_div(n, ceil_div(n, kGwMaxChannels));
-  return per <= 2 ? per : kGwMaxChannels;
+inline int grad_weight_channels(int64_t n, int max_per_block) {
+  const int per = (int)ceil_div(n, ceil_div(n, max_per_block));
+  int p2 = 1;
+  while (p2 < per) p2 *= 2;
+  return p2;
 }
 
-inline GradWeightPlan grad_weight_plan(const PerSampleSizes& s) {
+template <typename scalar_t>
+GradWeightPlan grad_weight_plan(const PerSampleSizes& s) {
+  using acc_t = typename AccType<scalar_t>::type;
   GradWeightPlan plan;
-  plan.lc = grad_weight_channels(s.L);
-  plan.ic = grad_weight_channels(s.Ci);
-  plan.tap_rows = (int)min64(kGrTapRows, s.Hq());
-  plan.tap_cols = (int)min64(kGrTapCols, s.Wq());
+  plan.lc = grad_weight_channels(s.L, grad_weight_max_lc<scalar_t>());
+  plan.ic = grad_weight_channels(s.Ci, grad_weight_max_ic<scalar_t>());
+  plan.chunk_cols = (int)min64(kGwMaxTaps, s.Wq());
+  plan.chunk_rows = (int)min64(min64(kGwMaxChunkRows, kGwMaxTaps / plan.chunk_cols), s.Hq());
+  plan.window_rows = kGwPixRows + plan.chunk_rows - 1;
+  plan.window_pitch = (int)round_up(grad_weight_pix_cols<acc_t>() + plan.chunk_cols - 1, vec_width<acc_t>());
   plan.l_chunks = ceil_div(s.L, plan.lc);
   plan.i_chunks = ceil_div(s.Ci, plan.ic);
-  plan.tap_chunks_p = ceil_div(s.Hq(), plan.tap_rows);
-  plan.tap_chunks_q = ceil_div(s.Wq(), plan.tap_cols);
+  plan.tap_chunks_p = ceil_div(s.Hq(), plan.chunk_rows);
+  plan.tap_chunks_q = ceil_div(s.Wq(), plan.chunk_cols);
   // Row slabs only while the other dimensions leave the GPU short of blocks; at most kGrMaxSlabs, each a
   // multiple of the staged pixel rows.
   const int64_t other_blocks = s.B * plan.l_chunks * plan.i_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
   const int64_t want = min64(kGrMaxSlabs, max64(1, ceil_div(kGwTargetBlocks, other_blocks)));
-  plan.slab_rows = round_up(max64(1, ceil_div(s.Hi, want)), kGrPixRows);
+  plan.slab_rows = round_up(max64(1, ceil_div(s.Hi, want)), kGwPixRows);
   plan.slabs = ceil_div(s.Hi, plan.slab_rows);
   return plan;
 }
 
-// Block: (b, slab, l chunk, i chunk, tap chunk). Thread t owns tap t % n_taps of the chunk and every
-// lanes-th pixel of each staged tile (lane = t / n_taps), for LC x IC (l, i) pairs; the lanes are then
-// summed in shared memory in a fixed order.
+// Block: (b, slab, l chunk, i chunk, tap chunk). Thread t owns tap t / kGwLanes of the chunk for LC x IC
+// (l, i) pairs and, as lane t % kGwLanes, one quad column of each staged pixel tile; the 8 lanes of a tap are
+// summed by warp shuffles at the end.
+//
+// Pixel xx meets tap (dp, dq) at window column xx + o, o = nq - 1 - dq: any alignment. The window is staged
+// in Q = vec_width shifted copies (copy k, column c = window column c + k), so that a lane reads its quad
+// at column lane * Q + o from copy o % Q as one aligned vector. Per pixel row: LC gradient and IC window
+// vector loads feed LC * IC * Q FFMA (float, LC = 8, IC = 4: 12 LDS.128, 128 FFMA). Banks: the 8 threads of
+// a quarter warp (served per wavefront for 128-bit loads) are the 8 lanes of one tap and read 8 consecutive
+// 16-byte vectors: the minimum 4 wavefronts per request, for any tap shape.
 template <typename scalar_t, int LC, int IC>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     per_sample_grad_weight_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                           typename AccType<scalar_t>::type* __restrict__ partial, PerSampleSizes s,
                                           GradWeightPlan plan) {
   using acc_t = typename AccType<scalar_t>::type;
-  constexpr int kGTile = kGrPixRows * kGrPixCols, kWindow = kGrWindowRows * kGrWindowCols;
-  acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [LC][kGrPixRows][kGrPixCols]
-  acc_t* window = g_tile + LC * kGTile;      // [IC][kGrWindowRows][kGrWindowCols]
-  acc_t* lane_sums = g_tile;                 // reused at the end: [lanes][n_taps][LC * IC]
+  constexpr int Q = vec_width<acc_t>();
+  constexpr int kPixCols = grad_weight_pix_cols<acc_t>(), kPix = kGwPixRows * kPixCols;
+  const int pitch = plan.window_pitch, copy_size = plan.window_rows * pitch;
+  acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [LC][kGwPixRows][kPixCols]
+  acc_t* window = g_tile + LC * kPix;        // [IC][Q copies][window_rows][pitch], 16-byte aligned
 
   unsigned block = blockIdx.x;
   const unsigned tq_chunk = block % (unsigned)plan.tap_chunks_q; block /= (unsigned)plan.tap_chunks_q;
@@ -251,13 +393,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const long long slab = block % (unsigned)plan.slabs;
   const long long b = block / (unsigned)plan.slabs;
   const long long Hq = s.Hq(), Wq = s.Wq();
-  const long long p0 = (long long)tp_chunk * plan.tap_rows, q0 = (long long)tq_chunk * plan.tap_cols;
+  const long long p0 = (long long)tp_chunk * plan.chunk_rows, q0 = (long long)tq_chunk * plan.chunk_cols;
   const long long l0 = (long long)l_chunk * LC, i0 = (long long)i_chunk * IC;
-  const int np = (int)min64(plan.tap_rows, Hq - p0), nq = (int)min64(plan.tap_cols, Wq - q0);
-  const int n_taps = np * nq, lanes = kThreads / n_taps;
-  const int tap = threadIdx.x % n_taps, lane = threadIdx.x / n_taps;
-  const int dp = tap / nq, dq = tap % nq;
-  const bool active = lane < lanes;  // threads beyond lanes * n_taps only help staging
+  const int np = (int)min64(plan.chunk_rows, Hq - p0), nq = (int)min64(plan.chunk_cols, Wq - q0);
+  const int tap = threadIdx.x / kGwLanes, lane = threadIdx.x % kGwLanes;
+  const bool active = tap < np * nq;  // the other threads stage, and join the shuffles with zeros
+  const int dp = active ? tap / nq : 0, dq = active ? tap % nq : 0;
+  const int o = nq - 1 - dq;
+  // this lane's quad of pixel row 0, window row dp' = np - 1 - dp of copy o % Q
+  const acc_t* lane_window = window + (o % Q) * copy_size + (np - 1 - dp) * pitch + lane * Q + o - o % Q;
+  const acc_t* lane_grad = g_tile + lane * Q;
   const int nl = (int)min64(LC, s.L - l0), ni = (int)min64(IC, s.Ci - i0);
   const long long slab_begin = slab * plan.slab_rows, slab_end = min64(s.Hi, slab_begin + plan.slab_rows);
 
@@ -269,60 +414,62 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 
   // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing (and
   // columns below q0).
-  for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
-    for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
-      for (int e = threadIdx.x; e < LC * kGTile; e += kThreads) {
-        const int l = e / kGTile, yy = (e / kGrPixCols) % kGrPixRows, xx = e % kGrPixCols;
+  for (long long y0 = max64(slab_begin, p0 / kGwPixRows * kGwPixRows); y0 < slab_end; y0 += kGwPixRows) {
+    for (long long x0 = q0 / kPixCols * kPixCols; x0 < s.Wi; x0 += kPixCols) {
+      for (int e = threadIdx.x; e < LC * kPix; e += kThreads) {
+        const int l = e / kPix, yy = e / kPixCols % kGwPixRows, xx = e % kPixCols;
         const long long y = y0 + yy, x = x0 + xx;
         g_tile[e] = (l < nl && y < slab_end && x < s.Wi) ? acc_t(grad[((b * s.L + l0 + l) * s.Hi + y) * s.Wi + x])
                                                          : acc_t(0);
       }
-      // window[i][a][c] = impulse[i0 + i][y0 - p0 - (np-1) + a][x0 - q0 - (nq-1) + c], zero outside the image.
+      // copy k, column c = impulse[i0 + i][wy0 + a][wx0 + c + k], zero outside the image and past the
+      // kPixCols + nq - 1 columns the taps meet. One store per element (an impulse value is read by each copy
+      // that holds it, from cache after the first): every lane makes the same accesses.
       const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-      for (int e = threadIdx.x; e < IC * kWindow; e += kThreads) {
-        const int i = e / kWindow, a = (e / kGrWindowCols) % kGrWindowRows, c = e % kGrWindowCols;
+      const int rows = kGwPixRows + np - 1;
+      for (int e = threadIdx.x; e < IC * Q * rows * pitch; e += kThreads) {
+        const int i = e / (Q * rows * pitch), k = e / (rows * pitch) % Q, a = e / pitch % rows;
+        const int c = e % pitch + k;
         const long long yy = wy0 + a, xx = wx0 + c;
-        window[e] = (i < ni && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
-                        ? acc_t(impulse[((b * s.Ci + i0 + i) * s.Hi + yy) * s.Wi + xx])
-                        : acc_t(0);
+        window[(i * Q + k) * copy_size + a * pitch + c - k] =
+            (i < ni && c < kPixCols + nq - 1 && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
+                ? acc_t(impulse[((b * s.Ci + i0 + i) * s.Hi + yy) * s.Wi + xx])
+                : acc_t(0);
       }
       __syncthreads();
       if (active) {
-        const acc_t* window_tap = window + (np - 1 - dp) * kGrWindowCols + nq - 1 - dq;
-        for (int pix = lane; pix < kGTile; pix += lanes) {
-          const int yy = pix / kGrPixCols, xx = pix % kGrPixCols;
-          acc_t v[IC];
+#pragma unroll 1
+        for (int yy = 0; yy < kGwPixRows; ++yy) {
+          acc_t gv[LC][Q], wv[IC][Q];
 #pragma unroll
-          for (int i = 0; i < IC; ++i) v[i] = window_tap[i * kWindow + yy * kGrWindowCols + xx];
+          for (int l = 0; l < LC; ++l) load_vectors(gv[l], lane_grad + (l * kGwPixRows + yy) * kPixCols);
 #pragma unroll
-          for (int l = 0; l < LC; ++l) {
-            const acc_t g = g_tile[l * kGTile + pix];
+          for (int i = 0; i < IC; ++i) load_vectors(wv[i], lane_window + i * Q * copy_size + yy * pitch);
 #pragma unroll
-            for (int i = 0; i < IC; ++i) acc[l][i] += g * v[i];
-          }
+          for (int l = 0; l < LC; ++l)
+#pragma unroll
+            for (int i = 0; i < IC; ++i)
+#pragma unroll
+              for (int j = 0; j < Q; ++j) acc[l][i] += gv[l][j] * wv[i][j];
         }
       }
       __syncthreads();
     }
   }
 
-  // Sum the lanes in a fixed order: lane_sums[lane][tap][l * IC + i].
-  if (active) {
+  // Sum a tap's kGwLanes lanes (aligned groups of 8 threads of one warp) in a fixed butterfly; every thread
+  // takes part. Lane k writes the pairs l * IC + i = k mod kGwLanes.
 #pragma unroll
-    for (int l = 0; l < LC; ++l)
+  for (int l = 0; l < LC; ++l)
 #pragma unroll
-      for (int i = 0; i < IC; ++i) lane_sums[(lane * n_taps + tap) * (LC * IC) + l * IC + i] = acc[l][i];
-  }
-  __syncthreads();
-  if (lane == 0) {
-    for (int l = 0; l < nl; ++l)
-      for (int i = 0; i < ni; ++i) {
-        acc_t sum = acc_t(0);
-        for (int k = 0; k < lanes; ++k) sum += lane_sums[(k * n_taps + tap) * (LC * IC) + l * IC + i];
+    for (int i = 0; i < IC; ++i) {
+      acc_t sum = acc[l][i];
+#pragma unroll
+      for (int m = kGwLanes / 2; m > 0; m /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, m);
+      if (active && (l * IC + i) % kGwLanes == lane && l < nl && i < ni)
         // partial[b][slab][l][i][p][q] over the Hq x Wq taps that meet pixels
         partial[((((b * plan.slabs + slab) * s.L + l0 + l) * s.Ci + i0 + i) * Hq + p0 + dp) * Wq + q0 + dq] = sum;
-      }
-  }
+    }
 }
 
 // grad_weight[b, l, i, p, q] = sum over slabs of partial[b][slab][l][i][p][q]; 0 for p >= Hq or q >= Wq.
@@ -350,9 +497,9 @@ LaunchConfig per_sample_grad_weight_partial_config(const PerSampleSizes& s, cons
   using acc_t = typename AccType<scalar_t>::type;
   const int64_t blocks =
       s.B * plan.slabs * plan.l_chunks * plan.i_chunks * plan.tap_chunks_p * plan.tap_chunks_q;
-  const int64_t staged = plan.lc * kGrPixRows * kGrPixCols + plan.ic * kGrWindowRows * kGrWindowCols;
-  const int64_t lane_sums = (int64_t)kThreads * plan.lc * plan.ic;  // lanes * n_taps <= kThreads
-  return {blocks, 1, 1, kThreads, (size_t)max64(staged, lane_sums) * sizeof(acc_t)};
+  const int64_t g_tile = (int64_t)plan.lc * kGwPixRows * grad_weight_pix_cols<acc_t>();
+  const int64_t window = (int64_t)plan.ic * vec_width<acc_t>() * plan.window_rows * plan.window_pitch;
+  return {blocks, 1, 1, kThreads, (size_t)(g_tile + window) * sizeof(acc_t)};
 }
 
 inline LaunchConfig per_sample_grad_weight_reduce_config(const PerSampleSizes& s) {
@@ -362,27 +509,35 @@ inline LaunchConfig per_sample_grad_weight_reduce_config(const PerSampleSizes& s
 // Bytes of scratch memory launch_per_sample_grad_weight needs (the per-slab partial sums).
 template <typename scalar_t>
 size_t per_sample_grad_weight_workspace_bytes(PerSampleSizes s) {
-  return (size_t)grad_weight_plan(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
+  return (size_t)grad_weight_plan<scalar_t>(s).partial_count(s) * sizeof(typename AccType<scalar_t>::type);
 }
 
-template <typename scalar_t, int LC, int IC>
-void launch_per_sample_grad_weight_partial(const scalar_t* grad_out, const scalar_t* impulse,
+// Launches the partial kernel instantiated for (LC, IC) = (plan.lc, plan.ic): powers of two up to the maxima.
+template <typename scalar_t, int LC, int IC_MAX>
+void launch_per_sample_grad_weight_pick_ic(const scalar_t* grad_out, const scalar_t* impulse,
                                            typename AccType<scalar_t>::type* partial, const PerSampleSizes& s,
                                            const GradWeightPlan& plan, cudaStream_t stream) {
+  if constexpr (IC_MAX > 1) {
+    if (plan.ic < IC_MAX)
+      return launch_per_sample_grad_weight_pick_ic<scalar_t, LC, IC_MAX / 2>(grad_out, impulse, partial, s, plan,
+                                                                             stream);
+  }
   const LaunchConfig cfg = per_sample_grad_weight_partial_config<scalar_t>(s, plan);
-  auto* kernel = &per_sample_grad_weight_partial_kernel<scalar_t, LC, IC>;
+  auto* kernel = &per_sample_grad_weight_partial_kernel<scalar_t, LC, IC_MAX>;
   DC_LAUNCH(kernel, checked_grid(cfg, "per_sample_conv2d grad_weight"), cfg.threads, cfg.smem_bytes, stream)(
       grad_out, impulse, partial, s, plan);
 }
 
-// Picks the instantiation (LC, IC) = (plan.lc, plan.ic), each 1, 2 or 4.
-template <typename scalar_t, int LC>
-void launch_per_sample_grad_weight_pick_ic(const scalar_t* grad_out, const scalar_t* impulse,
+template <typename scalar_t, int LC_MAX>
+void launch_per_sample_grad_weight_pick_lc(const scalar_t* grad_out, const scalar_t* impulse,
                                            typename AccType<scalar_t>::type* partial, const PerSampleSizes& s,
                                            const GradWeightPlan& plan, cudaStream_t stream) {
-  if (plan.ic == 1) return launch_per_sample_grad_weight_partial<scalar_t, LC, 1>(grad_out, impulse, partial, s, plan, stream);
-  if (plan.ic == 2) return launch_per_sample_grad_weight_partial<scalar_t, LC, 2>(grad_out, impulse, partial, s, plan, stream);
-  launch_per_sample_grad_weight_partial<scalar_t, LC, kGwMaxChannels>(grad_out, impulse, partial, s, plan, stream);
+  if constexpr (LC_MAX > 1) {
+    if (plan.lc < LC_MAX)
+      return launch_per_sample_grad_weight_pick_lc<scalar_t, LC_MAX / 2>(grad_out, impulse, partial, s, plan, stream);
+  }
+  launch_per_sample_grad_weight_pick_ic<scalar_t, LC_MAX, grad_weight_max_ic<scalar_t>()>(grad_out, impulse, partial,
+                                                                                          s, plan, stream);
 }
 
 // Host entry point; sizes must be non-empty (the caller returns early otherwise). `workspace` holds
@@ -391,11 +546,10 @@ template <typename scalar_t>
 void launch_per_sample_grad_weight(const scalar_t* grad_out, const scalar_t* impulse, scalar_t* grad_weight,
                                    void* workspace, PerSampleSizes s, cudaStream_t stream) {
   using acc_t = typename AccType<scalar_t>::type;
-  const GradWeightPlan plan = grad_weight_plan(s);
+  const GradWeightPlan plan = grad_weight_plan<scalar_t>(s);
   acc_t* partial = static_cast<acc_t*>(workspace);
-  if (plan.lc == 1) launch_per_sample_grad_weight_pick_ic<scalar_t, 1>(grad_out, impulse, partial, s, plan, stream);
-  else if (plan.lc == 2) launch_per_sample_grad_weight_pick_ic<scalar_t, 2>(grad_out, impulse, partial, s, plan, stream);
-  else launch_per_sample_grad_weight_pick_ic<scalar_t, kGwMaxChannels>(grad_out, impulse, partial, s, plan, stream);
+  launch_per_sample_grad_weight_pick_lc<scalar_t, grad_weight_max_lc<scalar_t>()>(grad_out, impulse, partial, s, plan,
+                                                                                  stream);
   const LaunchConfig reduce_cfg = per_sample_grad_weight_reduce_config(s);
   auto* reduce_kernel = &per_sample_grad_weight_reduce_kernel<scalar_t>;
   DC_LAUNCH(reduce_kernel, checked_grid(reduce_cfg, "per_sample_conv2d grad_weight"), reduce_cfg.threads,

@@ -170,10 +170,10 @@ DC_EMU_BINDING(dc_emu_per_sample_grad_weight, (int dtype, const void* grad_out, 
                                                       static_cast<T*>(grad_weight), workspace, per_sample_sizes(shape),
                                                       nullptr);
                }))
-// The grad_weight plan: {slabs, lc, ic, partial blocks, float workspace bytes, double workspace bytes}.
+// The grad_weight plan (float's): {slabs, lc, ic, partial blocks, float workspace bytes, double workspace bytes}.
 DC_EMU_BINDING(dc_emu_per_sample_grad_weight_plan, (const int64_t* shape, int64_t* plan),
                const dc::PerSampleSizes s = per_sample_sizes(shape);
-               const dc::GradWeightPlan p = dc::grad_weight_plan(s);
+               const dc::GradWeightPlan p = dc::grad_weight_plan<float>(s);
                plan[0] = p.slabs; plan[1] = p.lc; plan[2] = p.ic;
                plan[3] = dc::per_sample_grad_weight_partial_config<float>(s, p).blocks_x;
                plan[4] = (int64_t)dc::per_sample_grad_weight_workspace_bytes<float>(s);
