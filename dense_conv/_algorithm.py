@@ -287,10 +287,11 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
 # B (Ci + Cr) complex planes of the transform size, held by autograd until the backward, which then skips
 # 9 of its 38 transforms per sample at the user's shape (dense_conv2d_fft_keep_spectra /
 # dense_conv2d_fft_backward_spectra; dense_mix_conv2d's pair likewise, 9 of 26). Budget: the spectra are
-# kept while they take at most SPECTRA_BUDGET_ENV (default DEFAULT_SPECTRA_BUDGET) times the output's bytes: the training step already
-# holds the output and a grad_out of that size, so the extra memory stays a bounded fraction of what the
-# step holds anyway, whatever the shape (the spectra are 0.69x the output at the user's shape, 2x for
-# one-channel problems and more, which thus never keep them at the default). 0 turns keeping off.
+# kept while they take at most SPECTRA_BUDGET_ENV (default DEFAULT_SPECTRA_BUDGET of the device type) times the
+# output's bytes: the training step already holds the output and a grad_out of that size, so the extra memory
+# stays a bounded fraction of what the step holds anyway, whatever the shape (the spectra are 0.69x the output
+# at the user's shape, 1.7x for the fused mix at L = 8, 3x for sparse_conv2d's one-channel problems, which thus
+# never keep them at the default). 0 turns keeping off.
 # Measured (2-core AMD EPYC shared with other jobs, load 1-5, float32, impulse [64, 4, 84, 600], response
 # [64, 5, 37, 16], algorithm="fft", forward+backward; 9 alternating rounds in two runs, one subprocess per
 # variant and round, fastest of 3 steps each, process CPU time):
@@ -299,24 +300,28 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
 #                 peak RSS:  1449-1478 MiB against 1291-1315 MiB (+158 MiB: the spectra are 169 MiB)
 #   dense_mix_conv2d, L = 8 (4 rounds; budget forced to keep): 1 thread kept 0.327-0.374 s, recomputed
 #                 0.314-0.363 s; 2 threads 0.424-0.459 s against 0.436-0.483 s; +160 MiB peak RSS. No
-#                 clear gain there, and its spectra are 1.7x its output: the default budget does not keep them.
+#                 clear gain there then. After its bin loops were register-tiled (2026-12-04; 2 threads, wall
+#                 time, median of 9 alternating steps, 3 runs each): kept 206-217 ms, recomputed 239-269 ms:
+#                 the transforms it skips are now the larger share. Its spectra are 1.7x its output (4 + 5
+#                 planes against 8), hence the CPU's default budget of 2.
 # CUDA (dense_conv2d_fft_keep_spectra and the mix pair have CUDA kernels too, csrc/cuda/fft_*_cuda.cu): the same
 # rule, counted in the spectra's own dtype (complex64 for float16 / bfloat16 inputs, which transform in float32:
 # at the user's shape their spectra are 1.38x a float16 output, not kept by default). GPU memory is the scarcer
-# resource there (a 12 GiB RTX 4070 SUPER holds the whole training step), so the default stays conservative:
+# resource there (a 12 GiB RTX 4070 SUPER holds the whole training step), so its default stays conservative (1):
 # kept spectra never outweigh the output the step already holds, and the CUDA forward's own chunked
 # intermediates (at most max(1/4 of the output, 64 MiB)) come on top only transiently. What keeping saves on a
 # GPU is a count, not a measurement (no GPU here): the backward's 2-D transforms of the impulse and response,
 # the same 9 of 38 (9 of 26) planes as on the CPU.
 SPECTRA_BUDGET_ENV = "DENSE_CONV_FFT_SPECTRA_BUDGET"
-DEFAULT_SPECTRA_BUDGET = 1.0
+DEFAULT_SPECTRA_BUDGET = {"cpu": 2.0, "cuda": 1.0}
 
 
-def spectra_budget() -> float:
-    """The spectra budget, a multiple of the output's bytes (SPECTRA_BUDGET_ENV, else DEFAULT_SPECTRA_BUDGET)."""
+def spectra_budget(device_type: str = "cpu") -> float:
+    """The spectra budget, a multiple of the output's bytes (SPECTRA_BUDGET_ENV, else DEFAULT_SPECTRA_BUDGET for
+    the device type)."""
     setting = os.environ.get(SPECTRA_BUDGET_ENV, "")
     if not setting:
-        return DEFAULT_SPECTRA_BUDGET
+        return DEFAULT_SPECTRA_BUDGET[device_type]
     try:
         budget = float(setting)
     except ValueError:
@@ -341,4 +346,4 @@ def keep_fft_spectra(response: torch.Tensor, impulse: torch.Tensor, mix_weight: 
     spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * complex_bytes
     out_channels = Ci * Cr if mix_weight is None else mix_weight.shape[0]
     output_bytes = B * out_channels * Hi * Wi * impulse.element_size()
-    return spectra_bytes <= spectra_budget() * output_bytes
+    return spectra_bytes <= spectra_budget(impulse.device.type) * output_bytes

@@ -92,7 +92,8 @@ def test_inplace_change_after_the_forward_raises(monkeypatch, kind, modified, de
 
 
 def test_budget(monkeypatch):
-    """The user's shape: the spectra are 0.69x the output, kept at the default budget, not below it."""
+    """The user's shape: the spectra are 0.69x the output, kept at the default budget, not below it; the fused
+    mix's 1.7x kept at the CPU's default."""
     response = torch.empty(64, 5, 37, 16, requires_grad=True)
     impulse = torch.empty(64, 4, 84, 600)
     monkeypatch.delenv(_algorithm.SPECTRA_BUDGET_ENV, raising=False)
@@ -102,11 +103,16 @@ def test_budget(monkeypatch):
         assert not _algorithm.keep_fft_spectra(response, impulse)
     one_channel = (torch.empty(64, 1, 37, 16, requires_grad=True), torch.empty(64, 1, 84, 600))
     assert not _algorithm.keep_fft_spectra(*one_channel)  # spectra 2.1x the output
-    assert not _algorithm.keep_fft_spectra(response, impulse, mix_weight=torch.empty(8, 4, 5))  # 1.7x, L = 8
-    # counted in the spectra's dtype: complex64 for float16 (the CUDA ops transform it in float32), 1.38x the output
+    assert _algorithm.keep_fft_spectra(response, impulse, mix_weight=torch.empty(8, 4, 5))  # 1.7x, L = 8 (CPU: 2)
+    assert not _algorithm.keep_fft_spectra(response, impulse, mix_weight=torch.empty(6, 4, 5))  # 2.3x, L = 6
+    # counted in the spectra's dtype: complex64 for float16 (the CUDA ops transform it in float32), 1.38x the output,
+    # so not kept at CUDA's default of 1
     half = (torch.empty(64, 5, 37, 16, dtype=torch.float16, requires_grad=True),
             torch.empty(64, 4, 84, 600, dtype=torch.float16))
+    monkeypatch.setenv(_algorithm.SPECTRA_BUDGET_ENV, str(_algorithm.DEFAULT_SPECTRA_BUDGET["cuda"]))
     assert not _algorithm.keep_fft_spectra(*half)
+    monkeypatch.setenv(_algorithm.SPECTRA_BUDGET_ENV, "1.4")
+    assert _algorithm.keep_fft_spectra(*half)
     for budget, keep in (("0.7", True), ("0.68", False), ("0", False)):
         monkeypatch.setenv(_algorithm.SPECTRA_BUDGET_ENV, budget)
         assert _algorithm.keep_fft_spectra(response, impulse) == keep
