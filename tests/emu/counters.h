@@ -14,6 +14,12 @@
 //   phases that have active lanes.
 //   global sectors of a request: distinct 32-byte sectors its lanes touch. dram sectors: sectors not yet
 //   touched by an earlier emulated block of the launch (a lower bound of DRAM traffic, no cache misses).
+// Executed multiply-adds: the build also has -fsanitize-coverage=trace-pc, so every basic block of compiled
+// code starts with a call of __sanitizer_cov_trace_pc (defined by the emulator), whose return address names the
+// block. Blocks entered by a CUDA thread are counted per return address; tests/emu/harness.py turns them into
+// floating-point multiplies from the library's disassembly (the multiply instructions between a block's call
+// and the next one, lanes counted). WMMA mma_sync is counted here instead (M*N*K per warp) and its emulated
+// arithmetic, which every lane repeats for the whole matrix, is kept out of the block counts.
 // Sampling: with a sample size s > 0, each grid dimension longer than s runs indices {0, 1, .., interior
 // picks .., n-2, n-1}, each interior pick standing for an equal share of the interior; a block's counts
 // are weighted by the product of its dimensions' shares, so totals are estimates of the full launch.
@@ -21,6 +27,7 @@
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace dc_emu {
@@ -33,6 +40,8 @@ struct LaunchCounts {
   double shared_requests = 0, shared_wavefronts = 0;
   double global_load_requests = 0, global_load_sectors = 0, global_store_requests = 0, global_store_sectors = 0;
   double dram_sectors = 0;
+  double tensor_fma = 0;                              // WMMA multiply-adds (M*N*K per warp mma_sync)
+  std::unordered_map<uintptr_t, double> block_entries;  // basic block (trace-pc return address) -> entries
 };
 
 struct Access {
@@ -43,6 +52,7 @@ struct Access {
 // Plain flags (no function-local statics, whose guarded initialisation the hooks would re-enter).
 inline bool counting_enabled = false;
 inline bool counting_busy = false;  // re-entry guard: the counting code is itself instrumented
+inline bool block_counting_paused = false;  // inside the emulator's own arithmetic of a warp op (WMMA)
 
 struct Counter {
   int sample = 0;  // 0: every block; else the per-dimension sample size
@@ -54,6 +64,8 @@ struct Counter {
   std::vector<uint32_t> shared_seq, load_seq, store_seq;
   std::vector<std::vector<std::vector<Access>>> shared_req, load_req, store_req;  // [warp][n] -> accesses
   std::unordered_set<uintptr_t> launch_sectors;
+  std::unordered_map<uintptr_t, uint64_t> block_entries;  // the running block's basic-block entries
+  double tensor_fma = 0;                                  // the running block's WMMA multiply-adds
 };
 
 inline Counter& counter() {
@@ -116,6 +128,8 @@ inline void count_begin_block(int nthreads) {
     requests->clear();
     requests->resize(warps);
   }
+  c.block_entries.clear();
+  c.tensor_fma = 0;
 }
 
 // Adds the block's requests to the launch's totals, `weight` times (the blocks it stands for).
@@ -146,6 +160,20 @@ inline void count_end_block(LaunchCounts& counts, double weight) {
   counts.global_store_requests += weight * stores;
   counts.global_store_sectors += weight * store_sectors;
   counts.dram_sectors += weight * new_sectors;
+  for (auto& [pc, entries] : c.block_entries) counts.block_entries[pc] += weight * entries;
+  counts.tensor_fma += weight * c.tensor_fma;
 }
+
+// One lane's share of a warp's WMMA mma_sync of M x N x K (every lane of the warp calls it).
+inline void count_tensor_fma(double warp_fma) {
+  if (counting_enabled) counter().tensor_fma += warp_fma / 32;
+}
+
+// The emulator's arithmetic inside a warp op is no kernel instruction: its basic blocks are not counted.
+struct UncountedBlocks {
+  bool was = block_counting_paused;
+  UncountedBlocks() { block_counting_paused = true; }
+  ~UncountedBlocks() { block_counting_paused = was; }
+};
 
 }  // namespace dc_emu
