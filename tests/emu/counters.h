@@ -21,7 +21,8 @@
 // and the next one, lanes counted). WMMA mma_sync is counted here instead (M*N*K per warp) and its emulated
 // arithmetic, which every lane repeats for the whole matrix, is kept out of the block counts.
 // Sampling: with a sample size s > 0, each grid dimension longer than s runs indices {0, 1, .., interior
-// picks .., n-2, n-1}, each interior pick standing for an equal share of the interior; a block's counts
+// picks (low-discrepancy, see sampled_indices) .., n-2, n-1}, each interior pick standing for an equal share of
+// the interior; a block's counts
 // are weighted by the product of its dimensions' shares, so totals are estimates of the full launch.
 #pragma once
 
@@ -112,8 +113,12 @@ inline std::vector<std::pair<unsigned, double>> sampled_indices(unsigned n, int 
   const unsigned edge = sample >= 5 ? 2 : 1;  // edge indices run exactly on each side
   const unsigned interior = n - 2 * edge, picks_inside = unsigned(sample) - 2 * edge;
   for (unsigned i = 0; i < edge; ++i) picks.push_back({i, 1.0});
-  for (unsigned k = 0; k < picks_inside; ++k)
-    picks.push_back({edge + unsigned((k + 0.5) * interior / picks_inside), double(interior) / picks_inside});
+  // Interior picks at the fractional parts of (k + 1/2) / golden ratio (a low-discrepancy sequence): evenly
+  // spaced picks would alias with a grid's period (e.g. tiles x channels x samples flattened into one dimension).
+  for (unsigned k = 0; k < picks_inside; ++k) {
+    const double u = (k + 0.5) * 0.6180339887498949;
+    picks.push_back({edge + unsigned((u - unsigned(u)) * interior), double(interior) / picks_inside});
+  }
   for (unsigned i = n - edge; i < n; ++i) picks.push_back({i, 1.0});
   return picks;
 }
