@@ -50,10 +50,12 @@ struct Access {
   uint32_t lane_size;  // lane << 8 | bytes
 };
 
-// Plain flags (no function-local statics, whose guarded initialisation the hooks would re-enter).
+// Plain flags (no function-local statics, whose guarded initialisation the hooks would re-enter). The two
+// guards are volatile: g++ declares its instrumentation calls leaf functions (they read none of this file's
+// variables), so a plain `guard = true; <instrumented loads>; guard = false;` may lose the first store.
 inline bool counting_enabled = false;
-inline bool counting_busy = false;  // re-entry guard: the counting code is itself instrumented
-inline bool block_counting_paused = false;  // inside the emulator's own arithmetic of a warp op (WMMA)
+inline volatile bool counting_busy = false;  // re-entry guard: the counting code is itself instrumented
+inline volatile bool block_counting_paused = false;  // inside the emulator's own arithmetic of a warp op (WMMA)
 
 struct Counter {
   int sample = 0;  // 0: every block; else the per-dimension sample size
