@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Per-launch counts of the CUDA kernels at the benchmark's shapes, from the CPU emulator's counting build.
 
-Runs every kernel launch that the benchmark's CUDA rows make (bench/bench.py `cases`, plus the float16 / bfloat16
-tensor-core forward at the user's shape and octave_downsample at the CQT benchmark's size) through the emulator's
+Runs the kernel launches that the benchmark's CUDA rows make (bench/bench.py `cases`: the user's shape 37x16 for
+dense, sparse and mix, the first per_sample case; every case with --all-shapes), plus the float16 / bfloat16
+tensor-core forward at the user's shape and octave_downsample at the CQT benchmark's size, through the emulator's
 counting build (tests/emu/counters.h, `harness.counting(sample)`): a sample of blocks per grid dimension is
 emulated and the counts are extrapolated to the whole grid. The launches are found by the harness, not listed
 here: a new kernel or template parameter shows up by itself. Writes docs/gpu_counts/emu_counts.json (one launch a
@@ -13,7 +14,8 @@ Per launch: the harness's counts (shared requests and wavefronts, global request
 threads executed) and fma_useful: the multiply-adds the pass needs by its definition (below), shared among the
 pass's launches in proportion to their executed multiplies (a reduction launch with none gets none).
 
-    python tools/emu_counts.py [--sample 8] [--batch 64] [--only REGEX] [--out docs/gpu_counts/emu_counts.json]
+    python tools/emu_counts.py [--sample 8] [--batch 64] [--all-shapes] [--only REGEX] [--merge]
+                               [--out docs/gpu_counts/emu_counts.json]
 """
 import argparse
 import json
@@ -58,23 +60,29 @@ def window_fma(B, pairs, Hi, Wi, Hr, Wr):
 
 
 class Passes:
-    """Collects the launches of each pass (one harness call: an op's forward or one of its gradients)."""
+    """Collects the launches of each pass (one harness call: an op's forward or one of its gradients); with a
+    path, rewrites it after every pass (a pass replaces the launches of the same op, shape and dtype there)."""
 
-    def __init__(self, sample):
+    def __init__(self, sample, path=None, launches=()):
         self.sample = sample
-        self.launches = []
+        self.path = path
+        self.launches = list(launches)
 
     def run(self, op, shape, dtype, algorithm, useful, fn, *args):
         start = time.perf_counter()
         with harness.counting(sample=self.sample) as counted:
             fn(*args)
         executed = sum(launch["fma_executed"] for launch in counted.launches)
+        key = {"op": op, "shape": shape, "dtype": DTYPE_NAMES[dtype]}
+        self.launches = [launch for launch in self.launches if {k: launch[k] for k in key} != key]
         for launch in counted.launches:
             share = launch["fma_executed"] / executed if executed else 1 / len(counted.launches)
             dram_sectors = launch.pop("dram_sectors")
-            launch.update(op=op, shape=shape, dtype=DTYPE_NAMES[dtype], algorithm=algorithm,
-                          dram_bytes=32 * dram_sectors, fma_useful=int(round(useful * share)))
+            launch.update(key, algorithm=algorithm, dram_bytes=32 * dram_sectors,
+                          fma_useful=int(round(useful * share)))
             self.launches.append(launch)
+        if self.path:
+            write_counts(self.launches, self.path)
         print(f"  {op:44s} {DTYPE_NAMES[dtype]:8s} {len(counted.launches)} launches, "
               f"{time.perf_counter() - start:5.1f} s", flush=True)
 
@@ -163,14 +171,19 @@ def octave_passes(p, dtype):
           CQT_LEVELS)
 
 
-def all_passes(p, batch, only):
-    """Every pass of the benchmark's CUDA rows (ours: direct and fft), filtered by `only` (a regex on
+def all_passes(p, batch, only, all_shapes):
+    """The passes of the benchmark's CUDA rows (ours: direct and fft) at the user's shape (dense, sparse and mix
+    37x16) and the first per_sample case, or at every case with all_shapes; filtered by `only` (a regex on
     'kind shape dtype', e.g. 'dense 37x16 .*float32')."""
     def wanted(*words):
         return only is None or re.search(only, " ".join(words))
 
+    first_per_sample = True
     for case in benchmark_cases(batch):
         f32 = "float32"
+        if not all_shapes and not ("37x16" in case.name or (case.kind == "per_sample" and first_per_sample)):
+            continue
+        first_per_sample &= case.kind != "per_sample"
         if case.kind in ("dense", "sparse") and wanted(case.kind, case.name, f32):
             if case.kind == "dense":
                 dense_passes(p, case.name, torch.float32, case.response, case.impulse)
@@ -209,11 +222,16 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=8, help="blocks emulated per grid dimension (0: all)")
     parser.add_argument("--batch", type=int, default=64, help="the benchmark's batch size (default 64)")
     parser.add_argument("--only", default=None, help="regex on 'kind shape dtype' of the passes to run")
+    parser.add_argument("--all-shapes", action="store_true",
+                        help="every benchmark case, not only the user's shape and one per_sample case")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the output file's other launches (replace only the passes run now)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    p = Passes(args.sample)
-    all_passes(p, args.batch, args.only)
+    kept = json.loads(args.out.read_text())["launches"] if args.merge and args.out.exists() else []
+    p = Passes(args.sample, args.out, kept)
+    all_passes(p, args.batch, args.only, args.all_shapes)
     write_counts(p.launches, args.out)
     print(f"{len(p.launches)} launches -> {args.out} ({time.perf_counter() - start:.0f} s)")
     return 0

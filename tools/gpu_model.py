@@ -265,7 +265,8 @@ def report(rows, missing, sass, before=None):
             "emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
             "down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
-            "transforms):\n\n" + op_table(rows)
+            "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
+            "the responses):\n\n" + op_table(rows)
             + "\n\nPer launch (bound: the largest term of the model; executed FMAs: multiplies the emulated threads "
             "executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
     if before:
