@@ -234,6 +234,13 @@ def launch_table(rows, sass):
     return "\n".join(lines)
 
 
+def old_sectors_per_request(old):
+    """Global load sectors per request of a `before` launch: its counts, or the recorded ratio."""
+    if "global_load_sectors_per_request" in old:
+        return f"{old['global_load_sectors_per_request']:.2f}"
+    return ratio(old["global_load_sectors"], old["global_load_requests"])
+
+
 def before_after_table(before, rows, sass):
     """The kernels of `before` (counts of an earlier tree, same launches, docs/gpu_counts/emu_counts_before.json)
     next to today's launch of the same op, shape and dtype."""
@@ -243,7 +250,7 @@ def before_after_table(before, rows, sass):
              "global load sectors/request | FMA:LDS, inner loop (sm_90) | executed/useful FMA |", "|" + "---|" * 8]
     for old in before["launches"]:
         new = now.get((old["op"], old["shape"], old["dtype"]))
-        if not new or not old.get("fma_useful", new["fma_useful"]):
+        if not new:
             continue
         row = index.get((kernel_key(new["kernel"]), REFERENCE_ARCH))
         old_fma = old.get("fma_executed")
@@ -251,7 +258,7 @@ def before_after_table(before, rows, sass):
             f"| {old['op']} | {old['shape']} | {old['dtype']} | `{short_name(old['kernel'])}` -> "
             f"`{short_name(new['kernel'])}` | {ratio(old['shared_wavefronts'], old['shared_requests'])} -> "
             f"{ratio(new['shared_wavefronts'], new['shared_requests'])} | "
-            f"{ratio(old['global_load_sectors'], old['global_load_requests'])} -> "
+            f"{old_sectors_per_request(old)} -> "
             f"{ratio(new['global_load_sectors'], new['global_load_requests'])} | "
             f"{old.get('inner_loop_fma_per_lds', 'n/a')} -> {fma_per_lds(row['inner_loop']) if row else 'no SASS'} | "
             f"{ratio(old_fma, new['fma_useful']) if old_fma else 'n/a'} -> "
