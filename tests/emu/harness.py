@@ -170,7 +170,9 @@ def basic_block_multiplies(lib_path):
             bits = _LANE_BITS[m.group(1)]
             width = 512 if "%zmm" in operands else 256 if "%ymm" in operands else 128
             table[block] += width // bits if bits else 1
-    cache.write_text(json.dumps(table))
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table))
+    os.replace(tmp, cache)  # concurrent runs never read half a file
     return table
 
 
