@@ -31,6 +31,7 @@ def probe_counts(vector_width, shared, stride):
 def test_shared_wavefronts(width, stride, wavefronts):
     launch = probe_counts(width, True, stride)
     assert (launch["shared_requests"], launch["shared_wavefronts"]) == (1, wavefronts)
+    assert launch["shared_conflict_free_wavefronts"] == width  # 32 lanes: 1, 2 or 4 phases
     # the store of 32 x width floats: 4 x width sectors of 32 bytes
     assert (launch["global_store_requests"], launch["global_store_sectors"]) == (1, 4 * width)
 
@@ -118,7 +119,7 @@ def test_emu_counts_writes_the_interface_fields(tmp_path):
     fields = {"op", "shape", "dtype", "algorithm", "kernel", "grid", "block", "dynamic_smem_bytes", "blocks_total",
               "blocks_emulated", "shared_requests", "shared_wavefronts", "global_load_requests",
               "global_load_sectors", "global_store_requests", "global_store_sectors", "dram_bytes", "fma_executed",
-              "fma_tensor", "fma_useful"}
+              "fma_tensor", "fma_useful", "shared_conflict_free_wavefronts"}
     assert all(set(launch) == fields for launch in launches)
     useful = emu_counts.window_fma(1, 2, 12, 40, 3, 4)
     for op in ("dense_conv2d.forward", "dense_conv2d.grad_impulse", "dense_conv2d.grad_response"):

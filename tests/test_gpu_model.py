@@ -247,6 +247,7 @@ def test_committed_counts_have_a_sass_row_on_every_arch():
 
 def test_before_after_table_pairs_launches_by_op_shape_and_dtype():
     now = launch(kernel="void dc::k<float, 8>(int)", shared_requests=100, shared_wavefronts=110,
+                 shared_conflict_free_wavefronts=100,
                  global_load_requests=10, global_load_sectors=40, fma_executed=120, fma_useful=100)
     before = {"source": "fixture", "launches": [
         dict(now, kernel="void dc::old<float>(int)", shared_wavefronts=200, fma_executed=None,
@@ -256,4 +257,4 @@ def test_before_after_table_pairs_launches_by_op_shape_and_dtype():
     rows, _ = gpu_model.model({"launches": [now]}, sass)
     table = gpu_model.before_after_table(before, rows, sass)
     assert "`dc::old<float>` -> `dc::k<float, 8>`" in table
-    assert "| 2.00 -> 1.10 | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |" in table
+    assert "| 2.00 (n/a) -> 1.10 (1.10) | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |" in table

@@ -214,10 +214,20 @@ def fma_per_lds(inner_loop):
 REFERENCE_ARCH = "sm_90"  # the arch whose SASS the per-launch table quotes (its inner loop's FMA:LDS)
 
 
+def shared_cell(launch):
+    """'wavefronts/request (conflict degree)': the degree is wavefronts over conflict-free wavefronts (a 16-byte
+    per lane request takes 4 without conflicts); n/a for counts without that field."""
+    cell = ratio(launch["shared_wavefronts"], launch["shared_requests"])
+    if launch["shared_requests"]:
+        cell += f" ({ratio(launch['shared_wavefronts'], launch.get('shared_conflict_free_wavefronts', 0))})"
+    return cell
+
+
 def launch_table(rows, sass):
     gpus = list(GPUS)
     index = sass_index(sass)
-    lines = ["| op.pass | shape | dtype | kernel | blocks | shared wavefronts/request | global load sectors/request "
+    lines = ["| op.pass | shape | dtype | kernel | blocks | shared wavefronts/request (conflict degree) "
+             "| global load sectors/request "
              f"| FMA:LDS, inner loop ({REFERENCE_ARCH}) | executed/useful FMA | "
              + " | ".join(f"{g}: time, % fp32 peak (% tensor), bound" for g in gpus) + " |",
              "|" + "---|" * (9 + len(gpus))]
@@ -227,7 +237,7 @@ def launch_table(rows, sass):
                  f"{peak_cell(launch['fma_useful'], predictions[g]['time'], g, launch['dtype'])}, "
                  f"{predictions[g]['limiter']}" for g in gpus]
         lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{short_name(launch['kernel'])}` | "
-                     f"{launch['blocks_total']} | {ratio(launch['shared_wavefronts'], launch['shared_requests'])} | "
+                     f"{launch['blocks_total']} | {shared_cell(launch)} | "
                      f"{ratio(launch['global_load_sectors'], launch['global_load_requests'])} | "
                      f"{fma_per_lds(row['inner_loop']) if row else 'no SASS'} | "
                      f"{ratio(launch['fma_executed'], launch['fma_useful'])} | " + " | ".join(cells) + " |")
@@ -246,7 +256,7 @@ def before_after_table(before, rows, sass):
     next to today's launch of the same op, shape and dtype."""
     index = sass_index(sass)
     now = {(l["op"], l["shape"], l["dtype"]): l for l, _ in rows if l["fma_useful"]}
-    lines = ["| op.pass | shape | dtype | kernel before -> after | shared wavefronts/request | "
+    lines = ["| op.pass | shape | dtype | kernel before -> after | shared wavefronts/request (conflict degree) | "
              "global load sectors/request | FMA:LDS, inner loop (sm_90) | executed/useful FMA |", "|" + "---|" * 8]
     for old in before["launches"]:
         new = now.get((old["op"], old["shape"], old["dtype"]))
@@ -256,8 +266,7 @@ def before_after_table(before, rows, sass):
         old_fma = old.get("fma_executed")
         lines.append(
             f"| {old['op']} | {old['shape']} | {old['dtype']} | `{short_name(old['kernel'])}` -> "
-            f"`{short_name(new['kernel'])}` | {ratio(old['shared_wavefronts'], old['shared_requests'])} -> "
-            f"{ratio(new['shared_wavefronts'], new['shared_requests'])} | "
+            f"`{short_name(new['kernel'])}` | {shared_cell(old)} -> {shared_cell(new)} | "
             f"{old_sectors_per_request(old)} -> "
             f"{ratio(new['global_load_sectors'], new['global_load_requests'])} | "
             f"{old.get('inner_loop_fma_per_lds', 'n/a')} -> {fma_per_lds(row['inner_loop']) if row else 'no SASS'} | "

@@ -41,6 +41,7 @@ struct LaunchCounts {
   double shared_requests = 0, shared_wavefronts = 0;
   double global_load_requests = 0, global_load_sectors = 0, global_store_requests = 0, global_store_sectors = 0;
   double dram_sectors = 0;
+  double shared_conflict_free_wavefronts = 0;         // what the shared requests would take without bank conflicts
   double tensor_fma = 0;                              // WMMA multiply-adds (M*N*K per warp mma_sync)
   std::unordered_map<uintptr_t, double> block_entries;  // basic block (trace-pc return address) -> entries
 };
@@ -96,6 +97,17 @@ inline uint64_t shared_wavefronts(const std::vector<Access>& accesses) {
   return total;
 }
 
+// Wavefronts of the request without bank conflicts: one per phase that has active lanes (1 for accesses of
+// <= 4 bytes, up to 2 for 8 bytes, up to 4 for 16 bytes). shared_wavefronts / this = the conflict degree.
+inline uint64_t conflict_free_wavefronts(const std::vector<Access>& accesses) {
+  uint32_t bytes = 0;
+  for (const Access& a : accesses) bytes = std::max(bytes, a.lane_size & 0xFF);
+  const int lanes_per_phase = bytes <= 4 ? 32 : bytes <= 8 ? 16 : 8;
+  uint32_t phases = 0;  // bit p: phase p has an active lane
+  for (const Access& a : accesses) phases |= 1u << ((a.lane_size >> 8) / lanes_per_phase);
+  return uint64_t(__builtin_popcount(phases));
+}
+
 inline uint64_t sectors(const std::vector<Access>& accesses, std::unordered_set<uintptr_t>* launch_sectors,
                         uint64_t* new_sectors) {
   std::set<uintptr_t> s;
@@ -143,14 +155,16 @@ inline void count_begin_block(int nthreads) {
 inline void count_end_block(LaunchCounts& counts, double weight) {
   Counter& c = counter();
   counts.blocks_emulated += 1;
-  uint64_t requests = 0, wavefronts = 0, new_sectors = 0;
+  uint64_t requests = 0, wavefronts = 0, conflict_free = 0, new_sectors = 0;
   for (auto& warp : c.shared_req)
     for (auto& request : warp) {
       requests += 1;
       wavefronts += shared_wavefronts(request);
+      conflict_free += conflict_free_wavefronts(request);
     }
   counts.shared_requests += weight * requests;
   counts.shared_wavefronts += weight * wavefronts;
+  counts.shared_conflict_free_wavefronts += weight * conflict_free;
   uint64_t loads = 0, load_sectors = 0, stores = 0, store_sectors = 0;
   for (auto& warp : c.load_req)
     for (auto& request : warp) {

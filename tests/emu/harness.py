@@ -178,7 +178,7 @@ def basic_block_multiplies(lib_path):
 
 COUNT_FIELDS = ("grid", "block", "dynamic_smem_bytes", "blocks_total", "blocks_emulated", "shared_requests",
                 "shared_wavefronts", "global_load_requests", "global_load_sectors", "global_store_requests",
-                "global_store_sectors", "dram_sectors", "fma_tensor")
+                "global_store_sectors", "dram_sectors", "fma_tensor", "shared_conflict_free_wavefronts")
 
 
 class counting:
@@ -187,7 +187,8 @@ class counting:
     ones, weighted by the blocks they stand for) and extrapolates; 0 runs every block. After the block,
     `launches` holds one dict per launch: kernel, grid, block, dynamic_smem_bytes, blocks_total,
     blocks_emulated, shared_requests, shared_wavefronts, global_{load,store}_{requests,sectors},
-    dram_sectors, fma_tensor (WMMA multiply-adds), fma_executed (floating-point multiplies executed by the
+    dram_sectors, shared_conflict_free_wavefronts (the wavefronts without bank conflicts: one per phase of the
+    request with active lanes), fma_tensor (WMMA multiply-adds), fma_executed (floating-point multiplies executed by the
     kernel's threads, FMA instructions included, plus fma_tensor) (totals for the full grid, rounded to
     integers when sampled)."""
 
