@@ -127,7 +127,8 @@ def test_readme_section_is_replaced_or_appended():
     assert appended.startswith("a\n\n## GPU performance model (predicted, not measured)")
     assert appended.endswith(f"table\n{gpu_model.END}\n")
     inserted = gpu_model.replace_readme_section("a\n\n## Layout\nb\n", body)
-    assert inserted.startswith("a\n\n## GPU performance model") and inserted.endswith(f"{gpu_model.END}\n\n## Layout\nb\n")
+    assert inserted.startswith("a\n\n## GPU performance model")
+    assert inserted.endswith(f"{gpu_model.END}\n\n## Layout\nb\n")
 
 
 @pytest.mark.parametrize("arch, registers, smem, threads, blocks, warps, limiter", [
@@ -257,4 +258,5 @@ def test_before_after_table_pairs_launches_by_op_shape_and_dtype():
     rows, _ = gpu_model.model({"launches": [now]}, sass)
     table = gpu_model.before_after_table(before, rows, sass)
     assert "`dc::old<float>` -> `dc::k<float, 8>`" in table
-    assert "| 2.00 (n/a) -> 1.10 (1.10) | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |" in table
+    assert ("| 2.00 (n/a) -> 1.10 (1.10) | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |"
+            in table)

@@ -119,7 +119,9 @@ extern "C" const char* dc_emu_count_results() {
   const uintptr_t base = reinterpret_cast<uintptr_t>(self.dli_fbase);
   for (const dc_emu::LaunchCounts& l : dc_emu::counter().launches) {
     char numbers[512];
-    std::snprintf(numbers, sizeof numbers, "\t%u %u %u\t%u %u %u\t%zu\t%llu\t%llu\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t",
+    std::snprintf(numbers, sizeof numbers,
+                  "\t%u %u %u\t%u %u %u\t%zu\t%llu\t%llu"
+                  "\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t",
                   l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], l.smem,
                   (unsigned long long)l.blocks_total, (unsigned long long)l.blocks_emulated, l.shared_requests,
                   l.shared_wavefronts, l.global_load_requests, l.global_load_sectors, l.global_store_requests,
