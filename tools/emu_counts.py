@@ -159,16 +159,19 @@ def octave_passes(p, dtype):
     from dense_conv.audio.octave import halfband_filter
     f = halfband_filter(dtype=torch.float64).to(dtype)
     x = randn((1, CQT_SAMPLES), dtype, 1)
-    lengths = octave_level_lengths(CQT_SAMPLES, CQT_LEVELS)
-    useful = sum(lengths) * f.numel()  # taps per output sample, every level
+    outputs = sum(octave_level_lengths(CQT_SAMPLES, CQT_LEVELS))  # output samples of every level
+    # the half-band filter's zero taps multiply nothing (the kernels skip them); the filter's gradient has a
+    # term for every tap
+    nonzero_taps = int((f != 0).sum())
     name = f"cqt 60 s, {CQT_LEVELS} levels"
     out = harness.octave_forward(x, f, CQT_LEVELS)  # the forward's output, an input of grad_filter
-    p.run("octave_downsample.forward", name, dtype, "direct", useful, harness.octave_forward, x, f, CQT_LEVELS)
-    g = randn(out.shape, dtype, 2)
-    p.run("octave_downsample.grad_input", name, dtype, "direct", useful, harness.octave_grad_input, g, f,
-          CQT_SAMPLES, CQT_LEVELS)
-    p.run("octave_downsample.grad_filter", name, dtype, "direct", useful, harness.octave_grad_filter, g, x, out, f,
+    p.run("octave_downsample.forward", name, dtype, "direct", outputs * nonzero_taps, harness.octave_forward, x, f,
           CQT_LEVELS)
+    g = randn(out.shape, dtype, 2)
+    p.run("octave_downsample.grad_input", name, dtype, "direct", outputs * nonzero_taps, harness.octave_grad_input,
+          g, f, CQT_SAMPLES, CQT_LEVELS)
+    p.run("octave_downsample.grad_filter", name, dtype, "direct", outputs * f.numel(), harness.octave_grad_filter,
+          g, x, out, f, CQT_LEVELS)
 
 
 def all_passes(p, batch, only, all_shapes):
