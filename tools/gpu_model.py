@@ -100,8 +100,14 @@ def predict(launch, gpu, sass_row):
     sms = gpu["sms"]
     inner = sass_row["inner_loop"] if sass_row else None
     rate, unit = fma_rate(gpu, launch["dtype"], inner)
+    tensor = launch.get("fma_tensor", 0)  # WMMA multiply-adds the emulator counted: at the tensor rate, the rest not
+    if tensor and unit != "tensor":
+        t_fma = tensor / (gpu["tensor_tflops"][launch["dtype"]] * 1e12 / 2) + (launch["fma_executed"] - tensor) / rate
+        unit = "tensor"
+    else:
+        t_fma = launch["fma_executed"] / rate
     terms = {
-        "fma": launch["fma_executed"] / rate,
+        "fma": t_fma,
         "shared": launch["shared_wavefronts"] / (sms * SHARED_WAVEFRONTS_PER_CLOCK * clock),
         "dram": launch["dram_bytes"] / (gpu["dram_gbs"] * 1e9),
         "issue": 0.0,
@@ -152,11 +158,13 @@ def model(counts, sass):
 
 
 def per_op(rows):
-    """{(family, algorithm, shape, dtype): {'forward' | 'forward+backward': {gpu: (time, useful FMAs)}}}."""
+    """{(family, algorithm, shape, dtype): {'forward' | 'forward+backward': {gpu: (time, useful FMAs)},
+    'counts_backward': whether a backward launch was counted}}."""
     ops = {}
     for launch, predictions in rows:
         family = launch["op"].split(".", 1)[0]
         entry = ops.setdefault((family, launch.get("algorithm", "direct"), launch["shape"], launch["dtype"]), {})
+        entry["counts_backward"] = entry.get("counts_backward", False) or direction(launch["op"]) == "backward"
         parts = ["forward+backward"] + (["forward"] if direction(launch["op"]) == "forward" else [])
         for part in parts:
             for gpu, p in predictions.items():
@@ -188,7 +196,7 @@ def op_table(rows):
              "|" + "---|" * (5 + len(gpus))]
     for (family, algorithm, shape, dtype), parts in sorted(per_op(rows).items()):
         for part in ("forward", "forward+backward"):
-            if part not in parts:
+            if part not in parts or (part == "forward+backward" and not parts["counts_backward"]):
                 continue
             cells = [f"{fmt_time(parts[part][g][0])}, {peak_cell(parts[part][g][1], parts[part][g][0], g, dtype)}"
                      for g in gpus]
@@ -223,9 +231,35 @@ def shared_cell(launch):
     return cell
 
 
+SUMMED = ("blocks_total", "shared_requests", "shared_wavefronts", "shared_conflict_free_wavefronts",
+          "global_load_requests", "global_load_sectors", "fma_executed", "fma_useful")
+
+
+def same_kernel_launches_summed(rows):
+    """Rows with the launches of one kernel in one pass (e.g. one per octave level) summed: counts added, times
+    added, the bound of the longest launch."""
+    merged = {}
+    for launch, predictions in rows:
+        key = (launch["op"], launch["shape"], launch["dtype"], launch["kernel"])
+        if key not in merged:
+            merged[key] = (dict(launch), {g: dict(p) for g, p in predictions.items()}, dict(predictions))
+            continue
+        total, summed, longest = merged[key]
+        for field in SUMMED:
+            if field in total or field in launch:
+                total[field] = total.get(field, 0) + launch.get(field, 0)
+        for g, p in predictions.items():
+            summed[g]["time"] += p["time"]
+            if p["time"] > longest[g]["time"]:
+                longest[g] = p
+                summed[g]["limiter"] = p["limiter"]
+    return [(total, summed) for total, summed, _ in merged.values()]
+
+
 def launch_table(rows, sass):
     gpus = list(GPUS)
     index = sass_index(sass)
+    rows = same_kernel_launches_summed(rows)
     lines = ["| op.pass | shape | dtype | kernel | blocks | shared wavefronts/request (conflict degree) "
              "| global load sectors/request "
              f"| FMA:LDS, inner loop ({REFERENCE_ARCH}) | executed/useful FMA | "
@@ -283,8 +317,8 @@ def report(rows, missing, sass, before=None):
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
             "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
             "the responses):\n\n" + op_table(rows)
-            + "\n\nPer launch (bound: the largest term of the model; executed FMAs: multiplies the emulated threads "
-            "executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
+            + "\n\nPer launch (launches of one kernel in one pass summed; bound: the largest term of the model; "
+            "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
     if before:
         text += (f"\nBefore / after: {before['source']}\n\n" + before_after_table(before, rows, sass) + "\n")
     if missing:
