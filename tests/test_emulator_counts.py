@@ -1,12 +1,19 @@
 """The emulator's counting build (tests/emu/counters.h): shared-memory wavefronts and global sectors per
-warp request on planted accesses, and block sampling of a real kernel against the full launch."""
+warp request on planted accesses, executed multiply-adds on planted kernels (plain, fused, WMMA), block sampling
+of a real kernel against the full launch, and tools/emu_counts.py's output on a small shape."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from emu import harness
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import emu_counts  # noqa: E402
+
 FIELDS = ("shared_requests", "shared_wavefronts", "global_load_requests", "global_load_sectors",
-          "global_store_requests", "global_store_sectors")
+          "global_store_requests", "global_store_sectors", "fma_executed")
 
 
 def probe_counts(vector_width, shared, stride):
@@ -24,6 +31,7 @@ def probe_counts(vector_width, shared, stride):
 def test_shared_wavefronts(width, stride, wavefronts):
     launch = probe_counts(width, True, stride)
     assert (launch["shared_requests"], launch["shared_wavefronts"]) == (1, wavefronts)
+    assert launch["shared_conflict_free_wavefronts"] == width  # 32 lanes: 1, 2 or 4 phases
     # the store of 32 x width floats: 4 x width sectors of 32 bytes
     assert (launch["global_store_requests"], launch["global_store_sectors"]) == (1, 4 * width)
 
@@ -53,3 +61,70 @@ def test_sampled_dense_forward_matches_full_launch():
     assert f["shared_wavefronts"] >= f["shared_requests"] > 0
     for field in FIELDS:
         assert s[field] == pytest.approx(f[field], rel=0.10), field
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("sample", [0, 4])
+def test_planted_multiply_adds_are_counted(dtype, sample):
+    """n multiply-adds in a loop + one fused intrinsic per thread: blocks x threads x (n + 1), whether every block
+    runs or 4 of 10 do (they all do the same work, so the extrapolation is exact)."""
+    blocks, threads, n = 10, 64, 7
+    with harness.counting(sample=sample) as c:
+        out = harness.multiply_add_probe(dtype, blocks, threads, n)
+    (launch,) = c.launches
+    assert launch["blocks_emulated"] == (blocks if sample == 0 else sample)
+    assert launch["fma_executed"] == blocks * threads * (n + 1)
+    assert launch["fma_tensor"] == 0
+    if sample == 0:  # the counting build computes the same values: 0.5 * (1 + ... + n), then + 1 * 0.5
+        assert torch.all(out == 0.25 * n * (n + 1) + 0.5)
+
+
+def test_wmma_counts_one_mma_and_one_tile_load_per_warp():
+    """A 16x16x8 TF32 mma_sync by one warp: 2048 multiply-adds (not 32 lanes x 2048); each load_matrix_sync one
+    request of 16-byte pieces (a 16x8 and an 8x16 float tile: 512 bytes, 16 sectors each), though the emulator
+    loads the whole tile in every lane; the store: 256 floats, lane-interleaved, 8 requests of 4 sectors."""
+    a = torch.zeros(16 * 8 + 8)
+    b = torch.zeros(8 * 16 + 8)
+    out = torch.zeros(16 * 16 + 8)
+    views = [t[(-t.data_ptr() // 4) % 8:][:n] for t, n in ((a, 128), (b, 128), (out, 256))]  # 32-byte aligned
+    with harness.counting() as c:
+        harness.call("dc_emu_wmma_product", *views, 0)
+    (launch,) = c.launches
+    assert launch["fma_tensor"] == launch["fma_executed"] == 16 * 16 * 8
+    assert (launch["global_load_requests"], launch["global_load_sectors"]) == (2, 32)
+    assert (launch["global_store_requests"], launch["global_store_sectors"]) == (8, 32)
+
+
+def test_workspace_of_the_binding_is_global_memory():
+    """grad_response's partial sums live in a buffer harness.cpp allocates: their stores and the reduction's
+    loads are global requests."""
+    g = torch.Generator().manual_seed(0)
+    grad_out = torch.randn(2, 4, 20, 40, generator=g)
+    impulse = torch.randn(2, 2, 20, 40, generator=g)
+    with harness.counting() as c:
+        harness.dense_grad_response(grad_out, impulse, 3, 5)
+    partial, reduce = c.launches
+    assert "partial" in partial["kernel"] and "reduce" in reduce["kernel"]
+    assert partial["global_store_requests"] > 0 and reduce["global_load_requests"] > 0
+
+
+def test_emu_counts_writes_the_interface_fields(tmp_path):
+    """tools/emu_counts.py's passes on a small dense shape: every field of docs/gpu_counts (the interface of
+    tools/gpu_model.py), the pass's useful multiply-adds shared among its launches, executed >= useful."""
+    p = emu_counts.Passes(sample=0)
+    emu_counts.dense_passes(p, "small", torch.float32, (1, 2, 3, 4), (1, 1, 12, 40))
+    path = tmp_path / "emu_counts.json"
+    emu_counts.write_counts(p.launches, path)
+    launches = __import__("json").loads(path.read_text())["launches"]
+    fields = {"op", "shape", "dtype", "algorithm", "kernel", "grid", "block", "dynamic_smem_bytes", "blocks_total",
+              "blocks_emulated", "shared_requests", "shared_wavefronts", "global_load_requests",
+              "global_load_sectors", "global_store_requests", "global_store_sectors", "dram_bytes", "fma_executed",
+              "fma_tensor", "fma_useful", "shared_conflict_free_wavefronts"}
+    assert all(set(launch) == fields for launch in launches)
+    useful = emu_counts.window_fma(1, 2, 12, 40, 3, 4)
+    for op in ("dense_conv2d.forward", "dense_conv2d.grad_impulse", "dense_conv2d.grad_response"):
+        of_op = [launch for launch in launches if launch["op"] == op]
+        assert of_op and sum(launch["fma_useful"] for launch in of_op) == useful
+        assert sum(launch["fma_executed"] for launch in of_op) >= useful
+        assert all(launch["dram_bytes"] > 0 and launch["blocks_emulated"] == launch["blocks_total"]
+                   for launch in of_op)

@@ -63,6 +63,14 @@ def test_dram_bound_launch_and_rates_by_dtype():
     assert ph["unit"] == "tensor" and ph["terms"]["fma"] == pytest.approx(1.0)
 
 
+def test_counted_tensor_multiply_adds_run_at_the_tensor_rate():
+    """WMMA multiply-adds counted by the emulator (fma_tensor) take the tensor rate even when the SASS inner loop
+    holds no HMMA; the other multiplies take the fp32 rate."""
+    tensor, other = int(989.5e12 / 2), int(67e12 / 2)
+    p = gpu_model.predict(launch(dtype="float16", fma_executed=tensor + other, fma_tensor=tensor), H100, sass_row())
+    assert p["unit"] == "tensor" and p["terms"]["fma"] == pytest.approx(2.0)
+
+
 def test_issue_term_counts_inner_loop_instructions_per_fma():
     # 4 FFMA in a 40-instruction loop: 10 warp instructions per 4 x 32 multiply-adds.
     inner = {"FFMA": 4, "HFMA2": 0, "HMMA": 0, "total": 40, "fma_per_thread": 4}
@@ -96,11 +104,11 @@ def test_per_op_sums_forward_and_backward_launches():
                       launch(op="dense_conv2d.grad_impulse", fma_executed=2 * 10**12, fma_useful=10**12)]},
         {"kernels": [dict(sass_row(arch=g["arch"]), kernel="dc::k<float, 8>") for g in gpu_model.GPUS.values()]})
     assert not missing
-    parts = gpu_model.per_op(rows)[("dense_conv2d", "fixture", "float32")]
+    parts = gpu_model.per_op(rows)[("dense_conv2d", "direct", "fixture", "float32")]
     t_fwd, useful_fwd = parts["forward"]["H100 SXM"]
     t_all, useful_all = parts["forward+backward"]["H100 SXM"]
     assert t_all == pytest.approx(3 * t_fwd) and (useful_fwd, useful_all) == (10**12, 2 * 10**12)
-    table = gpu_model.report(rows, missing)
+    table = gpu_model.report(rows, missing, {"kernels": []})
     assert "MODEL, not a measurement" in table and "forward+backward" in table
 
 
@@ -124,7 +132,11 @@ def test_readme_section_is_replaced_or_appended():
     replaced = gpu_model.replace_readme_section(f"a\n{gpu_model.BEGIN}\nold\n{gpu_model.END}\nb\n", body)
     assert replaced == f"a\n{gpu_model.BEGIN}\ntable\n{gpu_model.END}\nb\n"
     appended = gpu_model.replace_readme_section("a\n", body)
-    assert appended.startswith("a\n\n## GPU performance model") and appended.endswith(f"table\n{gpu_model.END}\n")
+    assert appended.startswith("a\n\n## GPU performance model (predicted, not measured)")
+    assert appended.endswith(f"table\n{gpu_model.END}\n")
+    inserted = gpu_model.replace_readme_section("a\n\n## Layout\nb\n", body)
+    assert inserted.startswith("a\n\n## GPU performance model")
+    assert inserted.endswith(f"{gpu_model.END}\n\n## Layout\nb\n")
 
 
 @pytest.mark.parametrize("arch, registers, smem, threads, blocks, warps, limiter", [
@@ -264,3 +276,32 @@ def test_docs_hold_the_current_gpu_constants():
     text = (REPO / "docs" / "gpu_model.md").read_text()
     section = text.split("<!-- gpu-constants:begin -->\n", 1)[1].split("<!-- gpu-constants:end -->", 1)[0]
     assert section.strip() == gpu_model.constants_table().strip(), "run tools/gpu_model.py --constants"
+
+
+def test_committed_counts_have_a_sass_row_on_every_arch():
+    """docs/gpu_counts: every kernel that tools/emu_counts.py counted has its SASS row (tools/sass_mix.py) on
+    every modelled arch, so that no launch is modelled without occupancy and issue terms."""
+    counts = json.loads((REPO / "docs" / "gpu_counts" / "emu_counts.json").read_text())
+    sass = json.loads((REPO / "docs" / "gpu_counts" / "sass.json").read_text())
+    assert counts["launches"]
+    rows, missing = gpu_model.model(counts, sass)
+    assert not missing
+    for launch, _ in rows:
+        assert launch["fma_executed"] >= 0 and launch["blocks_emulated"] <= launch["blocks_total"]
+
+
+def test_before_after_table_pairs_launches_by_op_shape_and_dtype():
+    now = launch(kernel="void dc::k<float, 8>(int)", shared_requests=100, shared_wavefronts=110,
+                 shared_conflict_free_wavefronts=100,
+                 global_load_requests=10, global_load_sectors=40, fma_executed=120, fma_useful=100)
+    before = {"source": "fixture", "launches": [
+        dict({k: v for k, v in now.items() if k != "shared_conflict_free_wavefronts"},  # recorded without it
+             kernel="void dc::old<float>(int)", shared_wavefronts=200, fma_executed=None,
+             inner_loop_fma_per_lds="0.93 (64/69)")]}
+    inner = {"FFMA": 64, "LDS": 16, "total": 100, "fma_per_thread": 64}
+    sass = {"kernels": [dict(sass_row(inner_loop=inner), kernel="dc::k<float, 8>")]}
+    rows, _ = gpu_model.model({"launches": [now]}, sass)
+    table = gpu_model.before_after_table(before, rows, sass)
+    assert "`dc::old<float>` -> `dc::k<float, 8>`" in table
+    assert ("| 2.00 (n/a) -> 1.10 (1.10) | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |"
+            in table)

@@ -11,9 +11,12 @@ inner-loop instruction mix: tools/sass_mix.py). Per launch and GPU (docs/gpu_mod
     t_issue  = fma_executed / (32 x inner-loop FMAs per thread) x inner-loop instructions / (SMs x 4 x clock)
     time     = max(t_fma, t_shared, t_dram, t_issue) x imbalance / occupancy factor
 
-Prints markdown tables; --readme replaces the section between the gpu-model markers of README.md.
+Prints markdown tables; --readme replaces the section between the gpu-model markers of README.md (inserting it
+before the Layout section the first time). With docs/gpu_counts/emu_counts_before.json (the same launches counted
+on an earlier tree) a before/after table of the counts follows.
 
-    python tools/gpu_model.py [--counts docs/gpu_counts/emu_counts.json] [--sass docs/gpu_counts/sass.json] [--readme]
+    python tools/gpu_model.py [--counts docs/gpu_counts/emu_counts.json] [--sass docs/gpu_counts/sass.json]
+                              [--before docs/gpu_counts/emu_counts_before.json] [--readme]
 """
 import argparse
 import json
@@ -29,6 +32,7 @@ from sass_mix import ARCH_LIMITS, occupancy  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"
 SASS = REPO / "docs" / "gpu_counts" / "sass.json"
+BEFORE = REPO / "docs" / "gpu_counts" / "emu_counts_before.json"
 README = REPO / "README.md"
 BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
 
@@ -96,8 +100,14 @@ def predict(launch, gpu, sass_row):
     sms = gpu["sms"]
     inner = sass_row["inner_loop"] if sass_row else None
     rate, unit = fma_rate(gpu, launch["dtype"], inner)
+    tensor = launch.get("fma_tensor", 0)  # WMMA multiply-adds the emulator counted: at the tensor rate, the rest not
+    if tensor and unit != "tensor":
+        t_fma = tensor / (gpu["tensor_tflops"][launch["dtype"]] * 1e12 / 2) + (launch["fma_executed"] - tensor) / rate
+        unit = "tensor"
+    else:
+        t_fma = launch["fma_executed"] / rate
     terms = {
-        "fma": launch["fma_executed"] / rate,
+        "fma": t_fma,
         "shared": launch["shared_wavefronts"] / (sms * SHARED_WAVEFRONTS_PER_CLOCK * clock),
         "dram": launch["dram_bytes"] / (gpu["dram_gbs"] * 1e9),
         "issue": 0.0,
@@ -148,11 +158,13 @@ def model(counts, sass):
 
 
 def per_op(rows):
-    """{(family, shape, dtype): {'forward' | 'forward+backward': {gpu: (time, useful FMAs)}}}."""
+    """{(family, algorithm, shape, dtype): {'forward' | 'forward+backward': {gpu: (time, useful FMAs)},
+    'counts_backward': whether a backward launch was counted}}."""
     ops = {}
     for launch, predictions in rows:
         family = launch["op"].split(".", 1)[0]
-        entry = ops.setdefault((family, launch["shape"], launch["dtype"]), {})
+        entry = ops.setdefault((family, launch.get("algorithm", "direct"), launch["shape"], launch["dtype"]), {})
+        entry["counts_backward"] = entry.get("counts_backward", False) or direction(launch["op"]) == "backward"
         parts = ["forward+backward"] + (["forward"] if direction(launch["op"]) == "forward" else [])
         for part in parts:
             for gpu, p in predictions.items():
@@ -169,50 +181,146 @@ def fmt_time(seconds):
     return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
+def peak_cell(useful, seconds, gpu, dtype):
+    """'% of fp32 peak' and, for float16 / bfloat16, '(% of the tensor peak)'."""
+    cell = f"{peak_percent(useful, seconds, GPUS[gpu]['fp32_tflops']):.0f}%"
+    if dtype in HALF_DTYPES:
+        cell += f" ({peak_percent(useful, seconds, GPUS[gpu]['tensor_tflops'][dtype]):.0f}%)"
+    return cell
+
+
 def op_table(rows):
     gpus = list(GPUS)
-    lines = ["| op | shape | dtype | pass | " + " | ".join(f"{g}: time, % fp32 peak (% tensor)" for g in gpus) + " |",
-             "|" + "---|" * (4 + len(gpus))]
-    for (family, shape, dtype), parts in sorted(per_op(rows).items()):
+    lines = ["| op | algorithm | shape | dtype | pass | "
+             + " | ".join(f"{g}: time, % fp32 peak (% tensor)" for g in gpus) + " |",
+             "|" + "---|" * (5 + len(gpus))]
+    for (family, algorithm, shape, dtype), parts in sorted(per_op(rows).items()):
         for part in ("forward", "forward+backward"):
-            if part not in parts:
+            if part not in parts or (part == "forward+backward" and not parts["counts_backward"]):
                 continue
-            cells = []
-            for g in gpus:
-                t, useful = parts[part][g]
-                cell = f"{fmt_time(t)}, {peak_percent(useful, t, GPUS[g]['fp32_tflops']):.0f}%"
-                if dtype in HALF_DTYPES:
-                    cell += f" ({peak_percent(useful, t, GPUS[g]['tensor_tflops'][dtype]):.0f}%)"
-                cells.append(cell)
-            lines.append(f"| {family} | {shape} | {dtype} | {part} | " + " | ".join(cells) + " |")
+            cells = [f"{fmt_time(parts[part][g][0])}, {peak_cell(parts[part][g][1], parts[part][g][0], g, dtype)}"
+                     for g in gpus]
+            lines.append(f"| {family} | {algorithm} | {shape} | {dtype} | {part} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def launch_table(rows):
-    gpus = list(GPUS)
-    lines = ["| op | shape | dtype | kernel | blocks | wavefronts/request | executed/useful FMA | "
-             + " | ".join(f"{g}: time (bound, warps/SM)" for g in gpus) + " |",
-             "|" + "---|" * (7 + len(gpus))]
+def ratio(a, b, digits=2):
+    return f"{a / b:.{digits}f}" if b else "n/a"
+
+
+def fma_per_lds(inner_loop):
+    """The inner loop's multiply-add instructions per shared load, 'ratio (FMA/LDS)', from its SASS mix."""
+    if not inner_loop:
+        return "no loop"
+    fma = {k: inner_loop.get(k, 0) for k in ("FFMA", "DFMA", "HFMA2", "HMMA") if inner_loop.get(k, 0)}
+    if not fma:
+        return f"no FMA ({inner_loop.get('LDS', 0)} LDS)"
+    names = " + ".join(f"{n} {k}" for k, n in fma.items())
+    return f"{ratio(sum(fma.values()), inner_loop.get('LDS', 0))} ({names} / {inner_loop.get('LDS', 0)} LDS)"
+
+
+REFERENCE_ARCH = "sm_90"  # the arch whose SASS the per-launch table quotes (its inner loop's FMA:LDS)
+
+
+def shared_cell(launch):
+    """'wavefronts/request (conflict degree)': the degree is wavefronts over conflict-free wavefronts (a 16-byte
+    per lane request takes 4 without conflicts); n/a for counts without that field."""
+    cell = ratio(launch["shared_wavefronts"], launch["shared_requests"])
+    if launch["shared_requests"]:
+        cell += f" ({ratio(launch['shared_wavefronts'], launch.get('shared_conflict_free_wavefronts', 0))})"
+    return cell
+
+
+SUMMED = ("blocks_total", "shared_requests", "shared_wavefronts", "shared_conflict_free_wavefronts",
+          "global_load_requests", "global_load_sectors", "fma_executed", "fma_useful")
+
+
+def same_kernel_launches_summed(rows):
+    """Rows with the launches of one kernel in one pass (e.g. one per octave level) summed: counts added, times
+    added, the bound of the longest launch."""
+    merged = {}
     for launch, predictions in rows:
-        requests = launch["shared_requests"]
-        cells = []
-        for g in gpus:
-            p = predictions[g]
-            warps = p["occupancy"]["warps_per_sm"] if p["occupancy"] else "no SASS"
-            cells.append(f"{fmt_time(p['time'])} ({p['limiter']}, {warps})")
+        key = (launch["op"], launch["shape"], launch["dtype"], launch["kernel"])
+        if key not in merged:
+            merged[key] = (dict(launch), {g: dict(p) for g, p in predictions.items()}, dict(predictions))
+            continue
+        total, summed, longest = merged[key]
+        for field in SUMMED:
+            if field in total or field in launch:
+                total[field] = total.get(field, 0) + launch.get(field, 0)
+        for g, p in predictions.items():
+            summed[g]["time"] += p["time"]
+            if p["time"] > longest[g]["time"]:
+                longest[g] = p
+                summed[g]["limiter"] = p["limiter"]
+    return [(total, summed) for total, summed, _ in merged.values()]
+
+
+def launch_table(rows, sass):
+    gpus = list(GPUS)
+    index = sass_index(sass)
+    rows = same_kernel_launches_summed(rows)
+    lines = ["| op.pass | shape | dtype | kernel | blocks | shared wavefronts/request (conflict degree) "
+             "| global load sectors/request "
+             f"| FMA:LDS, inner loop ({REFERENCE_ARCH}) | executed/useful FMA | "
+             + " | ".join(f"{g}: time, % fp32 peak (% tensor), bound" for g in gpus) + " |",
+             "|" + "---|" * (9 + len(gpus))]
+    for launch, predictions in rows:
+        row = index.get((kernel_key(launch["kernel"]), REFERENCE_ARCH))
+        cells = [f"{fmt_time(predictions[g]['time'])}, "
+                 f"{peak_cell(launch['fma_useful'], predictions[g]['time'], g, launch['dtype'])}, "
+                 f"{predictions[g]['limiter']}" for g in gpus]
         lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{short_name(launch['kernel'])}` | "
-                     f"{launch['blocks_total']} | {launch['shared_wavefronts'] / requests if requests else 0:.2f} | "
-                     f"{launch['fma_executed'] / launch['fma_useful'] if launch['fma_useful'] else 0:.2f} | "
-                     + " | ".join(cells) + " |")
+                     f"{launch['blocks_total']} | {shared_cell(launch)} | "
+                     f"{ratio(launch['global_load_sectors'], launch['global_load_requests'])} | "
+                     f"{fma_per_lds(row['inner_loop']) if row else 'no SASS'} | "
+                     f"{ratio(launch['fma_executed'], launch['fma_useful'])} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def report(rows, missing):
+def old_sectors_per_request(old):
+    """Global load sectors per request of a `before` launch: its counts, or the recorded ratio."""
+    if "global_load_sectors_per_request" in old:
+        return f"{old['global_load_sectors_per_request']:.2f}"
+    return ratio(old["global_load_sectors"], old["global_load_requests"])
+
+
+def before_after_table(before, rows, sass):
+    """The kernels of `before` (counts of an earlier tree, same launches, docs/gpu_counts/emu_counts_before.json)
+    next to today's launch of the same op, shape and dtype."""
+    index = sass_index(sass)
+    now = {(l["op"], l["shape"], l["dtype"]): l for l, _ in rows if l["fma_useful"]}
+    lines = ["| op.pass | shape | dtype | kernel before -> after | shared wavefronts/request (conflict degree) | "
+             "global load sectors/request | FMA:LDS, inner loop (sm_90) | executed/useful FMA |", "|" + "---|" * 8]
+    for old in before["launches"]:
+        new = now.get((old["op"], old["shape"], old["dtype"]))
+        if not new:
+            continue
+        row = index.get((kernel_key(new["kernel"]), REFERENCE_ARCH))
+        old_fma = old.get("fma_executed")
+        lines.append(
+            f"| {old['op']} | {old['shape']} | {old['dtype']} | `{short_name(old['kernel'])}` -> "
+            f"`{short_name(new['kernel'])}` | {shared_cell(old)} -> {shared_cell(new)} | "
+            f"{old_sectors_per_request(old)} -> "
+            f"{ratio(new['global_load_sectors'], new['global_load_requests'])} | "
+            f"{old.get('inner_loop_fma_per_lds', 'n/a')} -> {fma_per_lds(row['inner_loop']) if row else 'no SASS'} | "
+            f"{ratio(old_fma, new['fma_useful']) if old_fma else 'n/a'} -> "
+            f"{ratio(new['fma_executed'], new['fma_useful'])} |")
+    return "\n".join(lines)
+
+
+def report(rows, missing, sass, before=None):
     text = ("**A MODEL, not a measurement** (no GPU ran these kernels): `tools/gpu_model.py` turns counts from the CPU "
-            "emulator and the compiled SASS into predicted times, as written down in [docs/gpu_model.md]"
-            "(docs/gpu_model.md).\n\nPer op (launches summed):\n\n" + op_table(rows)
-            + "\n\nPer launch (bound: the largest term; warps/SM: resident warps the occupancy allows):\n\n"
-            + launch_table(rows) + "\n")
+            "emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per grid dimension "
+            "emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
+            "down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
+            "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
+            "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
+            "the responses):\n\n" + op_table(rows)
+            + "\n\nPer launch (launches of one kernel in one pass summed; bound: the largest term of the model; "
+            "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
+    if before:
+        text += (f"\nBefore / after: {before['source']}\n\n" + before_after_table(before, rows, sass) + "\n")
     if missing:
         text += "\nNo SASS for (occupancy factor 1, no issue term): " + ", ".join(missing) + "\n"
     return text
@@ -234,19 +342,30 @@ def constants_table():
     return "\n".join(lines)
 
 
+README_HEADING = "## GPU performance model (predicted, not measured)"
+README_BEFORE = "\n## Layout\n"  # a new section goes before this one (at the end without it)
+
+
 def replace_readme_section(readme_text, body):
-    """README text with the marked section's body replaced (the section is appended when absent)."""
+    """README text with the marked section's body replaced; when absent, the section is inserted before the
+    Layout section (appended without one)."""
     block = f"{BEGIN}\n{body}{END}"
     if BEGIN in readme_text and END in readme_text:
         head, rest = readme_text.split(BEGIN, 1)
         return head + block + rest.split(END, 1)[1]
-    return readme_text.rstrip("\n") + "\n\n## GPU performance model (a model, not a measurement)\n\n" + block + "\n"
+    section = f"{README_HEADING}\n\n{block}\n"
+    if README_BEFORE in readme_text:
+        head, tail = readme_text.split(README_BEFORE, 1)
+        return head.rstrip("\n") + "\n\n" + section + README_BEFORE + tail
+    return readme_text.rstrip("\n") + "\n\n" + section
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=Path, default=COUNTS)
     parser.add_argument("--sass", type=Path, default=SASS)
+    parser.add_argument("--before", type=Path, default=BEFORE,
+                        help="counts of an earlier tree for the before/after table (skipped when absent)")
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked section")
     parser.add_argument("--constants", action="store_true", help="print the GPU constants table and exit")
     args = parser.parse_args()
@@ -256,7 +375,8 @@ def main():
     counts = load_json(args.counts, "the emulator's per-launch counts", "tools/emu_counts.py")
     sass = load_json(args.sass, "the per-kernel SASS summary", "tools/sass_mix.py")
     rows, missing = model(counts, sass)
-    text = report(rows, missing)
+    before = json.loads(args.before.read_text()) if args.before.exists() else None
+    text = report(rows, missing, sass, before)
     print(text)
     if missing:
         print("warning: no SASS for " + ", ".join(missing), file=sys.stderr)

@@ -14,13 +14,21 @@
 //   phases that have active lanes.
 //   global sectors of a request: distinct 32-byte sectors its lanes touch. dram sectors: sectors not yet
 //   touched by an earlier emulated block of the launch (a lower bound of DRAM traffic, no cache misses).
+// Executed multiply-adds: the build also has -fsanitize-coverage=trace-pc, so every basic block of compiled
+// code starts with a call of __sanitizer_cov_trace_pc (defined by the emulator), whose return address names the
+// block. Blocks entered by a CUDA thread are counted per return address; tests/emu/harness.py turns them into
+// floating-point multiplies from the library's disassembly (the multiply instructions between a block's call
+// and the next one, lanes counted). WMMA mma_sync is counted here instead (M*N*K per warp) and its emulated
+// arithmetic, which every lane repeats for the whole matrix, is kept out of the block counts.
 // Sampling: with a sample size s > 0, each grid dimension longer than s runs indices {0, 1, .., interior
-// picks .., n-2, n-1}, each interior pick standing for an equal share of the interior; a block's counts
+// picks (low-discrepancy, see sampled_indices) .., n-2, n-1}, each interior pick standing for an equal share of
+// the interior; a block's counts
 // are weighted by the product of its dimensions' shares, so totals are estimates of the full launch.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace dc_emu {
@@ -33,6 +41,9 @@ struct LaunchCounts {
   double shared_requests = 0, shared_wavefronts = 0;
   double global_load_requests = 0, global_load_sectors = 0, global_store_requests = 0, global_store_sectors = 0;
   double dram_sectors = 0;
+  double shared_conflict_free_wavefronts = 0;         // what the shared requests would take without bank conflicts
+  double tensor_fma = 0;                              // WMMA multiply-adds (M*N*K per warp mma_sync)
+  std::unordered_map<uintptr_t, double> block_entries;  // basic block (trace-pc return address) -> entries
 };
 
 struct Access {
@@ -40,9 +51,12 @@ struct Access {
   uint32_t lane_size;  // lane << 8 | bytes
 };
 
-// Plain flags (no function-local statics, whose guarded initialisation the hooks would re-enter).
+// Plain flags (no function-local statics, whose guarded initialisation the hooks would re-enter). The two
+// guards are volatile: g++ declares its instrumentation calls leaf functions (they read none of this file's
+// variables), so a plain `guard = true; <instrumented loads>; guard = false;` may lose the first store.
 inline bool counting_enabled = false;
-inline bool counting_busy = false;  // re-entry guard: the counting code is itself instrumented
+inline volatile bool counting_busy = false;  // re-entry guard: the counting code is itself instrumented
+inline volatile bool block_counting_paused = false;  // inside the emulator's own arithmetic of a warp op (WMMA)
 
 struct Counter {
   int sample = 0;  // 0: every block; else the per-dimension sample size
@@ -54,6 +68,8 @@ struct Counter {
   std::vector<uint32_t> shared_seq, load_seq, store_seq;
   std::vector<std::vector<std::vector<Access>>> shared_req, load_req, store_req;  // [warp][n] -> accesses
   std::unordered_set<uintptr_t> launch_sectors;
+  std::unordered_map<uintptr_t, uint64_t> block_entries;  // the running block's basic-block entries
+  double tensor_fma = 0;                                  // the running block's WMMA multiply-adds
 };
 
 inline Counter& counter() {
@@ -81,6 +97,17 @@ inline uint64_t shared_wavefronts(const std::vector<Access>& accesses) {
   return total;
 }
 
+// Wavefronts of the request without bank conflicts: one per phase that has active lanes (1 for accesses of
+// <= 4 bytes, up to 2 for 8 bytes, up to 4 for 16 bytes). shared_wavefronts / this = the conflict degree.
+inline uint64_t conflict_free_wavefronts(const std::vector<Access>& accesses) {
+  uint32_t bytes = 0;
+  for (const Access& a : accesses) bytes = std::max(bytes, a.lane_size & 0xFF);
+  const int lanes_per_phase = bytes <= 4 ? 32 : bytes <= 8 ? 16 : 8;
+  uint32_t phases = 0;  // bit p: phase p has an active lane
+  for (const Access& a : accesses) phases |= 1u << ((a.lane_size >> 8) / lanes_per_phase);
+  return uint64_t(__builtin_popcount(phases));
+}
+
 inline uint64_t sectors(const std::vector<Access>& accesses, std::unordered_set<uintptr_t>* launch_sectors,
                         uint64_t* new_sectors) {
   std::set<uintptr_t> s;
@@ -100,8 +127,12 @@ inline std::vector<std::pair<unsigned, double>> sampled_indices(unsigned n, int 
   const unsigned edge = sample >= 5 ? 2 : 1;  // edge indices run exactly on each side
   const unsigned interior = n - 2 * edge, picks_inside = unsigned(sample) - 2 * edge;
   for (unsigned i = 0; i < edge; ++i) picks.push_back({i, 1.0});
-  for (unsigned k = 0; k < picks_inside; ++k)
-    picks.push_back({edge + unsigned((k + 0.5) * interior / picks_inside), double(interior) / picks_inside});
+  // Interior picks at the fractional parts of (k + 1/2) / golden ratio (a low-discrepancy sequence): evenly
+  // spaced picks would alias with a grid's period (e.g. tiles x channels x samples flattened into one dimension).
+  for (unsigned k = 0; k < picks_inside; ++k) {
+    const double u = (k + 0.5) * 0.6180339887498949;
+    picks.push_back({edge + unsigned((u - unsigned(u)) * interior), double(interior) / picks_inside});
+  }
   for (unsigned i = n - edge; i < n; ++i) picks.push_back({i, 1.0});
   return picks;
 }
@@ -116,20 +147,24 @@ inline void count_begin_block(int nthreads) {
     requests->clear();
     requests->resize(warps);
   }
+  c.block_entries.clear();
+  c.tensor_fma = 0;
 }
 
 // Adds the block's requests to the launch's totals, `weight` times (the blocks it stands for).
 inline void count_end_block(LaunchCounts& counts, double weight) {
   Counter& c = counter();
   counts.blocks_emulated += 1;
-  uint64_t requests = 0, wavefronts = 0, new_sectors = 0;
+  uint64_t requests = 0, wavefronts = 0, conflict_free = 0, new_sectors = 0;
   for (auto& warp : c.shared_req)
     for (auto& request : warp) {
       requests += 1;
       wavefronts += shared_wavefronts(request);
+      conflict_free += conflict_free_wavefronts(request);
     }
   counts.shared_requests += weight * requests;
   counts.shared_wavefronts += weight * wavefronts;
+  counts.shared_conflict_free_wavefronts += weight * conflict_free;
   uint64_t loads = 0, load_sectors = 0, stores = 0, store_sectors = 0;
   for (auto& warp : c.load_req)
     for (auto& request : warp) {
@@ -146,6 +181,20 @@ inline void count_end_block(LaunchCounts& counts, double weight) {
   counts.global_store_requests += weight * stores;
   counts.global_store_sectors += weight * store_sectors;
   counts.dram_sectors += weight * new_sectors;
+  for (auto& [pc, entries] : c.block_entries) counts.block_entries[pc] += weight * entries;
+  counts.tensor_fma += weight * c.tensor_fma;
 }
+
+// One lane's share of a warp's WMMA mma_sync of M x N x K (every lane of the warp calls it).
+inline void count_tensor_fma(double warp_fma) {
+  if (counting_enabled) counter().tensor_fma += warp_fma / 32;
+}
+
+// The emulator's arithmetic inside a warp op is no kernel instruction: its basic blocks are not counted.
+struct UncountedBlocks {
+  bool was = block_counting_paused;
+  UncountedBlocks() { block_counting_paused = true; }
+  ~UncountedBlocks() { block_counting_paused = was; }
+};
 
 }  // namespace dc_emu

@@ -304,7 +304,7 @@ inline Runtime& rt() {
 
 #if defined(DC_EMU_COUNT)
 // One access of compiled code (see counters.h): recorded when a CUDA thread makes it to shared or global memory.
-inline void count_access(uintptr_t addr, uint32_t bytes, bool store) {
+__attribute__((no_sanitize_coverage)) inline void count_access(uintptr_t addr, uint32_t bytes, bool store) {
   if (!counting_enabled || counting_busy) return;
   counting_busy = true;
   Counter& c = counter();
@@ -327,6 +327,15 @@ inline void count_access(uintptr_t addr, uint32_t bytes, bool store) {
     if (requests.size() <= n) requests.resize(n + 1);
     requests[n].push_back(Access{addr, uint32_t(lane) << 8 | bytes});
   }
+  counting_busy = false;
+}
+
+// One entry of a basic block of compiled code (see counters.h), counted when a CUDA thread enters it.
+__attribute__((no_sanitize_coverage)) inline void count_block_entry(uintptr_t pc) {
+  if (!counting_enabled || counting_busy || block_counting_paused) return;
+  counting_busy = true;  // first: rt() and the map are instrumented code too
+  Runtime& r = rt();
+  if (r.in_launch && r.current >= 0) counter().block_entries[pc] += 1;
   counting_busy = false;
 }
 #endif
@@ -1265,25 +1274,23 @@ inline int __ffs(int x) { return __builtin_ffs(x); }
 
 #if defined(DC_EMU_COUNT)
 // The calls g++ -fsanitize=kernel-address inserts at every load and store (see counters.h).
-#define DC_EMU_ACCESS_HOOKS(bytes)                                                                         \
-  extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_load##bytes##_noabort(uintptr_t a) { \
-    dc_emu::count_access(a, bytes, false);                                                                 \
-  }                                                                                                        \
-  extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_store##bytes##_noabort(uintptr_t a) { \
-    dc_emu::count_access(a, bytes, true);                                                                  \
-  }
+#define DC_EMU_HOOK extern "C" __attribute__((no_sanitize("kernel-address"), no_sanitize_coverage))
+#define DC_EMU_ACCESS_HOOKS(bytes)                                                                            \
+  DC_EMU_HOOK void __asan_load##bytes##_noabort(uintptr_t a) { dc_emu::count_access(a, bytes, false); }  \
+  DC_EMU_HOOK void __asan_store##bytes##_noabort(uintptr_t a) { dc_emu::count_access(a, bytes, true); }
 DC_EMU_ACCESS_HOOKS(1)
 DC_EMU_ACCESS_HOOKS(2)
 DC_EMU_ACCESS_HOOKS(4)
 DC_EMU_ACCESS_HOOKS(8)
 DC_EMU_ACCESS_HOOKS(16)
 #undef DC_EMU_ACCESS_HOOKS
-extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_loadN_noabort(uintptr_t a, size_t n) {
-  dc_emu::count_access(a, uint32_t(n), false);
+DC_EMU_HOOK void __asan_loadN_noabort(uintptr_t a, size_t n) { dc_emu::count_access(a, uint32_t(n), false); }
+DC_EMU_HOOK void __asan_storeN_noabort(uintptr_t a, size_t n) { dc_emu::count_access(a, uint32_t(n), true); }
+// The call -fsanitize-coverage=trace-pc inserts at the start of every basic block: its return address names it.
+DC_EMU_HOOK void __sanitizer_cov_trace_pc() {
+  dc_emu::count_block_entry(reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
 }
-extern "C" __attribute__((no_sanitize("kernel-address"))) void __asan_storeN_noabort(uintptr_t a, size_t n) {
-  dc_emu::count_access(a, uint32_t(n), true);
-}
+#undef DC_EMU_HOOK
 // Other calls of the instrumentation, with nothing to do here.
 extern "C" void __asan_handle_no_return() {}
 extern "C" void __asan_before_dynamic_init(const char*) {}

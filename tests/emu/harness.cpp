@@ -9,6 +9,7 @@
 // To cover a new kernel header: include it here and add one DC_EMU_BINDING per launch function.
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
+#include <dlfcn.h>
 
 #include <cmath>
 #include <cstdint>
@@ -100,28 +101,56 @@ DC_EMU_BINDING(dc_emu_clear_executed_kernels, (), dc_emu::clear_executed_kernels
 
 #if defined(DC_EMU_COUNT)
 // Counting build (tests/emu/counters.h): start counting (sample: per-dimension block sample size, 0 = all),
-// register a global buffer, read the launches' counts (one line per launch, tab-separated), stop.
+// register a global buffer (the binding's tensors; harness.py resets them before each binding call), read the
+// launches' counts (one line per launch, tab-separated; the last field lists the basic blocks entered as
+// offset-in-this-library:entries), stop.
 DC_EMU_BINDING(dc_emu_count_start, (int sample),
                dc_emu::counter() = dc_emu::Counter{}; dc_emu::counter().sample = sample;
                dc_emu::counting_enabled = true)
 DC_EMU_BINDING(dc_emu_count_global, (const void* p, int64_t bytes),
                dc_emu::counter().global_ranges.push_back({uintptr_t(p), uintptr_t(p) + size_t(bytes)}))
+DC_EMU_BINDING(dc_emu_count_reset_globals, (), dc_emu::counter().global_ranges.clear())
 DC_EMU_BINDING(dc_emu_count_stop, (), dc_emu::counting_enabled = false)
 extern "C" const char* dc_emu_count_results() {
   static std::string text;
   text.clear();
+  Dl_info self;
+  dladdr(reinterpret_cast<const void*>(&dc_emu_count_results), &self);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(self.dli_fbase);
   for (const dc_emu::LaunchCounts& l : dc_emu::counter().launches) {
     char numbers[512];
-    std::snprintf(numbers, sizeof numbers, "\t%u %u %u\t%u %u %u\t%zu\t%llu\t%llu\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g",
+    std::snprintf(numbers, sizeof numbers,
+                  "\t%u %u %u\t%u %u %u\t%zu\t%llu\t%llu"
+                  "\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t%.17g\t",
                   l.grid[0], l.grid[1], l.grid[2], l.block[0], l.block[1], l.block[2], l.smem,
                   (unsigned long long)l.blocks_total, (unsigned long long)l.blocks_emulated, l.shared_requests,
                   l.shared_wavefronts, l.global_load_requests, l.global_load_sectors, l.global_store_requests,
-                  l.global_store_sectors, l.dram_sectors);
-    text += l.kernel + numbers + "\n";
+                  l.global_store_sectors, l.dram_sectors, l.tensor_fma, l.shared_conflict_free_wavefronts);
+    text += l.kernel + numbers;
+    for (const auto& [pc, entries] : l.block_entries) {
+      std::snprintf(numbers, sizeof numbers, "%zx:%.17g ", size_t(pc - base), entries);
+      text += numbers;
+    }
+    text += "\n";
   }
   return text.c_str();
 }
 #endif
+
+namespace {
+
+// A buffer a binding allocates for the kernels (a workspace), poisoned with `fill`; in the counting build it is
+// global memory of the launch, like the tensors that Python passes.
+template <typename T>
+std::vector<T> launch_buffer(size_t n, T fill) {
+  std::vector<T> buffer(n, fill);
+#if defined(DC_EMU_COUNT)
+  dc_emu::counter().global_ranges.push_back({uintptr_t(buffer.data()), uintptr_t(buffer.data() + n)});
+#endif
+  return buffer;
+}
+
+}  // namespace
 
 // ---- csrc/cuda/dense_conv_kernels.cuh -------------------------------------------------------
 // ---- and csrc/cuda/dense_conv_wmma_kernels.cuh (the op's forward picks the kernel) ---------
@@ -143,7 +172,7 @@ DC_EMU_BINDING(dc_emu_dense_grad_response, (int dtype, const void* grad_out, con
                  using T = decltype(zero);
                  const dc::ConvSizes s = conv_sizes(shape);
                  // Exact size and poisoned, like every buffer the kernels get.
-                 std::vector<unsigned char> workspace(dc::dense_grad_response_workspace_bytes<T>(s), 0xFF);
+                 auto workspace = launch_buffer<unsigned char>(dc::dense_grad_response_workspace_bytes<T>(s), 0xFF);
                  dc::launch_dense_grad_response<T>(static_cast<const T*>(grad_out), static_cast<const T*>(impulse),
                                                    static_cast<T*>(grad_response), workspace.data(), s, nullptr);
                }))
@@ -204,7 +233,7 @@ DC_EMU_BINDING(dc_emu_fft_mix_forward, (int dtype, const void* X, const void* Hs
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
-                 std::vector<T> workspace(dc::fft_mix_forward_workspace_elements<T>(s), T(std::nan("")));
+                 auto workspace = launch_buffer<T>(dc::fft_mix_forward_workspace_elements<T>(s), T(std::nan("")));
                  dc::launch_fft_mix_forward_weights<T>(static_cast<const T*>(a), workspace.data(), s, nullptr);
                  dc::launch_fft_mix_forward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs), workspace.data(),
                                                static_cast<T*>(Y), s, nullptr);
@@ -215,8 +244,8 @@ DC_EMU_BINDING(dc_emu_fft_mix_backward, (int dtype, const void* X, const void* H
                with_scalar_type(dtype, [&](auto zero) {
                  using T = decltype(zero);
                  const dc::MixSpectra s{sz[0], sz[1], sz[2], sz[3], sz[4], sz[5]};
-                 std::vector<T> workspace(dc::fft_mix_backward_workspace_elements<T>(s), T(std::nan("")));
-                 std::vector<double> gw_workspace(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
+                 auto workspace = launch_buffer<T>(dc::fft_mix_backward_workspace_elements<T>(s), T(std::nan("")));
+                 auto gw_workspace = launch_buffer<double>(dc::fft_mix_gw_workspace_elements(s), std::nan(""));
                  dc::launch_fft_mix_backward_weights<T>(static_cast<const T*>(a), workspace.data(), s, nullptr);
                  dc::launch_fft_mix_backward<T>(static_cast<const T*>(X), static_cast<const T*>(Hs),
                                                 static_cast<const T*>(G), workspace.data(), static_cast<T*>(GX),
@@ -244,6 +273,13 @@ DC_EMU_BINDING(dc_emu_access_probe, (int vector_width, int shared, const void* i
                  case 2: dc_selftest::launch_access_probe(shared, (const float2*)in, (float2*)out, nthreads, stride); break;
                  default: dc_selftest::launch_access_probe(shared, (const float4*)in, (float4*)out, nthreads, stride);
                })
+DC_EMU_BINDING(dc_emu_multiply_add_probe, (int dtype, const void* a, const void* b, void* out, int nblocks, int nthreads,
+                                           int n),
+               with_scalar_type(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc_selftest::launch_multiply_add_probe<T>(static_cast<const T*>(a), static_cast<const T*>(b),
+                                                           static_cast<T*>(out), nblocks, nthreads, n);
+               }))
 DC_EMU_BINDING(dc_emu_invalid_launch, (int threads, int smem_bytes), dc_selftest::launch_invalid(threads, smem_bytes))
 DC_EMU_BINDING(dc_emu_stack_overflow, (int* out, int depth), dc_selftest::launch_stack_overflow(out, depth))
 

@@ -7,7 +7,9 @@ under the current schedule, and raise RuntimeError with the emulator's message o
 """
 import ctypes
 import hashlib
+import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -86,12 +88,17 @@ def compile_cpp(source, output, flags):
 
 
 # The counting build (tests/emu/counters.h): every load and store of compiled code calls the emulator's
-# __asan_*_noabort hooks, which count the CUDA threads' shared and global accesses.
+# __asan_*_noabort hooks, which count the CUDA threads' shared and global accesses; every basic block starts
+# with a call of __sanitizer_cov_trace_pc, which counts the blocks they enter (-> multiplies, below).
 # -fno-gnu-unique: the kernels' static __shared__ arrays (template statics) stay this library's own, not
 # unified process-wide with the normal harness's copies (whose poisoning would then miss them).
+# -mf16c: c10::Half converts with one instruction (its portable conversion multiplies, which would be counted);
+# -mfma: fmaf / __fmaf_rn become one FMA instruction, counted like a multiply (ISO C++ mode keeps a * b + c
+# uncontracted, so no value changes).
 COUNTING_FLAGS = HARNESS_FLAGS + ["-DDC_EMU_COUNT", "-fno-gnu-unique", "-fsanitize=kernel-address",
                                   "--param", "asan-instrumentation-with-call-threshold=0",
-                                  "--param", "asan-stack=0", "--param", "asan-globals=0"]
+                                  "--param", "asan-stack=0", "--param", "asan-globals=0",
+                                  "-fsanitize-coverage=trace-pc", "-mf16c", "-mfma"]
 
 _libraries = {}
 _counting = False  # inside `counting()`: call() runs the counting build
@@ -111,13 +118,67 @@ def library(counting_build=None):
         if counting_build:
             lib.dc_emu_count_results.restype = ctypes.c_char_p
             lib.dc_emu_count_global.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+            lib.path = path
         _libraries[counting_build] = lib
     return _libraries[counting_build]
 
 
+# Floating-point multiplies of x86 code: (v)mul{ss,sd,ps,pd} and the FMA forms; a packed one counts its lanes.
+_MULTIPLY = re.compile(r"^v?(?:mul|f(?:n)?m(?:add|sub)(?:132|213|231))(ss|sd|ps|pd)$")
+_LANE_BITS = {"ss": 0, "sd": 0, "ps": 32, "pd": 64}
+# Functions whose multiplies are not the kernels' own: the emulator and the libraries it runs on.
+_NOT_KERNEL_NAMESPACES = ("dc_emu::", "nvcuda::", "std::", "c10::", "__gnu_cxx::")
+
+
+def _is_kernel_code(function):
+    """Whether an objdump function label (demangled) is kernel code: its qualified name, template arguments and
+    return type removed, is in none of _NOT_KERNEL_NAMESPACES."""
+    name = function.split("(")[0]
+    while re.search(r"<[^<>]*>", name):
+        name = re.sub(r"<[^<>]*>", "", name)
+    return not name.split()[-1].startswith(_NOT_KERNEL_NAMESPACES) if name.split() else False
+
+
+def basic_block_multiplies(lib_path):
+    """{offset: multiplies} for the counting build at lib_path: each basic block (named by the return address of
+    its __sanitizer_cov_trace_pc call) with the floating-point multiply lanes up to the next such call, in
+    functions of kernel code (not the emulator's, not std's or c10's). Cached next to the library."""
+    cache = Path(str(lib_path) + ".multiplies.json")
+    if cache.exists():
+        return {int(k): v for k, v in json.loads(cache.read_text()).items()}
+    text = subprocess.run(["objdump", "-d", "-C", "--no-show-raw-insn", str(lib_path)], capture_output=True,
+                          text=True, check=True).stdout
+    table, block, kernel_code = {}, None, False
+    for line in text.splitlines():
+        header = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if header:
+            block, kernel_code = None, _is_kernel_code(header.group(1))
+            continue
+        insn = re.match(r"^\s+([0-9a-f]+):\s+(\S+)\s*(.*)$", line)
+        if not insn:
+            continue
+        mnemonic, operands = insn.group(2), insn.group(3)
+        if mnemonic == "call" and "<__sanitizer_cov_trace_pc" in operands:
+            block = None  # the block starts at the next instruction
+            continue
+        if block is None:
+            block = int(insn.group(1), 16)
+            if kernel_code:
+                table[block] = 0
+        m = _MULTIPLY.match(mnemonic)
+        if m and kernel_code:
+            bits = _LANE_BITS[m.group(1)]
+            width = 512 if "%zmm" in operands else 256 if "%ymm" in operands else 128
+            table[block] += width // bits if bits else 1
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table))
+    os.replace(tmp, cache)  # concurrent runs never read half a file
+    return table
+
+
 COUNT_FIELDS = ("grid", "block", "dynamic_smem_bytes", "blocks_total", "blocks_emulated", "shared_requests",
                 "shared_wavefronts", "global_load_requests", "global_load_sectors", "global_store_requests",
-                "global_store_sectors", "dram_sectors")
+                "global_store_sectors", "dram_sectors", "fma_tensor", "shared_conflict_free_wavefronts")
 
 
 class counting:
@@ -126,7 +187,10 @@ class counting:
     ones, weighted by the blocks they stand for) and extrapolates; 0 runs every block. After the block,
     `launches` holds one dict per launch: kernel, grid, block, dynamic_smem_bytes, blocks_total,
     blocks_emulated, shared_requests, shared_wavefronts, global_{load,store}_{requests,sectors},
-    dram_sectors (totals for the full grid, rounded to integers when sampled)."""
+    dram_sectors, shared_conflict_free_wavefronts (the wavefronts without bank conflicts: one per phase of the
+    request with active lanes), fma_tensor (WMMA multiply-adds), fma_executed (floating-point multiplies executed by the
+    kernel's threads, FMA instructions included, plus fma_tensor) (totals for the full grid, rounded to
+    integers when sampled)."""
 
     def __init__(self, sample=0):
         self.sample = sample
@@ -141,12 +205,18 @@ class counting:
     def __exit__(self, *exc):
         global _counting
         lib = library(True)
+        multiplies = basic_block_multiplies(lib.path)
         for line in lib.dc_emu_count_results().decode().splitlines():
-            kernel, *values = line.split("\t")
+            kernel, *values, entries = line.split("\t")
             launch = {"kernel": kernel}
             for field, value in zip(COUNT_FIELDS, values):
                 numbers = [int(round(float(v))) for v in value.split()]
                 launch[field] = numbers if field in ("grid", "block") else numbers[0]
+            executed = 0.0
+            for entry in entries.split():
+                offset, count = entry.split(":")
+                executed += multiplies.get(int(offset, 16), 0) * float(count)
+            launch["fma_executed"] = int(round(executed)) + launch["fma_tensor"]
             self.launches.append(launch)
         call("dc_emu_count_stop")
         _counting = False
@@ -156,6 +226,8 @@ class counting:
 def call(name, *args):
     """Calls a binding; tensors are passed as data pointers, Python ints as C ints."""
     lib = library()
+    if _counting:  # the tensors below are the launch's global memory, nothing else
+        lib.dc_emu_count_reset_globals()
     c_args = []
     for a in args:
         if isinstance(a, torch.Tensor):
@@ -177,6 +249,16 @@ def access_probe(vector_width, shared, nthreads, stride):
     inp = torch.zeros(nthreads * stride * vector_width + 4, dtype=torch.float32)
     out = torch.zeros(nthreads * vector_width, dtype=torch.float32)
     call("dc_emu_access_probe", vector_width, int(shared), inp, out, nthreads, stride)
+
+
+def multiply_add_probe(dtype, nblocks, nthreads, n):
+    """Planted multiply-adds (selftest_kernels.cuh): each of nblocks x nthreads threads does n multiply-adds and
+    one fused multiply-add intrinsic; returns out [nblocks * nthreads] = the threads' sums."""
+    a = torch.arange(1, n + 1, dtype=dtype)
+    b = torch.full((n,), 0.5, dtype=dtype)
+    out = poisoned((nblocks * nthreads,), dtype)
+    call("dc_emu_multiply_add_probe", _dtype_code(a, b, out), a, b, out, nblocks, nthreads, n)
+    return out
 
 
 def set_schedule(schedule, seed=0):

@@ -25,4 +25,6 @@ void instantiate_all(float* f, double* d, int* i, unsigned* u) {
   dc_selftest::launch_arrival_order(i, i, i, 1, 32);
   dc_selftest::launch_invalid(32, 0);
   dc_selftest::launch_stack_overflow(i, 1);
+  dc_selftest::launch_multiply_add_probe<float>(f, f, f, 1, 32, 4);
+  dc_selftest::launch_multiply_add_probe<double>(d, d, d, 1, 32, 4);
 }

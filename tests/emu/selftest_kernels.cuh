@@ -140,4 +140,21 @@ void launch_access_probe(bool shared, const T* in, T* out, int nthreads, int str
     DC_LAUNCH(global_probe_kernel<T>, dim3(1), dim3(nthreads), 0, nullptr)(in, out, stride);
 }
 
+// Planted multiply-adds (the counting build's executed-FMA count): every thread of every block runs n
+// multiply-adds in a loop and one fused multiply-add intrinsic: blocks * threads * (n + 1) in all.
+inline __device__ float fused_multiply_add(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+inline __device__ double fused_multiply_add(double a, double b, double c) { return __fma_rn(a, b, c); }
+
+template <typename T>
+__global__ void multiply_add_probe_kernel(const T* a, const T* b, T* out, int n) {
+  T acc = 0;
+  for (int k = 0; k < n; ++k) acc += a[k] * b[k];
+  out[blockIdx.x * blockDim.x + threadIdx.x] = fused_multiply_add(acc, a[0], b[0]);
+}
+
+template <typename T>
+void launch_multiply_add_probe(const T* a, const T* b, T* out, int nblocks, int nthreads, int n) {
+  DC_LAUNCH(multiply_add_probe_kernel<T>, dim3(nblocks), dim3(nthreads), 0, nullptr)(a, b, out, n);
+}
+
 }  // namespace dc_selftest

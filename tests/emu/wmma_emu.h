@@ -119,11 +119,35 @@ inline void check_pointer(const void* p, unsigned ldm, size_t element_bytes, con
                  dc_emu::where(dc_emu::rt().current));
 }
 
+#if defined(DC_EMU_COUNT)
+// Counting build: the warp loads the tile once, not once per lane as emulated. Counted as the hardware's
+// loads are shaped: the tile's contiguous lines (rows, or columns when column-major) cut into pieces of up to
+// 16 bytes, piece k loaded by lane k % 32.
+template <typename T>
+void count_tile_load(const T* p, unsigned ldm, int lines, int line_elements) {
+  const int lane = dc_emu::rt().current % 32;
+  const size_t line_bytes = size_t(line_elements) * sizeof(T), piece = std::min<size_t>(16, line_bytes);
+  const size_t pieces_per_line = line_bytes / piece;
+  for (size_t k = lane; k < size_t(lines) * pieces_per_line; k += 32)
+    dc_emu::count_access(reinterpret_cast<uintptr_t>(p + (k / pieces_per_line) * ldm) + (k % pieces_per_line) * piece,
+                         uint32_t(piece), false);
+}
+#endif
+
 template <typename Frag, typename T>
 void load(Frag& f, const T* p, unsigned ldm, bool row_major) {
+#if defined(DC_EMU_COUNT)
+  const bool busy = dc_emu::counting_busy;
+  dc_emu::counting_busy = true;  // the emulated per-lane loads below are not counted
+#endif
   for (int i = 0; i < Frag::rows; ++i)
     for (int j = 0; j < Frag::cols; ++j)
       f.x[i * Frag::cols + j] = dc_emu::to_float(row_major ? p[size_t(i) * ldm + j] : p[size_t(j) * ldm + i]);
+#if defined(DC_EMU_COUNT)
+  dc_emu::counting_busy = busy;
+  if (row_major) count_tile_load(p, ldm, Frag::rows, Frag::cols);
+  else count_tile_load(p, ldm, Frag::cols, Frag::rows);
+#endif
 }
 
 }  // namespace detail
@@ -171,6 +195,10 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a,
               const fragment<matrix_b, M, N, K, T, LayoutB>& b, const fragment<accumulator, M, N, K, float>& c,
               const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   detail::warp_collective("mma_sync", file, line);
+#if defined(DC_EMU_COUNT)
+  dc_emu::count_tensor_fma(double(M) * N * K);  // the warp's multiply-adds; the loops below are the emulator's
+  const dc_emu::UncountedBlocks uncounted;
+#endif
   if constexpr (std::is_same_v<T, precision::tf32>) {
     for (float v : a.x)
       if (__float_to_tf32(v) != v && v == v)
