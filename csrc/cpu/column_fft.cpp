@@ -1,6 +1,6 @@
 // Column transforms of the CPU FFT algorithm (see column_fft.h): the stage loops, compiled for AVX-512,
-// AVX2 and the default target and picked by direct_isa() (torch's CPU capability, so ATEN_CPU_CAPABILITY
-// lowers these with the direct kernels).
+// AVX2 and the default target and picked by direct_isa() (DC_ISA_FUNCTION, row_kernels.h: torch's CPU
+// capability, so ATEN_CPU_CAPABILITY lowers these with the direct kernels).
 #include "column_fft.h"
 
 #include <c10/util/Exception.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "direct.h"
+#include "row_kernels.h"
 #include "simd_vec.h"
 
 namespace dc {
@@ -182,20 +182,15 @@ DC_FFT_INLINE void run_stages(const ColumnFft<T>& plan, const T* in, int64_t row
   }
 }
 
-// Entry points: vector width per instruction set (64, 32, 16 bytes).
-#define DC_COLUMN_FFT_ENTRY(NAME, TARGET, T, W)                                                              \
-  TARGET void NAME(const ColumnFft<T>& plan, const T* in, int64_t rows_in, T* out, int64_t rows_out, T* work, \
-                   int64_t F, T scale) {                                                                     \
-    run_stages<W, T>(plan, in, rows_in, out, rows_out, work, F, scale);                                      \
-  }
-DC_COLUMN_FFT_ENTRY(run_default, , float, 4)
-DC_COLUMN_FFT_ENTRY(run_default, , double, 2)
-#if DC_HAVE_DIRECT
-DC_COLUMN_FFT_ENTRY(run_avx2, __attribute__((target("avx2,fma"))), float, 8)
-DC_COLUMN_FFT_ENTRY(run_avx2, __attribute__((target("avx2,fma"))), double, 4)
-DC_COLUMN_FFT_ENTRY(run_avx512, __attribute__((target("avx512f,avx2,fma"))), float, 16)
-DC_COLUMN_FFT_ENTRY(run_avx512, __attribute__((target("avx512f,avx2,fma"))), double, 8)
-#endif
+// Entry points, one per dtype and instruction set (DC_ISA_FUNCTION, row_kernels.h: the vector width of each).
+#define DC_COLUMN_FFT_ENTRY(T)                                                                                \
+  DC_ISA_FUNCTION(void, run_columns,                                                                          \
+                  (const ColumnFft<T>& plan, const T* in, int64_t rows_in, T* out, int64_t rows_out, T* work, \
+                   int64_t F, T scale),                                                                       \
+                  (plan, in, rows_in, out, rows_out, work, F, scale),                                         \
+                  { run_stages<kVectorBytes / sizeof(T), T>(plan, in, rows_in, out, rows_out, work, F, scale); })
+DC_COLUMN_FFT_ENTRY(float)
+DC_COLUMN_FFT_ENTRY(double)
 #undef DC_COLUMN_FFT_ENTRY
 
 }  // namespace
@@ -235,14 +230,7 @@ ColumnFft<T>::ColumnFft(int64_t length, bool inverse) : n(length), sign(inverse 
 template <class T>
 void ColumnFft<T>::run(const T* in, int64_t rows_in, T* out, int64_t rows_out, T* work, int64_t row_floats,
                        T scale) const {
-#if DC_HAVE_DIRECT
-  switch (direct_isa()) {
-    case DirectIsa::avx512: return run_avx512(*this, in, rows_in, out, rows_out, work, row_floats, scale);
-    case DirectIsa::avx2: return run_avx2(*this, in, rows_in, out, rows_out, work, row_floats, scale);
-    case DirectIsa::simple: break;
-  }
-#endif
-  run_default(*this, in, rows_in, out, rows_out, work, row_floats, scale);
+  run_columns(*this, in, rows_in, out, rows_out, work, row_floats, scale);
 }
 
 template struct ColumnFft<float>;
