@@ -3,13 +3,15 @@
 #   1. set-up and build for the local GPU (tools/setup_env.sh; TORCH_CUDA_ARCH_LIST = its compute capability),
 #   2. the GPU tests (pytest -m gpu: each test with a CUDA device parameter or a needs-a-GPU skip, tests/conftest.py),
 #   3. the CUDA benchmark rows, every algorithm including fft and auto (bench/bench.py --cuda-only),
-#   4. a refit of the CUDA auto rule (choose_cuda / CUDA_FFT_MIN_TAPS) from those timings and a sweep
+#   4. per-kernel device times of the CUDA paths (tools/gpu_kernel_times.py: CUDA events and torch.profiler),
+#   5. a refit of the CUDA auto rule (choose_cuda / CUDA_FFT_MIN_TAPS) from those timings and a sweep
 #      (tools/refit_cuda_auto.py).
-# Writes results/gpu_check/ (the benchmark's bench.json and bench.png, each step's log) and results/gpu_check.json
+# Writes results/gpu_check/ (the benchmark's bench.json and bench.png, kernel_times.json, each step's log) and results/gpu_check.json
 # (the refit, with the tests' exit status). Without a GPU it says so and exits 0. Exit status: 1 when a step
 # fails (the later steps still run once the build is there), else 0.
 #   MAX_JOBS     parallel compile jobs (default: the number of CPUs)
-#   DENSE_CONV_VENV, VERBOSE: as for tools/setup_env.sh
+#   DENSE_CONV_VENV, DENSE_CONV_PYTHON, VERBOSE: as for tools/setup_env.sh (DENSE_CONV_PYTHON=python3 on an image
+#                that has torch and no network; PIP_NO_INDEX=1 then makes a missing package fail at once)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/results/gpu_check"
@@ -57,6 +59,7 @@ step() {
 step "GPU tests" "$OUT/tests.log" "$PY" -m pytest tests -q -ra -m gpu
 tests_rc=$?
 step "CUDA benchmark rows" "$OUT/bench.log" "$PY" bench/bench.py --cuda-only --out "$OUT"
+step "per-kernel times" "$OUT/kernel_times.log" "$PY" tools/gpu_kernel_times.py --out "$OUT/kernel_times.json"
 bench_args=()
 [ -f "$OUT/bench.json" ] && bench_args=(--bench "$OUT/bench.json")
 step "refit of the CUDA auto rule" "$OUT/refit.log" "$PY" tools/refit_cuda_auto.py "${bench_args[@]}" \

@@ -5,12 +5,14 @@
 # Prints one line per stage; pip's and the compiler's output go to build/logs/*.log, and a stage that
 # fails prints its log's path and its last lines (for a failed compile, the compiler's errors), then exits 1.
 #   DENSE_CONV_VENV  where the venv lives (default: .venv in the repository)
+#   DENSE_CONV_PYTHON  an interpreter that already has torch (a GPU machine's image without network): used as
+#                    it is, no venv; missing dependencies are still installed with its pip
 #   USE_CUDA=0       CPU-only build; MAX_JOBS (default 2) parallel compile jobs
 #   VERBOSE=1        also show pip's and the compiler's output as it happens
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DENSE_CONV_VENV:-$ROOT/.venv}"
-PY="$VENV/bin/python"
+PY="${DENSE_CONV_PYTHON:-$VENV/bin/python}"
 LOG_DIR="$ROOT/build/logs"
 LOG_TAIL_LINES=40
 
@@ -59,7 +61,10 @@ fail_with_log() {
   exit 1
 }
 
-if [ -x "$PY" ]; then
+if [ -n "${DENSE_CONV_PYTHON:-}" ]; then
+  PY="$(command -v "$PY")" || { echo "== DENSE_CONV_PYTHON=$DENSE_CONV_PYTHON: no such interpreter"; exit 1; }
+  echo "== python: $PY (DENSE_CONV_PYTHON, no venv)"
+elif [ -x "$PY" ]; then
   echo "== venv: ${VENV#"$ROOT"/} (exists)"
 else
   stage_begin "venv: creating ${VENV#"$ROOT"/}"
@@ -67,13 +72,16 @@ else
   stage_end "done"
 fi
 
-# torch 2.14.1 (CUDA 13.0 build) is on this machine's disk; the rest comes from PyPI.
+# torch 2.14.1 (CUDA 13.0 build) is on this machine's disk; the rest comes from PyPI. DENSE_CONV_PYTHON's
+# own torch is kept (never replaced by the pinned one).
+DEPENDENCIES=(numpy scipy pytest ninja matplotlib expecttest tqdm)
+[ -n "${DENSE_CONV_PYTHON:-}" ] || DEPENDENCIES=(torch==2.14.1 "${DEPENDENCIES[@]}")
 if "$PY" -c "import torch, numpy, scipy, pytest, ninja, matplotlib, expecttest, tqdm" 2>/dev/null; then
   echo "== dependencies: ok"
 else
-  stage_begin "dependencies: installing torch and the test/bench dependencies (log: build/logs/pip.log)"
-  run_logged "$LOG_DIR/pip.log" "$PY" -m pip install -q --disable-pip-version-check \
-    torch==2.14.1 numpy scipy pytest ninja matplotlib expecttest tqdm || fail_with_log "$LOG_DIR/pip.log"
+  stage_begin "dependencies: installing ${DEPENDENCIES[*]} (log: build/logs/pip.log)"
+  run_logged "$LOG_DIR/pip.log" "$PY" -m pip install -q --disable-pip-version-check "${DEPENDENCIES[@]}" \
+    || fail_with_log "$LOG_DIR/pip.log"
   stage_end "installed"
 fi
 if ! "$PY" -c "import librosa" 2>/dev/null; then
