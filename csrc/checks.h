@@ -4,7 +4,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
-#include <tuple>
+#include <array>
 #include <vector>
 
 #include "shapes.h"
@@ -247,17 +247,21 @@ struct KeptSpectra {
   at::Tensor impulse, response;
 };
 
+inline void check_kept_spectra_tensor(const at::Tensor& t, const char* name, int64_t channels, const FftPlan& f,
+                                      int64_t batch, const at::Tensor& grad_out, const char* op) {
+  const auto complex_type = c10::toComplexType(fft_real_type(grad_out.scalar_type()));
+  const std::array<int64_t, 4> shape{batch, channels, f.H, f.W / 2 + 1};
+  TORCH_CHECK(t.device() == grad_out.device() && t.scalar_type() == complex_type && t.sizes() == shape &&
+                  t.is_contiguous(),
+              op, ": ", name, " must be the forward's spectra: contiguous ", complex_type, " of shape ",
+              at::IntArrayRef(shape), " on ", grad_out.device(), ", got ", t.scalar_type(), " ", t.sizes(),
+              (t.is_contiguous() ? "" : " (not contiguous)"), " on ", t.device());
+}
+
 inline void check_kept_spectra(const KeptSpectra& kept, const ConvSizes& s, const FftPlan& f,
                                const at::Tensor& grad_out, const char* op) {
-  const auto complex_type = c10::toComplexType(fft_real_type(grad_out.scalar_type()));
-  for (const auto& [t, name, C] : {std::tuple{&kept.impulse, "impulse_spectra", s.Ci},
-                                   std::tuple{&kept.response, "response_spectra", s.Cr}}) {
-    const std::vector<int64_t> shape{s.B, C, f.H, f.W / 2 + 1};
-    TORCH_CHECK(t->device() == grad_out.device() && t->scalar_type() == complex_type && t->sizes() == shape &&
-                    t->is_contiguous(),
-                op, ": ", name, " must be the forward's spectra: contiguous ", complex_type, " of shape ", shape,
-                " on ", grad_out.device(), ", got ", t->scalar_type(), " ", t->sizes(), " on ", t->device());
-  }
+  check_kept_spectra_tensor(kept.impulse, "impulse_spectra", s.Ci, f, s.B, grad_out, op);
+  check_kept_spectra_tensor(kept.response, "response_spectra", s.Cr, f, s.B, grad_out, op);
 }
 
 inline std::vector<int64_t> with_last(at::IntArrayRef shape, int64_t last) {
