@@ -205,10 +205,10 @@ def test_torch_compile_through_kept_spectra(monkeypatch):
 
 @needs_cuda_kernels
 def test_cuda_kept_spectra_across_batch_chunks_are_the_cpu_ops():
-    # ~30 MB of spectra per sample against a 64 MiB chunk budget: chunks of 2 + 1 samples (as test_conv.py
-    # test_cuda_fft_batch_chunks): every chunk writes its part of the kept spectra, the backward's chunks read them
-    response, impulse = make_inputs((3, 4, 5, 200, 1500, 37, 16), dtype=torch.float32, device="cuda")
-    g = torch.randn(3, 20, 200, 1500, generator=torch.Generator().manual_seed(2)).cuda()
+    # chunks of 3 + 1 samples (as test_conv.py test_cuda_fft_batch_chunks): every chunk writes its part of the
+    # kept spectra, the backward's chunks read them
+    response, impulse = make_inputs((4, 8, 8, 200, 1500, 37, 16), dtype=torch.float32, device="cuda")
+    g = torch.randn(4, 64, 200, 1500, generator=torch.Generator().manual_seed(2)).cuda()
     out, impulse_spectra, response_spectra = ops.dense_conv2d_fft_keep_spectra(response, impulse)
     assert torch.equal(out, ops.dense_conv2d_fft(response, impulse))
     kept = ops.dense_conv2d_fft_backward_spectra(g, response, impulse, impulse_spectra, response_spectra)

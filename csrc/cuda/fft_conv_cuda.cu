@@ -17,11 +17,11 @@
 // the emulated kernels).
 //
 // Memory: the batch is walked in chunks whose largest intermediate (the Ci*Cr spectra P or G, or the
-// Ci*Cr inverse transforms) holds at most max(1/4 of the output, 64 MiB), and at least one sample. So
-// no intermediate is larger than about a quarter of the output once the output exceeds 256 MiB; a
-// single sample's spectra can still exceed its own output slice (up to ~4x when the response is as
-// large as the image, ~8x for 16-bit outputs), since the transform is (Hi+Hq-1) x (Wi+Wq-1). Kept spectra
-// are on top of that, for the whole batch (the budget bounds them).
+// Ci*Cr inverse transforms) holds at most max(the output, 256 MiB), and at least one sample
+// (fft_cuda_common.h chunk_samples: fewer, larger chunks, measured faster). So no intermediate is larger than
+// the output once the output exceeds 256 MiB; a single sample's spectra can still exceed its own output slice
+// (up to ~4x when the response is as large as the image, ~8x for 16-bit outputs), since the transform is
+// (Hi+Hq-1) x (Wi+Wq-1). Kept spectra are on top of that, for the whole batch (the budget bounds them).
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
