@@ -132,10 +132,10 @@ def test_readme_section_is_replaced_or_appended():
     replaced = gpu_model.replace_readme_section(f"a\n{gpu_model.BEGIN}\nold\n{gpu_model.END}\nb\n", body)
     assert replaced == f"a\n{gpu_model.BEGIN}\ntable\n{gpu_model.END}\nb\n"
     appended = gpu_model.replace_readme_section("a\n", body)
-    assert appended.startswith("a\n\n## GPU performance model (predicted, not measured)")
+    assert appended.startswith(f"a\n\n{gpu_model.README_HEADING}")
     assert appended.endswith(f"table\n{gpu_model.END}\n")
     inserted = gpu_model.replace_readme_section("a\n\n## Layout\nb\n", body)
-    assert inserted.startswith("a\n\n## GPU performance model")
+    assert inserted.startswith(f"a\n\n{gpu_model.README_HEADING}")
     assert inserted.endswith(f"{gpu_model.END}\n\n## Layout\nb\n")
 
 
@@ -305,3 +305,20 @@ def test_before_after_table_pairs_launches_by_op_shape_and_dtype():
     assert "`dc::old<float>` -> `dc::k<float, 8>`" in table
     assert ("| 2.00 (n/a) -> 1.10 (1.10) | 4.00 -> 4.00 | 0.93 (64/69) -> 4.00 (64 FFMA / 16 LDS) | n/a -> 1.20 |"
             in table)
+
+
+def test_measured_times_per_pass():
+    """A kernel's measured backward time is its forward+backward time less its forward time (a kernel both passes
+    launch), from the rows of the same shape, dtype and algorithm; other rows and other kernels do not count."""
+    def row(direction, kernels, algorithm="direct", dtype="float32"):
+        return {"shape": "s", "dtype": dtype, "algorithm": algorithm, "direction": direction, "tf32": False,
+                "ms": 1.0, "kernels": [{"name": f"void dc::{k}<float>(float const*)", "calls": 1, "us": us}
+                                       for k, us in kernels]}
+    measured = {"rows": [row("fwd", [("k", 10.0)]), row("fwd+bwd", [("k", 25.0), ("g", 7.0)]),
+                         row("fwd", [("k", 99.0)], algorithm="fft"), row("fwd", [("k", 98.0)], dtype="float64")]}
+    forward = {"op": "x.forward", "shape": "s", "dtype": "float32", "kernel": "void dc::k<float>(float const*, int)"}
+    assert gpu_model.measured_kernel_seconds(measured, forward) == pytest.approx(10e-6)
+    assert gpu_model.measured_kernel_seconds(measured, {**forward, "op": "x.backward"}) == pytest.approx(15e-6)
+    grad = {**forward, "op": "x.grad_impulse", "kernel": "void dc::g<float>(float const*)"}
+    assert gpu_model.measured_kernel_seconds(measured, grad) == pytest.approx(7e-6)
+    assert gpu_model.measured_kernel_seconds(measured, {**forward, "shape": "other"}) is None

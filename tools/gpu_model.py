@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A roofline MODEL of the CUDA kernels' time on A100, H100 and RTX 4070 SUPER, from counts (not a measurement).
+"""A roofline MODEL of the CUDA kernels' time on A100, H100, H200 and RTX 4070 SUPER, from counts, next to the
+one measurement this project has (an H200: tools/gpu_kernel_times.py, docs/gpu_measured/).
 
 Inputs: docs/gpu_counts/emu_counts.json (per launch: FMAs, shared-memory wavefronts, DRAM bytes, from the CPU
 emulator: tools/emu_counts.py) and docs/gpu_counts/sass.json (per kernel and arch: registers, shared memory,
@@ -11,12 +12,16 @@ inner-loop instruction mix: tools/sass_mix.py). Per launch and GPU (docs/gpu_mod
     t_issue  = fma_executed / (32 x inner-loop FMAs per thread) x inner-loop instructions / (SMs x 4 x clock)
     time     = max(t_fma, t_shared, t_dram, t_issue) x imbalance / occupancy factor
 
+With --measured (default docs/gpu_measured/h200-2026-12-04/kernel_times.json, skipped when absent): the measured
+times of the same launches next to the model's H200 prediction, and the measured whole calls (CUDA events) split
+into this project's kernels, cuFFT's and ATen's kernels, and the time the GPU sat idle within the call.
+
 Prints markdown tables; --readme replaces the section between the gpu-model markers of README.md (inserting it
 before the Layout section the first time). With docs/gpu_counts/emu_counts_before.json (the same launches counted
 on an earlier tree) a before/after table of the counts follows.
 
     python tools/gpu_model.py [--counts docs/gpu_counts/emu_counts.json] [--sass docs/gpu_counts/sass.json]
-                              [--before docs/gpu_counts/emu_counts_before.json] [--readme]
+                              [--before docs/gpu_counts/emu_counts_before.json] [--measured KERNEL_TIMES] [--readme]
 """
 import argparse
 import json
@@ -33,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"
 SASS = REPO / "docs" / "gpu_counts" / "sass.json"
 BEFORE = REPO / "docs" / "gpu_counts" / "emu_counts_before.json"
+MEASURED = REPO / "docs" / "gpu_measured" / "h200-2026-12-04" / "kernel_times.json"
+MEASURED_GPU = "H200 SXM"  # the model's entry for the GPU the measurement ran on
 README = REPO / "README.md"
 BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
 
@@ -41,6 +48,8 @@ BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
 #         Architecture whitepaper (108 SMs, 1410 MHz boost).
 #   H100: NVIDIA H100 Tensor Core GPU datasheet (SXM5; its tensor figures "with sparsity" halved) and the
 #         NVIDIA H100 Tensor Core GPU Architecture whitepaper (132 SMs); 1980 MHz = 67 TFLOPS / (132 x 128 x 2).
+#   H200 SXM: NVIDIA H200 Tensor Core GPU datasheet: the H100 SXM's processor (132 SMs, same compute rates) with
+#         141 GB of HBM3e at 4.8 TB/s; the one GPU this project has been measured on (docs/gpu_measured/).
 #   RTX 4070 SUPER: NVIDIA's product page (7168 CUDA cores = 56 SMs, 2475 MHz boost, 12 GB GDDR6X, 192 bit,
 #         21 Gbps = 504 GB/s); tensor rates per SM per clock of the NVIDIA Ada GPU Architecture whitepaper
 #         (GeForce: FP16/BF16 with FP32 accumulate 256 FMA/clk/SM, TF32 128) x 56 SMs x 2475 MHz; FP64 = 1/64 FP32,
@@ -59,6 +68,9 @@ GPUS = {
     "H100 SXM": {"arch": "sm_90", "sms": 132, "clock_mhz": 1980, "fp32_tflops": 67.0, "fp64_tflops": 34.0,
                  "fp16_tflops": 134.0,
                  "tensor_tflops": {"float32": 494.5, "float16": 989.5, "bfloat16": 989.5}, "dram_gbs": 3350},
+    "H200 SXM": {"arch": "sm_90", "sms": 132, "clock_mhz": 1980, "fp32_tflops": 67.0, "fp64_tflops": 34.0,
+                 "fp16_tflops": 134.0,
+                 "tensor_tflops": {"float32": 494.5, "float16": 989.5, "bfloat16": 989.5}, "dram_gbs": 4800},
     "RTX 4070 SUPER": {"arch": "sm_89", "sms": 56, "clock_mhz": 2475, "fp32_tflops": 35.5, "fp64_tflops": 0.55,
                        "fp16_tflops": 35.5,
                        "tensor_tflops": {"float32": 35.5, "float16": 71.0, "bfloat16": 71.0}, "dram_gbs": 504},
@@ -309,8 +321,79 @@ def before_after_table(before, rows, sass):
     return "\n".join(lines)
 
 
-def report(rows, missing, sass, before=None):
-    text = ("**A MODEL, not a measurement** (no GPU ran these kernels): `tools/gpu_model.py` turns counts from the CPU "
+def ours(kernel_name):
+    """Whether a profiled kernel is this project's (namespace dc), not cuFFT's or ATen's."""
+    return short_name(kernel_name).startswith("dc::")
+
+
+def measured_kernel_seconds(measured, launch):
+    """Measured device time (s) per call of `launch`'s kernel in its pass, or None: the forward launches from the
+    forward row of the same shape, dtype and algorithm; the backward launches from the forward+backward row less
+    that kernel's forward time (a kernel both passes launch, e.g. fft_mix_kernel)."""
+    def kernel_us(direction):
+        for row in measured["rows"]:
+            if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
+                    (launch["shape"], launch["dtype"], launch.get("algorithm", "direct"), direction, False):
+                if "kernels" not in row:
+                    return None
+                key = kernel_key(launch["kernel"])
+                return sum(k["us"] for k in row["kernels"] if kernel_key(k["name"]) == key)
+        return None
+    forward = kernel_us("fwd")
+    if direction(launch["op"]) == "forward":
+        return forward * 1e-6 if forward else None
+    both = kernel_us("fwd+bwd")
+    if both is None:
+        return None
+    backward = both - (forward or 0.0)
+    return backward * 1e-6 if backward > 0 else None
+
+
+def measured_launch_table(rows, measured):
+    """Per kernel and pass: the model's H200 time, the measured one, their ratio, and the measured % of peak."""
+    lines = [f"| op.pass | shape | dtype | kernel | model {MEASURED_GPU}: time, bound | measured | measured / model "
+             "| measured % fp32 peak (% tensor) |", "|" + "---|" * 8]
+    for launch, predictions in same_kernel_launches_summed(rows):
+        seconds = measured_kernel_seconds(measured, launch)
+        if seconds is None:
+            continue
+        p = predictions[MEASURED_GPU]
+        lines.append(f"| {launch['op']} | {launch['shape']} | {launch['dtype']} | `{short_name(launch['kernel'])}` | "
+                     f"{fmt_time(p['time'])}, {p['limiter']} | {fmt_time(seconds)} | {ratio(seconds, p['time'])} | "
+                     f"{peak_cell(launch['fma_useful'], seconds, MEASURED_GPU, launch['dtype'])} |")
+    return "\n".join(lines)
+
+
+def measured_call_table(measured):
+    """Each measured call: its time (CUDA events, median), the device time of this project's kernels and of the
+    libraries' (cuFFT, ATen), and the rest of the call, in which the GPU had no kernel of it running."""
+    lines = ["| shape | dtype | algorithm | pass | call (median) | our kernels | cuFFT + ATen kernels | GPU idle "
+             "| launches |", "|" + "---|" * 9]
+    for row in measured["rows"]:
+        if "kernels" not in row:
+            continue
+        mine = sum(k["us"] for k in row["kernels"] if ours(k["name"])) * 1e-6
+        libraries = sum(k["us"] for k in row["kernels"] if not ours(k["name"])) * 1e-6
+        call = row["ms"] * 1e-3
+        dtype = row["dtype"] + (" (TF32)" if row.get("tf32") else "")
+        launches = sum(k["calls"] for k in row["kernels"])
+        lines.append(f"| {row['shape']} | {dtype} | {row['algorithm']} | {row['direction']} | {fmt_time(call)} | "
+                     f"{fmt_time(mine)} | {fmt_time(libraries)} | {fmt_time(max(0.0, call - mine - libraries))} | "
+                     f"{launches:.0f} |")
+    return "\n".join(lines)
+
+
+def measured_report(rows, measured):
+    return (f"\n### Measured: {measured['gpu']} ({measured.get('date', 'see docs/gpu_measured/')}, torch "
+            f"{measured['torch']}, batch {measured['batch']})\n\n"
+            f"{measured['source']}; `tools/gpu_kernel_times.py`, raw data and Nsight Compute metrics in "
+            "[docs/gpu_measured/](docs/gpu_measured/). Whole calls:\n\n" + measured_call_table(measured)
+            + "\n\nThe model against the measurement, per kernel and pass (device time per call; the model's "
+            f"{MEASURED_GPU} column):\n\n" + measured_launch_table(rows, measured) + "\n")
+
+
+def report(rows, missing, sass, before=None, measured=None):
+    text = ("**The tables up to the measured section are A MODEL, not a measurement**: `tools/gpu_model.py` turns counts from the CPU "
             "emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per grid dimension "
             "emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
             "down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
@@ -321,6 +404,8 @@ def report(rows, missing, sass, before=None):
             "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
     if before:
         text += (f"\nBefore / after: {before['source']}\n\n" + before_after_table(before, rows, sass) + "\n")
+    if measured:
+        text += measured_report(rows, measured)
     if missing:
         text += "\nNo SASS for (occupancy factor 1, no issue term): " + ", ".join(missing) + "\n"
     return text
@@ -342,7 +427,7 @@ def constants_table():
     return "\n".join(lines)
 
 
-README_HEADING = "## GPU performance model (predicted, not measured)"
+README_HEADING = "## GPU performance: a model from counts, and one measurement (H200)"
 README_BEFORE = "\n## Layout\n"  # a new section goes before this one (at the end without it)
 
 
@@ -366,6 +451,8 @@ def main():
     parser.add_argument("--sass", type=Path, default=SASS)
     parser.add_argument("--before", type=Path, default=BEFORE,
                         help="counts of an earlier tree for the before/after table (skipped when absent)")
+    parser.add_argument("--measured", type=Path, default=MEASURED,
+                        help="tools/gpu_kernel_times.py's JSON: measured times next to the model (skipped when absent)")
     parser.add_argument("--readme", action="store_true", help="write the tables into README.md's marked section")
     parser.add_argument("--constants", action="store_true", help="print the GPU constants table and exit")
     args = parser.parse_args()
@@ -376,7 +463,8 @@ def main():
     sass = load_json(args.sass, "the per-kernel SASS summary", "tools/sass_mix.py")
     rows, missing = model(counts, sass)
     before = json.loads(args.before.read_text()) if args.before.exists() else None
-    text = report(rows, missing, sass, before)
+    measured = json.loads(args.measured.read_text()) if args.measured.exists() else None
+    text = report(rows, missing, sass, before, measured)
     print(text)
     if missing:
         print("warning: no SASS for " + ", ".join(missing), file=sys.stderr)
