@@ -1,6 +1,6 @@
 """Refit the CUDA `auto` rule (dense_conv/_algorithm.py: choose_cuda, CUDA_FFT_MIN_TAPS) from GPU timings.
 
-    python tools/refit_cuda_auto.py [--bench results/gpu_check/bench.json] [--out results/gpu_check.json]
+    python tools/refit_cuda_auto.py [--bench results/gpu_check/bench.json] [--out results/gpu_check.json] [--no-sweep]
 
 Run by tools/gpu_check.sh on a CUDA machine. choose_cuda takes the FFT when the response taps that reach the
 image, weighted by the channels, pass CUDA_FFT_MIN_TAPS. Points: each case and direction where both
@@ -39,6 +39,8 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "gpu_check.json"))
     ap.add_argument("--tests-exit-code", type=int, default=None, help="recorded in the JSON (tools/gpu_check.sh)")
     ap.add_argument("--min-run-time", type=float, default=0.1, help="seconds of repeated runs per sweep timing")
+    ap.add_argument("--no-sweep", action="store_true",
+                    help="fit from --bench's rows alone (no timing: runs without a GPU, on a recorded bench.json)")
     return ap.parse_args(argv)
 
 
@@ -137,15 +139,21 @@ def report(points, machine, tests_exit_code):
 
 def main(argv=None):
     args = parse_args(argv)
-    if not torch.cuda.is_available():
-        sys.exit("refit_cuda_auto: no GPU visible to torch; nothing to time")
+    if args.no_sweep and not args.bench:
+        sys.exit("refit_cuda_auto: --no-sweep needs --bench (the points to fit)")
+    if not args.no_sweep and not torch.cuda.is_available():
+        sys.exit("refit_cuda_auto: no GPU visible to torch; nothing to time (--no-sweep fits a recorded bench.json)")
     start = time.perf_counter()
     points = bench_points(args.bench) if args.bench else []
-    print(f"refit_cuda_auto: {len(points)} points from {args.bench or 'no bench.json'}; timing the sweep ...",
-          flush=True)
-    points += sweep_points(args.min_run_time)
-    machine = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
-               "capability": ".".join(map(str, torch.cuda.get_device_capability()))}
+    print(f"refit_cuda_auto: {len(points)} points from {args.bench or 'no bench.json'}"
+          + ("" if args.no_sweep else "; timing the sweep ..."), flush=True)
+    if args.no_sweep:
+        with open(args.bench) as f:
+            machine = json.load(f)["machine"]
+    else:
+        points += sweep_points(args.min_run_time)
+        machine = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
+                   "capability": ".".join(map(str, torch.cuda.get_device_capability()))}
     result = report(points, machine, args.tests_exit_code)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
