@@ -279,7 +279,8 @@ void launch_dense_forward_wmma(const scalar_t* response, const scalar_t* impulse
 }
 
 // The op's forward (host entry point; sizes non-empty): float16 / bfloat16 on tensor cores, float32 on
-// tensor cores in TF32 when `allow_tf32` (torch.backends.cuda.matmul.allow_tf32), else the direct kernel.
+// tensor cores in TF32 when `allow_tf32` (the op passes false: dense_conv_forward.cu kUseTf32), else the direct
+// kernel.
 template <typename scalar_t>
 void launch_dense_forward_op(const scalar_t* response, const scalar_t* impulse, scalar_t* out, ConvSizes s,
                              bool allow_tf32, cudaStream_t stream) {
