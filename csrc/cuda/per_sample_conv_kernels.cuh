@@ -405,6 +405,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const acc_t* lane_grad = g_tile + lane * Q;
   const int nl = (int)min64(LC, s.L - l0), ni = (int)min64(IC, s.Ci - i0);
   const long long slab_begin = slab * plan.slab_rows, slab_end = min64(s.Hi, slab_begin + plan.slab_rows);
+  const scalar_t* impulse_b = impulse + (b * s.Ci + i0) * s.Hi * s.Wi;  // this block's first impulse channel
 
   acc_t acc[LC][IC];
 #pragma unroll
@@ -425,16 +426,34 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
       // copy k, column c = impulse[i0 + i][wy0 + a][wx0 + c + k], zero outside the image and past the
       // kPixCols + nq - 1 columns the taps meet. One store per element (an impulse value is read by each copy
       // that holds it, from cache after the first): every lane makes the same accesses.
+      // Element e = line * pitch + col, line = (i * Q + k) * rows + a. The indices advance with e += kThreads by
+      // additions and carries, not by divisions: three runtime divisions per staged element cost more than the
+      // element's load and store (the kernel measured ALU-bound on an H200: ALU pipe 55% busy).
       const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (nq - 1);
-      const int rows = kGwPixRows + np - 1;
-      for (int e = threadIdx.x; e < IC * Q * rows * pitch; e += kThreads) {
-        const int i = e / (Q * rows * pitch), k = e / (rows * pitch) % Q, a = e / pitch % rows;
-        const int c = e % pitch + k;
+      const int rows = kGwPixRows + np - 1, lines = IC * Q * rows, cols_used = kPixCols + nq - 1;
+      const int line_step = kThreads / pitch, col_step = kThreads % pitch;
+      int col = threadIdx.x % pitch, line = threadIdx.x / pitch;
+      int i = line / (Q * rows), k = line / rows % Q, a = line % rows;
+      while (line < lines) {
+        const int c = col + k;
         const long long yy = wy0 + a, xx = wx0 + c;
-        window[(i * Q + k) * copy_size + a * pitch + c - k] =
-            (i < ni && c < kPixCols + nq - 1 && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
-                ? acc_t(impulse[((b * s.Ci + i0 + i) * s.Hi + yy) * s.Wi + xx])
+        window[(i * Q + k) * copy_size + a * pitch + col] =
+            (i < ni && c < cols_used && yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi)
+                ? acc_t(impulse_b[((long long)i * s.Hi + yy) * s.Wi + xx])
                 : acc_t(0);
+        int advance = line_step;
+        col += col_step;
+        if (col >= pitch) {
+          col -= pitch;
+          ++advance;
+        }
+        line += advance;
+        for (a += advance; a >= rows; a -= rows) {
+          if (++k == Q) {
+            k = 0;
+            ++i;
+          }
+        }
       }
       __syncthreads();
       if (active) {
