@@ -136,6 +136,7 @@ def main(argv=None):
         print("gpu_kernel_times: no GPU or no CUDA kernels: nothing to time")
         return 0
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "batch": args.batch,
+              "date": time.strftime("%Y-%m-%d", time.gmtime()),
               "source": "measured: CUDA events (whole call, median) and torch.profiler (per kernel, mean)",
               "rows": []}
     start = time.perf_counter()
