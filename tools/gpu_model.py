@@ -394,14 +394,15 @@ def measured_report(rows, measured):
 
 def report(rows, missing, sass, before=None, measured=None):
     text = ("**The tables up to the measured section are A MODEL, not a measurement**: `tools/gpu_model.py` turns "
-            "counts from the CPU emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per grid dimension "
-            "emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
+            "counts from the CPU emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per "
+            "grid dimension emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
             "down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
             "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
             "the responses):\n\n" + op_table(rows)
             + "\n\nPer launch (launches of one kernel in one pass summed; bound: the largest term of the model; "
-            "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n" + launch_table(rows, sass) + "\n")
+            "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n"
+            + launch_table(rows, sass) + "\n")
     if before:
         text += (f"\nBefore / after: {before['source']}\n\n" + before_after_table(before, rows, sass) + "\n")
     if measured:
