@@ -7,7 +7,8 @@ repeated calls after a warm-up) and, under torch.profiler, the device time of ev
 tools/gpu_model.py matches against the model's launches (its --measured option puts the measured times next
 to the predictions). Rows: bench/bench.py's CUDA cases at batch 64 (dense / sparse / mix at the user's 37x16,
 dense 9x9 and 5x5, per_sample 9x9 and 5x5) with our direct and fft algorithms, the float16 / bfloat16
-tensor-core forward and float32 through TF32 at the user's shape.
+tensor-core forward and float32 through TF32 at the user's shape; the CQT benchmark's CQT, trainable CQT, VQT and
+inverse CQT (bench/bench_cqt.py).
 
     python tools/gpu_kernel_times.py [--out results/gpu_check/kernel_times.json] [--batch 64] [--only REGEX]
 """
@@ -52,10 +53,46 @@ def rows(batch):
     for size in (9, 5):
         out.append((f"per_sample {size}x{size} L=8", "per_sample", (batch, 8, 4, size, size), "float32", "direct",
                     False, both))
+    # the CQT benchmark's cases (bench/bench_cqt.py): 60 s at 22050 Hz, 288 bins; the response shape is unused
+    for name, directions in (("CQT 60 s", both), ("CQT 16 x 5 s", ("fwd",)), ("VQT 60 s", ("fwd",)),
+                             ("CQT 60 s inverse", ("fwd",))):
+        out.append((name, "cqt", (), "float32", "direct", False, directions))
     return out
 
 
-def make_call(kind, response_shape, impulse_shape, dtype, algorithm, backward):
+def make_cqt_call(name, backward):
+    """A CQT / VQT / inverse CQT call of the CQT benchmark's cases (bench/bench_cqt.py's parameters)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench"))
+    import bench_cqt as b
+    g = torch.Generator().manual_seed(0)
+    clip = (torch.randn(b.SR * 60, generator=g) * 0.1).cuda()
+    args = (b.SR, b.HOP, b.FMIN, b.NBINS, b.BPO)
+    if name == "CQT 60 s" and backward:
+        cqt = dense_conv.CQT(*args, output="magnitude", trainable=True).cuda()
+
+        def forward_backward():
+            cqt.zero_grad(set_to_none=True)
+            cqt(clip).sum().backward()
+        return forward_backward
+    if name == "CQT 60 s inverse":
+        with torch.no_grad():
+            spectrum = dense_conv.CQT(*args).cuda()(clip)
+        kwargs = dict(sr=b.SR, hop_length=b.HOP, fmin=b.FMIN, bins_per_octave=b.BPO, length=clip.shape[-1])
+        transform = lambda: dense_conv.icqt(spectrum, **kwargs)  # noqa: E731
+    else:
+        module = (dense_conv.VQT if name.startswith("VQT") else dense_conv.CQT)(*args).cuda()
+        x = clip if "60 s" in name else (torch.randn(16, b.SR * 5, generator=g) * 0.1).cuda()
+        transform = lambda: module(x)  # noqa: E731
+
+    def forward():
+        with torch.no_grad():
+            transform()
+    return forward
+
+
+def make_call(kind, response_shape, impulse_shape, dtype, algorithm, backward, name=""):
+    if kind == "cqt":
+        return make_cqt_call(name, backward)
     g = torch.Generator().manual_seed(0)
     impulse = torch.randn(*impulse_shape, generator=g).to("cuda", dtype).requires_grad_(backward)
     response = torch.randn(*response_shape, generator=g).to("cuda", dtype).requires_grad_(backward)
@@ -149,7 +186,7 @@ def main(argv=None):
                 continue
             torch.backends.cuda.matmul.allow_tf32 = tf32
             try:
-                call = make_call(kind, shape, impulse_shape, DTYPES[dtype], algorithm, direction == "fwd+bwd")
+                call = make_call(kind, shape, impulse_shape, DTYPES[dtype], algorithm, direction == "fwd+bwd", name)
                 median, best = event_median_ms(call)
                 kernels = kernel_times(call)
                 row = {"shape": name, "kind": kind, "response": list(shape), "dtype": dtype, "tf32": tf32,
