@@ -3,6 +3,7 @@
 Here, without a GPU: the script must say so and exit 0 at once; the fit (tools/refit_cuda_auto.py) is
 checked on synthetic timings; the `gpu` mark that selects the GPU tests is checked on test_conv.py.
 """
+import json
 import os
 import subprocess
 import sys
@@ -85,3 +86,30 @@ def test_refit_reads_the_cuda_rows_of_bench_json(tmp_path):
     assert p["direct"] == rows[0]["time"] and p["fft"] == rows[1]["time"]
     report = refit_cuda_auto.report([p], {"gpu": "none"}, 0)
     assert report["points"][0]["current_choice"] == refit_cuda_auto.choice(p, report["current"]["CUDA_FFT_MIN_TAPS"])
+
+
+def test_refit_without_a_gpu_fits_recorded_kernel_times(tmp_path):
+    """--no-sweep fits the rows of a recorded kernel_times.json (tools/gpu_kernel_times.py) without timing anything:
+    both algorithms of one case and direction make a point; the mix, float16 and TF32 rows do not."""
+    def row(kind, response, algorithm, ms, dtype="float32", tf32=False):
+        return {"shape": f"{kind} {response[2]}x{response[3]}", "kind": kind, "impulse": [8, 4, 84, 600],
+                "response": response, "dtype": dtype, "tf32": tf32, "algorithm": algorithm, "direction": "fwd",
+                "ms": ms, "kernels": []}
+    rows = [row("dense", [8, 5, 3, 3], "direct", 1.0), row("dense", [8, 5, 3, 3], "fft", 4.0),
+            row("dense", [8, 5, 40, 40], "direct", 9.0), row("dense", [8, 5, 40, 40], "fft", 2.0),
+            row("dense", [8, 5, 40, 40], "auto", 2.0), row("mix", [8, 5, 3, 3], "direct", 1.0),
+            row("mix", [8, 5, 3, 3], "fft", 9.0), row("dense", [8, 5, 3, 3], "direct", 1.0, dtype="float16"),
+            row("dense", [8, 5, 3, 3], "fft", 1.0, dtype="float16")]
+    recorded = tmp_path / "kernel_times.json"
+    recorded.write_text(json.dumps({"gpu": "G", "torch": "t", "rows": rows}))
+    points = refit_cuda_auto.kernel_times_points(recorded)
+    assert [p["Hr"] for p in points] == [3, 40]
+    assert [v for p in points for v in (p["direct"], p["fft"])] == pytest.approx([1e-3, 4e-3, 9e-3, 2e-3])
+    out = tmp_path / "refit.json"
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "refit_cuda_auto.py"), "--no-sweep",
+                             "--kernel-times", str(recorded), "--out", str(out)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    fitted = json.loads(out.read_text())
+    assert fitted["machine"]["gpu"] == "G" and fitted["fitted"]["loss"] == 0
+    assert all(p["fitted_choice"] == p["faster"] for p in fitted["points"])

@@ -5,8 +5,9 @@ For each row (op, shape, dtype, algorithm, direction) it times the whole call wi
 repeated calls after a warm-up) and, under torch.profiler, the device time of every kernel the call launched
 (ours, cuFFT's and ATen's), per call. The kernel names are the profiler's demangled names, which
 tools/gpu_model.py matches against the model's launches (its --measured option puts the measured times next
-to the predictions). Rows: bench/bench.py's CUDA cases at batch 64 (dense / sparse / mix at the user's 37x16,
-dense 9x9 and 5x5, per_sample 9x9 and 5x5) with our direct and fft algorithms, the float16 / bfloat16
+to the predictions; tools/refit_cuda_auto.py --kernel-times fits the CUDA auto rule to them). Rows:
+bench/bench.py's CUDA cases at batch 64 (dense 37x16 / 9x9 / 5x5, sparse 37x16 / 5x5, mix 37x16 / 9x9 with
+direct, fft and auto; per_sample 9x9 and 5x5), the float16 / bfloat16
 tensor-core forward and float32 through TF32 at the user's shape; the CQT benchmark's CQT, trainable CQT, VQT and
 inverse CQT (bench/bench_cqt.py).
 
@@ -42,14 +43,16 @@ def rows(batch):
     for algorithm in ("direct", "fft", "auto"):
         out.append(("dense 37x16 (user)", "dense", user, "float32", algorithm, False, both))
     for shape_name, shape in (("dense 9x9", r9), ("dense 5x5", r5)):
-        for algorithm in ("direct", "fft"):
+        for algorithm in ("direct", "fft", "auto"):
             out.append((shape_name, "dense", shape, "float32", algorithm, False, both))
     for dtype in ("float16", "bfloat16"):
         out.append(("dense 37x16 (user)", "dense", user, dtype, "direct", False, both))
     out.append(("dense 37x16 (user)", "dense", user, "float32", "direct", True, ("fwd",)))
-    for algorithm in ("direct", "fft"):
-        out.append(("sparse 37x16", "sparse", (batch, 4, 37, 16), "float32", algorithm, False, both))
-        out.append(("mix 37x16 L=8 (user)", "mix", user, "float32", algorithm, False, both))
+    for shape_name, kind, shape in (("sparse 37x16", "sparse", (batch, 4, 37, 16)),
+                                    ("sparse 5x5", "sparse", (batch, 4, 5, 5)),
+                                    ("mix 37x16 L=8 (user)", "mix", user), ("mix 9x9 L=8", "mix", r9)):
+        for algorithm in ("direct", "fft", "auto"):
+            out.append((shape_name, kind, shape, "float32", algorithm, False, both))
     for size in (9, 5):
         out.append((f"per_sample {size}x{size} L=8", "per_sample", (batch, 8, 4, size, size), "float32", "direct",
                     False, both))
@@ -189,7 +192,8 @@ def main(argv=None):
                 call = make_call(kind, shape, impulse_shape, DTYPES[dtype], algorithm, direction == "fwd+bwd", name)
                 median, best = event_median_ms(call)
                 kernels = kernel_times(call)
-                row = {"shape": name, "kind": kind, "response": list(shape), "dtype": dtype, "tf32": tf32,
+                row = {"shape": name, "kind": kind, "impulse": list(impulse_shape), "response": list(shape),
+                       "dtype": dtype, "tf32": tf32,
                        "algorithm": algorithm, "direction": direction, "ms": median, "best_ms": best,
                        "kernels": kernels}
                 top = ", ".join(f"{k['name'][:48]} {k['us'] / 1e3:.3f}" for k in kernels[:3])

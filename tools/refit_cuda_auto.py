@@ -1,6 +1,7 @@
 """Refit the CUDA `auto` rule (dense_conv/_algorithm.py: choose_cuda, CUDA_FFT_MIN_TAPS) from GPU timings.
 
-    python tools/refit_cuda_auto.py [--bench results/gpu_check/bench.json] [--out results/gpu_check.json] [--no-sweep]
+    python tools/refit_cuda_auto.py [--bench results/gpu_check/bench.json] [--kernel-times KERNEL_TIMES_JSON]
+                                    [--out results/gpu_check.json] [--no-sweep]
 
 Run by tools/gpu_check.sh on a CUDA machine. choose_cuda takes the FFT when the response taps that reach the
 image, weighted by the channels, pass CUDA_FFT_MIN_TAPS. Points: each case and direction where both
@@ -39,6 +40,8 @@ def parse_args(argv=None):
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "gpu_check.json"))
     ap.add_argument("--tests-exit-code", type=int, default=None, help="recorded in the JSON (tools/gpu_check.sh)")
     ap.add_argument("--min-run-time", type=float, default=0.1, help="seconds of repeated runs per sweep timing")
+    ap.add_argument("--kernel-times", default=None,
+                    help="kernel_times.json of tools/gpu_kernel_times.py (its dense / sparse rows join the fit)")
     ap.add_argument("--no-sweep", action="store_true",
                     help="fit from --bench's rows alone (no timing: runs without a GPU, on a recorded bench.json)")
     return ap.parse_args(argv)
@@ -98,6 +101,27 @@ def bench_points(path):
     return points
 
 
+def kernel_times_points(path):
+    """Points from tools/gpu_kernel_times.py's rows (dense and sparse, float32): both algorithms timed at one case
+    and direction (whole calls, CUDA events)."""
+    with open(path) as f:
+        measured = json.load(f)
+    times = {}
+    for r in measured["rows"]:
+        if r.get("kind") in ("dense", "sparse") and r.get("dtype") == "float32" and not r.get("tf32") and "ms" in r:
+            impulse = tuple(r.get("impulse", (r["response"][0], 4, 84, 600)))  # recorded since its second run
+            times.setdefault((r["kind"], impulse, tuple(r["response"]), r["direction"]), {})[r["algorithm"]] = \
+                r["ms"] * 1e-3
+    points = []
+    for (kind, impulse, response, direction), t in sorted(times.items()):
+        if "direct" in t and "fft" in t:
+            B, Ci, Hi, Wi = impulse
+            Cr, Hr, Wr = response[1:]
+            points.append(dict(source="kernel_times", kind=kind, B=B, Ci=Ci, Cr=Cr, Hi=Hi, Wi=Wi, Hr=Hr, Wr=Wr,
+                               direction=direction, direct=t["direct"], fft=t["fft"]))
+    return points
+
+
 def sweep_points(min_run_time):
     """Direct and FFT timed on CUDA over SWEEP_RESPONSES, dense (Cr = 5) and sparse, both directions."""
     import bench  # bench/bench.py: its cases and calls (imported here: it builds the extension if needed)
@@ -139,17 +163,20 @@ def report(points, machine, tests_exit_code):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.no_sweep and not args.bench:
-        sys.exit("refit_cuda_auto: --no-sweep needs --bench (the points to fit)")
+    if args.no_sweep and not (args.bench or args.kernel_times):
+        sys.exit("refit_cuda_auto: --no-sweep needs --bench or --kernel-times (the points to fit)")
     if not args.no_sweep and not torch.cuda.is_available():
         sys.exit("refit_cuda_auto: no GPU visible to torch; nothing to time (--no-sweep fits a recorded bench.json)")
     start = time.perf_counter()
-    points = bench_points(args.bench) if args.bench else []
-    print(f"refit_cuda_auto: {len(points)} points from {args.bench or 'no bench.json'}"
-          + ("" if args.no_sweep else "; timing the sweep ..."), flush=True)
+    points = (bench_points(args.bench) if args.bench else []) + \
+        (kernel_times_points(args.kernel_times) if args.kernel_times else [])
+    print(f"refit_cuda_auto: {len(points)} points from {args.bench or 'no bench.json'} and "
+          f"{args.kernel_times or 'no kernel_times.json'}" + ("" if args.no_sweep else "; timing the sweep ..."),
+          flush=True)
     if args.no_sweep:
-        with open(args.bench) as f:
-            machine = json.load(f)["machine"]
+        with open(args.bench or args.kernel_times) as f:
+            recorded = json.load(f)
+        machine = recorded.get("machine") or {"gpu": recorded["gpu"], "torch": recorded["torch"]}
     else:
         points += sweep_points(args.min_run_time)
         machine = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "cuda": torch.version.cuda,
