@@ -330,8 +330,8 @@ struct GradImpulseTile {
   using Threads = ForwardTile<acc_t, 1>;  // tile, thread layout, window columns and pitch
   static constexpr int kWindowRows = Threads::kTileRows + kGiBandRows;  // a band reads kTileRows + np - 1 rows
   static constexpr size_t kSmemBytes = (kWindowRows * Threads::kPitch + kGiBandRows * kTapCols) * sizeof(acc_t);
-  static_assert(kWindowRows % kGiStageRows == 0 && kGiBandRows * kTapCols % kThreads == 0,
-                "the staging loops run in whole warps");
+  static_assert(kWindowRows % kGiStageRows == 0 && kGiBandRows * kTapCols == kThreads,
+                "window staged in whole warps, one tap per thread");
 };
 
 // N values of T in one aligned global load.
@@ -341,23 +341,26 @@ struct alignas(N * sizeof(T)) GlobalVec {
 };
 
 // window[a][c] = plane[wy0 + a][wx0 + c] for a < rows, c < kCols (row pitch kPitch), zero past the H x W plane
-// (wy0, wx0 >= 0). N values per step: one N-value global load, when the caller knows that the plane's rows and
-// wx0 are N-aligned (so a vector is wholly inside or wholly outside the plane), and one STS.128 (N = vec_width:
-// a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows, so that every
-// warp runs the same number of steps. 32-bit index arithmetic except the plane offset.
+// (0 <= wy0 < H, 0 <= wx0 < W). N values per step: one N-value global load, when the caller knows that the plane's
+// rows and wx0 are N-aligned (a vector is then wholly inside or wholly outside the plane), and one STS.128
+// (N = vec_width: a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows,
+// so that every warp runs the same number of steps. Thread t takes the window's vectors t, t + kThreads, ...
+// (row-major): its row, column and row pointer move on by constants, with no division and no 64-bit compare per
+// step.
 template <int N, int kCols, int kPitch, typename scalar_t, typename acc_t>
 __device__ __forceinline__ void stage_window(acc_t* window, int rows, const scalar_t* __restrict__ plane,
                                              long long wy0, long long wx0, long long H, long long W) {
-  constexpr int kVecsPerRow = kCols / N;
+  constexpr int kVecsPerRow = kCols / N, kStepRows = kThreads / kVecsPerRow, kStepCols = kThreads % kVecsPerRow * N;
   static_assert(kCols % N == 0 && kGiStageRows * kVecsPerRow % 32 == 0 &&
                     (N == 1 || N == vec_width<acc_t>()),
                 "whole vectors, whole warps");
-  for (int e = threadIdx.x; e < rows * kVecsPerRow; e += kThreads) {
-    const int a = e / kVecsPerRow, c = e % kVecsPerRow * N;
-    const long long yy = wy0 + a, xx = wx0 + c;
+  const int rows_in = (int)min64(rows, H - wy0), cols_in = (int)min64(kCols, W - wx0);
+  int a = threadIdx.x / kVecsPerRow, c = threadIdx.x % kVecsPerRow * N;
+  const scalar_t* src_row = plane + (wy0 + a) * W + wx0;
+  while (a < rows) {
     acc_t vals[N];
-    if (yy < H && xx < W) {
-      const GlobalVec<scalar_t, N> in = *reinterpret_cast<const GlobalVec<scalar_t, N>*>(plane + yy * W + xx);
+    if (a < rows_in && c < cols_in) {
+      const GlobalVec<scalar_t, N> in = *reinterpret_cast<const GlobalVec<scalar_t, N>*>(src_row + c);
 #pragma unroll
       for (int j = 0; j < N; ++j) vals[j] = acc_t(in.v[j]);
     } else {
@@ -368,6 +371,14 @@ __device__ __forceinline__ void stage_window(acc_t* window, int rows, const scal
       window[a * kPitch + c] = vals[0];
     else
       store_shared_vec(window + a * kPitch + c, vals);
+    a += kStepRows;
+    c += kStepCols;
+    src_row += kStepRows * W;
+    if (c >= kCols) {
+      c -= kCols;
+      ++a;
+      src_row += W;
+    }
   }
 }
 
@@ -421,10 +432,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
           stage_window<kVec, kWindowCols, kPitch>(window, rows, g, y0 + p0, x0 + q0, s.Hi, s.Wi);
         else
           stage_window<1, kWindowCols, kPitch>(window, rows, g, y0 + p0, x0 + q0, s.Hi, s.Wi);
-        // taps[dp][dq] = resp[p0 + dp][q0 + dq], zero past the band.
-        for (int e = threadIdx.x; e < kGiBandRows * kTapCols; e += kThreads) {
-          const int dp = e / kTapCols, dq = e % kTapCols;
-          taps[e] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
+        // taps[dp][dq] = resp[p0 + dp][q0 + dq], zero past the band: one per thread.
+        {
+          const int dp = threadIdx.x / kTapCols, dq = threadIdx.x % kTapCols;
+          taps[threadIdx.x] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
         }
         __syncthreads();
         // Output (row, col + c) meets tap (dp, dq) at window[row + dp][col + c + dq] = v[c + dq]. Per tap row:
