@@ -340,23 +340,21 @@ struct alignas(N * sizeof(T)) GlobalVec {
   T v[N];
 };
 
-// window[a][c] = plane[wy0 + a][wx0 + c] for a < rows, c < kCols (row pitch kPitch), zero past the H x W plane
-// (0 <= wy0 < H, 0 <= wx0 < W). N values per step: one N-value global load, when the caller knows that the plane's
-// rows and wx0 are N-aligned (a vector is then wholly inside or wholly outside the plane), and one STS.128
-// (N = vec_width: a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows,
-// so that every warp runs the same number of steps. Thread t takes the window's vectors t, t + kThreads, ...
-// (row-major): its row, column and row pointer move on by constants, with no division and no 64-bit compare per
-// step.
+// window[a][c] = src[a * W + c] for a < rows_in, c < cols_in, zero for the other a < rows, c < kCols (row pitch
+// kPitch). N values per step: one N-value global load, when the caller knows that src and W are N-aligned (a vector
+// is then wholly inside or wholly outside cols_in, a multiple of N or at least kCols), and one STS.128 (N =
+// vec_width: a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows, so that
+// every warp runs the same number of steps. Thread t takes the window's vectors t, t + kThreads, ... (row-major):
+// its row, column and row pointer move on by constants, with no division and no 64-bit compare per step.
 template <int N, int kCols, int kPitch, typename scalar_t, typename acc_t>
-__device__ __forceinline__ void stage_window(acc_t* window, int rows, const scalar_t* __restrict__ plane,
-                                             long long wy0, long long wx0, long long H, long long W) {
+__device__ __forceinline__ void stage_window(acc_t* window, int rows, int rows_in, int cols_in,
+                                             const scalar_t* __restrict__ src, long long W) {
   constexpr int kVecsPerRow = kCols / N, kStepRows = kThreads / kVecsPerRow, kStepCols = kThreads % kVecsPerRow * N;
   static_assert(kCols % N == 0 && kGiStageRows * kVecsPerRow % 32 == 0 &&
                     (N == 1 || N == vec_width<acc_t>()),
                 "whole vectors, whole warps");
-  const int rows_in = (int)min64(rows, H - wy0), cols_in = (int)min64(kCols, W - wx0);
   int a = threadIdx.x / kVecsPerRow, c = threadIdx.x % kVecsPerRow * N;
-  const scalar_t* src_row = plane + (wy0 + a) * W + wx0;
+  const scalar_t* src_row = src + a * W;
   while (a < rows) {
     acc_t vals[N];
     if (a < rows_in && c < cols_in) {
@@ -417,26 +415,36 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   static_assert(kTapCols % kVec == 0 && kTileCols % kVec == 0, "window columns start vector-aligned");
   const bool vector_staging =
       s.Wi % kVec == 0 && reinterpret_cast<uintptr_t>(grad) % sizeof(GlobalVec<scalar_t, kVec>) == 0;
-  for (long long r = 0; r < s.Cr; ++r) {
-    const scalar_t* g = grad + ((b * s.Ci + i) * s.Cr + r) * s.Hi * s.Wi;
-    const scalar_t* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
-    for (long long p0 = 0; p0 < p_end; p0 += kGiBandRows) {
-      const int np = (int)min64(kGiBandRows, p_end - p0);
-      const int dp_end = (int)max64(0, min64(np, warp_p_end - p0));
-      const int rows = (kTileRows + np - 1 + kGiStageRows - 1) / kGiStageRows * kGiStageRows;
-      for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
-        const int nq = (int)min64(kTapCols, q_end - q0);
+  // Bands of kGiBandRows tap rows and chunks of kTapCols tap columns, each summed over the responses r: the bounds
+  // of a band and chunk are worked out once for all r. Response r's grad_out plane and taps:
+  const long long g_plane = s.Hi * s.Wi, resp_plane = s.Hr * s.Wr;
+  const scalar_t* g_planes = grad + (b * s.Ci + i) * s.Cr * g_plane;
+  const scalar_t* resp_planes = response + b * s.Cr * resp_plane;
+  const int tap_dp = threadIdx.x / kTapCols, tap_dq = threadIdx.x % kTapCols;  // the tap this thread stages
+  for (long long p0 = 0; p0 < p_end; p0 += kGiBandRows) {
+    const int np = (int)min64(kGiBandRows, p_end - p0);
+    const int dp_end = (int)max64(0, min64(np, warp_p_end - p0));
+    // The kTileRows + np - 1 window rows the band's taps reach, rounded up to whole warps of staging (<=
+    // Tile::kWindowRows), and how many of them are inside the image.
+    const int rows = (kTileRows + np - 1 + kGiStageRows - 1) / kGiStageRows * kGiStageRows;
+    const int rows_in = (int)min64(rows, s.Hi - (y0 + p0));
+    for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
+      const int nq = (int)min64(kTapCols, q_end - q0);
+      const int cols_in = (int)min64(kWindowCols, s.Wi - (x0 + q0));
+      const long long window_origin = (y0 + p0) * s.Wi + x0 + q0;
+      const bool tap_in = tap_dp < np && tap_dq < nq;
+      const long long tap_offset = (p0 + tap_dp) * s.Wr + q0 + tap_dq;
+      // Offsets per r, not pointers moved on per r: those took 18 more registers (sm_90: 96, 2 blocks per SM, not 3).
+      for (long long r = 0; r < s.Cr; ++r) {
         // window[a][c] = g[y0 + p0 + a][x0 + q0 + c]: all kWindowCols columns (the row loads read up to
-        // col + kSpan - 1), the rows the band's taps reach.
+        // col + kSpan - 1), the rows the band's taps reach, zero outside the image.
+        const scalar_t* window_src = g_planes + r * g_plane + window_origin;
         if (vector_staging)
-          stage_window<kVec, kWindowCols, kPitch>(window, rows, g, y0 + p0, x0 + q0, s.Hi, s.Wi);
+          stage_window<kVec, kWindowCols, kPitch>(window, rows, rows_in, cols_in, window_src, s.Wi);
         else
-          stage_window<1, kWindowCols, kPitch>(window, rows, g, y0 + p0, x0 + q0, s.Hi, s.Wi);
+          stage_window<1, kWindowCols, kPitch>(window, rows, rows_in, cols_in, window_src, s.Wi);
         // taps[dp][dq] = resp[p0 + dp][q0 + dq], zero past the band: one per thread.
-        {
-          const int dp = threadIdx.x / kTapCols, dq = threadIdx.x % kTapCols;
-          taps[threadIdx.x] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
-        }
+        taps[threadIdx.x] = tap_in ? acc_t(resp_planes[r * resp_plane + tap_offset]) : acc_t(0);
         __syncthreads();
         // Output (row, col + c) meets tap (dp, dq) at window[row + dp][col + c + dq] = v[c + dq]. Per tap row:
         // kSpan / vec_width vector loads of the window (conflict-free, see ForwardTile) and kTapCols / vec_width
