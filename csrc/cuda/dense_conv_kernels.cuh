@@ -8,9 +8,9 @@
 //   grad_impulse[b,i,y,x]  = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]  (y+p<Hi, x+q<Wi)
 //   grad_response[b,r,p,q] = sum_i sum_{y,x} g[b,i*Cr+r,y,x] * impulse[b,i,y-p,x-q]
 //
-// Shared scheme: the taps are walked in chunks of at most TAP_ROWS x TAP_COLS; for each chunk a block
-// stages the response taps and the impulse (or gradient) window they touch in shared memory, so each
-// global value is read once per block and chunk. Chunks outside the causal window are skipped by the
+// Shared scheme: the taps are walked in chunks (grad_impulse: bands of kGiBandRows tap rows); for each chunk
+// a block stages the response taps and the impulse (or gradient) window they touch in shared memory, so
+// each global value is read once per block and chunk. Chunks outside the causal window are skipped by the
 // loop bounds. Accumulation is in float (double for double inputs).
 // sparse_conv2d runs these kernels on [B*C, 1, ...] views (csrc/sparse_conv.cpp).
 #pragma once
@@ -22,11 +22,11 @@ namespace dc {
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
 constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling
-constexpr int kTileRows = 16;             // grad_impulse (per_sample too): output rows per block
+constexpr int kTileRows = 16;             // per_sample_conv_kernels.cuh's tiled kernel: output rows per block
 constexpr int kTileCols = 64;             // ... output columns per block
 constexpr int kColsPerThread = 4;         // ... each thread: 4 columns, kTileCols/kColsPerThread apart
 constexpr int kThreadCols = kTileCols / kColsPerThread;  // 16 threads across, 16 down
-constexpr int kTapRows = 8;               // forward / grad_impulse: response taps staged per chunk
+constexpr int kTapRows = 8;               // forward / per_sample: response taps staged per chunk
 constexpr int kTapCols = 16;
 constexpr int kMaxResponsesPerBlock = 8;  // forward: responses per block (all Cr when Cr <= 8)
 constexpr int kMaxResponsesPerBlockDouble = 2;
