@@ -319,9 +319,10 @@ void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, sca
 
 // grad_impulse block: one tile of grad_impulse[b, i] in the forward's RC = 1 layout (ForwardTile<acc_t, 1>: float
 // 32 x 128 outputs, a thread 16 consecutive columns of one row; double 32 x 64, 8 columns; the same conflict-free
-// row loads). It walks the responses r and, per r, bands of kGiBandRows x kTapCols taps; a band stages its
-// grad_out window once and then costs, per tap row, one register copy of the thread's window row and kTapCols
-// taps for kCols * kTapCols FFMA (float: 8 + 4 LDS.128 for 256 FFMA).
+// row loads). It walks bands of kGiBandRows x kTapCols taps and, per band, the responses r; each (band, r) stages
+// its grad_out window once and then costs, per tap row, one register copy of the thread's window row and kTapCols
+// taps for kCols * kTapCols FFMA (float: 8 + 4 LDS.128 for 256 FFMA). A thread sums its products in that fixed
+// order (bands, tap column chunks, responses, tap rows, tap columns): no atomics, the same bits under any schedule.
 constexpr int kGiBandRows = 16;
 constexpr int kGiStageRows = 8;  // window rows are staged in multiples of this: whole warps (see stage_window)
 
