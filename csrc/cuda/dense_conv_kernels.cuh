@@ -340,6 +340,22 @@ template <typename T, int N>
 struct alignas(N * sizeof(T)) GlobalVec {
   T v[N];
 };
+template <int N, typename T>
+__device__ __forceinline__ GlobalVec<T, N> load_global_vec(const T* __restrict__ src) {
+#if defined(DC_CUDA_EMULATOR)
+  // Under g++ the vector goes through memory whole, so that the emulator's counting build sees the GPU's one
+  // access (its requests and sectors), not the N scalar loads g++ splits a struct copy into.
+  typedef unsigned char Bytes __attribute__((vector_size(sizeof(GlobalVec<T, N>))));
+  Bytes bytes;
+  __builtin_memcpy(&bytes, src, sizeof bytes);
+  asm volatile("" : "+m"(bytes));
+  GlobalVec<T, N> in;
+  __builtin_memcpy(&in, &bytes, sizeof in);
+  return in;
+#else
+  return *reinterpret_cast<const GlobalVec<T, N>*>(src);
+#endif
+}
 
 // window[a][c] = src[a * W + c] for a < rows_in, c < cols_in, zero for the other a < rows, c < kCols (row pitch
 // kPitch). N values per step: one N-value global load, when the caller knows that src and W are N-aligned (a vector
@@ -359,7 +375,7 @@ __device__ __forceinline__ void stage_window(acc_t* window, int rows, int rows_i
   while (a < rows) {
     acc_t vals[N];
     if (a < rows_in && c < cols_in) {
-      const GlobalVec<scalar_t, N> in = *reinterpret_cast<const GlobalVec<scalar_t, N>*>(src_row + c);
+      const GlobalVec<scalar_t, N> in = load_global_vec<N>(src_row + c);
 #pragma unroll
       for (int j = 0; j < N; ++j) vals[j] = acc_t(in.v[j]);
     } else {
