@@ -43,6 +43,9 @@ SHAPES = {
     # forward tiles of 16 columns per thread (float Cr 1..2): 2 column tiles, warps wholly past the image
     "wide_Cr1_column_tiles": (1, 1, 1, 40, 200, 5, 19),
     "tall_many_slabs_tap_chunks": (1, 1, 1, 300, 3, 18, 2),
+    # the user's kernel (37x16): grad_impulse bands of 16 + 16 + 5 tap rows, 2 row tiles (the second's warps cut
+    # by the anti-causal bound), vector staging (Wi % 4 == 0), a last column tile of 8 (float) tap columns
+    "users_kernel_three_tap_bands": (1, 2, 2, 45, 136, 37, 16),
 }
 
 def make_inputs(shape, dtype, seed=0):
@@ -70,7 +73,7 @@ def check(actual, expected, dtype):
 
 # float16 / bfloat16: partial tiles and tap chunks, Cr = 1, and the response blockings of the user's Cr = 5
 HALF_SHAPES = ("tiny_B1_Cr1_odd", "partial_tiles_multi_chunk", "kernel_larger_than_image", "Cr5_users_response_count",
-               "tall_many_slabs_tap_chunks")
+               "tall_many_slabs_tap_chunks", "users_kernel_three_tap_bands")
 
 
 @pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(SHAPES, HALF_SHAPES))
@@ -88,6 +91,22 @@ def check_dense_kernels(shape, dtype):
     check(harness.dense_forward(response, impulse), out_ref, dtype)
     check(harness.dense_grad_impulse(grad_out, response), grad_impulse_ref, dtype)
     check(harness.dense_grad_response(grad_out, impulse, Hr, Wr), grad_response_ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
+def test_dense_grad_impulse_bitwise_across_schedules_and_staging_paths(dtype):
+    # grad_out rows 16-byte aligned: the window is staged with vector loads; grad_out one element off: with scalar
+    # loads. The same values are staged and summed in the same order, so every result is bitwise the same.
+    response, _, grad_out = (t.to(dtype) for t in make_inputs(SHAPES["users_kernel_three_tap_bands"], dtype))
+    shifted = torch.empty(grad_out.numel() + 1, dtype=dtype)[1:].view_as(grad_out).copy_(grad_out)
+    assert grad_out.data_ptr() % 16 == 0 and shifted.data_ptr() % 16 != 0
+    results = []
+    for sched in SCHEDULES:
+        harness.set_schedule(*sched)
+        results += [harness.dense_grad_impulse(grad_out, response), harness.dense_grad_impulse(shifted, response)]
+    harness.set_schedule("forward")
+    for other in results[1:]:
+        assert torch.equal(other, results[0])
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)

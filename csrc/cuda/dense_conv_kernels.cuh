@@ -8,9 +8,9 @@
 //   grad_impulse[b,i,y,x]  = sum_r sum_{p,q} g[b,i*Cr+r,y+p,x+q] * response[b,r,p,q]  (y+p<Hi, x+q<Wi)
 //   grad_response[b,r,p,q] = sum_i sum_{y,x} g[b,i*Cr+r,y,x] * impulse[b,i,y-p,x-q]
 //
-// Shared scheme: the taps are walked in chunks of at most TAP_ROWS x TAP_COLS; for each chunk a block
-// stages the response taps and the impulse (or gradient) window they touch in shared memory, so each
-// global value is read once per block and chunk. Chunks outside the causal window are skipped by the
+// Shared scheme: the taps are walked in chunks (grad_impulse: bands of kGiBandRows tap rows); for each chunk
+// a block stages the response taps and the impulse (or gradient) window they touch in shared memory, so
+// each global value is read once per block and chunk. Chunks outside the causal window are skipped by the
 // loop bounds. Accumulation is in float (double for double inputs).
 // sparse_conv2d runs these kernels on [B*C, 1, ...] views (csrc/sparse_conv.cpp).
 #pragma once
@@ -22,11 +22,11 @@ namespace dc {
 // Tile and chunk sizes (shared by the kernels and their launch configuration).
 constexpr int kThreads = 256;
 constexpr int kMinBlocksPerSM = 2;     // lets ptxas use up to 128 registers without spilling
-constexpr int kTileRows = 16;             // grad_impulse (per_sample too): output rows per block
+constexpr int kTileRows = 16;             // per_sample_conv_kernels.cuh's tiled kernel: output rows per block
 constexpr int kTileCols = 64;             // ... output columns per block
 constexpr int kColsPerThread = 4;         // ... each thread: 4 columns, kTileCols/kColsPerThread apart
 constexpr int kThreadCols = kTileCols / kColsPerThread;  // 16 threads across, 16 down
-constexpr int kTapRows = 8;               // forward / grad_impulse: response taps staged per chunk
+constexpr int kTapRows = 8;               // forward / per_sample: response taps staged per chunk
 constexpr int kTapCols = 16;
 constexpr int kMaxResponsesPerBlock = 8;  // forward: responses per block (all Cr when Cr <= 8)
 constexpr int kMaxResponsesPerBlockDouble = 2;
@@ -317,69 +317,168 @@ void launch_dense_forward(const scalar_t* response, const scalar_t* impulse, sca
 // grad_impulse: a correlation of grad_out with the response, summed over r.
 // ------------------------------------------------------------------------------------------------
 
+// grad_impulse block: one tile of grad_impulse[b, i] in the forward's RC = 1 layout (ForwardTile<acc_t, 1>: float
+// 32 x 128 outputs, a thread 16 consecutive columns of one row; double 32 x 64, 8 columns; the same conflict-free
+// row loads). It walks bands of kGiBandRows x kTapCols taps and, per band, the responses r; each (band, r) stages
+// its grad_out window once and then costs, per tap row, one register copy of the thread's window row and kTapCols
+// taps for kCols * kTapCols FFMA (float: 8 + 4 LDS.128 for 256 FFMA). A thread sums its products in that fixed
+// order (bands, tap column chunks, responses, tap rows, tap columns): no atomics, the same bits under any schedule.
+constexpr int kGiBandRows = 16;
+constexpr int kGiStageRows = 8;  // window rows are staged in multiples of this: whole warps (see stage_window)
+
+template <typename acc_t>
+struct GradImpulseTile {
+  using Threads = ForwardTile<acc_t, 1>;  // tile, thread layout, window columns and pitch
+  static constexpr int kWindowRows = Threads::kTileRows + kGiBandRows;  // a band reads kTileRows + np - 1 rows
+  static constexpr size_t kSmemBytes = (kWindowRows * Threads::kPitch + kGiBandRows * kTapCols) * sizeof(acc_t);
+  static_assert(kWindowRows % kGiStageRows == 0 && kGiBandRows * kTapCols == kThreads,
+                "window staged in whole warps, one tap per thread");
+};
+
+// N values of T in one aligned global load.
+template <typename T, int N>
+struct alignas(N * sizeof(T)) GlobalVec {
+  T v[N];
+};
+template <int N, typename T>
+__device__ __forceinline__ GlobalVec<T, N> load_global_vec(const T* __restrict__ src) {
+#if defined(DC_CUDA_EMULATOR)
+  // Under g++ the vector goes through memory whole, so that the emulator's counting build sees the GPU's one
+  // access (its requests and sectors), not the N scalar loads g++ splits a struct copy into.
+  typedef unsigned char Bytes __attribute__((vector_size(sizeof(GlobalVec<T, N>))));
+  Bytes bytes;
+  __builtin_memcpy(&bytes, src, sizeof bytes);
+  asm volatile("" : "+m"(bytes));
+  GlobalVec<T, N> in;
+  __builtin_memcpy(&in, &bytes, sizeof in);
+  return in;
+#else
+  return *reinterpret_cast<const GlobalVec<T, N>*>(src);
+#endif
+}
+
+// window[a][c] = src[a * W + c] for a < rows_in, c < cols_in, zero for the other a < rows, c < kCols (row pitch
+// kPitch). N values per step: one N-value global load, when the caller knows that src and W are N-aligned (a vector
+// is then wholly inside or wholly outside cols_in, a multiple of N or at least kCols), and one STS.128 (N =
+// vec_width: a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows, so that
+// every warp runs the same number of steps. Thread t takes the window's vectors t, t + kThreads, ... (row-major):
+// its row, column and row pointer move on by constants, with no division and no 64-bit compare per step.
+template <int N, int kCols, int kPitch, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void stage_window(acc_t* window, int rows, int rows_in, int cols_in,
+                                             const scalar_t* __restrict__ src, long long W) {
+  constexpr int kVecsPerRow = kCols / N, kStepRows = kThreads / kVecsPerRow, kStepCols = kThreads % kVecsPerRow * N;
+  static_assert(kCols % N == 0 && kGiStageRows * kVecsPerRow % 32 == 0 &&
+                    (N == 1 || N == vec_width<acc_t>()),
+                "whole vectors, whole warps");
+  int a = threadIdx.x / kVecsPerRow, c = threadIdx.x % kVecsPerRow * N;
+  const scalar_t* src_row = src + a * W;
+  while (a < rows) {
+    acc_t vals[N];
+    if (a < rows_in && c < cols_in) {
+      const GlobalVec<scalar_t, N> in = load_global_vec<N>(src_row + c);
+#pragma unroll
+      for (int j = 0; j < N; ++j) vals[j] = acc_t(in.v[j]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) vals[j] = acc_t(0);
+    }
+    if constexpr (N == 1)
+      window[a * kPitch + c] = vals[0];
+    else
+      store_shared_vec(window + a * kPitch + c, vals);
+    a += kStepRows;
+    c += kStepCols;
+    src_row += kStepRows * W;
+    if (c >= kCols) {
+      c -= kCols;
+      ++a;
+      src_row += W;
+    }
+  }
+}
+
 template <typename scalar_t>
 __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     dense_grad_impulse_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ response,
                               scalar_t* __restrict__ grad_impulse, ConvSizes s, unsigned tiles_x, unsigned tiles_y) {
   using acc_t = typename AccType<scalar_t>::type;
-  acc_t* window = dc_dynamic_smem<acc_t>();           // [kWindowRows][kWindowPitch] of grad_out
-  acc_t* taps = window + kWindowRows * kWindowPitch;  // [kTapRows][kTapCols]
+  using Tile = GradImpulseTile<acc_t>;
+  using Threads = typename Tile::Threads;
+  constexpr int kCols = Threads::kCols, kPitch = Threads::kPitch, kWindowCols = Threads::kWindowCols;
+  constexpr int kTileRows = Threads::kTileRows, kTileCols = Threads::kTileCols, kVec = vec_width<acc_t>();
+  acc_t* window = dc_dynamic_smem<acc_t>();           // [Tile::kWindowRows][kPitch] of grad_out
+  acc_t* taps = window + Tile::kWindowRows * kPitch;  // [kGiBandRows][kTapCols]: 16-byte aligned
+  acc_t* out_tile = window;                           // [kTileRows][kPitch], once the responses are done
 
-  unsigned block = blockIdx.x;
-  const unsigned tx_tile = block % tiles_x;  block /= tiles_x;
-  const unsigned ty_tile = block % tiles_y;  block /= tiles_y;
-  const long long i = block % (unsigned)s.Ci;
-  const long long b = block / (unsigned)s.Ci;
-  const long long y0 = ty_tile * kTileRows, x0 = tx_tile * kTileCols;
-  const int tx = threadIdx.x % kThreadCols, ty = threadIdx.x / kThreadCols;
-  // As in the forward, a thread owns kColsPerThread consecutive columns: output x + c meets tap dq at
-  // window column c + dq, so one register copy of the row's kColsPerThread + kTapCols - 1 columns serves
-  // all kColsPerThread * kTapCols products (a register window sliding over x).
-  constexpr int kRowSpan = kColsPerThread + kTapCols;  // kColsPerThread + kTapCols - 1 used, rounded to a vector
-  static_assert(kRowSpan % vec_width<acc_t>() == 0 && kColsPerThread * sizeof(acc_t) % 16 == 0 &&
-                    kWindowPitch % vec_width<acc_t>() == 0,
-                "row loads must start 16-byte aligned");
-  const int x_first = tx * kColsPerThread;
+  const ForwardBlock blk = forward_block(tiles_x, tiles_y, 1, s.Ci);
+  const long long i = blk.i, b = blk.b;
+  const long long y0 = blk.ty_tile * kTileRows, x0 = blk.tx_tile * kTileCols;
+  // Thread -> (row, columns col .. col + kCols-1) of the tile, as in the forward (quarter warps: ForwardTile).
+  constexpr int kAcrossPerQuarter = 8 / Threads::kRowsPerWarp;
+  const int warp = threadIdx.x / 32, quarter = threadIdx.x % 32 / 8, lane8 = threadIdx.x % 8;
+  const int row = warp * Threads::kRowsPerWarp + lane8 / kAcrossPerQuarter;
+  const int col = (quarter * kAcrossPerQuarter + lane8 % kAcrossPerQuarter) * kCols;
 
-  acc_t acc[kColsPerThread];
+  acc_t acc[kCols];
 #pragma unroll
-  for (int k = 0; k < kColsPerThread; ++k) acc[k] = acc_t(0);
+  for (int c = 0; c < kCols; ++c) acc[c] = acc_t(0);
 
-  // Anti-causal window: tap p reaches grad row y+p only while y0 + p < Hi.
+  // Anti-causal window: tap p reaches grad row y + p only while y + p < Hi. The block's bound is its first row's;
+  // a warp stops at its own first row's (a warp wholly below the image computes nothing), so its lanes stay
+  // converged.
   const long long p_end = min64(s.Hr, s.Hi - y0), q_end = min64(s.Wr, s.Wi - x0);
-  for (long long r = 0; r < s.Cr; ++r) {
-    const scalar_t* g = grad + ((b * s.Ci + i) * s.Cr + r) * s.Hi * s.Wi;
-    const scalar_t* resp = response + (b * s.Cr + r) * s.Hr * s.Wr;
-    for (long long p0 = 0; p0 < p_end; p0 += kTapRows) {
-      const int np = (int)min64(kTapRows, p_end - p0);
-      for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
-        const int nq = (int)min64(kTapCols, q_end - q0);
-        // window[a][c] = g[y0 + p0 + a][x0 + q0 + c], zero outside the image.
-        // The whole pitch is staged: the last thread's row load reads its padding column.
-        for (int e = threadIdx.x; e < kWindowRows * kWindowPitch; e += kThreads) {
-          const long long yy = y0 + p0 + e / kWindowPitch, xx = x0 + q0 + e % kWindowPitch;
-          window[e] = (yy < s.Hi && xx < s.Wi) ? acc_t(g[yy * s.Wi + xx]) : acc_t(0);
-        }
-        for (int e = threadIdx.x; e < kTapRows * kTapCols; e += kThreads) {
-          const int dp = e / kTapCols, dq = e % kTapCols;
-          taps[e] = (dp < np && dq < nq) ? acc_t(resp[(p0 + dp) * s.Wr + q0 + dq]) : acc_t(0);
-        }
+  const long long warp_p_end = s.Hi - (y0 + warp * Threads::kRowsPerWarp);
+  // Vector staging needs every grad_out row N-aligned: the window starts at a multiple of 16 columns.
+  static_assert(kTapCols % kVec == 0 && kTileCols % kVec == 0, "window columns start vector-aligned");
+  const bool vector_staging =
+      s.Wi % kVec == 0 && reinterpret_cast<uintptr_t>(grad) % sizeof(GlobalVec<scalar_t, kVec>) == 0;
+  // Bands of kGiBandRows tap rows and chunks of kTapCols tap columns, each summed over the responses r: the bounds
+  // of a band and chunk are worked out once for all r. Response r's grad_out plane and taps:
+  const long long g_plane = s.Hi * s.Wi, resp_plane = s.Hr * s.Wr;
+  const scalar_t* g_planes = grad + (b * s.Ci + i) * s.Cr * g_plane;
+  const scalar_t* resp_planes = response + b * s.Cr * resp_plane;
+  const int tap_dp = threadIdx.x / kTapCols, tap_dq = threadIdx.x % kTapCols;  // the tap this thread stages
+  for (long long p0 = 0; p0 < p_end; p0 += kGiBandRows) {
+    const int np = (int)min64(kGiBandRows, p_end - p0);
+    const int dp_end = (int)max64(0, min64(np, warp_p_end - p0));
+    // The kTileRows + np - 1 window rows the band's taps reach, rounded up to whole warps of staging (<=
+    // Tile::kWindowRows), and how many of them are inside the image.
+    const int rows = (kTileRows + np - 1 + kGiStageRows - 1) / kGiStageRows * kGiStageRows;
+    const int rows_in = (int)min64(rows, s.Hi - (y0 + p0));
+    for (long long q0 = 0; q0 < q_end; q0 += kTapCols) {
+      const int nq = (int)min64(kTapCols, q_end - q0);
+      const int cols_in = (int)min64(kWindowCols, s.Wi - (x0 + q0));
+      const long long window_origin = (y0 + p0) * s.Wi + x0 + q0;
+      const bool tap_in = tap_dp < np && tap_dq < nq;
+      const long long tap_offset = (p0 + tap_dp) * s.Wr + q0 + tap_dq;
+      // Offsets per r, not pointers moved on per r: those took 18 more registers (sm_90: 96, 2 blocks per SM, not 3).
+      for (long long r = 0; r < s.Cr; ++r) {
+        // window[a][c] = g[y0 + p0 + a][x0 + q0 + c]: all kWindowCols columns (the row loads read up to
+        // col + kSpan - 1), the rows the band's taps reach, zero outside the image.
+        const scalar_t* window_src = g_planes + r * g_plane + window_origin;
+        if (vector_staging)
+          stage_window<kVec, kWindowCols, kPitch>(window, rows, rows_in, cols_in, window_src, s.Wi);
+        else
+          stage_window<1, kWindowCols, kPitch>(window, rows, rows_in, cols_in, window_src, s.Wi);
+        // taps[dp][dq] = resp[p0 + dp][q0 + dq], zero past the band: one per thread.
+        taps[threadIdx.x] = tap_in ? acc_t(resp_planes[r * resp_plane + tap_offset]) : acc_t(0);
         __syncthreads();
-        // Per tap row: kRowSpan / vec_width vector loads of the window row and kTapCols / vec_width of the
-        // taps feed kColsPerThread * kTapCols FFMA (float: 5 + 4 LDS.128 for 64 FFMA). Banks: the 16 threads
-        // of a row read 16 consecutive 16-byte vectors (one 256-byte span) and a 128-bit request is served a
-        // quarter warp (8 threads, 128 contiguous bytes) per wavefront: 4 wavefronts, the minimum, with the
-        // warp's second row on its own quarters. The taps are one address per warp (broadcast). Taps at
-        // dq >= nq are staged as zero; groups of 4 past nq are skipped.
-        for (int dp = 0; dp < np; ++dp) {
-          acc_t v[kRowSpan], w[kTapCols];
-          load_shared_vec(v, window + (ty + dp) * kWindowPitch + x_first);
-          load_shared_vec(w, taps + dp * kTapCols);
+        // Output (row, col + c) meets tap (dp, dq) at window[row + dp][col + c + dq] = v[c + dq]. Per tap row:
+        // kSpan / vec_width vector loads of the window (conflict-free, see ForwardTile) and kTapCols / vec_width
+        // of the taps (broadcasts) feed kCols * kTapCols FFMA. Taps at dq >= nq are staged as zero; groups of 4
+        // past nq are skipped.
+        for (int dp = 0; dp < dp_end; ++dp) {
+          acc_t v[Threads::kSpan];
+          load_shared_vec(v, window + (row + dp) * kPitch + col);
 #pragma unroll
-          for (int dq = 0; dq < kTapCols; ++dq) {
-            if (dq % 4 == 0 && dq >= nq) break;
+          for (int g4 = 0; g4 < kTapCols; g4 += 4) {
+            if (g4 >= nq) break;
+            acc_t w[4];
+            load_shared_vec(w, taps + dp * kTapCols + g4);
 #pragma unroll
-            for (int c = 0; c < kColsPerThread; ++c) acc[c] += v[c + dq] * w[dq];
+            for (int t = 0; t < 4; ++t)
+#pragma unroll
+              for (int c = 0; c < kCols; ++c) acc[c] += v[c + g4 + t] * w[t];
           }
         }
         __syncthreads();
@@ -387,30 +486,34 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     }
   }
 
-  const long long y = y0 + ty;
-  if (y >= s.Hi) return;
-  scalar_t* gi_row = grad_impulse + ((b * s.Ci + i) * s.Hi + y) * s.Wi;
-#pragma unroll
-  for (int c = 0; c < kColsPerThread; ++c) {
-    const long long x = x0 + x_first + c;
-    if (x < s.Wi) gi_row[x] = static_cast<scalar_t>(acc[c]);
+  // Stores through shared memory, as the forward's: from the tile, 32 lanes store 32 consecutive columns.
+  store_shared_vec(out_tile + row * kPitch + col, acc);
+  __syncthreads();
+  scalar_t* gi_plane = grad_impulse + (b * s.Ci + i) * s.Hi * s.Wi;
+  for (int e = threadIdx.x; e < kTileRows * kTileCols; e += kThreads) {
+    const int a = e / kTileCols, c = e % kTileCols;
+    const long long y = y0 + a, x = x0 + c;
+    if (y < s.Hi && x < s.Wi) gi_plane[y * s.Wi + x] = static_cast<scalar_t>(out_tile[a * kPitch + c]);
   }
 }
 
 template <typename scalar_t>
 LaunchConfig dense_grad_impulse_config(const ConvSizes& s) {
-  using acc_t = typename AccType<scalar_t>::type;
-  const int64_t blocks = ceil_div(s.Wi, kTileCols) * ceil_div(s.Hi, kTileRows) * s.Ci * s.B;
-  return {blocks, 1, 1, kThreads, (kWindowRows * kWindowPitch + kTapRows * kTapCols) * sizeof(acc_t)};
+  using Tile = GradImpulseTile<typename AccType<scalar_t>::type>;
+  const int64_t blocks =
+      ceil_div(s.Wi, Tile::Threads::kTileCols) * ceil_div(s.Hi, Tile::Threads::kTileRows) * s.Ci * s.B;
+  return {blocks, 1, 1, kThreads, Tile::kSmemBytes};
 }
 
 template <typename scalar_t>
 void launch_dense_grad_impulse(const scalar_t* grad_out, const scalar_t* response, scalar_t* grad_impulse, ConvSizes s,
                                cudaStream_t stream) {
+  using Threads = typename GradImpulseTile<typename AccType<scalar_t>::type>::Threads;
   const LaunchConfig cfg = dense_grad_impulse_config<scalar_t>(s);
   auto* kernel = &dense_grad_impulse_kernel<scalar_t>;
   DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d grad_impulse"), cfg.threads, cfg.smem_bytes, stream)(
-      grad_out, response, grad_impulse, s, (unsigned)ceil_div(s.Wi, kTileCols), (unsigned)ceil_div(s.Hi, kTileRows));
+      grad_out, response, grad_impulse, s, (unsigned)ceil_div(s.Wi, Threads::kTileCols),
+      (unsigned)ceil_div(s.Hi, Threads::kTileRows));
 }
 
 // ------------------------------------------------------------------------------------------------
