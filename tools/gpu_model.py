@@ -12,9 +12,10 @@ inner-loop instruction mix: tools/sass_mix.py). Per launch and GPU (docs/gpu_mod
     t_issue  = fma_executed / (32 x inner-loop FMAs per thread) x inner-loop instructions / (SMs x 4 x clock)
     time     = max(t_fma, t_shared, t_dram, t_issue) x imbalance / occupancy factor
 
-With --measured (default docs/gpu_measured/h200-2026-12-04/kernel_times.json, skipped when absent): the measured
-times of the same launches next to the model's H200 prediction, and the measured whole calls (CUDA events) split
-into this project's kernels, cuFFT's and ATen's kernels, and the time the GPU sat idle within the call.
+With --measured (default: the latest run, docs/gpu_measured/h200-2026-12-04-b/kernel_times.json; skipped when
+absent): the measured times of the same launches next to the model's H200 prediction, and the measured whole
+calls (CUDA events) split into this project's kernels, cuFFT's and ATen's kernels, and the time the GPU sat idle
+within the call.
 
 Prints markdown tables; --readme replaces the section between the gpu-model markers of README.md (inserting it
 before the Layout section the first time). With docs/gpu_counts/emu_counts_before.json (the same launches counted
@@ -38,7 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 COUNTS = REPO / "docs" / "gpu_counts" / "emu_counts.json"
 SASS = REPO / "docs" / "gpu_counts" / "sass.json"
 BEFORE = REPO / "docs" / "gpu_counts" / "emu_counts_before.json"
-MEASURED = REPO / "docs" / "gpu_measured" / "h200-2026-12-04" / "kernel_times.json"
+MEASURED = REPO / "docs" / "gpu_measured" / "h200-2026-12-04-b" / "kernel_times.json"  # the latest run
 MEASURED_GPU = "H200 SXM"  # the model's entry for the GPU the measurement ran on
 README = REPO / "README.md"
 BEGIN, END = "<!-- gpu-model:begin -->", "<!-- gpu-model:end -->"
@@ -395,8 +396,8 @@ def measured_report(rows, measured):
 def report(rows, missing, sass, before=None, measured=None):
     text = ("**The tables up to the measured section are A MODEL, not a measurement**: `tools/gpu_model.py` turns "
             "counts from the CPU emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per "
-            "grid dimension emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted times, as written "
-            "down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
+            "grid dimension emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted "
+            "times, as written down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
             "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
             "the responses):\n\n" + op_table(rows)
