@@ -397,7 +397,8 @@ def report(rows, missing, sass, before=None, measured=None):
     text = ("**The tables up to the measured section are A MODEL, not a measurement**: `tools/gpu_model.py` turns "
             "counts from the CPU emulator (`tools/emu_counts.py`: the benchmark's launches, a sample of blocks per "
             "grid dimension emulated and extrapolated) and the compiled SASS (`tools/sass_mix.py`) into predicted "
-            "times, as written down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful multiply-adds only.\n\n"
+            "times, as written down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful "
+            "multiply-adds only.\n\n"
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
             "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
             "the responses):\n\n" + op_table(rows)
