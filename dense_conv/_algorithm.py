@@ -38,18 +38,20 @@ ms, forward | forward+backward):
 so the direct kernels win up to about 600-800 causal taps and the FFT from about 900. Other CPUs
 differ (on a 2-core AMD EPYC the user's 37x16 forward runs faster direct): calibrate there.
 
-CUDA (`choose_cuda`): NOT calibrated -- the CUDA kernels were written and tested (under the CPU
-emulator) on a machine without a GPU, so no CUDA timing exists. The rule is a placeholder from a
-back-of-envelope estimate: the direct kernels cost ~Hq*Wq multiply-adds per output element (compute
-bound), the FFT path a fixed number of memory passes per output element plus the impulse and response
-transforms, i.e. ~(Ci*Cr + Ci + Cr) / (Ci*Cr) transforms per output channel. `auto` takes the FFT when
+CUDA (`choose_cuda`): a tap-count rule, checked on one GPU. It came from a back-of-envelope estimate (the
+direct kernels cost ~Hq*Wq multiply-adds per output element, the FFT path a fixed number of memory passes per
+output element plus the impulse and response transforms, i.e. ~(Ci*Cr + Ci + Cr) / (Ci*Cr) transforms per
+output channel): `auto` takes the FFT when
 
     Hq * Wq >= CUDA_FFT_MIN_TAPS * (Ci*Cr + Ci + Cr) / (Ci*Cr)      (Hq, Wq: taps that reach the image)
 
 e.g. 186 taps for the user's Ci=4, Cr=5 (the 37x16 response takes the FFT, 9x9 stays direct) and 384
-taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. On a CUDA machine,
-tools/gpu_check.sh refits CUDA_FFT_MIN_TAPS from measured timings (tools/refit_cuda_auto.py, written to
-results/gpu_check.json); replace the placeholder with its value, or with a calibrated model.
+taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. Measured on an H200 (2026-12-04,
+docs/gpu_measured/h200-2026-12-04-b/refit.json: tools/refit_cuda_auto.py over 42 points, dense and sparse,
+3x3 to 64x64 responses at the benchmark's impulse, forward and forward+backward): CUDA_FFT_MIN_TAPS = 128
+and the fitted 105 tie (summed relative loss 0.68); 3 of the 42 choices are the slower algorithm, all
+forwards that the FFT takes and direct runs faster (dense 15x15 by 42%, sparse 37x16 by 9-17%), where the
+forward+backward favours the FFT. On another GPU, tools/gpu_check.sh refits it (results/gpu_check.json).
 """
 import functools
 import json
@@ -91,7 +93,7 @@ _SINGLE = {"direct.forward": _direct(2.21e-11), "direct.training": _direct(6.63e
 BUILTIN_CONSTANTS = {f"{problem}.{name}": terms
                      for problem, table in (("dense", _DENSE), ("single", _SINGLE), ("mix", _DENSE))
                      for name, terms in table.items()}
-CUDA_FFT_MIN_TAPS = 128  # uncalibrated: see choose_cuda
+CUDA_FFT_MIN_TAPS = 128  # checked on an H200: see the module docstring
 
 CALIBRATION_ENV = "DENSE_CONV_CALIBRATION"
 CALIBRATION_FORMAT = 1
@@ -150,7 +152,7 @@ def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L=None):
 
 
 def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr):
-    """'direct' or 'fft' for CUDA tensors: the uncalibrated tap-count rule of the module docstring."""
+    """'direct' or 'fft' for CUDA tensors: the tap-count rule of the module docstring (checked on an H200)."""
     if min(B, Ci, Cr, Hi, Wi, Hr, Wr) <= 0:
         return "direct"
     taps = min(Hr, Hi) * min(Wr, Wi)
