@@ -10,8 +10,9 @@
 //
 // forward and grad_impulse share one kernel body: the tile, tap chunk and padded window pitch of the dense
 // kernels (dense_conv_kernels.cuh), the sum over a channel (Ci for the forward, L for grad_impulse) inside
-// the block, RC output channels per block, and the dense grad_impulse's register window: a thread owns
-// kColsPerThread adjacent columns and one copy of a window row serves every tap of that row.
+// the block, RC output channels per block, and a register window: a thread owns kColsPerThread adjacent
+// columns and one copy of a window row serves every tap of that row (the dense kernels' ForwardTile has the
+// same idea with wider rows).
 // grad_weight: per-slab partial sums and a fixed-order reduction (no atomics), LC x IC channel pairs per
 // block, one tap per group of 8 threads (see per_sample_grad_weight_partial_kernel).
 #pragma once
