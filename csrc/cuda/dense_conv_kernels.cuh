@@ -567,6 +567,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   using acc_t = typename AccType<scalar_t>::type;
   constexpr int G = kGrTapGroup;
   constexpr int kPix = kGrPixRows * kGrPixCols;
+  constexpr int kRunQuads = 4;                                  // quads per run (one thread, one pixel row)
+  constexpr int kRunsPerRow = kGrPixCols / (kRunQuads * G);
+  constexpr int kRuns = kGrPixRows * kRunsPerRow;
+  constexpr int kWinStep = kThreads / kGrWindowPitch;           // window rows staged per pass
+  constexpr int kWinThreads = kWinStep * kGrWindowPitch;
+  constexpr int kWinPasses = (kGrWindowRows + kWinStep - 1) / kWinStep;
+  static_assert(kPix == kThreads, "gradient staging: one pixel per thread");
+  static_assert(kGrPixCols % (kRunQuads * G) == 0, "runs tile a pixel row");
   static_assert(G * sizeof(acc_t) % 16 == 0 && kGrWindowPitch % G == 0, "quad loads must be 16-byte aligned");
   acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [kGrPixRows][kGrPixCols][RB]: one quad's values contiguous
   acc_t* window = g_tile + kPix * RB;        // [kGrWindowRows][kGrWindowPitch]
@@ -595,46 +603,61 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll
     for (int r = 0; r < RB; ++r) acc[t][r] = acc_t(0);
 
+  const long long plane = s.Hi * s.Wi;
   for (long long i = 0; i < s.Ci; ++i) {
-    const scalar_t* imp = impulse + (b * s.Ci + i) * s.Hi * s.Wi;
+    const scalar_t* imp = impulse + (b * s.Ci + i) * plane;
+    const long long grad_plane = ((b * s.Ci + i) * s.Cr + r0) * plane;  // grad[b, i*Cr + r0] (an offset)
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
-        // Read response-major (coalesced global loads), stored pixel-major.
-#pragma unroll 1  // unrolled, RB = 3 spilled
-        for (int e = threadIdx.x; e < RB * kPix; e += kThreads) {
-          const int r = e / kPix, pix = e % kPix, yy = pix / kGrPixCols, xx = pix % kGrPixCols;
-          const long long y = y0 + yy, x = x0 + xx;
-          g_tile[pix * RB + r] = (r < nr && y < slab_end && x < s.Wi)
-                                     ? acc_t(grad[(((b * s.Ci + i) * s.Cr + r0 + r) * s.Hi + y) * s.Wi + x])
-                                     : acc_t(0);
+        // Thread t stages pixel t of the tile for every response (stored pixel-major) and, if t < kWinThreads,
+        // window column t % pitch of every kWinStep-th row: no per-element division, one bounds test each.
+        {
+          const int yy = threadIdx.x / kGrPixCols, xx = threadIdx.x % kGrPixCols;
+          const bool inside = y0 + yy < slab_end && x0 + xx < s.Wi;
+          const long long src = grad_plane + (y0 + yy) * s.Wi + x0 + xx;
+#pragma unroll
+          for (int r = 0; r < RB; ++r)
+            g_tile[threadIdx.x * RB + r] = (inside && r < nr) ? acc_t(grad[src + r * plane]) : acc_t(0);
         }
         // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (kGrTapCols-1) + c], zero outside the
-        // image; the whole pitch is staged (the last quad's second vector reads the padding column).
-        const long long wy0 = y0 - p0 - (np - 1), wx0 = x0 - q0 - (kGrTapCols - 1);
-        for (int e = threadIdx.x; e < kGrWindowRows * kGrWindowPitch; e += kThreads) {
-          const long long yy = wy0 + e / kGrWindowPitch, xx = wx0 + e % kGrWindowPitch;
-          window[e] = (yy >= 0 && yy < s.Hi && xx >= 0 && xx < s.Wi) ? acc_t(imp[yy * s.Wi + xx]) : acc_t(0);
+        // image; the whole pitch is staged (the last run's last vector reads the padding column).
+        if (threadIdx.x < kWinThreads) {
+          const int a0 = threadIdx.x / kGrWindowPitch, c = threadIdx.x % kGrWindowPitch;
+          const long long wy0 = y0 - p0 - (np - 1) + a0, wx = x0 - q0 - (kGrTapCols - 1) + c;
+          const bool col_inside = wx >= 0 && wx < s.Wi;
+#pragma unroll
+          for (int k = 0; k < kWinPasses; ++k) {
+            const int a = a0 + k * kWinStep;
+            const long long wy = wy0 + k * kWinStep;
+            if (a < kGrWindowRows)
+              window[a * kGrWindowPitch + c] =
+                  (col_inside && wy >= 0 && wy < s.Hi) ? acc_t(imp[wy * s.Wi + wx]) : acc_t(0);
+          }
         }
         __syncthreads();
-        // Per quad: 2 * G / vec_width window vector loads and G * RB / vec_width gradient vector loads feed
-        // G * G * RB FFMA (float: 2 + RB LDS.128 for 16 * RB FFMA). Banks, window: a quarter warp (8
-        // threads, served per wavefront for 128-bit loads) holds the 4 groups of two tap rows at one quad:
-        // 4 consecutive vectors (16 words) per row, the rows one pitch (16 mod 32 words) apart, so 32
-        // distinct banks: the minimum 4 wavefronts per request. Gradients: one quad per lane and at most a
-        // few lanes per warp: broadcasts.
+        // Per run of kRunQuads quads along a pixel row: (kRunQuads + 1) * G window values (consecutive quads
+        // share a vector) and, per quad, G * RB gradients (float: 5 + 5 * RB LDS.128 for 64 * RB FFMA).
+        // Banks, window: a quarter warp (8 threads, served per wavefront for 128-bit loads) holds the 4
+        // groups of two tap rows at one run: 4 consecutive vectors (16 words) per row, the rows one pitch
+        // (16 mod 32 words) apart, so 32 distinct banks: the minimum 4 wavefronts per request. Gradients:
+        // one run per lane and at most a few lanes per warp: broadcasts.
         if (active) {
-          for (int quad = lane; quad < kPix / G; quad += lanes) {
-            const int yy = quad * G / kGrPixCols, xx = quad * G % kGrPixCols;
-            acc_t v[2 * G], gv[G * RB];
+          for (int run = lane; run < kRuns; run += lanes) {
+            const int yy = run / kRunsPerRow, xx = run % kRunsPerRow * (kRunQuads * G);
+            acc_t v[(kRunQuads + 1) * G];
             load_shared_vec(v, group_window + yy * kGrWindowPitch + xx);
-            load_shared_vec(gv, g_tile + quad * G * RB);
 #pragma unroll
-            for (int k = 0; k < G; ++k)      // pixel xx + k
+            for (int quad = 0; quad < kRunQuads; ++quad) {
+              acc_t gv[G * RB];
+              load_shared_vec(gv, g_tile + (yy * kGrPixCols + xx + quad * G) * RB);
 #pragma unroll
-              for (int t = 0; t < G; ++t)    // tap dq0 + t: column xx + k + kGrTapCols - 1 - dq0 - t
+              for (int k = 0; k < G; ++k)      // pixel xx + quad * G + k
 #pragma unroll
-                for (int r = 0; r < RB; ++r) acc[t][r] += gv[k * RB + r] * v[k - t + G - 1];
+                for (int t = 0; t < G; ++t)    // tap dq0 + t
+#pragma unroll
+                  for (int r = 0; r < RB; ++r) acc[t][r] += gv[k * RB + r] * v[quad * G + k - t + G - 1];
+            }
           }
         }
         __syncthreads();
