@@ -574,6 +574,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   constexpr int kWinThreads = kWinStep * kGrWindowPitch;
   constexpr int kWinPasses = (kGrWindowRows + kWinStep - 1) / kWinStep;
   static_assert(kPix == kThreads, "gradient staging: one pixel per thread");
+  static_assert((kWinPasses - 1) * kWinStep + kWinStep - 1 < kGrWindowRows + kWinStep, "window passes");
   static_assert(kGrPixCols % (kRunQuads * G) == 0, "runs tile a pixel row");
   static_assert(G * sizeof(acc_t) % 16 == 0 && kGrWindowPitch % G == 0, "quad loads must be 16-byte aligned");
   acc_t* g_tile = dc_dynamic_smem<acc_t>();  // [kGrPixRows][kGrPixCols][RB]: one quad's values contiguous
@@ -603,36 +604,45 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll
     for (int r = 0; r < RB; ++r) acc[t][r] = acc_t(0);
 
-  const long long plane = s.Hi * s.Wi;
+  // Staging roles: thread t stages pixel (g_yy, g_xx) = t of the gradient tile for every response (stored
+  // pixel-major) and, if t < kWinThreads, window column w_c of rows w_a0, w_a0 + kWinStep, ...: no division
+  // per element, one bounds test per value, addresses advanced by adds.
+  const int g_yy = threadIdx.x / kGrPixCols, g_xx = threadIdx.x % kGrPixCols;
+  const int w_a0 = threadIdx.x / kGrWindowPitch, w_c = threadIdx.x % kGrWindowPitch;
+  const long long plane = s.Hi * s.Wi, win_step = kWinStep * s.Wi;
   for (long long i = 0; i < s.Ci; ++i) {
     const scalar_t* imp = impulse + (b * s.Ci + i) * plane;
-    const long long grad_plane = ((b * s.Ci + i) * s.Cr + r0) * plane;  // grad[b, i*Cr + r0] (an offset)
+    const scalar_t* grad_i = grad + ((b * s.Ci + i) * s.Cr + r0) * plane;  // grad[b, i*Cr + r0]
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
-      for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
-        // Thread t stages pixel t of the tile for every response (stored pixel-major) and, if t < kWinThreads,
-        // window column t % pitch of every kWinStep-th row: no per-element division, one bounds test each.
-        {
-          const int yy = threadIdx.x / kGrPixCols, xx = threadIdx.x % kGrPixCols;
-          const bool inside = y0 + yy < slab_end && x0 + xx < s.Wi;
-          const long long src = grad_plane + (y0 + yy) * s.Wi + x0 + xx;
+      const bool g_row_inside = y0 + g_yy < slab_end;
+      const long long g_row = (y0 + g_yy) * s.Wi + g_xx;
+      // Window rows inside the image (bit k: pass k), worked out once per y0.
+      unsigned w_rows_inside = 0;
+      const long long w_y0 = y0 - p0 - (np - 1) + w_a0, w_row = w_y0 * s.Wi;  // window row w_a0's image row
 #pragma unroll
-          for (int r = 0; r < RB; ++r)
-            g_tile[threadIdx.x * RB + r] = (inside && r < nr) ? acc_t(grad[src + r * plane]) : acc_t(0);
+      for (int k = 0; k < kWinPasses; ++k)
+        w_rows_inside |= (unsigned)(w_y0 + k * kWinStep >= 0 && w_y0 + k * kWinStep < s.Hi) << k;
+      for (long long x0 = q0 / kGrPixCols * kGrPixCols; x0 < s.Wi; x0 += kGrPixCols) {
+        // Pointers here may lie outside the tensors; only the loads under their bounds tests dereference them.
+        {
+          const bool inside = g_row_inside && x0 + g_xx < s.Wi;
+          const scalar_t* src = grad_i + g_row + x0;
+#pragma unroll
+          for (int r = 0; r < RB; ++r, src += plane)
+            g_tile[threadIdx.x * RB + r] = (inside && r < nr) ? acc_t(*src) : acc_t(0);
         }
         // window[a][c] = impulse[y0 - p0 - (np-1) + a][x0 - q0 - (kGrTapCols-1) + c], zero outside the
         // image; the whole pitch is staged (the last run's last vector reads the padding column).
         if (threadIdx.x < kWinThreads) {
-          const int a0 = threadIdx.x / kGrWindowPitch, c = threadIdx.x % kGrWindowPitch;
-          const long long wy0 = y0 - p0 - (np - 1) + a0, wx = x0 - q0 - (kGrTapCols - 1) + c;
-          const bool col_inside = wx >= 0 && wx < s.Wi;
+          const long long wx = x0 - q0 - (kGrTapCols - 1) + w_c;
+          const unsigned inside = wx >= 0 && wx < s.Wi ? w_rows_inside : 0u;
+          const scalar_t* src = imp + w_row + wx;
 #pragma unroll
-          for (int k = 0; k < kWinPasses; ++k) {
-            const int a = a0 + k * kWinStep;
-            const long long wy = wy0 + k * kWinStep;
-            if (a < kGrWindowRows)
-              window[a * kGrWindowPitch + c] =
-                  (col_inside && wy >= 0 && wy < s.Hi) ? acc_t(imp[wy * s.Wi + wx]) : acc_t(0);
+          for (int k = 0; k < kWinPasses; ++k, src += win_step) {
+            const int a = w_a0 + k * kWinStep;
+            if (k + 1 < kWinPasses || a < kGrWindowRows)  // only the last pass can run past the window
+              window[a * kGrWindowPitch + w_c] = (inside >> k & 1u) ? acc_t(*src) : acc_t(0);
           }
         }
         __syncthreads();
