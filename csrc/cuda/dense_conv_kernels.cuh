@@ -44,7 +44,8 @@ constexpr int kGrPixCols = 32;
 constexpr int kGrMaxResponses = 8;        // grad_response: most responses per block (a template parameter)
 constexpr int kGrMaxResponsesDouble = 4;  // ... for double: 2 registers per accumulator
 constexpr int kGrTapGroup = 4;            // grad_response: consecutive taps (and pixels) per thread step
-constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial sums per (b, r, p, q)
+constexpr int kGrMaxSlabs = 32;
+constexpr int kGrMinBlocksPerSM = 3;      // grad_response partial: at most 85 registers (3 x 256 threads per SM)           // grad_response: row slabs = partial sums per (b, r, p, q)
 constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
 constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
 // Same reasoning as kWindowPitch: a warp's 32 threads hold 32 consecutive taps of a 16-wide chunk (two tap
@@ -536,6 +537,13 @@ constexpr int max_grad_responses_per_block() {
   return sizeof(typename AccType<scalar_t>::type) == 8 ? kGrMaxResponsesDouble : kGrMaxResponses;
 }
 
+// Blocks per SM the partial kernel is compiled for: 3 (at most 80 registers) fits float accumulators without
+// spills; double's 2-register accumulators need the 2-block budget.
+template <typename scalar_t>
+constexpr int grad_response_min_blocks_per_sm() {
+  return sizeof(typename AccType<scalar_t>::type) == 8 ? 2 : 3;
+}
+
 template <typename scalar_t>
 GradResponsePlan grad_response_plan(const ConvSizes& s) {
   GradResponsePlan plan;
@@ -552,15 +560,16 @@ GradResponsePlan grad_response_plan(const ConvSizes& s) {
 }
 
 // Block: (b, slab, response chunk, tap chunk). The chunk's taps are split into groups of kGrTapGroup
-// consecutive dq (one tap row); thread t owns group t % n_groups and walks every lanes-th quad of
-// kGrTapGroup consecutive pixels of each staged tile (lane = t / n_groups); the lanes are then summed in
-// shared memory. RB responses per block (plan.responses).
+// consecutive dq (one tap row); thread t owns group t % n_groups and, of each staged tile, lane
+// t / n_groups's contiguous share of the runs (kRunQuads quads of kGrTapGroup consecutive pixels along a
+// pixel row); the lanes are then summed in shared memory. RB responses per block (plan.responses).
 //
 // Register blocking: pixel xx meets tap dq at window column xx - dq + kGrTapCols - 1, so a quad of pixels
-// against a group of taps reads 2 * kGrTapGroup - 1 consecutive window values (two aligned vectors), and
-// the quad's RB gradients (kGrTapGroup * RB contiguous values) serve every tap of the group.
+// against a group of taps reads 2 * kGrTapGroup - 1 consecutive window values (two aligned vectors, the
+// second shared with the next quad of the run), and the quad's RB gradients (kGrTapGroup * RB contiguous
+// values) serve every tap of the group.
 template <typename scalar_t, int RB>
-__global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
+__global__ void __launch_bounds__(kThreads, grad_response_min_blocks_per_sm<scalar_t>())
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                        typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
@@ -593,6 +602,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
   const int group = threadIdx.x % n_groups, lane = threadIdx.x / n_groups;
   const int dp = group / groups_per_row, dq0 = group % groups_per_row * G;  // taps (dp, dq0 .. dq0 + G-1)
   const bool active = lane < lanes;  // threads beyond lanes * n_groups only help staging
+  // Each lane takes a contiguous share of the tile's runs (so of its pixel rows): a warp (one lane when
+  // n_groups >= 32) can then skip the rows that cannot meet its taps (see run_lo, run_hi).
+  const int run_begin = active ? lane * kRuns / lanes : 0, run_end = active ? (lane + 1) * kRuns / lanes : 0;
   // v[j] of a quad at pixel (yy, xx) = window[yy + np-1 - dp][xx + kGrTapCols-1 - dq0 - (G-1) + j]
   const acc_t* group_window = window + (np - 1 - dp) * kGrWindowPitch + kGrTapCols - dq0 - G;
   const int nr = (int)min64(RB, s.Cr - r0);
@@ -616,6 +628,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       const bool g_row_inside = y0 + g_yy < slab_end;
+      // This thread's runs whose pixel row y meets tap row p0 + dp (y >= p0 + dp) inside the slab (y < slab_end):
+      // the others would only add products with zero padding.
+      const int rows_lo = (int)min64(max64(p0 + dp - y0, 0), kGrPixRows), rows_hi = (int)min64(slab_end - y0, kGrPixRows);
+      const int run_lo = max(run_begin, rows_lo * kRunsPerRow), run_hi = min(run_end, rows_hi * kRunsPerRow);
       const long long g_row = (y0 + g_yy) * s.Wi + g_xx;
       // Window rows inside the image (bit k: pass k), worked out once per y0.
       unsigned w_rows_inside = 0;
@@ -652,15 +668,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         // groups of two tap rows at one run: 4 consecutive vectors (16 words) per row, the rows one pitch
         // (16 mod 32 words) apart, so 32 distinct banks: the minimum 4 wavefronts per request. Gradients:
         // one run per lane and at most a few lanes per warp: broadcasts.
-        if (active) {
-          for (int run = lane; run < kRuns; run += lanes) {
+        {
+          for (int run = run_lo; run < run_hi; ++run) {
             const int yy = run / kRunsPerRow, xx = run % kRunsPerRow * (kRunQuads * G);
+            const acc_t* run_grads = g_tile + run * (kRunQuads * G * RB);  // pixel yy * kGrPixCols + xx on
             acc_t v[(kRunQuads + 1) * G];
             load_shared_vec(v, group_window + yy * kGrWindowPitch + xx);
 #pragma unroll
             for (int quad = 0; quad < kRunQuads; ++quad) {
               acc_t gv[G * RB];
-              load_shared_vec(gv, g_tile + (yy * kGrPixCols + xx + quad * G) * RB);
+              load_shared_vec(gv, run_grads + quad * (G * RB));
 #pragma unroll
               for (int k = 0; k < G; ++k)      // pixel xx + quad * G + k
 #pragma unroll
