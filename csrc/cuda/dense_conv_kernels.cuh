@@ -44,8 +44,7 @@ constexpr int kGrPixCols = 32;
 constexpr int kGrMaxResponses = 8;        // grad_response: most responses per block (a template parameter)
 constexpr int kGrMaxResponsesDouble = 4;  // ... for double: 2 registers per accumulator
 constexpr int kGrTapGroup = 4;            // grad_response: consecutive taps (and pixels) per thread step
-constexpr int kGrMaxSlabs = 32;
-constexpr int kGrMinBlocksPerSM = 3;      // grad_response partial: at most 85 registers (3 x 256 threads per SM)           // grad_response: row slabs = partial sums per (b, r, p, q)
+constexpr int kGrMaxSlabs = 32;           // grad_response: row slabs = partial sums per (b, r, p, q)
 constexpr int kGrWindowRows = kGrPixRows + kGrTapRows - 1;
 constexpr int kGrWindowCols = kGrPixCols + kGrTapCols - 1;
 // Same reasoning as kWindowPitch: a warp's 32 threads hold 32 consecutive taps of a 16-wide chunk (two tap
@@ -540,9 +539,7 @@ constexpr int max_grad_responses_per_block() {
 // Blocks per SM the partial kernel is compiled for: 3 (at most 80 registers) fits float accumulators without
 // spills; double's 2-register accumulators need the 2-block budget.
 template <typename scalar_t>
-constexpr int grad_response_min_blocks_per_sm() {
-  return sizeof(typename AccType<scalar_t>::type) == 8 ? 2 : 3;
-}
+constexpr int kGrMinBlocksPerSM = sizeof(typename AccType<scalar_t>::type) == 8 ? 2 : 3;
 
 template <typename scalar_t>
 GradResponsePlan grad_response_plan(const ConvSizes& s) {
@@ -569,7 +566,7 @@ GradResponsePlan grad_response_plan(const ConvSizes& s) {
 // second shared with the next quad of the run), and the quad's RB gradients (kGrTapGroup * RB contiguous
 // values) serve every tap of the group.
 template <typename scalar_t, int RB>
-__global__ void __launch_bounds__(kThreads, grad_response_min_blocks_per_sm<scalar_t>())
+__global__ void __launch_bounds__(kThreads, kGrMinBlocksPerSM<scalar_t>)
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                        typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
