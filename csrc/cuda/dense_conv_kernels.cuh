@@ -625,9 +625,10 @@ __global__ void __launch_bounds__(kThreads, kGrMinBlocksPerSM<scalar_t>)
     // Causal window: pixel row y meets tap p only if y >= p, so rows below p0 contribute nothing.
     for (long long y0 = max64(slab_begin, p0 / kGrPixRows * kGrPixRows); y0 < slab_end; y0 += kGrPixRows) {
       const bool g_row_inside = y0 + g_yy < slab_end;
-      // This thread's runs whose pixel row y meets tap row p0 + dp (y >= p0 + dp) inside the slab (y < slab_end):
-      // the others would only add products with zero padding.
-      const int rows_lo = (int)min64(max64(p0 + dp - y0, 0), kGrPixRows), rows_hi = (int)min64(slab_end - y0, kGrPixRows);
+      // This thread's runs whose pixel row y meets tap row p0 + dp (y >= p0 + dp) inside the slab
+      // (y < slab_end): the others would only add products with zero padding.
+      const int rows_lo = (int)min64(max64(p0 + dp - y0, 0), kGrPixRows);
+      const int rows_hi = (int)min64(slab_end - y0, kGrPixRows);
       const int run_lo = max(run_begin, rows_lo * kRunsPerRow), run_hi = min(run_end, rows_hi * kRunsPerRow);
       const long long g_row = (y0 + g_yy) * s.Wi + g_xx;
       // Window rows inside the image (bit k: pass k), worked out once per y0.
