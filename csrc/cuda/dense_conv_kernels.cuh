@@ -536,10 +536,11 @@ constexpr int max_grad_responses_per_block() {
   return sizeof(typename AccType<scalar_t>::type) == 8 ? kGrMaxResponsesDouble : kGrMaxResponses;
 }
 
-// Blocks per SM the partial kernel is compiled for: 3 (at most 80 registers) fits float accumulators without
-// spills; double's 2-register accumulators need the 2-block budget.
-template <typename scalar_t>
-constexpr int kGrMinBlocksPerSM = sizeof(typename AccType<scalar_t>::type) == 8 ? 2 : 3;
+// Blocks per SM the partial kernel is compiled for: 3 (at most 80 registers) fits float accumulators with
+// RB >= 2 without spills; double's 2-register accumulators, and RB = 1 (which spilled 8 bytes on sm_80 / sm_89
+// at 80), take the 2-block budget.
+template <typename scalar_t, int RB>
+constexpr int kGrMinBlocksPerSM = sizeof(typename AccType<scalar_t>::type) == 8 || RB == 1 ? 2 : 3;
 
 template <typename scalar_t>
 GradResponsePlan grad_response_plan(const ConvSizes& s) {
@@ -566,7 +567,7 @@ GradResponsePlan grad_response_plan(const ConvSizes& s) {
 // second shared with the next quad of the run), and the quad's RB gradients (kGrTapGroup * RB contiguous
 // values) serve every tap of the group.
 template <typename scalar_t, int RB>
-__global__ void __launch_bounds__(kThreads, kGrMinBlocksPerSM<scalar_t>)
+__global__ void __launch_bounds__(kThreads, kGrMinBlocksPerSM<scalar_t, RB>)
     dense_grad_response_partial_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ impulse,
                                        typename AccType<scalar_t>::type* __restrict__ partial, ConvSizes s,
                                        GradResponsePlan plan) {
