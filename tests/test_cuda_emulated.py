@@ -110,6 +110,20 @@ def test_dense_grad_impulse_bitwise_across_schedules_and_staging_paths(dtype):
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
+def test_dense_grad_response_bitwise_across_schedules(dtype):
+    # Each thread sums its runs in a fixed order (skipping the rows its warp's taps cannot meet), the lanes and
+    # the slabs are added in fixed orders: every schedule gives bitwise the same result.
+    _, impulse, grad_out = (t.to(dtype) for t in make_inputs(SHAPES["users_kernel_three_tap_bands"], dtype))
+    results = []
+    for sched in SCHEDULES:
+        harness.set_schedule(*sched)
+        results.append(harness.dense_grad_response(grad_out, impulse, 37, 16))
+    harness.set_schedule("forward")
+    for other in results[1:]:
+        assert torch.equal(other, results[0])
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + HALF_DTYPES, ids=DTYPE_ID.get)
 def test_sparse_through_dense_kernels(dtype, schedule):
     # sparse_conv2d runs the dense kernels on [B*C, 1, H, W] views (csrc/sparse_conv.cpp).
     B, C, Hi, Wi, Hr, Wr = 2, 3, 9, 70, 4, 18
