@@ -18,6 +18,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -156,6 +157,19 @@ def kernel_times(call):
                    for name, (calls, us) in totals.items()), key=lambda k: -k["us"])
 
 
+def source_commit():
+    """The checkout's commit (and '+changes' when the tree differs from it), or None outside git: measured times
+    belong to the kernels of one tree."""
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
 def write(result, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
@@ -176,7 +190,7 @@ def main(argv=None):
         print("gpu_kernel_times: no GPU or no CUDA kernels: nothing to time")
         return 0
     result = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "batch": args.batch,
-              "date": time.strftime("%Y-%m-%d", time.gmtime()),
+              "date": time.strftime("%Y-%m-%d", time.gmtime()), "commit": source_commit(),
               "source": "measured: CUDA events (whole call, median) and torch.profiler (per kernel, mean)",
               "rows": []}
     start = time.perf_counter()

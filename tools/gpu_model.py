@@ -385,10 +385,12 @@ def measured_call_table(measured):
 
 
 def measured_report(rows, measured):
+    commit = f", source {measured['commit']}" if measured.get("commit") else ""
+    note = f" **{measured['note']}**" if measured.get("note") else ""
     return (f"\n### Measured: {measured['gpu']} ({measured.get('date', 'see docs/gpu_measured/')}, torch "
-            f"{measured['torch']}, batch {measured['batch']})\n\n"
+            f"{measured['torch']}, batch {measured['batch']}{commit})\n\n"
             f"{measured['source']}; `tools/gpu_kernel_times.py`, raw data and Nsight Compute metrics in "
-            "[docs/gpu_measured/](docs/gpu_measured/). Whole calls:\n\n" + measured_call_table(measured)
+            f"[docs/gpu_measured/](docs/gpu_measured/).{note} Whole calls:\n\n" + measured_call_table(measured)
             + "\n\nThe model against the measurement, per kernel and pass (device time per call; the model's "
             f"{MEASURED_GPU} column):\n\n" + measured_launch_table(rows, measured) + "\n")
 
