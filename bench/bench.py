@@ -235,7 +235,7 @@ def auto_choice(case, backward, device):
     if case.kind == "sparse":
         B, Ci, Cr = B * Ci, 1, 1
     if device == "cuda":
-        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr)
+        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
     return choose_cpu_algorithm(B, Ci, Cr, Hi, Wi, Hr, Wr, backward)
 
 

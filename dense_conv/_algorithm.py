@@ -45,13 +45,13 @@ output channel): `auto` takes the FFT when
 
     Hq * Wq >= CUDA_FFT_MIN_TAPS * (Ci*Cr + Ci + Cr) / (Ci*Cr)      (Hq, Wq: taps that reach the image)
 
-e.g. 186 taps for the user's Ci=4, Cr=5 (the 37x16 response takes the FFT, 9x9 stays direct) and 384
-taps for sparse_conv2d (Ci = Cr = 1). Same rule forward and backward. Measured on an H200 (2026-12-04,
-docs/gpu_measured/h200-2026-12-04-b/refit.json: tools/refit_cuda_auto.py over 42 points, dense and sparse,
-3x3 to 64x64 responses at the benchmark's impulse, forward and forward+backward): CUDA_FFT_MIN_TAPS = 128
-and the fitted 105 tie (summed relative loss 0.68); 3 of the 42 choices are the slower algorithm, all
-forwards that the FFT takes and direct runs faster (dense 15x15 by 42%, sparse 37x16 by 9-17%), where the
-forward+backward favours the FFT. On another GPU, tools/gpu_check.sh refits it (results/gpu_check.json).
+with one threshold for a forward alone and one for forward + backward (a gradient will be taken), e.g. for
+training 186 taps at the user's Ci=4, Cr=5 (the 37x16 response takes the FFT, 9x9 stays direct) and 384 taps for
+sparse_conv2d (Ci = Cr = 1). Fitted on an H200 (2026-12-04, docs/gpu_measured/h200-2026-12-04-b/refit.json:
+tools/refit_cuda_auto.py over 42 points, dense and sparse, 3x3 to 64x64 responses at the benchmark's impulse,
+21 per direction): training (forward+backward) 128 (every point's faster algorithm), forward 250 (summed relative loss
+0.07; with the single threshold 128 it was 0.68: forwards at dense 15x15 and sparse 37x16 ran the FFT where
+direct is 9-42% faster). On another GPU, tools/gpu_check.sh refits both (results/gpu_check.json).
 """
 import functools
 import json
@@ -93,7 +93,8 @@ _SINGLE = {"direct.forward": _direct(2.21e-11), "direct.training": _direct(6.63e
 BUILTIN_CONSTANTS = {f"{problem}.{name}": terms
                      for problem, table in (("dense", _DENSE), ("single", _SINGLE), ("mix", _DENSE))
                      for name, terms in table.items()}
-CUDA_FFT_MIN_TAPS = 128  # checked on an H200: see the module docstring
+# CUDA's tap-count thresholds (choose_cuda), per direction; refit on an H200: see the module docstring
+CUDA_FFT_MIN_TAPS = {"forward": 250, "training": 128}  # keys: PASSES
 
 CALIBRATION_ENV = "DENSE_CONV_CALIBRATION"
 CALIBRATION_FORMAT = 1
@@ -151,12 +152,14 @@ def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L=None):
     return "fft" if fft < direct else "direct"
 
 
-def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr):
-    """'direct' or 'fft' for CUDA tensors: the tap-count rule of the module docstring (checked on an H200)."""
+def choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr, backward):
+    """'direct' or 'fft' for CUDA tensors: the tap-count rule of the module docstring, with the threshold of a
+    forward alone or of forward + backward (`backward`: a gradient will be taken)."""
     if min(B, Ci, Cr, Hi, Wi, Hr, Wr) <= 0:
         return "direct"
     taps = min(Hr, Hi) * min(Wr, Wi)
-    return "fft" if taps * Ci * Cr >= CUDA_FFT_MIN_TAPS * (Ci * Cr + Ci + Cr) else "direct"
+    threshold = CUDA_FFT_MIN_TAPS[PASSES[bool(backward)]]
+    return "fft" if taps * Ci * Cr >= threshold * (Ci * Cr + Ci + Cr) else "direct"
 
 
 # ---- calibrated constants: the cache of `python -m dense_conv.calibrate` ----
@@ -253,6 +256,11 @@ _FFT_DTYPES = {
 }
 
 
+def gradient_needed(*inputs):
+    """Whether autograd will take a gradient through a call on `inputs` (the `backward` of choose / choose_cuda)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+
+
 def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, sparse: bool,
             mix_weight: Optional[torch.Tensor] = None) -> bool:
     """Whether a call with `algorithm` ("auto" | "direct" | "fft") runs the FFT kernels (mix_weight [L, Ci, Cr]:
@@ -275,10 +283,10 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
     Cr, Hr, Wr = response.shape[1:]
     if sparse:
         B, Ci, Cr = B * Ci, 1, 1
-    if device == "cuda":
-        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr) == "fft"
     inputs = (response, impulse) if mix_weight is None else (response, impulse, mix_weight)
-    backward = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
+    backward = gradient_needed(*inputs)
+    if device == "cuda":
+        return choose_cuda(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
     if mix_weight is None:
         return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward) == "fft"
     return choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, mix_weight.shape[0]) == "fft"

@@ -36,8 +36,8 @@ def dense_conv2d(response: torch.Tensor, impulse: torch.Tensor, algorithm: str =
         algorithm: "direct" (register-blocked direct kernels), "fft" (frequency domain, forward and
             backward), or "auto" (default: on CPU the one a cost model expects to be faster at these
             sizes, with the constants `python -m dense_conv.calibrate` measured on this machine, else
-            those of a 2-core AVX-512 Xeon; on CUDA a simple, uncalibrated tap-count rule; see
-            dense_conv/_algorithm.py).
+            those of a 2-core AVX-512 Xeon; on CUDA a tap-count rule fitted on an H200, one threshold for
+            a forward alone and one when a gradient will be taken; see dense_conv/_algorithm.py).
 
     Returns:
         out [B, Ci*Cr, Hi, Wi], the inputs' dtype and device; channel i*Cr + r is impulse channel i
@@ -199,6 +199,8 @@ def _use_mix_fft(response, impulse, weight, algorithm):
             # CUDA's tap-count rule for a dense problem of L response channels (the per-sample path's direct work)
             mixed_response = response.new_empty((response.shape[0], weight.shape[0], *response.shape[2:]),
                                                 device="meta")
+            # a gradient through the response or the weight is one through the mixed responses
+            mixed_response.requires_grad_(_algorithm.gradient_needed(response, weight))
             return _algorithm.use_fft(mixed_response, impulse, "auto", sparse=False)
         return _algorithm.use_fft(response, impulse, "auto", sparse=False, mix_weight=weight)
     return _algorithm.use_fft(response, impulse, algorithm, sparse=False)
@@ -220,7 +222,7 @@ def dense_mix_conv2d(response: torch.Tensor, impulse: torch.Tensor, weight: torc
     (default): on the CPU, the choice of the cost model's mix terms (Ci*L direct convolutions against
     Ci + Cr + L transforms; calibrated per machine by `python -m dense_conv.calibrate`), so large kernels such
     as the user's 37x16 take the FFT; on CUDA, dense_conv2d's choice for a dense problem of L response channels
-    (an uncalibrated rule: see dense_conv/_algorithm.py).
+    (a tap-count rule fitted on an H200: see dense_conv/_algorithm.py).
 
     Dtypes and devices as per_sample_conv2d (float32/float64 on the CPU, also float16/bfloat16 on CUDA);
     weight and bias must have the inputs' dtype and device. Differentiable in response, impulse, weight

@@ -191,14 +191,21 @@ def test_auto_cpu_choice(shape, backward, expected):
 
 
 def test_auto_cuda_rule():
-    # uncalibrated placeholder: FFT from ~186 taps at Ci=4, Cr=5, 384 taps for sparse
-    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 37, 16) == "fft"
-    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 9, 9) == "direct"
-    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 19, 19) == "direct"
-    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 20, 20) == "fft"
-    assert _algorithm.choose_cuda(0, 4, 5, 84, 600, 37, 16) == "direct"
-    # taps beyond the image do not count
-    assert _algorithm.choose_cuda(1, 4, 5, 3, 3, 100, 100) == "direct"
+    # fitted on an H200: training FFT from ~186 taps at Ci=4, Cr=5 and 384 for sparse; a forward alone later
+    # (~363 and 750 taps)
+    for backward in (False, True):
+        assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 37, 16, backward) == "fft"
+        assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 9, 9, backward) == "direct"
+        assert _algorithm.choose_cuda(0, 4, 5, 84, 600, 37, 16, backward) == "direct"
+        # taps beyond the image do not count
+        assert _algorithm.choose_cuda(1, 4, 5, 3, 3, 100, 100, backward) == "direct"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 19, 19, True) == "direct"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 20, 20, True) == "fft"
+    # the measured forwards where the FFT lost: dense 15x15, sparse 37x16 (592 taps)
+    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 15, 15, True) == "fft"
+    assert _algorithm.choose_cuda(64, 4, 5, 84, 600, 15, 15, False) == "direct"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 37, 16, True) == "fft"
+    assert _algorithm.choose_cuda(256, 1, 1, 84, 600, 37, 16, False) == "direct"
 
 
 @pytest.mark.parametrize("kind,choice", product(KINDS, ["direct", "fft"]))

@@ -14,6 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import refit_cuda_auto  # noqa: E402
 
+from dense_conv import _algorithm  # noqa: E402
+
 
 def test_gpu_check_without_a_gpu_says_so_and_exits_0(tmp_path):
     # an nvidia-smi that lists no GPU stands in for the driver, on this machine or any other
@@ -85,7 +87,10 @@ def test_refit_reads_the_cuda_rows_of_bench_json(tmp_path):
     assert (p["kind"], p["B"], p["Ci"], p["Cr"], p["Hi"], p["Wi"], p["Hr"], p["Wr"]) == ("dense", 1, 2, 3, 9, 20, 5, 5)
     assert p["direct"] == rows[0]["time"] and p["fft"] == rows[1]["time"]
     report = refit_cuda_auto.report([p], {"gpu": "none"}, 0)
-    assert report["points"][0]["current_choice"] == refit_cuda_auto.choice(p, report["current"]["CUDA_FFT_MIN_TAPS"])
+    assert report["points"][0]["current_choice"] == refit_cuda_auto.choice(
+        p, report["current"]["CUDA_FFT_MIN_TAPS"]["forward"])
+    assert report["current"]["CUDA_FFT_MIN_TAPS"] == _algorithm.CUDA_FFT_MIN_TAPS
+    assert report["fitted"]["CUDA_FFT_MIN_TAPS"]["training"] == _algorithm.CUDA_FFT_MIN_TAPS["training"]  # no points
 
 
 def test_refit_without_a_gpu_fits_recorded_kernel_times(tmp_path):
@@ -111,5 +116,5 @@ def test_refit_without_a_gpu_fits_recorded_kernel_times(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     fitted = json.loads(out.read_text())
-    assert fitted["machine"]["gpu"] == "G" and fitted["fitted"]["loss"] == 0
+    assert fitted["machine"]["gpu"] == "G" and fitted["fitted"]["loss"] == {"forward": 0, "training": 0}
     assert all(p["fitted_choice"] == p["faster"] for p in fitted["points"])

@@ -4,7 +4,8 @@
                                     [--out results/gpu_check.json] [--no-sweep]
 
 Run by tools/gpu_check.sh on a CUDA machine. choose_cuda takes the FFT when the response taps that reach the
-image, weighted by the channels, pass CUDA_FFT_MIN_TAPS. Points: each case and direction where both
+image, weighted by the channels, pass CUDA_FFT_MIN_TAPS of the pass (a forward alone, or training: forward +
+backward); each pass's threshold is fitted to the points of that direction. Points: each case and direction where both
 `ours:direct` and `ours:fft` were timed on CUDA by bench/bench.py (dense and sparse rows), plus a sweep of
 response sizes at the user's impulse [64, 4, 84, 600] (dense_conv2d with 5 responses, and sparse_conv2d),
 forward and forward+backward, timed here. The fitted threshold minimises the relative time lost against
@@ -55,14 +56,20 @@ def rule_sizes(point):
     return B, Ci, Cr, point["Hi"], point["Wi"], point["Hr"], point["Wr"]
 
 
+def rule_pass(point):
+    """The CUDA_FFT_MIN_TAPS key of a point's direction (_algorithm.PASSES: "forward" or "training")."""
+    return _algorithm.PASSES[point["direction"] != "fwd"]
+
+
 def choice(point, threshold):
-    """What choose_cuda picks at `point` when CUDA_FFT_MIN_TAPS = threshold."""
-    saved = _algorithm.CUDA_FFT_MIN_TAPS
-    _algorithm.CUDA_FFT_MIN_TAPS = threshold
+    """What choose_cuda picks at `point` when its pass's CUDA_FFT_MIN_TAPS = threshold."""
+    saved = dict(_algorithm.CUDA_FFT_MIN_TAPS)
+    _algorithm.CUDA_FFT_MIN_TAPS[rule_pass(point)] = threshold
     try:
-        return _algorithm.choose_cuda(*rule_sizes(point))
+        return _algorithm.choose_cuda(*rule_sizes(point), backward=point["direction"] != "fwd")
     finally:
-        _algorithm.CUDA_FFT_MIN_TAPS = saved
+        _algorithm.CUDA_FFT_MIN_TAPS.clear()
+        _algorithm.CUDA_FFT_MIN_TAPS.update(saved)
 
 
 def loss(points, threshold):
@@ -146,17 +153,22 @@ def sweep_points(min_run_time):
 
 
 def report(points, machine, tests_exit_code):
-    """The JSON document: every point with both thresholds' decisions, and the two thresholds' losses."""
-    current = _algorithm.CUDA_FFT_MIN_TAPS
-    fitted, fitted_loss = fit_threshold(points)
+    """The JSON document: every point with both rules' decisions, and each pass's current and fitted threshold
+    with their losses (a pass without points keeps its threshold)."""
+    current, fitted = dict(_algorithm.CUDA_FFT_MIN_TAPS), dict(_algorithm.CUDA_FFT_MIN_TAPS)
+    current_loss, fitted_loss = {}, {}
+    for rule in current:
+        mine = [p for p in points if rule_pass(p) == rule]
+        current_loss[rule] = loss(mine, current[rule])
+        fitted[rule], fitted_loss[rule] = fit_threshold(mine) if mine else (current[rule], 0.0)
     for p in points:
         p["faster"] = "direct" if p["direct"] <= p["fft"] else "fft"
-        p["current_choice"], p["fitted_choice"] = choice(p, current), choice(p, fitted)
+        p["current_choice"], p["fitted_choice"] = choice(p, current[rule_pass(p)]), choice(p, fitted[rule_pass(p)])
     return {"machine": machine, "tests_exit_code": tests_exit_code,
             "rule": "choose_cuda (dense_conv/_algorithm.py): FFT when taps * Ci * Cr >= "
-                    "CUDA_FFT_MIN_TAPS * (Ci * Cr + Ci + Cr), taps = min(Hr, Hi) * min(Wr, Wi)",
-            "loss": "relative time lost against the faster algorithm, summed over the points",
-            "current": {"CUDA_FFT_MIN_TAPS": current, "loss": loss(points, current)},
+                    "CUDA_FFT_MIN_TAPS[pass] * (Ci * Cr + Ci + Cr), taps = min(Hr, Hi) * min(Wr, Wi)",
+            "loss": "relative time lost against the faster algorithm, summed over the points of the pass",
+            "current": {"CUDA_FFT_MIN_TAPS": current, "loss": current_loss},
             "fitted": {"CUDA_FFT_MIN_TAPS": fitted, "loss": fitted_loss},
             "points": points}
 
@@ -186,9 +198,11 @@ def main(argv=None):
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
     current, fitted = result["current"], result["fitted"]
-    print(f"CUDA_FFT_MIN_TAPS: current {current['CUDA_FFT_MIN_TAPS']} (loss {current['loss']:.2f}), fitted "
-          f"{fitted['CUDA_FFT_MIN_TAPS']} (loss {fitted['loss']:.2f}) over {len(points)} points; wrote {args.out} "
-          f"in {time.perf_counter() - start:.0f} s")
+    for rule in current["CUDA_FFT_MIN_TAPS"]:
+        print(f"CUDA_FFT_MIN_TAPS[{rule!r}]: current {current['CUDA_FFT_MIN_TAPS'][rule]} (loss "
+              f"{current['loss'][rule]:.2f}), fitted {fitted['CUDA_FFT_MIN_TAPS'][rule]} (loss "
+              f"{fitted['loss'][rule]:.2f})")
+    print(f"{len(points)} points; wrote {args.out} in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
