@@ -21,7 +21,7 @@ from emu import fft_host, harness  # noqa: E402
 from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
 from dense_conv._shapes import fft_size, octave_packed_length  # noqa: E402
 
-SCHEDULES, TOLERANCE = harness.TEST_SCHEDULES, harness.TOLERANCE
+TOLERANCE = harness.TOLERANCE
 FLOAT_DTYPES, HALF_DTYPES, DTYPE_ID = [torch.float32, torch.float64], list(harness.HALF_DTYPES), harness.DTYPE_ID
 
 # (B, Ci, Cr, Hi, Wi, Hr, Wr)
@@ -100,11 +100,9 @@ def test_dense_grad_impulse_bitwise_across_schedules_and_staging_paths(dtype):
     response, _, grad_out = (t.to(dtype) for t in make_inputs(SHAPES["users_kernel_three_tap_bands"], dtype))
     shifted = torch.empty(grad_out.numel() + 1, dtype=dtype)[1:].view_as(grad_out).copy_(grad_out)
     assert grad_out.data_ptr() % 16 == 0 and shifted.data_ptr() % 16 != 0
-    results = []
-    for sched in SCHEDULES:
-        harness.set_schedule(*sched)
-        results += [harness.dense_grad_impulse(grad_out, response), harness.dense_grad_impulse(shifted, response)]
-    harness.set_schedule("forward")
+    results = [r for pair in harness.under_each_schedule(lambda: (harness.dense_grad_impulse(grad_out, response),
+                                                                  harness.dense_grad_impulse(shifted, response)))
+               for r in pair]
     for other in results[1:]:
         assert torch.equal(other, results[0])
 
@@ -114,11 +112,7 @@ def test_dense_grad_response_bitwise_across_schedules(dtype):
     # Each thread sums its runs in a fixed order (skipping the rows its warp's taps cannot meet), the lanes and
     # the slabs are added in fixed orders: every schedule gives bitwise the same result.
     _, impulse, grad_out = (t.to(dtype) for t in make_inputs(SHAPES["users_kernel_three_tap_bands"], dtype))
-    results = []
-    for sched in SCHEDULES:
-        harness.set_schedule(*sched)
-        results.append(harness.dense_grad_response(grad_out, impulse, 37, 16))
-    harness.set_schedule("forward")
+    results = harness.under_each_schedule(lambda: harness.dense_grad_response(grad_out, impulse, 37, 16))
     for other in results[1:]:
         assert torch.equal(other, results[0])
 
@@ -200,11 +194,7 @@ def check_fft_kernels(shape, dtype):
 
 def test_fft_correlate_is_deterministic_across_schedules():
     A, R, G = (t.to(torch.complex64) for t in make_spectra((2, 3, 11, 300), torch.float32, seed=3))
-    results = []
-    for sched in SCHEDULES:
-        harness.set_schedule(*sched)
-        results.append(harness.fft_correlate(G, A, R) + (harness.fft_product(A, R),))
-    harness.set_schedule("forward")
+    results = harness.under_each_schedule(lambda: harness.fft_correlate(G, A, R) + (harness.fft_product(A, R),))
     for other in results[1:]:
         for a, b in zip(results[0], other):
             assert torch.equal(torch.view_as_real(a), torch.view_as_real(b))

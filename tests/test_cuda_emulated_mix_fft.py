@@ -94,12 +94,8 @@ def check_fft_mix_kernels(shape, dtype):
 def test_fft_mix_kernels_are_deterministic_across_schedules():
     shape = (2, 3, 2, 9, 40, 51)
     X, Hs, G, a = make_spectra(shape, torch.float32, seed=3)
-    results = []
-    for sched in harness.TEST_SCHEDULES:
-        harness.set_schedule(*sched)
-        forward = harness.fft_mix_forward(X, Hs, a, 40, 51)
-        results.append((forward,) + harness.fft_mix_backward(X, Hs, G, a, 40, 51, 0.5))
-    harness.set_schedule("forward")
+    results = harness.under_each_schedule(
+        lambda: (harness.fft_mix_forward(X, Hs, a, 40, 51),) + harness.fft_mix_backward(X, Hs, G, a, 40, 51, 0.5))
     for other in results[1:]:
         for x, y in zip(results[0], other):
             assert torch.equal(torch.view_as_real(x) if x.is_complex() else x,

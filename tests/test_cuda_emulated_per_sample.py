@@ -20,7 +20,7 @@ from emu import harness  # noqa: E402
 
 from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
 
-SCHEDULES, TOLERANCE = harness.TEST_SCHEDULES, harness.TOLERANCE
+TOLERANCE = harness.TOLERANCE
 
 # (B, L, Ci, Hi, Wi, Hr, Wr)
 SHAPES = {
@@ -106,11 +106,7 @@ def test_grad_weight_is_deterministic_across_schedules():
     shape = (1, 3, 2, 40, 37, 5, 4)
     assert harness.per_sample_grad_weight_plan(*shape)[0] > 1
     weight, impulse, grad_out = make_inputs(shape, torch.float32, seed=3)
-    results = []
-    for sched in SCHEDULES:
-        harness.set_schedule(*sched)
-        results.append(harness.per_sample_grad_weight(grad_out, impulse, 5, 4))
-    harness.set_schedule("forward")
+    results = harness.under_each_schedule(lambda: harness.per_sample_grad_weight(grad_out, impulse, 5, 4))
     for other in results[1:]:
         assert torch.equal(results[0], other)
 

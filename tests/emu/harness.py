@@ -266,6 +266,19 @@ def set_schedule(schedule, seed=0):
     call("dc_emu_set_schedule", ctypes.c_int(SCHEDULES[schedule]), ctypes.c_uint64(seed))
 
 
+def under_each_schedule(fn):
+    """[fn() under each of TEST_SCHEDULES], then the forward schedule again (also when fn raises): for the tests
+    that results are bitwise the same in every thread order."""
+    try:
+        results = []
+        for schedule in TEST_SCHEDULES:
+            set_schedule(*schedule)
+            results.append(fn())
+        return results
+    finally:
+        set_schedule("forward")
+
+
 def executed_kernels():
     """Demangled names of the kernels launched since the last clear_executed_kernels()."""
     return set(library().dc_emu_executed_kernels().decode().splitlines())
