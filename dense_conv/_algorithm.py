@@ -319,9 +319,9 @@ def use_fft(response: torch.Tensor, impulse: torch.Tensor, algorithm: str, spars
 # at the user's shape their spectra are 1.38x a float16 output, not kept by default). GPU memory is the scarcer
 # resource there (a 12 GiB RTX 4070 SUPER holds the whole training step), so its default stays conservative (1):
 # kept spectra never outweigh the output the step already holds, and the CUDA forward's own chunked
-# intermediates (at most max(the output, 256 MiB): csrc/cuda/fft_cuda_common.h) come on top only transiently. What keeping saves on a
-# GPU is a count, not a measurement (no GPU here): the backward's 2-D transforms of the impulse and response,
-# the same 9 of 38 (9 of 26) planes as on the CPU.
+# intermediates (at most max(the output, 256 MiB): csrc/cuda/fft_cuda_common.h) come on top only transiently.
+# What keeping saves on a GPU is counted, not measured (the H200 runs did not time it apart): the backward's 2-D
+# transforms of the impulse and response, the same 9 of 38 (9 of 26) planes as on the CPU.
 SPECTRA_BUDGET_ENV = "DENSE_CONV_FFT_SPECTRA_BUDGET"
 DEFAULT_SPECTRA_BUDGET = {"cpu": 2.0, "cuda": 1.0}
 

@@ -6,9 +6,9 @@
 #   4. per-kernel device times of the CUDA paths (tools/gpu_kernel_times.py: CUDA events and torch.profiler),
 #   5. a refit of the CUDA auto rule (choose_cuda / CUDA_FFT_MIN_TAPS) from those timings and a sweep
 #      (tools/refit_cuda_auto.py).
-# Writes results/gpu_check/ (the benchmark's bench.json and bench.png, kernel_times.json, each step's log) and results/gpu_check.json
-# (the refit, with the tests' exit status). Without a GPU it says so and exits 0. Exit status: 1 when a step
-# fails (the later steps still run once the build is there), else 0.
+# Writes results/gpu_check/ (the benchmark's bench.json and bench.png, kernel_times.json, each step's log) and
+# results/gpu_check.json (the refit, with the tests' exit status). Without a GPU it says so and exits 0. Exit
+# status: 1 when a step fails (the later steps still run once the build is there), else 0.
 #   MAX_JOBS     parallel compile jobs (default: the number of CPUs)
 #   DENSE_CONV_VENV, DENSE_CONV_PYTHON, VERBOSE: as for tools/setup_env.sh (DENSE_CONV_PYTHON=python3 on an image
 #                that has torch and no network; PIP_NO_INDEX=1 then makes a missing package fail at once)

@@ -331,10 +331,10 @@ def measured_kernel_seconds(measured, launch):
     """Measured device time (s) per call of `launch`'s kernel in its pass, or None: the forward launches from the
     forward row of the same shape, dtype and algorithm; the backward launches from the forward+backward row less
     that kernel's forward time (a kernel both passes launch, e.g. fft_mix_kernel)."""
-    def kernel_us(direction):
+    def kernel_us(row_direction):
         for row in measured["rows"]:
             if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
-                    (launch["shape"], launch["dtype"], launch.get("algorithm", "direct"), direction, False):
+                    (launch["shape"], launch["dtype"], launch.get("algorithm", "direct"), row_direction, False):
                 if "kernels" not in row:
                     return None
                 key = kernel_key(launch["kernel"])

@@ -5,8 +5,8 @@
 
 Run by tools/gpu_check.sh on a CUDA machine. choose_cuda takes the FFT when the response taps that reach the
 image, weighted by the channels, pass CUDA_FFT_MIN_TAPS of the pass (a forward alone, or training: forward +
-backward); each pass's threshold is fitted to the points of that direction. Points: each case and direction where both
-`ours:direct` and `ours:fft` were timed on CUDA by bench/bench.py (dense and sparse rows), plus a sweep of
+backward); each pass's threshold is fitted to the points of that direction. Points: each case and direction where
+both `ours:direct` and `ours:fft` were timed on CUDA by bench/bench.py (dense and sparse rows), plus a sweep of
 response sizes at the user's impulse [64, 4, 84, 600] (dense_conv2d with 5 responses, and sparse_conv2d),
 forward and forward+backward, timed here. The fitted threshold minimises the relative time lost against
 the faster algorithm, summed over the points (choose_cuda itself decides at each candidate threshold: the
@@ -56,20 +56,24 @@ def rule_sizes(point):
     return B, Ci, Cr, point["Hi"], point["Wi"], point["Hr"], point["Wr"]
 
 
+def backward(point):
+    """Whether a point was timed forward+backward (choose_cuda's `backward`)."""
+    return point["direction"] != "fwd"
+
+
 def rule_pass(point):
     """The CUDA_FFT_MIN_TAPS key of a point's direction (_algorithm.PASSES: "forward" or "training")."""
-    return _algorithm.PASSES[point["direction"] != "fwd"]
+    return _algorithm.PASSES[backward(point)]
 
 
 def choice(point, threshold):
     """What choose_cuda picks at `point` when its pass's CUDA_FFT_MIN_TAPS = threshold."""
-    saved = dict(_algorithm.CUDA_FFT_MIN_TAPS)
-    _algorithm.CUDA_FFT_MIN_TAPS[rule_pass(point)] = threshold
+    thresholds, key = _algorithm.CUDA_FFT_MIN_TAPS, rule_pass(point)
+    saved, thresholds[key] = thresholds[key], threshold
     try:
-        return _algorithm.choose_cuda(*rule_sizes(point), backward=point["direction"] != "fwd")
+        return _algorithm.choose_cuda(*rule_sizes(point), backward(point))
     finally:
-        _algorithm.CUDA_FFT_MIN_TAPS.clear()
-        _algorithm.CUDA_FFT_MIN_TAPS.update(saved)
+        thresholds[key] = saved
 
 
 def loss(points, threshold):
