@@ -282,18 +282,18 @@ def machine_info(devices, settings):
 # timing
 # --------------------------------------------------------------------------------------------------
 
-def make_call(fn, case, device, backward):
-    """A no-argument call of fn on fresh inputs of `case`: forward under no_grad, or forward and
+def make_call(fn, case, device, backward, dtype=torch.float32):
+    """A no-argument call of fn on fresh inputs of `case` (in `dtype`): forward under no_grad, or forward and
     both input gradients."""
     g = torch.Generator().manual_seed(0)
-    impulse = torch.randn(*case.impulse, generator=g).to(device).requires_grad_(backward)
-    response = torch.randn(*case.response, generator=g).to(device).requires_grad_(backward)
+    impulse = torch.randn(*case.impulse, generator=g).to(device, dtype).requires_grad_(backward)
+    response = torch.randn(*case.response, generator=g).to(device, dtype).requires_grad_(backward)
     if not backward:
         def forward():
             with torch.no_grad():
                 fn(response, impulse)
         return forward
-    grad_out = torch.randn(*case.output_shape, generator=g).to(device)
+    grad_out = torch.randn(*case.output_shape, generator=g).to(device, dtype)
 
     def forward_backward():
         torch.autograd.grad(fn(response, impulse), (response, impulse), grad_out)

@@ -24,10 +24,13 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
+import bench  # noqa: E402  (bench/bench.py: the benchmark's cases and calls)
+from bench_cqt import BPO, FMIN, HOP, NBINS, SR  # noqa: E402
 import dense_conv  # noqa: E402
 
 IMPULSE = (4, 84, 600)  # [Ci, Hi, Wi] of the benchmark's impulse
@@ -66,11 +69,9 @@ def rows(batch):
 
 def make_cqt_call(name, backward):
     """A CQT / VQT / inverse CQT call of the CQT benchmark's cases (bench/bench_cqt.py's parameters)."""
-    sys.path.insert(0, os.path.join(ROOT, "bench"))
-    import bench_cqt as b
     g = torch.Generator().manual_seed(0)
-    clip = (torch.randn(b.SR * 60, generator=g) * 0.1).cuda()
-    args = (b.SR, b.HOP, b.FMIN, b.NBINS, b.BPO)
+    clip = (torch.randn(SR * 60, generator=g) * 0.1).cuda()
+    args = (SR, HOP, FMIN, NBINS, BPO)
     if name == "CQT 60 s" and backward:
         cqt = dense_conv.CQT(*args, output="magnitude", trainable=True).cuda()
 
@@ -81,11 +82,11 @@ def make_cqt_call(name, backward):
     if name == "CQT 60 s inverse":
         with torch.no_grad():
             spectrum = dense_conv.CQT(*args).cuda()(clip)
-        kwargs = dict(sr=b.SR, hop_length=b.HOP, fmin=b.FMIN, bins_per_octave=b.BPO, length=clip.shape[-1])
+        kwargs = dict(sr=SR, hop_length=HOP, fmin=FMIN, bins_per_octave=BPO, length=clip.shape[-1])
         transform = lambda: dense_conv.icqt(spectrum, **kwargs)  # noqa: E731
     else:
         module = (dense_conv.VQT if name.startswith("VQT") else dense_conv.CQT)(*args).cuda()
-        x = clip if "60 s" in name else (torch.randn(16, b.SR * 5, generator=g) * 0.1).cuda()
+        x = clip if "60 s" in name else (torch.randn(16, SR * 5, generator=g) * 0.1).cuda()
         transform = lambda: module(x)  # noqa: E731
 
     def forward():
@@ -94,34 +95,12 @@ def make_cqt_call(name, backward):
     return forward
 
 
-def make_call(kind, response_shape, impulse_shape, dtype, algorithm, backward, name=""):
+def make_call(kind, name, response_shape, impulse_shape, dtype, algorithm, backward):
+    """A no-argument call of one row: bench/bench.py's case, inputs and call (in `dtype`), or a CQT case."""
     if kind == "cqt":
         return make_cqt_call(name, backward)
-    g = torch.Generator().manual_seed(0)
-    impulse = torch.randn(*impulse_shape, generator=g).to("cuda", dtype).requires_grad_(backward)
-    response = torch.randn(*response_shape, generator=g).to("cuda", dtype).requires_grad_(backward)
-    if kind == "mix":
-        weight = (torch.randn(8, impulse_shape[1], response_shape[1], generator=g) / 4.5).to("cuda", dtype)
-        fn = lambda: dense_conv.dense_mix_conv2d(response, impulse, weight, algorithm=algorithm)  # noqa: E731
-    elif kind == "per_sample":
-        fn = lambda: dense_conv.per_sample_conv2d(response, impulse)  # noqa: E731
-    else:
-        op = dense_conv.dense_conv2d if kind == "dense" else dense_conv.sparse_conv2d
-        fn = lambda: op(response, impulse, algorithm=algorithm)  # noqa: E731
-    if not backward:
-        def forward():
-            with torch.no_grad():
-                fn()
-        return forward
-    grad_out = None
-
-    def forward_backward():
-        nonlocal grad_out
-        out = fn()
-        if grad_out is None:
-            grad_out = torch.randn(out.shape, generator=g).to("cuda", dtype)
-        torch.autograd.grad(out, (response, impulse), grad_out)
-    return forward_backward
+    case = bench.Case(name, kind, impulse_shape, response_shape, mix_channels=8 if kind == "mix" else 0)
+    return bench.make_call(lambda r, i: case.op(r, i, algorithm=algorithm), case, "cuda", backward, dtype)
 
 
 def event_median_ms(call):
@@ -203,7 +182,7 @@ def main(argv=None):
                 continue
             torch.backends.cuda.matmul.allow_tf32 = tf32
             try:
-                call = make_call(kind, shape, impulse_shape, DTYPES[dtype], algorithm, direction == "fwd+bwd", name)
+                call = make_call(kind, name, shape, impulse_shape, DTYPES[dtype], algorithm, direction == "fwd+bwd")
                 median, best = event_median_ms(call)
                 kernels = kernel_times(call)
                 row = {"shape": name, "kind": kind, "impulse": list(impulse_shape), "response": list(shape),
