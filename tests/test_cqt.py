@@ -9,6 +9,7 @@ import torch
 import dense_conv as dc
 from dense_conv.audio.cqt import CQTKernels
 from dense_conv.reference import cqt_definition, cqt_octave_reference
+from testing import CountOps
 
 SR, HOP = 22050, 512
 FMIN = 32.70319566257483  # C1
@@ -376,3 +377,26 @@ def test_gradcheck_odd_hops(hop):
             assert p.grad is None
             continue
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
+
+
+def test_kept_matmuls_follow_the_kernels():
+    """A CQT whose kernels take no gradient builds its matmul weights once per device and dtype (no copy, scaling or
+    concatenation of kernels per call) and rebuilds them when a kernel changes in place or the module is converted."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4000, dtype=torch.float64)
+    cqt = dc.CQT(SR, 64, 55.0, 60, 12)
+    y = cqt(x)
+    with CountOps() as ops:
+        assert torch.equal(cqt(x), y)
+    # (float64 input, float32 kernels: converted once) no scaling, one concatenation (the bins' assembly)
+    assert "aten._to_copy" not in ops.counts and "aten.mul" not in ops.counts and ops.counts["aten.cat"] == 1
+    kernels = [cqt.kernels, *cqt._own_weights(), *cqt._raised_weights()]
+    with torch.no_grad():
+        for k in kernels:
+            k.mul_(2)  # exact: every product and sum doubles
+    assert torch.equal(cqt(x), 2 * y)
+    assert torch.allclose(cqt.double()(x), 2 * y, rtol=0, atol=1e-6 * y.abs().max())
+    # trainable: rebuilt per call, the gradient reaches the kernels
+    t = dc.CQT(SR, 64, 55.0, 60, 12, output="magnitude", trainable=True)
+    t(x.float()).sum().backward()
+    assert t.kernels.grad is not None and t.kernels.grad.abs().sum() > 0

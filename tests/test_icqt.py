@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import dense_conv as dc
-from testing import needs_gpu
+from testing import CountOps, needs_gpu
 
 librosa = pytest.importorskip("librosa")
 
@@ -160,6 +160,23 @@ def test_linear_in_c():
     A, B = torch.randn(2, 24, 9, dtype=torch.complex128).unbind(0)
     f = functools.partial(dc.icqt, **_small(8))
     assert torch.allclose(f(2 * A - 3j * B), 2 * f(A) - 3 * f(1j * B), atol=1e-12)
+
+
+def test_repeated_call_converts_no_constants():
+    """The synthesis matrices, the filter and the edge scales are converted once per device, dtype and frame count
+    (the functional form's module keeps float64 buffers on the CPU): a repeated call dispatches no conversion and
+    no index arithmetic, one matmul per octave (on a GPU no host-to-device copy, ~16 launches fewer per octave)."""
+    C = dc.CQT(22050, 512, None, 84, 12)(torch.randn(2, 22050))  # 7 octaves
+    first = dc.icqt(C)
+    with CountOps() as ops:
+        again = dc.icqt(C)
+    assert torch.equal(again, first)
+    assert not {"aten._to_copy", "aten.lift_fresh", "aten.arange", "aten.div", "aten.clamp"} & set(ops.counts)
+    assert ops.counts["aten.mm"] == 7
+    # a module moved or converted drops what it converted from its old buffers, and stays right
+    m = dc.ICQT(22050, 512, None, 84, 12)
+    y = m(C)
+    assert m.float()(C).dtype == torch.float32 and torch.allclose(m(C), y, rtol=0, atol=1e-6 * y.abs().max())
 
 
 @needs_gpu

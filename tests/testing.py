@@ -3,10 +3,12 @@
 Tests parametrise over products of these lists (devices x dtypes x algorithms x shapes), e.g.
 @pytest.mark.parametrize("device,dtype,shape", product(DEVICES, DTYPES, DENSE_SHAPES)).
 """
+import collections
 import itertools
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import dense_conv
 from dense_conv import reference
@@ -88,3 +90,16 @@ def assert_close_scaled(actual, expected, dtype, tol=None):
     tol = TOLERANCE[dtype] if tol is None else tol
     err = rel_err(actual, expected)
     assert err <= tol, f"relative error {err:.3e} > {tol:.1e} ({dtype})"
+
+
+class CountOps(TorchDispatchMode):
+    """Counts the ATen ops dispatched inside the `with` (op name -> calls): on a GPU each op that is not a view
+    is at least one kernel launch, so these counts are the launches of a call, measurable on the CPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts = collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))

@@ -534,56 +534,18 @@ def reflect_margins(ker: CQTKernels, own_dmin: dict, raised_dmin: dict, taps: in
     return -(-left // step) * step, right  # left: a multiple of 2^n_decimations keeps the octaves aligned
 
 
-def _apply_blocks(sig, groups, hop, n_frames, offset):
-    """Groups of kernel blocks [[(kernels [nb, 2, w], dmin), ...], ...] applied to one signal [R, T'] ->
-    one [R, F, rows, 2] per group, its blocks' rows in order.
+def level_matmuls(weight, own, raised, ker: CQTKernels):
+    """The matmuls of every rate: {level: [(a, b, wt [b - a, 2 rows], [(octave, lift, rows), ...]), ...]}.
 
-    The frames over all the blocks' offsets are copied out once; each group is one matmul (its blocks
-    zero-padded to their common offsets: for blocks of similar widths, where one wide matmul beats several
-    narrow ones) that reads its own columns of the frames (a strided view BLAS takes as it is)."""
-    lo = min(dmin for group in groups for _, dmin in group)
-    width = max(dmin + k.shape[-1] for group in groups for k, dmin in group) - lo
-    R = sig.shape[0]
-    fr = frame_view(sig, lo, width, hop, n_frames, "constant", offset).reshape(R * n_frames, width)  # a copy
-    out = []
-    for group in groups:
-        a = min(dmin for _, dmin in group)
-        b = max(dmin + k.shape[-1] for k, dmin in group)
-        w = torch.cat([torch.nn.functional.pad(k, (dmin - a, b - dmin - k.shape[-1])) for k, dmin in group])
-        c = fr[:, a - lo:b - lo] @ w.reshape(w.shape[0] * 2, -1).t()  # [R * F, rows * 2]
-        out.append(c.view(R, n_frames, w.shape[0], 2))
-    return out
-
-
-def _octave_cqt(x, weight, own, raised, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
-    """The octave loop. x [R, T]; weight [n_filters, 2, width] (shared top octave); own: {octave: (kernels
-    [nb, 2, w], dmin, dmax)} for the octaves computed with their own kernels; raised: {(octave, lift): the
-    same} for the top bins of decimated octaves computed `lift` levels up (CQTKernels.raised_bins; lift 1 in
-    the same matmul as the octave above); decimate(x, filter, levels) -> a tensor (levels == 1) or a list
-    of the levels successive octaves, as octave_downsample."""
-    taps = filter.numel()
-    R, T = x.shape
-    n_frames = 1 + T // hop
-    levels = ker.n_decimations
-    # 'reflect': reflect the full-rate signal far enough for every octave (then as 'constant'), so that
-    # every frame sees the same padded signal as the definition
-    P = 0
-    if pad_mode == "reflect":
-        P, right = reflect_margins(ker, {i: v[1:] for i, v in own.items()}, {i: v[1:] for i, v in raised.items()},
-                                   taps, hop)
-        x = _reflect_pad(x, P, right)
-    # zero-pad the (padded) full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a side,
-    # so the decimated octaves keep the low-passed signal's tails that spread past the ends (dropping them
-    # costs ~10% of |C| on the edge frames). Z is a multiple of 2^levels: the octaves stay on the same
-    # sample grid (level i sample m <-> full-rate sample 2^i m - Z).
-    Z = (2 ** levels) * ((taps + 1) // 2) if levels > 0 else 0
-    xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
-    octaves = decimate(xz, filter, levels) if levels > 0 else []
-    sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
-    # every block of bins (octave o, lift j) -> (its group's output [R, F, rows, 2], first row, rows); within an
-    # octave, higher lifts hold higher bins
-    blocks = {}
-    for lvl in range(levels + 1):
+    weight [n_filters, 2, width] (shared top octave); own: {octave: (kernels [nb, 2, w], dmin, dmax)} for the octaves
+    computed with their own kernels; raised: {(octave, lift): the same} for the top bins of decimated octaves
+    computed `lift` levels up (CQTKernels.raised_bins; lift 1 in the same matmul as the octave above). Each group of
+    kernel blocks is one matmul: its blocks zero-padded to their common offsets a .. b - 1 (for blocks of similar
+    widths, where one wide matmul beats several narrow ones), stacked, transposed for `frames @ wt`; its rows are
+    its blocks' bins in order. A function of the kernels only: CQT._operands builds it once per kernel version
+    when no gradient flows to the kernels."""
+    matmuls = {}
+    for lvl in range(ker.n_decimations + 1):
         # at this rate: octave lvl's shared kernels (less its raised top bins), the raised bins of the octaves
         # below whose lift reaches it, and the own-kernel octaves (all at the last rate)
         first, _ = ker.octave_bins(lvl)
@@ -598,13 +560,56 @@ def _octave_cqt(x, weight, own, raised, ker: CQTKernels, hop, pad_mode, output, 
         groups += [[(k, dmin, o, 0)] for o, (k, dmin, _) in own.items() if ker.compute_levels[o] == lvl]
         if not groups:  # every bin of this, the lowest, octave is raised
             continue
-        cs = _apply_blocks(sigs[lvl], [[(k, dmin) for k, dmin, _, _ in g] for g in groups], hop >> lvl, n_frames,
-                           (Z + P) >> lvl)
-        for group, c in zip(groups, cs):
+        matmuls[lvl] = []
+        for group in groups:
+            a = min(dmin for _, dmin, _, _ in group)
+            b = max(dmin + k.shape[-1] for k, dmin, _, _ in group)
+            # (no pad or concatenation of a block that spans the group alone: a copy, and its backward, fewer)
+            parts = [k if (dmin, dmin + k.shape[-1]) == (a, b) else
+                     torch.nn.functional.pad(k, (dmin - a, b - dmin - k.shape[-1])) for k, dmin, _, _ in group]
+            w = parts[0] if len(parts) == 1 else torch.cat(parts)
+            matmuls[lvl].append((a, b, w.reshape(w.shape[0] * 2, -1).t(), [(o, j, k.shape[0]) for k, _, o, j in group]))
+    return matmuls
+
+
+def _octave_cqt(x, matmuls, own_dmin, raised_dmin, ker: CQTKernels, hop, pad_mode, output, decimate, filter):
+    """The octave loop. x [R, T]; matmuls: level_matmuls' (the kernels); own_dmin, raised_dmin: CQT.own_dmin,
+    CQT.raised_dmin (each block's dmin, dmax); decimate(x, filter, levels) -> a tensor (levels == 1) or a list
+    of the levels successive octaves, as octave_downsample."""
+    taps = filter.numel()
+    R, T = x.shape
+    n_frames = 1 + T // hop
+    levels = ker.n_decimations
+    # 'reflect': reflect the full-rate signal far enough for every octave (then as 'constant'), so that
+    # every frame sees the same padded signal as the definition
+    P = 0
+    if pad_mode == "reflect":
+        P, right = reflect_margins(ker, own_dmin, raised_dmin, taps, hop)
+        x = _reflect_pad(x, P, right)
+    # zero-pad the (padded) full-rate signal before decimating, by Z = 2^levels * (taps+1)/2 samples a side,
+    # so the decimated octaves keep the low-passed signal's tails that spread past the ends (dropping them
+    # costs ~10% of |C| on the edge frames). Z is a multiple of 2^levels: the octaves stay on the same
+    # sample grid (level i sample m <-> full-rate sample 2^i m - Z).
+    Z = (2 ** levels) * ((taps + 1) // 2) if levels > 0 else 0
+    xz = torch.nn.functional.pad(x, (Z, Z)) if Z else x
+    octaves = decimate(xz, filter, levels) if levels > 0 else []
+    sigs = [xz] + (octaves if isinstance(octaves, list) else [octaves])
+    # every block of bins (octave o, lift j) -> (its group's output [R, F, rows, 2], first row, rows); within an
+    # octave, higher lifts hold higher bins
+    blocks = {}
+    for lvl, groups in matmuls.items():
+        # the frames over all the groups' offsets are copied out once; each group's matmul reads its own columns
+        # of them (a strided view BLAS takes as it is)
+        lo = min(a for a, _, _, _ in groups)
+        width = max(b for _, b, _, _ in groups) - lo
+        fr = frame_view(sigs[lvl], lo, width, hop >> lvl, n_frames, "constant", (Z + P) >> lvl)
+        fr = fr.reshape(R * n_frames, width)  # a copy
+        for a, b, wt, group in groups:
+            c = (fr[:, a - lo:b - lo] @ wt).view(R, n_frames, wt.shape[1] // 2, 2)  # [R, F, rows, 2]
             row = 0
-            for k, _, o, j in group:
-                blocks[(o, j)] = (c, row, k.shape[0])
-                row += k.shape[0]
+            for o, j, rows in group:
+                blocks[(o, j)] = (c, row, rows)
+                row += rows
     # bins ascending, [R, n_bins, F, 2] contiguous (one copy, which view_as_complex then takes as it is); a
     # group whose rows come next to each other in that order goes in whole (no per-block split to undo in the
     # backward)
@@ -785,6 +790,35 @@ class CQT(nn.Module):
             self.downsample_filter = nn.Parameter(f)
         else:
             self.register_buffer("downsample_filter", f, persistent=False)
+        self._kept_operands = {}  # (device, dtype) -> (the tensors' identities and versions, _operands' result)
+
+    def _operands(self, dtype, device):
+        """(level_matmuls of the kernels, the decimation filter) in `dtype`. Built once per (device, dtype) and kept
+        while the kernels and the filter are unchanged (their identity and version counter) when no gradient flows
+        to them: a call then makes no copy of its kernels (on a GPU ~30 launches fewer per call: conversion,
+        padding, concatenation, scaling per group)."""
+        kernels = [self.kernels, *self._own_weights(), *self._raised_weights()]
+        tensors = kernels + [self.downsample_filter]
+
+        def build():
+            own = {i: (k.to(dtype), *self.own_dmin[i]) for i, k in zip(self.own_octaves, kernels[1:])}
+            raised = {b: (k.to(dtype), *self.raised_dmin[b])
+                      for b, k in zip(self.raised_blocks, kernels[1 + len(self.own_octaves):])}
+            return level_matmuls(self.kernels.to(dtype), own, raised, self.ker), self.downsample_filter.to(dtype)
+
+        grads = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        if grads or any(t.is_inference() for t in tensors):
+            return build()  # (autograd through the kernels; inference tensors have no version counter)
+        state = tuple((id(t), t._version) for t in tensors)
+        kept = self._kept_operands.get((device, dtype))
+        if kept is None or kept[0] != state:
+            kept = self._kept_operands[(device, dtype)] = (state, build())
+        return kept[1]
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .cuda() / .double() replace the kernels: drop what was built from the old ones
+        self._kept_operands = {}
+        return super()._apply(fn, *args, **kwargs)
 
     def _own_weights(self):
         if hasattr(self, "octave_kernels"):
@@ -832,12 +866,9 @@ class CQT(nn.Module):
             x = x.to(self.compute_dtype)
         lead = x.shape[:-1]
         xr = x.reshape(math.prod(lead), x.shape[-1])
-        weight = self.kernels.to(x.dtype)
-        own = {i: (k.to(x.dtype), *self.own_dmin[i]) for i, k in zip(self.own_octaves, self._own_weights())}
-        raised = {b: (k.to(x.dtype), *self.raised_dmin[b]) for b, k in zip(self.raised_blocks, self._raised_weights())}
-        filt = self.downsample_filter.to(x.dtype)
-        c = _octave_cqt(xr, weight, own, raised, self.ker, self.hop_length, self.pad_mode, self.output, decimate,
-                        filt)
+        matmuls, filt = self._operands(x.dtype, x.device)
+        c = _octave_cqt(xr, matmuls, self.own_dmin, self.raised_dmin, self.ker, self.hop_length, self.pad_mode,
+                        self.output, decimate, filt)
         return c.reshape(*lead, *c.shape[1:])
 
 
