@@ -225,3 +225,22 @@ def test_module_checks_bins():
     with pytest.raises(TypeError, match="ICQT: n_bins"):
         dc.ICQT(n_bins=None)
 
+
+
+def test_torch_compile_matches_eager():
+    """CQT (kept operands, or built per call when trainable) and ICQT (converted constants) trace under
+    torch.compile and give eager's values and gradients."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4000)
+    for trainable in (False, True):
+        cqt = dc.CQT(22050, 64, 55.0, 60, 12, output="magnitude", trainable=trainable)
+        compiled = torch.compile(cqt, backend="aot_eager")
+        assert torch.equal(compiled(x), cqt(x))
+    compiled(x).sum().backward()
+    grad = cqt.kernels.grad.clone()
+    cqt.zero_grad()
+    cqt(x).sum().backward()
+    assert torch.equal(grad, cqt.kernels.grad)
+    C = dc.CQT(22050, 64, 55.0, 60, 12)(x)
+    m = dc.ICQT(22050, 64, 55.0, 60, 12)
+    assert torch.equal(torch.compile(m, backend="aot_eager")(C, length=4000), m(C, length=4000))

@@ -164,7 +164,7 @@ class ICQT(nn.Module):
                 self._edges.pop(next(iter(self._edges)))
             T = self.hop_length * (F - 1)
             self._edges[(device, real, F)] = [
-                [(start, stop, torch.tensor(scale, dtype=real).to(device))
+                [(start, stop, torch.as_tensor(scale, dtype=real).to(device))
                  for start, stop, scale in _edge_scales(T >> level, n_fft, self.hop_length >> level, F)]
                 for _, _, level, _, n_fft in self.octaves]
         return self._converted[key] + (self._edges[(device, real, F)],)
