@@ -400,3 +400,26 @@ def test_kept_matmuls_follow_the_kernels():
     t = dc.CQT(SR, 64, 55.0, 60, 12, output="magnitude", trainable=True)
     t(x.float()).sum().backward()
     assert t.kernels.grad is not None and t.kernels.grad.abs().sum() > 0
+
+
+def test_group_weights_node():
+    """_GroupWeights (the matmul weights of every level as one autograd node): values are the blocks placed and
+    scaled, gradients pass gradcheck and gradgradcheck, for a source used at several levels (the shared kernels),
+    one placed whole and once (its gradient a slice) and one placed in part."""
+    from dense_conv.audio.cqt import _GroupWeights
+    torch.manual_seed(0)
+    shared = torch.randn(6, 2, 5, dtype=torch.float64, requires_grad=True)
+    whole = torch.randn(2, 2, 3, dtype=torch.float64, requires_grad=True)
+    part = torch.randn(3, 2, 7, dtype=torch.float64, requires_grad=True)
+    layout = ((2 + 4, 6, ((1, 0, 2, 0, 0, 1.0), (0, 2, 6, 2, 1, 2.0))),   # (rows, width, blocks)
+              (3, 5, ((0, 0, 3, 0, 0, 0.5),)),
+              (4, 8, ((2, 1, 3, 0, 1, 1.0), (0, 4, 6, 2, 3, 3.0))))
+    outs = _GroupWeights.apply(layout, shared, whole, part)
+    expected = torch.zeros(6, 2, 6, dtype=torch.float64)
+    expected[0:2, :, 0:3] = whole.detach()
+    expected[2:6, :, 1:6] = 2 * shared.detach()[2:6]
+    assert torch.equal(outs[0], expected)
+    assert torch.equal(outs[1], 0.5 * shared.detach()[0:3])
+    fn = lambda *t: _GroupWeights.apply(layout, *t)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (shared, whole, part))
+    assert torch.autograd.gradgradcheck(fn, (shared, whole, part))

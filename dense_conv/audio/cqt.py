@@ -534,6 +534,47 @@ def reflect_margins(ker: CQTKernels, own_dmin: dict, raised_dmin: dict, taps: in
     return -(-left // step) * step, right  # left: a multiple of 2^n_decimations keeps the octaves aligned
 
 
+class _GroupWeights(torch.autograd.Function):
+    """The weights of the matmuls that assemble several kernel blocks (or scale one), as one autograd node.
+
+    layout: per output (rows, width, [(source, r0, r1, row, col, gain), ...]): output [rows, 2, width] is zero but
+    for output[row:row + r1 - r0, :, col:col + w] = gain * sources[source][r0:r1] (w: the source's width). The shared
+    top-octave kernels serve every level: recorded op by op, autograd would keep a scaling, pads, a concatenation
+    and a slice gradient as large as the kernels per level, then sum them; here the backward is one zero-filled
+    gradient per shared source and one scaled add per block (in a fixed order: deterministic)."""
+
+    @staticmethod
+    def forward(ctx, layout, *sources):
+        ctx.layout, ctx.shapes = layout, [t.shape for t in sources]
+        outs = []
+        for rows, width, blocks in layout:
+            out = sources[0].new_zeros(rows, 2, width)
+            for src, r0, r1, row, col, gain in blocks:
+                block = sources[src][r0:r1]
+                torch.mul(block, gain, out=out[row:row + r1 - r0, :, col:col + block.shape[-1]])
+            outs.append(out)
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        uses = [0] * len(ctx.shapes)
+        for _, _, blocks in ctx.layout:
+            for src, *_ in blocks:
+                uses[src] += 1
+        grad_sources = [None] * len(ctx.shapes)
+        for (_, _, blocks), g in zip(ctx.layout, grads):
+            for src, r0, r1, row, col, gain in blocks:
+                shape = ctx.shapes[src]
+                part = g[row:row + r1 - r0, :, col:col + shape[-1]]
+                if uses[src] == 1 and (r0, r1) == (0, shape[0]):  # a whole source placed once: its slice
+                    grad_sources[src] = part if gain == 1 else part * gain
+                    continue
+                if grad_sources[src] is None:
+                    grad_sources[src] = g.new_zeros(shape)
+                grad_sources[src][r0:r1].add_(part, alpha=gain)
+        return (None, *grad_sources)
+
+
 def level_matmuls(weight, own, raised, ker: CQTKernels):
     """The matmuls of every rate: {level: [(a, b, wt [b - a, 2 rows], [(octave, lift, rows), ...]), ...]}.
 
@@ -542,33 +583,53 @@ def level_matmuls(weight, own, raised, ker: CQTKernels):
     computed `lift` levels up (CQTKernels.raised_bins; lift 1 in the same matmul as the octave above). Each group of
     kernel blocks is one matmul: its blocks zero-padded to their common offsets a .. b - 1 (for blocks of similar
     widths, where one wide matmul beats several narrow ones), stacked, transposed for `frames @ wt`; its rows are
-    its blocks' bins in order. A function of the kernels only: CQT._operands builds it once per kernel version
-    when no gradient flows to the kernels."""
+    its blocks' bins in order. A block alone in its group, unscaled, is used as it is (a view); the other groups
+    are assembled by one _GroupWeights node. A function of the kernels only: CQT._operands builds it once per
+    kernel version when no gradient flows to the kernels."""
+    sources = [weight]  # the tensors _GroupWeights reads; index 0: the shared kernels
+    layout, assembled = [], []  # _GroupWeights' outputs, and where each goes: (level, index in the level)
     matmuls = {}
     for lvl in range(ker.n_decimations + 1):
         # at this rate: octave lvl's shared kernels (less its raised top bins), the raised bins of the octaves
         # below whose lift reaches it, and the own-kernel octaves (all at the last rate)
         first, _ = ker.octave_bins(lvl)
         top = ker.n_filters - sum(k.shape[0] for (o, _), (k, _, _) in raised.items() if o == lvl)
+        # blocks (kernels, first row, last row + 1, dmin, octave, lift, gain)
         # (the bins raised by one level are about as wide as the shared kernels: one matmul with them)
         # (the raised top bins of octave lvl+1 first: the group's rows are then ascending bins, next to each other)
-        shared = [(k, dmin, o, j) for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j == 1]
+        shared = [(k, 0, k.shape[0], dmin, o, j, 1.0) for (o, j), (k, dmin, _) in raised.items()
+                  if o - j == lvl and j == 1]
         if top > first and ker.shared(lvl):
-            shared.append((weight[first:top] * ker.octave_gain(lvl), ker.dmin, lvl, 0))
+            shared.append((weight, first, top, ker.dmin, lvl, 0, ker.octave_gain(lvl)))
         groups = [shared] if shared else []
-        groups += [[(k, dmin, o, j)] for (o, j), (k, dmin, _) in raised.items() if o - j == lvl and j > 1]
-        groups += [[(k, dmin, o, 0)] for o, (k, dmin, _) in own.items() if ker.compute_levels[o] == lvl]
+        groups += [[(k, 0, k.shape[0], dmin, o, j, 1.0)] for (o, j), (k, dmin, _) in raised.items()
+                   if o - j == lvl and j > 1]
+        groups += [[(k, 0, k.shape[0], dmin, o, 0, 1.0)] for o, (k, dmin, _) in own.items()
+                   if ker.compute_levels[o] == lvl]
         if not groups:  # every bin of this, the lowest, octave is raised
             continue
         matmuls[lvl] = []
         for group in groups:
-            a = min(dmin for _, dmin, _, _ in group)
-            b = max(dmin + k.shape[-1] for k, dmin, _, _ in group)
-            # (no pad or concatenation of a block that spans the group alone: a copy, and its backward, fewer)
-            parts = [k if (dmin, dmin + k.shape[-1]) == (a, b) else
-                     torch.nn.functional.pad(k, (dmin - a, b - dmin - k.shape[-1])) for k, dmin, _, _ in group]
-            w = parts[0] if len(parts) == 1 else torch.cat(parts)
-            matmuls[lvl].append((a, b, w.reshape(w.shape[0] * 2, -1).t(), [(o, j, k.shape[0]) for k, _, o, j in group]))
+            a = min(dmin for _, _, _, dmin, _, _, _ in group)
+            b = max(dmin + k.shape[-1] for k, _, _, dmin, _, _, _ in group)
+            rows = sum(r1 - r0 for _, r0, r1, _, _, _, _ in group)
+            bins = [(o, j, r1 - r0) for _, r0, r1, _, o, j, _ in group]
+            k, r0, r1, dmin, _, _, gain = group[0]
+            if len(group) == 1 and (r0, r1, dmin, dmin + k.shape[-1], gain) == (0, k.shape[0], a, b, 1.0):
+                matmuls[lvl].append((a, b, k.reshape(rows * 2, b - a).t(), bins))
+                continue
+            blocks, row = [], 0
+            for k, r0, r1, dmin, _, _, gain in group:
+                if not any(k is t for t in sources):
+                    sources.append(k)
+                blocks.append(([i for i, t in enumerate(sources) if t is k][0], r0, r1, row, dmin - a, gain))
+                row += r1 - r0
+            layout.append((rows, b - a, tuple(blocks)))
+            assembled.append((lvl, len(matmuls[lvl])))
+            matmuls[lvl].append((a, b, None, bins))
+    for (lvl, i), w in zip(assembled, _GroupWeights.apply(tuple(layout), *sources) if layout else ()):
+        a, b, _, bins = matmuls[lvl][i]
+        matmuls[lvl][i] = (a, b, w.view(w.shape[0] * 2, b - a).t(), bins)
     return matmuls
 
 
