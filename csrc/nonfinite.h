@@ -3,8 +3,8 @@
 // The fast kernels multiply zero padding by response taps (direct: tap blocks, FFT: whole planes), so a
 // non-finite tap or pixel reaches outputs the definition never lets it reach (0 * inf = NaN), and the
 // FFT spreads one NaN over its whole plane. Rather than slowing every kernel down, each op checks each
-// sample (one reduction) and recomputes the rare non-finite samples by the definition, tap by tap over
-// the causal window only (ATen ops: any device, any floating dtype).
+// sample (one reduction) and recomputes the rare non-finite samples by the definition, over the causal
+// window only (below: ATen ops, any device and floating dtype; on CUDA, nonfinite_kernels.cuh).
 //
 // Either the inputs or the result may be checked, whichever is smaller (the result, for the gradients):
 // every kernel's sum holds all the terms of the definition (no value-dependent skips) plus products
