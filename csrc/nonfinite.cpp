@@ -21,29 +21,42 @@ using at::Tensor;
 
 at::ScalarType acc_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
 
-// Indices (int64, on the tensors' device) of the samples b where any of `tensors` has a non-finite
-// value in its slice [b]; undefined when there is none. A per-sample sum is non-finite whenever one of
-// its terms is; a sum that overflows from finite terms only sends a finite sample down the exact path
-// (slower, still right).
-Tensor samples_with_nonfinite(int64_t B, const std::vector<Tensor>& tensors) {
-  if (B == 0) return {};
-  Tensor bad;
+}  // namespace
+
+Tensor nonfinite_checksums(int64_t B, const std::vector<Tensor>& tensors) {
+  Tensor sum;
+  if (B == 0) return sum;
   for (const Tensor& t : tensors) {
     if (t.numel() == 0) continue;
-    const Tensor flag = at::isfinite(t.reshape({B, -1}).sum(1, false, acc_type(t.scalar_type()))).logical_not();
-    bad = bad.defined() ? bad.logical_or(flag) : flag;
+    const Tensor s = t.reshape({B, -1}).sum(1, false, acc_type(t.scalar_type()));
+    sum = sum.defined() ? sum.add_(s) : s;
   }
-  if (!bad.defined() || !bad.any().item<bool>()) return {};
+  return sum;
+}
+
+Tensor nonfinite_checksums(const Tensor& result, const std::vector<Tensor>& inputs) {
+  int64_t input_elements = 0;
+  for (const Tensor& t : inputs) input_elements += t.numel();
+  return nonfinite_checksums(result.size(0), result.numel() <= input_elements ? std::vector<Tensor>{result} : inputs);
+}
+
+namespace {
+
+// Indices (int64, on the tensors' device) of the samples whose checksum is non-finite; undefined when
+// there is none. The host path: one device-to-host copy on CUDA.
+Tensor flagged_samples(const Tensor& checksums) {
+  if (!checksums.defined()) return {};
+  const Tensor bad = at::isfinite(checksums).logical_not();
+  if (!bad.any().item<bool>()) return {};
   return bad.nonzero().squeeze(1);
 }
 
-// The samples to recompute: those where the result or its inputs, whichever have fewer elements (see
-// nonfinite.h), hold a non-finite value.
+Tensor samples_with_nonfinite(int64_t B, const std::vector<Tensor>& tensors) {
+  return flagged_samples(nonfinite_checksums(B, tensors));
+}
+
 Tensor nonfinite_samples(const Tensor& result, const std::vector<Tensor>& inputs) {
-  int64_t input_elements = 0;
-  for (const Tensor& t : inputs) input_elements += t.numel();
-  return samples_with_nonfinite(result.size(0),
-                                result.numel() <= input_elements ? std::vector<Tensor>{result} : inputs);
+  return flagged_samples(nonfinite_checksums(result, inputs));
 }
 
 // The definitions on gathered samples (accumulation dtype): imp [n, Ci, Hi, Wi], resp [n, Cr, Hr, Wr],

@@ -3,8 +3,8 @@
 // The fast kernels multiply zero padding by response taps (direct: tap blocks, FFT: whole planes), so a
 // non-finite tap or pixel reaches outputs the definition never lets it reach (0 * inf = NaN), and the
 // FFT spreads one NaN over its whole plane. Rather than slowing every kernel down, each op checks each
-// sample (one reduction) and recomputes the rare non-finite samples by the definition, tap by tap over
-// the causal window only (ATen ops: any device, any floating dtype).
+// sample (one reduction) and recomputes the rare non-finite samples by the definition, over the causal
+// window only (below: ATen ops, any device and floating dtype; on CUDA, nonfinite_kernels.cuh).
 //
 // Either the inputs or the result may be checked, whichever is smaller (the result, for the gradients):
 // every kernel's sum holds all the terms of the definition (no value-dependent skips) plus products
@@ -14,12 +14,24 @@
 //
 // Each function overwrites the affected samples of `result` (a dense_conv2d layout: output [B, Ci*Cr,
 // Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_response [B, Cr, Hr, Wr]) and does nothing when the
-// checked tensors are finite. On CUDA the check synchronises with the host; the CUDA glue skips it
-// while a CUDA graph is being captured.
+// checked tensors are finite. These functions run on the host's side of the check (one device-to-host copy
+// per op on CUDA): the CPU ops, and dense_mix_conv2d's CUDA ops. The other CUDA ops keep the check on the
+// device: nonfinite_checksums, then csrc/cuda/nonfinite_kernels.cuh's kernels, which recompute in place
+// the samples whose checksum is non-finite (no host synchronisation, CUDA graph capture allowed).
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <vector>
+
 namespace dc {
+
+// The per-sample check, shared by both paths: checksums [B] (float; double for double tensors), the sum
+// of each sample's slice [b] of `tensors`. A sum is non-finite whenever one of its terms is; finite
+// values whose sum overflows only send a finite sample down the exact path (slower, still right).
+// Undefined when B == 0 or every tensor is empty.
+at::Tensor nonfinite_checksums(int64_t B, const std::vector<at::Tensor>& tensors);
+// ... of `result` or of its `inputs`, whichever have fewer elements (see above).
+at::Tensor nonfinite_checksums(const at::Tensor& result, const std::vector<at::Tensor>& inputs);
 
 void exact_nonfinite_forward(at::Tensor& out, const at::Tensor& response, const at::Tensor& impulse);
 void exact_nonfinite_grad_impulse(at::Tensor& grad_impulse, const at::Tensor& grad_out, const at::Tensor& response);

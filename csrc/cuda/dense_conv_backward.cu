@@ -27,8 +27,15 @@ Tensor dense_grad_impulse_cuda(const Tensor& grad_out, const Tensor& response, a
     launch_dense_grad_impulse<scalar_t>(g.data_ptr<scalar_t>(), resp.data_ptr<scalar_t>(),
                                         grad_impulse.data_ptr<scalar_t>(), s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh)
+    const Tensor checksum = nonfinite_checksums(grad_impulse, {g, resp});
+    if (checksum.defined()) {
+      launch_exact_dense_grad_impulse<scalar_t>(g.data_ptr<scalar_t>(), resp.data_ptr<scalar_t>(),
+                                                grad_impulse.data_ptr<scalar_t>(), checksum_data<scalar_t>(checksum), s,
+                                                at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_grad_impulse(grad_impulse, g, resp);
   return grad_impulse;
 }
 
@@ -47,8 +54,14 @@ Tensor dense_grad_response_cuda(const Tensor& grad_out, const Tensor& impulse, a
                                          grad_response.data_ptr<scalar_t>(), workspace.data_ptr(), s,
                                          at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const Tensor checksum = nonfinite_checksums(grad_response, {g, imp});
+    if (checksum.defined()) {
+      launch_exact_dense_grad_response<scalar_t>(g.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(),
+                                                 grad_response.data_ptr<scalar_t>(), checksum_data<scalar_t>(checksum),
+                                                 s, at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_grad_response(grad_response, g, imp);
   return grad_response;
 }
 

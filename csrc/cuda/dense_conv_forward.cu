@@ -34,8 +34,14 @@ Tensor dense_forward_cuda(const Tensor& response, const Tensor& impulse) {
     launch_dense_forward_op<scalar_t>(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s,
                                       kUseTf32, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh)
+    const Tensor checksum = nonfinite_checksums(out, {resp, imp});
+    if (checksum.defined()) {
+      launch_exact_dense_forward<scalar_t>(resp.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                           checksum_data<scalar_t>(checksum), s, at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_forward(out, resp, imp);
   return out;
 }
 

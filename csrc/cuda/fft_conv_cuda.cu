@@ -79,7 +79,17 @@ Tensor fft_forward(const Tensor& response, const Tensor& impulse, KeptSpectra* k
       out.narrow(0, b0, nb).copy_(inverse_rows(P, s.Hi, f.W).narrow(3, 0, s.Wi));  // [nb, Ci*Cr, Hi, W] cropped
     }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_forward(out, response, impulse);
+  // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh)
+  const Tensor checksum = nonfinite_checksums(out, {response, impulse});
+  if (checksum.defined()) {
+    const Tensor resp_c = response.contiguous(), imp_c = impulse.contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "dense_conv2d_fft_cuda_nonfinite", [&] {
+      launch_exact_dense_forward<scalar_t>(resp_c.data_ptr<scalar_t>(), imp_c.data_ptr<scalar_t>(),
+                                           out.data_ptr<scalar_t>(), checksum_data<scalar_t>(checksum), s,
+                                           at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
   return out;
 }
 
@@ -134,9 +144,23 @@ std::tuple<Tensor, Tensor> fft_backward(const Tensor& grad_out, const Tensor& re
           inverse_rows(GR, f.Hq, f.W).narrow(3, 0, f.Wq));
     }
   });
-  if (nonfinite_check_allowed()) {
-    exact_nonfinite_grad_impulse(grad_impulse, grad_out, response);
-    exact_nonfinite_grad_response(grad_response, grad_out, impulse);
+  // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh)
+  const Tensor impulse_checksum = nonfinite_checksums(grad_impulse, {grad_out, response});
+  const Tensor response_checksum = nonfinite_checksums(grad_response, {grad_out, impulse});
+  if (impulse_checksum.defined() && response_checksum.defined()) {  // both, as the sizes are non-zero here
+    const Tensor g_c = grad_out.contiguous(), resp_c = response.contiguous(), imp_c = impulse.contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(),
+                                    "dense_conv2d_fft_backward_cuda_nonfinite", [&] {
+      const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+      launch_exact_dense_grad_impulse<scalar_t>(g_c.data_ptr<scalar_t>(), resp_c.data_ptr<scalar_t>(),
+                                                grad_impulse.data_ptr<scalar_t>(),
+                                                checksum_data<scalar_t>(impulse_checksum), s, stream);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      launch_exact_dense_grad_response<scalar_t>(g_c.data_ptr<scalar_t>(), imp_c.data_ptr<scalar_t>(),
+                                                 grad_response.data_ptr<scalar_t>(),
+                                                 checksum_data<scalar_t>(response_checksum), s, stream);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
   }
   return {grad_response, grad_impulse};
 }

@@ -82,6 +82,7 @@ Tensor mix_fft_forward(const Tensor& response, const Tensor& impulse, const Tens
       out.narrow(0, b0, nb).copy_(inverse_rows(Y, s.Hi, f.W).narrow(3, 0, s.Wi));
     }
   });
+  // the host path, unlike the other CUDA ops (nonfinite_cuda.cuh): skipped under CUDA graph capture
   if (nonfinite_check_allowed()) exact_nonfinite_mix_forward(out, response, impulse, weight);
   return out;
 }

@@ -27,8 +27,15 @@ Tensor per_sample_forward_cuda(const Tensor& weight, const Tensor& impulse) {
     launch_per_sample_forward<scalar_t>(w.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
                                         s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh)
+    const Tensor checksum = nonfinite_checksums(out, {w, imp});
+    if (checksum.defined()) {
+      launch_exact_per_sample_forward<scalar_t>(w.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(),
+                                                out.data_ptr<scalar_t>(), checksum_data<scalar_t>(checksum), s,
+                                                at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_forward(out, w, imp);
   return out;
 }
 
@@ -44,8 +51,15 @@ Tensor per_sample_grad_impulse_cuda(const Tensor& grad_out, const Tensor& weight
     launch_per_sample_grad_impulse<scalar_t>(g.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
                                              grad_impulse.data_ptr<scalar_t>(), s, at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const Tensor checksum = nonfinite_checksums(grad_impulse, {g, w});
+    if (checksum.defined()) {
+      launch_exact_per_sample_grad_impulse<scalar_t>(g.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                                     grad_impulse.data_ptr<scalar_t>(),
+                                                     checksum_data<scalar_t>(checksum), s,
+                                                     at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_grad_impulse(grad_impulse, g, w);
   return grad_impulse;
 }
 
@@ -65,8 +79,15 @@ Tensor per_sample_grad_weight_cuda(const Tensor& grad_out, const Tensor& impulse
                                             grad_weight.data_ptr<scalar_t>(), workspace.data_ptr(), s,
                                             at::cuda::getCurrentCUDAStream());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
+    const Tensor checksum = nonfinite_checksums(grad_weight, {g, imp});
+    if (checksum.defined()) {
+      launch_exact_per_sample_grad_weight<scalar_t>(g.data_ptr<scalar_t>(), imp.data_ptr<scalar_t>(),
+                                                    grad_weight.data_ptr<scalar_t>(),
+                                                    checksum_data<scalar_t>(checksum), s,
+                                                    at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
   });
-  if (nonfinite_check_allowed()) exact_nonfinite_per_sample_grad_weight(grad_weight, g, imp);
   return grad_weight;
 }
 

@@ -20,6 +20,7 @@
 #include "cuda/dense_conv_wmma_kernels.cuh"
 #include "cuda/fft_conv_kernels.cuh"
 #include "cuda/fft_mix_kernels.cuh"
+#include "cuda/nonfinite_kernels.cuh"
 #include "cuda/octave_downsample_kernels.cuh"
 #include "cuda/per_sample_conv_kernels.cuh"
 #include "planted_bugs.cuh"
@@ -207,6 +208,36 @@ DC_EMU_BINDING(dc_emu_per_sample_grad_weight_plan, (const int64_t* shape, int64_
                plan[3] = dc::per_sample_grad_weight_partial_config<float>(s, p).blocks_x;
                plan[4] = (int64_t)dc::per_sample_grad_weight_workspace_bytes<float>(s);
                plan[5] = (int64_t)dc::per_sample_grad_weight_workspace_bytes<double>(s))
+
+// ---- csrc/cuda/nonfinite_kernels.cuh ---------------------------------------------------------
+// op: 0 forward, 1 grad_impulse, 2 grad_response (grad_weight); first, second: the launch function's two inputs;
+// result is recomputed in place where checksum (float, double for dtype 1) is non-finite.
+DC_EMU_BINDING(dc_emu_exact_dense, (int op, int dtype, const void* first, const void* second, void* result,
+                                    const void* checksum, const int64_t* shape),
+               with_scalar_type_and_half(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 using A = typename dc::AccType<T>::type;
+                 const T *x = static_cast<const T*>(first), *y = static_cast<const T*>(second);
+                 T* r = static_cast<T*>(result);
+                 const A* c = static_cast<const A*>(checksum);
+                 const dc::ConvSizes s = conv_sizes(shape);
+                 if (op == 0) dc::launch_exact_dense_forward<T>(x, y, r, c, s, nullptr);
+                 else if (op == 1) dc::launch_exact_dense_grad_impulse<T>(x, y, r, c, s, nullptr);
+                 else dc::launch_exact_dense_grad_response<T>(x, y, r, c, s, nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_exact_per_sample, (int op, int dtype, const void* first, const void* second, void* result,
+                                         const void* checksum, const int64_t* shape),
+               with_scalar_type_and_half(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 using A = typename dc::AccType<T>::type;
+                 const T *x = static_cast<const T*>(first), *y = static_cast<const T*>(second);
+                 T* r = static_cast<T*>(result);
+                 const A* c = static_cast<const A*>(checksum);
+                 const dc::PerSampleSizes s = per_sample_sizes(shape);
+                 if (op == 0) dc::launch_exact_per_sample_forward<T>(x, y, r, c, s, nullptr);
+                 else if (op == 1) dc::launch_exact_per_sample_grad_impulse<T>(x, y, r, c, s, nullptr);
+                 else dc::launch_exact_per_sample_grad_weight<T>(x, y, r, c, s, nullptr);
+               }))
 
 // ---- csrc/cuda/fft_conv_kernels.cuh ---------------------------------------------------------
 // sizes = {nb, Ci, Cr, K}; spectra are interleaved complex of the dtype (complex64 / complex128 tensors)

@@ -400,6 +400,74 @@ def per_sample_grad_weight_plan(B, L, Ci, Hi, Wi, Hr, Wr):
     return _per_sample_plan(per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))[:4]
 
 
+# ---- csrc/cuda/nonfinite_kernels.cuh -----------------------------------------------------------
+
+def nonfinite_checksums(result, inputs):
+    """csrc/nonfinite.cpp's nonfinite_checksums (the per-sample check of both paths): [B] sums, float32
+    (float64 for float64), of the slices [b] of `result` or of `inputs`, whichever have fewer elements; a
+    sample is recomputed where its sum is non-finite."""
+    B = result.shape[0]
+    tensors = [result] if result.numel() <= sum(t.numel() for t in inputs) else inputs
+    acc = torch.float64 if result.dtype == torch.float64 else torch.float32
+    total = None
+    for t in tensors:
+        if t.numel() == 0:
+            continue
+        s = t.reshape(B, -1).sum(1, dtype=acc)
+        total = s if total is None else total + s
+    return total
+
+
+def _exact(binding, op, first, second, result, checksum, sizes):
+    """A copy of `result` with the samples whose checksum is non-finite recomputed by the definition."""
+    acc = torch.float64 if result.dtype == torch.float64 else torch.float32
+    assert checksum.dtype == acc and checksum.shape == (result.shape[0],), "checksum: [B] of the accumulation type"
+    result = result.clone()
+    call(binding, op, _dtype_code(first, second, result), first, second, result, checksum.contiguous(), sizes)
+    return result
+
+
+def exact_dense_forward(response, impulse, out, checksum):
+    B, Cr, Hr, Wr = response.shape
+    _, Ci, Hi, Wi = impulse.shape
+    return _exact("dc_emu_exact_dense", 0, response, impulse, out, checksum, conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
+
+
+def exact_dense_grad_impulse(grad_out, response, grad_impulse, checksum):
+    B, Cr, Hr, Wr = response.shape
+    _, Ci, Hi, Wi = grad_impulse.shape
+    return _exact("dc_emu_exact_dense", 1, grad_out, response, grad_impulse, checksum,
+                  conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
+
+
+def exact_dense_grad_response(grad_out, impulse, grad_response, checksum):
+    B, Cr, Hr, Wr = grad_response.shape
+    _, Ci, Hi, Wi = impulse.shape
+    return _exact("dc_emu_exact_dense", 2, grad_out, impulse, grad_response, checksum,
+                  conv_sizes(B, Ci, Cr, Hi, Wi, Hr, Wr))
+
+
+def exact_per_sample_forward(weight, impulse, out, checksum):
+    B, L, Ci, Hr, Wr = weight.shape
+    Hi, Wi = impulse.shape[2:]
+    return _exact("dc_emu_exact_per_sample", 0, weight, impulse, out, checksum,
+                  per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
+
+
+def exact_per_sample_grad_impulse(grad_out, weight, grad_impulse, checksum):
+    B, L, Ci, Hr, Wr = weight.shape
+    Hi, Wi = grad_impulse.shape[2:]
+    return _exact("dc_emu_exact_per_sample", 1, grad_out, weight, grad_impulse, checksum,
+                  per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
+
+
+def exact_per_sample_grad_weight(grad_out, impulse, grad_weight, checksum):
+    B, L, Ci, Hr, Wr = grad_weight.shape
+    Hi, Wi = impulse.shape[2:]
+    return _exact("dc_emu_exact_per_sample", 2, grad_out, impulse, grad_weight, checksum,
+                  per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
+
+
 # ---- csrc/cuda/fft_conv_kernels.cuh ------------------------------------------------------------
 
 COMPLEX_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}

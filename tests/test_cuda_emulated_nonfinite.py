@@ -1,0 +1,222 @@
+"""The CUDA ops' exact path for samples holding NaN or infinity (csrc/cuda/nonfinite_kernels.cuh) on the CPU emulator
+(tests/emu/harness.py) under three schedules, in float32 / float64 and (on a subset of the shapes) float16 / bfloat16.
+
+Each case plants NaN / inf in some samples' inputs and stands in for the fast kernels' result with the float64
+definition rounded to the dtype, NaN over every sample whose inputs are non-finite (the FFT spreads one NaN over the
+whole plane); one more sample gets a NaN in that result only. The checksums come from the shared rule
+(harness.nonfinite_checksums mirrors csrc/nonfinite.cpp: the result or the inputs, whichever are smaller). Then:
+the flagged samples equal the float64 definition (autograd of dense_conv.reference's shift-add on the inputs rounded
+to the dtype: NaN and infinity positions exactly), and the others are bit-for-bit the result passed in.
+"""
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from emu import harness  # noqa: E402
+
+from dense_conv import reference  # noqa: E402  (pure PyTorch: importable without the extension)
+
+# dense (B, Ci, Cr, Hi, Wi, Hr, Wr)
+DENSE_SHAPES = {
+    "B1_kernel_1x1": (1, 2, 3, 5, 7, 1, 1),
+    "odd": (3, 2, 3, 7, 9, 3, 4),
+    "kernel_larger_than_image": (3, 1, 2, 4, 6, 7, 9),
+    "Ci1_Cr1": (2, 1, 1, 9, 13, 4, 5),
+    "Cr1_wide": (4, 3, 1, 5, 37, 2, 6),
+    "many_outputs_per_sample": (2, 3, 4, 17, 40, 5, 6),  # 8160 outputs: every block loops over several
+}
+DENSE_HALF = ["odd", "kernel_larger_than_image", "many_outputs_per_sample"]
+# per_sample (B, L, Ci, Hi, Wi, Hr, Wr)
+PER_SAMPLE_SHAPES = {
+    "B1_L1_Ci1": (1, 1, 1, 5, 7, 3, 3),
+    "odd": (3, 3, 2, 7, 9, 3, 4),
+    "kernel_1x1": (2, 2, 3, 6, 5, 1, 1),
+    "kernel_larger_than_image": (3, 2, 1, 4, 6, 7, 9),
+    "L1_Ci5": (2, 1, 5, 9, 11, 2, 3),
+}
+PER_SAMPLE_HALF = ["odd", "kernel_larger_than_image"]
+
+NONFINITE = (float("nan"), float("inf"), float("-inf"))
+
+
+def plant(t, b, k):
+    """Writes NONFINITE[k % 3] at a position of sample b of `t` (in place) that depends on k."""
+    flat = t[b].view(-1)
+    flat[(7919 * (k + 1)) % flat.numel()] = NONFINITE[k % 3]
+
+
+def dense_definition(response, impulse, grad_out):
+    """float64 forward, grad_impulse, grad_response: autograd through the shift-add reference."""
+    r = response.to(torch.float64, copy=True).requires_grad_()
+    i = impulse.to(torch.float64, copy=True).requires_grad_()
+    out = reference.dense_shift_add(r, i)
+    out.backward(grad_out.double())
+    return out.detach(), i.grad, r.grad
+
+
+def per_sample_definition(weight, impulse, grad_out):
+    w = weight.to(torch.float64, copy=True).requires_grad_()
+    i = impulse.to(torch.float64, copy=True).requires_grad_()
+    out = reference.per_sample_shift_add(w, i)
+    out.backward(grad_out.double())
+    return out.detach(), i.grad, w.grad
+
+
+def bits(t):
+    return t.contiguous().view({2: torch.int16, 4: torch.int32, 8: torch.int64}[t.element_size()])
+
+
+def check_exact(launch, first, second, definition, dtype, nonfinite_inputs, stale_sample):
+    """`launch` (a harness.exact_* function) on a stand-in for the fast kernels' result; `definition` float64."""
+    fast = definition.to(dtype, copy=True)
+    for b in nonfinite_inputs:
+        fast[b] = float("nan")
+    if stale_sample is not None:
+        plant(fast, stale_sample, 0)
+    checksum = harness.nonfinite_checksums(fast, [first, second])
+    flagged = ~torch.isfinite(checksum)
+    # the rule flags exactly the samples whose checked tensors hold a non-finite value
+    checked = [fast] if fast.numel() <= first.numel() + second.numel() else [first, second]
+    assert flagged.tolist() == [any(not torch.isfinite(t[b]).all() for t in checked) for b in range(fast.shape[0])]
+    assert flagged.any(), "the case must exercise the exact path"
+    result = launch(first, second, fast, checksum)
+    for b in range(fast.shape[0]):
+        if flagged[b]:
+            finite = definition[b][torch.isfinite(definition[b])]
+            scale = finite.abs().max().item() if finite.numel() else 0.0
+            torch.testing.assert_close(result[b].double(), definition[b], rtol=0,
+                                       atol=harness.TOLERANCE[dtype] * max(scale, 1e-30), equal_nan=True,
+                                       msg=lambda m: f"sample {b} (recomputed): {m}")
+        else:
+            assert torch.equal(bits(result[b]), bits(fast[b])), f"sample {b} is not flagged but was written"
+    return result
+
+
+def dense_case(shape, dtype):
+    """Inputs rounded to dtype with NaN / inf planted; the samples holding them; a clean sample for a stale result."""
+    B, Ci, Cr, Hi, Wi, Hr, Wr = shape
+    g = torch.Generator().manual_seed(sum(shape))
+    response = torch.randn(B, Cr, Hr, Wr, generator=g, dtype=torch.float64).to(dtype)
+    impulse = torch.randn(B, Ci, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    grad_out = torch.randn(B, Ci * Cr, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    return response, impulse, grad_out
+
+
+def run_dense(shape, dtype):
+    """Forward, grad_impulse, grad_response: sample 0 gets a non-finite input of each op, sample 2 a second one,
+    the last other sample a NaN in the stale result only."""
+    B = shape[0]
+    response, impulse, grad_out = dense_case(shape, dtype)
+    stale = B - 1 if B > 1 and B - 1 != 2 else (1 if B > 1 else None)
+    plant(response, 0, 0)
+    if B > 2:
+        plant(impulse, 2, 1)
+    out, gi, gr = dense_definition(response, impulse, grad_out)
+    bad = [0] + ([2] if B > 2 else [])
+    check_exact(harness.exact_dense_forward, response, impulse, out, dtype, bad, stale)
+    # the gradients: a non-finite grad_out too (grad_impulse reads grad_out and the response, grad_response
+    # grad_out and the impulse)
+    plant(grad_out, 0, 2)
+    out, gi, gr = dense_definition(response, impulse, grad_out)
+    check_exact(harness.exact_dense_grad_impulse, grad_out, response, gi, dtype, [0], stale)
+    check_exact(harness.exact_dense_grad_response, grad_out, impulse, gr, dtype, bad, stale)
+
+
+def per_sample_case(shape, dtype):
+    B, L, Ci, Hi, Wi, Hr, Wr = shape
+    g = torch.Generator().manual_seed(sum(shape))
+    weight = torch.randn(B, L, Ci, Hr, Wr, generator=g, dtype=torch.float64).to(dtype)
+    impulse = torch.randn(B, Ci, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    grad_out = torch.randn(B, L, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    return weight, impulse, grad_out
+
+
+def run_per_sample(shape, dtype):
+    B = shape[0]
+    weight, impulse, grad_out = per_sample_case(shape, dtype)
+    stale = B - 1 if B > 1 and B - 1 != 2 else (1 if B > 1 else None)
+    plant(weight, 0, 0)
+    if B > 2:
+        plant(impulse, 2, 1)
+    out, gi, gw = per_sample_definition(weight, impulse, grad_out)
+    bad = [0] + ([2] if B > 2 else [])
+    check_exact(harness.exact_per_sample_forward, weight, impulse, out, dtype, bad, stale)
+    plant(grad_out, 0, 2)
+    out, gi, gw = per_sample_definition(weight, impulse, grad_out)
+    check_exact(harness.exact_per_sample_grad_impulse, grad_out, weight, gi, dtype, [0], stale)
+    check_exact(harness.exact_per_sample_grad_weight, grad_out, impulse, gw, dtype, bad, stale)
+
+
+@pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(DENSE_SHAPES, DENSE_HALF))
+def test_dense_exact(shape, dtype, schedule):
+    run_dense(shape, dtype)
+
+
+@pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(PER_SAMPLE_SHAPES, PER_SAMPLE_HALF))
+def test_per_sample_exact(shape, dtype, schedule):
+    run_per_sample(shape, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_finite_checksums_touch_nothing(dtype):
+    """All checksums finite (large, negative, zero): the launch writes nothing, not even a NaN result."""
+    response, impulse, grad_out = dense_case(DENSE_SHAPES["odd"], dtype)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    checksum = torch.tensor([3e38, -1.0, 0.0], dtype=acc)
+    stale = torch.full_like(grad_out, float("nan"))
+    stale[1] = 7
+    for launch, first, second, result in [
+            (harness.exact_dense_forward, response, impulse, stale),
+            (harness.exact_dense_grad_impulse, grad_out, response, stale[:, :impulse.shape[1]].contiguous()),
+            (harness.exact_dense_grad_response, grad_out, impulse, stale[:, :3, :3, :4].contiguous())]:
+        assert torch.equal(bits(launch(first, second, result, checksum)), bits(result))
+
+
+def test_only_the_checksum_decides():
+    """A NaN checksum recomputes a sample whose inputs and result are finite (the definition), and a finite checksum
+    leaves a sample alone whatever it holds: the kernels read the flags, nothing else."""
+    shape = DENSE_SHAPES["odd"]
+    response, impulse, grad_out = dense_case(shape, torch.float64)
+    out, gi, gr = dense_definition(response, impulse, grad_out)
+    checksum = torch.tensor([0.0, float("nan"), float("-inf")], dtype=torch.float64)
+    stale = torch.randn_like(out)
+    stale[0, 0, 0, 0] = float("nan")
+    result = harness.exact_dense_forward(response, impulse, stale, checksum)
+    assert torch.equal(bits(result[0]), bits(stale[0]))
+    torch.testing.assert_close(result[1:], out[1:], rtol=0, atol=1e-13 * out.abs().max().item())
+
+
+def test_results_are_bitwise_the_same_in_every_schedule():
+    shape = DENSE_SHAPES["many_outputs_per_sample"]
+    response, impulse, grad_out = dense_case(shape, torch.float32)
+    plant(impulse, 1, 0)
+    checksum = torch.full((shape[0],), float("nan"))
+    stale_out = torch.zeros(shape[0], shape[1] * shape[2], *shape[3:5])
+    stale_gr = torch.zeros(shape[0], shape[2], *shape[5:7])
+    results = harness.under_each_schedule(lambda: (
+        harness.exact_dense_forward(response, impulse, stale_out, checksum),
+        harness.exact_dense_grad_response(grad_out, impulse, stale_gr, checksum)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(bits(a), bits(b))
+
+
+def test_launch_shape_is_a_few_blocks_per_sample():
+    """B x k blocks (k <= 8, fewer for small samples): a batch without NaN/inf costs one small launch, whatever the
+    image size; the counting build reports the grid."""
+    shape = (5, 3, 4, 17, 40, 5, 6)  # 8160 outputs per sample
+    response, impulse, grad_out = dense_case(shape, torch.float32)
+    checksum = torch.zeros(shape[0])
+    with harness.counting() as c:
+        harness.exact_dense_forward(response, impulse, torch.zeros_like(grad_out), checksum)
+        harness.exact_dense_grad_impulse(grad_out, response, torch.zeros_like(impulse), checksum)
+        harness.exact_dense_grad_response(grad_out, impulse, torch.zeros_like(response), checksum)
+        small = dense_case((2, 1, 1, 3, 5, 2, 2), torch.float32)
+        harness.exact_dense_forward(small[0], small[1], torch.zeros_like(small[2]), torch.zeros(2))
+    grids = [launch["grid"] for launch in c.launches]
+    # forward 8160 outputs, grad_impulse 3 * 17 * 40 = 2040 (8 blocks), grad_response 4 * 30 taps x 32 lanes (8);
+    # the small forward: 15 outputs, one block
+    assert grids == [[5, 8, 1], [5, 8, 1], [5, 8, 1], [2, 1, 1]]
