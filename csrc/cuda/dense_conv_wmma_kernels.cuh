@@ -52,7 +52,7 @@ constexpr int kWmmaFrags = 4;           // accumulator fragments per warp: packe
 constexpr int kWmmaMaxResponses = 16;   // responses per block (Cr split evenly)
 constexpr int kWmmaMaxRows = 16;        // output rows per block
 constexpr int kWmmaWindowRows = kWmmaWarps;  // window rows staged at a time (each L times shifted): one per warp
-constexpr int kWmmaTapCols = 800;       // staged columns of taps (p, r) per chunk
+constexpr int kWmmaTapCols = 256;       // staged columns of taps (p, r) per chunk (the user's Cb = 5: 51 tap rows)
 constexpr int kWmmaTapMargin = 16;      // zero columns on each side: a fragment reaches 15 columns past the chunk
 constexpr int kWmmaMinBlocksPerSM = 2;  // 16 warps per SM: at most 128 registers
 
@@ -110,9 +110,16 @@ struct WmmaLayout {
   static constexpr int row_cols = copy_cols + L;           // a staged window row: every shift's copy_cols columns
   static constexpr int window_elems = kWmmaWindowRows * row_cols;
   static constexpr int window_loads = (window_elems + kWmmaWarps * 32 - 1) / (kWmmaWarps * 32);  // per thread
-  // Taps: column (p - p0)*Cb + r holds the K taps of (p, r), 32 bytes: B loads read 16 whole columns, 512
-  // contiguous bytes (no bank conflict), and every column starts 256-bit aligned.
-  static constexpr int taps_elems = (kWmmaTapCols + 2 * kWmmaTapMargin) * Op::K;
+  // Taps: column c = (p - p0)*Cb + r holds the K taps of (p, r), tap_pitch apart. 16-bit B fragments are read
+  // by ldmatrix, 16 bytes of 8 columns at a time: a 48-byte pitch puts those on distinct banks (32 bytes would
+  // pair them, 2-way). As a fragment pointer must be 256-bit aligned and 48-byte columns are so every second
+  // one, the taps are staged twice, copy 1 shifted by one column (copy1[c] = copy0[c + 1]): a fragment starting
+  // at an odd column reads copy 1. TF32: 32-byte columns (fragments of plain loads), one copy.
+  static constexpr bool kHalf = sizeof(storage) == 2;
+  static constexpr int tap_pitch = kHalf ? Op::K + Op::K / 2 : Op::K;
+  static constexpr int tap_copies = kHalf ? 2 : 1;
+  static constexpr int tap_copy_elems = (kWmmaTapCols + 2 * kWmmaTapMargin) * tap_pitch;
+  static constexpr int taps_elems = tap_copies * tap_copy_elems;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + window_elems);
   // Output staging (aliases the rest once the MMAs are done), kOutFrags fragments at a time: column m of warp w
@@ -125,8 +132,10 @@ struct WmmaLayout {
   static constexpr int out_bytes = int(sizeof(float)) * kOutFrags * Op::N * out_ldm;
   static_assert(kWmmaWarps % L == 0, "whole comb groups per block");
   static_assert(Op::K * sizeof(storage) == 32 && Op::M == 16 && Op::N == 16, "32-byte tap columns, 16 x 16");
+  static_assert((tap_copies * tap_pitch * sizeof(storage)) % 32 == 0 && tap_pitch % L == 0,
+                "every tap_copies-th column 256-bit aligned, ldm a multiple of 16 bytes");
   static_assert(copy_cols % kAlign == 0 && (L * Op::M) % kAlign == 0 && row_cols % L == 0 &&
-                    taps_elems % kAlign == 0 && copies_elems % kAlign == 0,
+                    tap_copy_elems % kAlign == 0 && copies_elems % kAlign == 0,
                 "fragment pointers 256-bit aligned, window rows 16-byte aligned");
   static_assert(out_ldm >= (kWmmaWarps - 1) * out_warp_pitch + Op::M && out_ldm % 4 == 0, "output staging");
   static_assert(out_bytes <= smem_bytes && kWmmaFrags % kOutFrags == 0, "the output staging fits in what it aliases");
@@ -160,8 +169,9 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   const scalar_t* resp = response + (blk.b * s.Cr + r0) * s.Hr * s.Wr;       // response r0
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
-  // taps[c][k], c in [-kWmmaTapMargin, kWmmaTapCols + kWmmaTapMargin): column c = (p - p0)*Cb + r
-  storage_t* taps = reinterpret_cast<storage_t*>(smem) + kWmmaTapMargin * K;
+  // taps[copy][c][k] (pitch tap_pitch), c in [-kWmmaTapMargin, kWmmaTapCols + kWmmaTapMargin): copy 0's column c
+  // = (p - p0)*Cb + r, copy 1's column c that of copy 0's c + 1
+  storage_t* taps = reinterpret_cast<storage_t*>(smem) + kWmmaTapMargin * Layout::tap_pitch;
   storage_t* copies = reinterpret_cast<storage_t*>(smem) + Layout::taps_elems;  // [kWmmaWindowRows][L][copy_cols]
   storage_t* window = copies + Layout::copies_elems;     // [kWmmaWindowRows][row_cols]
   const storage_t zero = storage_t(0.0f);
@@ -186,18 +196,19 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     for (long long p0 = 0; p0 < p_end; p0 += chunk_rows) {
       const int np = (int)min64(chunk_rows, p_end - p0);
       // (The previous chunk's last barrier: its taps and window rows are no longer read.)
-      // Taps of the chunk and the zero margins around them, consecutive k on consecutive threads.
-      const int tap_cols = np * Cb;
+      // Taps of the chunk and the zero margins around them (every copy), consecutive k on consecutive threads.
+      const int tap_cols = np * Cb, staged_cols = tap_cols + 2 * kWmmaTapMargin;
 #pragma unroll 1
-      for (int e = threadIdx.x; e < (tap_cols + 2 * kWmmaTapMargin) * K; e += kThreadsPerBlock) {
-        const int c = e / K - kWmmaTapMargin, k = e % K;
+      for (int e = threadIdx.x; e < Layout::tap_copies * staged_cols * K; e += kThreadsPerBlock) {
+        const int copy = e / (staged_cols * K), c = e / K % staged_cols - kWmmaTapMargin, k = e % K;
+        const int tc = c + copy;  // the column of copy 0 it holds
         const long long q = q0 + K - 1 - k;
         storage_t v = zero;
-        if (c >= 0 && c < tap_cols && q < s.Wr) {
-          const int dp = c / Cb, r = c % Cb;
+        if (tc >= 0 && tc < tap_cols && q < s.Wr) {
+          const int dp = tc / Cb, r = tc % Cb;
           if (r < responses) v = Op::operand(resp[((long long)r * s.Hr + p0 + dp) * s.Wr + q]);
         }
-        taps[c * K + k] = v;
+        taps[copy * Layout::tap_copy_elems + c * Layout::tap_pitch + k] = v;
       }
       // Window rows a feed output rows y = a + p, p in [p0, p0 + np), y in [y0, y0 + rows); rows a < 0 are
       // zero padding.
@@ -253,13 +264,15 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
                                                                    warp / L * (L * M)),
                                  L);
           // Column j = t*Cb + r of B takes tap row y0 + t - a, staged at column (y0 - a - p0)*Cb + j.
-          const int d = d0 - (a0 + dr);
-          const storage_t* b_cols = taps + d * Cb * K;
+          // (N = 16 columns per fragment: every fragment starts on the same copy.)
+          const int d = d0 - (a0 + dr), c = d * Cb, copy = Layout::tap_copies == 2 ? c & 1 : 0;
+          const storage_t* b_cols = taps + copy * Layout::tap_copy_elems + (c - copy) * Layout::tap_pitch;
 #pragma unroll
           for (int f = 0; f < kWmmaFrags; ++f) {
             if (d + t_hi[f] >= 0 && d + t_lo[f] < np) {  // block-uniform: a row of the fragment has a tap row here
               wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_cols + f * N * K), K);
+              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_cols + f * N * Layout::tap_pitch),
+                                     Layout::tap_pitch);
               wmma::mma_sync(acc[f], a_frag, b_frag, acc[f]);
             }
           }
