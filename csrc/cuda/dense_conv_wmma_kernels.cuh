@@ -24,8 +24,9 @@
 // copies), and every warp loads its A fragment straight from its shift's copy.
 //
 // Pipeline, two barriers per kWmmaWindowRows window rows: the shifted copies of a group are built from the staged
-// window rows; barrier; the next group's window rows are loaded from global memory into registers, the group's
-// MMAs run, the registers are stored as the window rows; barrier. Accumulation in float (fragment accumulators).
+// window rows; barrier; the next group's window rows are staged (the window is free) and the group's MMAs run;
+// barrier. (Holding the next rows in registers across the MMAs spilled bfloat16, whose WMMA loads nvcc emits as
+// generic loads with 64-bit addresses.) Accumulation in float (fragment accumulators).
 //
 // Operands: float16 / bfloat16 inputs as they are (m16n16k16); float32 rounded to TF32 with __float_to_tf32
 // (m16n16k8), only when the caller allows TF32.
@@ -176,13 +177,10 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   storage_t* window = copies + Layout::copies_elems;     // [kWmmaWindowRows][row_cols]
   const storage_t zero = storage_t(0.0f);
 
-  // Fragment f holds output rows t_lo[f] .. t_hi[f] (t_hi < t_lo: none of the block's rows).
-  int t_lo[kWmmaFrags], t_hi[kWmmaFrags];
+  // Fragment f holds output rows N*f / Cb .. t_hi[f] (t_hi < N*f / Cb: none of the block's rows).
+  int t_hi[kWmmaFrags], active_span[kWmmaFrags];
 #pragma unroll
-  for (int f = 0; f < kWmmaFrags; ++f) {
-    t_lo[f] = N * f / Cb;
-    t_hi[f] = min((N * f + N - 1) / Cb, rows - 1);
-  }
+  for (int f = 0; f < kWmmaFrags; ++f) t_hi[f] = min((N * f + N - 1) / Cb, rows - 1);
 
   wmma::fragment<wmma::accumulator, M, N, K, float> acc[kWmmaFrags];
 #pragma unroll
@@ -195,6 +193,10 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     const long long wx = xb - q0 - (K - 1);  // impulse column of window column 0
     for (long long p0 = 0; p0 < p_end; p0 += chunk_rows) {
       const int np = (int)min64(chunk_rows, p_end - p0);
+      // Fragment f has a tap row of the chunk at window row a = d0 - d iff 0 <= d + t_hi[f] < active_span[f]
+      // (d + t_hi >= 0 and d + t_lo < np, t_lo = N*f / Cb: one unsigned comparison).
+#pragma unroll
+      for (int f = 0; f < kWmmaFrags; ++f) active_span[f] = max(0, np + t_hi[f] - N * f / Cb);
       // (The previous chunk's last barrier: its taps and window rows are no longer read.)
       // Taps of the chunk and the zero margins around them (every copy), consecutive k on consecutive threads.
       const int tap_cols = np * Cb, staged_cols = tap_cols + 2 * kWmmaTapMargin;
@@ -215,26 +217,18 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
       // (int: rows and columns of one image fit; only offsets into the tensors need 64 bits)
       const int a_begin = (int)max64(0, y0 - p0 - np + 1), a_end = (int)(y0 + rows - p0);
       const int d0 = (int)(y0 - p0);  // window row a takes tap columns from (d0 - a)*Cb on
-      // Window rows a0 .. a0 + kWmmaWindowRows - 1 (zero past a_end) into registers, then into `window`.
-      storage_t staged[Layout::window_loads];
-      auto load_window = [&](int a0) {
+      // Window rows a0 .. a0 + kWmmaWindowRows - 1 (zero past a_end) into `window`, consecutive columns on
+      // consecutive threads.
+      auto stage_window = [&](int a0) {
 #pragma unroll
         for (int i = 0; i < Layout::window_loads; ++i) {
           const int e = threadIdx.x + i * kThreadsPerBlock, dr = e / row_cols, a = a0 + dr;
           const long long x = wx + e % row_cols;
-          staged[i] = e < Layout::window_elems && a < a_end && x >= 0 && x < s.Wi
-                          ? Op::operand(imp[a * s.Wi + x]) : zero;
+          if (e < Layout::window_elems)
+            window[e] = a < a_end && x >= 0 && x < s.Wi ? Op::operand(imp[a * s.Wi + x]) : zero;
         }
       };
-      auto store_window = [&] {
-#pragma unroll
-        for (int i = 0; i < Layout::window_loads; ++i) {
-          const int e = threadIdx.x + i * kThreadsPerBlock;
-          if (e < Layout::window_elems) window[e] = staged[i];
-        }
-      };
-      load_window(a_begin);
-      store_window();
+      stage_window(a_begin);
       __syncthreads();  // taps and the first window rows staged
       for (int a0 = a_begin; a0 < a_end; a0 += kWmmaWindowRows) {
         const int nr = min(kWmmaWindowRows, a_end - a0);
@@ -255,8 +249,7 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
           }
         }
         __syncthreads();  // copies built; the window rows are no longer read
-        const bool more = a0 + kWmmaWindowRows < a_end;
-        if (more) load_window(a0 + kWmmaWindowRows);  // block-uniform; its latency hides behind the MMAs
+        if (a0 + kWmmaWindowRows < a_end) stage_window(a0 + kWmmaWindowRows);  // block-uniform
         for (int dr = 0; dr < nr; ++dr) {
           wmma::fragment<wmma::matrix_a, M, N, K, typename Op::element, wmma::row_major> a_frag;
           wmma::load_matrix_sync(a_frag,
@@ -269,15 +262,16 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
           const storage_t* b_cols = taps + copy * Layout::tap_copy_elems + (c - copy) * Layout::tap_pitch;
 #pragma unroll
           for (int f = 0; f < kWmmaFrags; ++f) {
-            if (d + t_hi[f] >= 0 && d + t_lo[f] < np) {  // block-uniform: a row of the fragment has a tap row here
-              wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
-              wmma::load_matrix_sync(b_frag, reinterpret_cast<const memory_t*>(b_cols + f * N * Layout::tap_pitch),
-                                     Layout::tap_pitch);
-              wmma::mma_sync(acc[f], a_frag, b_frag, acc[f]);
-            }
+            // block-uniform: a row of the fragment has a tap row here. (The load is not in the branch, where nvcc
+            // would recompute the lanes' offsets for each fragment; an idle fragment reads column 0 instead.)
+            const bool active = unsigned(d + t_hi[f]) < unsigned(active_span[f]);
+            wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
+            wmma::load_matrix_sync(b_frag,
+                                   reinterpret_cast<const memory_t*>(active ? b_cols + f * N * Layout::tap_pitch : taps),
+                                   Layout::tap_pitch);
+            if (active) wmma::mma_sync(acc[f], a_frag, b_frag, acc[f]);
           }
         }
-        if (more) store_window();
         __syncthreads();  // the group's MMAs are done with the copies; the next window rows are staged
       }
     }
