@@ -24,7 +24,7 @@ UNIT_ROUNDOFF = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float32
 OPERAND_ERROR = {torch.float16: 0.0, torch.bfloat16: 0.0, torch.float32: 2.0**-10 + 2.0**-21}  # per product
 DTYPE_ID = {torch.float16: "f16", torch.bfloat16: "bf16", torch.float32: "tf32"}
 
-# (B, Ci, Cr, Hi, Wi, Hr, Wr): a block is 128 columns x Cb responses (Cr split evenly, at most 16) x
+# (B, Ci, Cr, Hi, Wi, Hr, Wr): a block is 128 (TF32: 64) columns x Cb responses (Cr split evenly, at most 16) x
 # min(16, 64 // Cb) rows; taps staged 256 // Cb rows x 16 (TF32: 8) columns at a time, window rows 8 at a time.
 SHAPES = {
     "one_pixel_B1": (1, 1, 1, 1, 1, 1, 1),

@@ -21,7 +21,8 @@
 // 16 bits, 4 of float), gives A[m][k] = row_a[offset + L*m + k]: the output columns of one fragment form a comb
 // x(m) = x_first + L*m. The L combs shifted by 0 .. L-1 columns cover L*M consecutive columns; as a fragment
 // pointer must be 256-bit aligned, each window row is staged L times, shifted by 0 .. L-1 (16-byte vector
-// copies), and every warp loads its A fragment straight from its shift's copy.
+// copies), and every warp loads its A fragments straight from its shifts' copies. A warp takes 2 combs (TF32: 1),
+// so that each B fragment it loads feeds 2 MMAs (B fragments are loaded per window row).
 //
 // Pipeline, two barriers per kWmmaWindowRows window rows: the shifted copies of a group are built from the staged
 // window rows; barrier; the next group's window rows are staged (the window is free) and the group's MMAs run;
@@ -48,14 +49,14 @@ namespace dc {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kWmmaWarps = 8;           // warps per block: one comb of output columns each
-constexpr int kWmmaFrags = 4;           // accumulator fragments per warp: packed (output row, response) columns
+constexpr int kWmmaWarps = 4;           // warps per block
+constexpr int kWmmaFrags = 4;           // accumulator fragments per comb: packed (output row, response) columns
 constexpr int kWmmaMaxResponses = 16;   // responses per block (Cr split evenly)
 constexpr int kWmmaMaxRows = 16;        // output rows per block
-constexpr int kWmmaWindowRows = kWmmaWarps;  // window rows staged at a time (each L times shifted): one per warp
+constexpr int kWmmaWindowRows = 8;     // window rows staged at a time (each L times shifted)
 constexpr int kWmmaTapCols = 256;       // staged columns of taps (p, r) per chunk (the user's Cb = 5: 51 tap rows)
 constexpr int kWmmaTapMargin = 16;      // zero columns on each side: a fragment reaches 15 columns past the chunk
-constexpr int kWmmaMinBlocksPerSM = 2;  // 16 warps per SM: at most 128 registers
+constexpr int kWmmaMinBlocksPerSM = 4;  // 16 warps per SM: at most 128 registers
 
 // The block's packing of Cr responses: Cb responses (Cr in the fewest chunks of at most kWmmaMaxResponses, of
 // equal size where possible) and R output rows, R*Cb <= 16 * kWmmaFrags columns. Host and device.
@@ -105,7 +106,11 @@ struct WmmaLayout {
   using storage = typename Op::storage;
   static constexpr int L = 16 / int(sizeof(storage));      // comb pitch = ldm of the A loads = shifted copies
   static constexpr int kAlign = 32 / int(sizeof(storage)); // elements per 256 bits (fragment pointers)
-  static constexpr int block_cols = kWmmaWarps * Op::M;    // output columns per block: kWmmaWarps / L comb groups
+  // Combs of output columns per warp (comb c = warp + kWmmaWarps * i): 2 for 16-bit operands; TF32's larger
+  // fragments spill with 2.
+  static constexpr int kCombs = sizeof(storage) == 2 ? 2 : 1;
+  static constexpr int combs = kWmmaWarps * kCombs;
+  static constexpr int block_cols = combs * Op::M;         // output columns per block: combs / L comb groups
   static constexpr int copy_cols = (int)round_up(block_cols + Op::K, kAlign);  // a shifted copy of a window row
   static constexpr int copy_vecs = copy_cols / L;
   static constexpr int row_cols = copy_cols + L;           // a staged window row: every shift's copy_cols columns
@@ -123,28 +128,29 @@ struct WmmaLayout {
   static constexpr int taps_elems = tap_copies * tap_copy_elems;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + window_elems);
-  // Output staging (aliases the rest once the MMAs are done), kOutFrags fragments at a time: column m of warp w
-  // at out_warp_pitch * w + m, column-major (ldm out_ldm). A pitch of 24 words (the least multiple of 8 words,
-  // 256 bits, that is not one of 16) spreads the warps' columns over the banks: the reads of 32 consecutive
+  // Output staging (aliases the rest once the MMAs are done), kOutFrags fragments at a time: column m of comb c
+  // at out_warp_pitch * c + m, column-major (ldm out_ldm). A pitch of 24 words (the least multiple of 8 words,
+  // 256 bits, that is not one of 16) spreads the combs' columns over the banks: the reads of 32 consecutive
   // output columns (L combs) meet at most 2 per bank.
   static constexpr int out_warp_pitch = 24;
-  static constexpr int out_ldm = 196;  // >= 7 * 24 + 16, = 4 mod 32: a fragment's 16 columns on 8 banks, 2 rows
+  // out_ldm >= (combs - 1) * 24 + 16, = 4 mod 32: a store's 16 fragment columns on 8 banks, 2 rows (16-bit: 196)
+  static constexpr int out_ldm = ((combs - 1) * out_warp_pitch + Op::M - 4 + 31) / 32 * 32 + 4;
   static constexpr int kOutFrags = 2;
   static constexpr int out_bytes = int(sizeof(float)) * kOutFrags * Op::N * out_ldm;
-  static_assert(kWmmaWarps % L == 0, "whole comb groups per block");
+  static_assert(combs % L == 0, "whole comb groups per block");
   static_assert(Op::K * sizeof(storage) == 32 && Op::M == 16 && Op::N == 16, "32-byte tap columns, 16 x 16");
   static_assert((tap_copies * tap_pitch * sizeof(storage)) % 32 == 0 && tap_pitch % L == 0,
                 "every tap_copies-th column 256-bit aligned, ldm a multiple of 16 bytes");
   static_assert(copy_cols % kAlign == 0 && (L * Op::M) % kAlign == 0 && row_cols % L == 0 &&
                     tap_copy_elems % kAlign == 0 && copies_elems % kAlign == 0,
                 "fragment pointers 256-bit aligned, window rows 16-byte aligned");
-  static_assert(out_ldm >= (kWmmaWarps - 1) * out_warp_pitch + Op::M && out_ldm % 4 == 0, "output staging");
+  static_assert(out_ldm >= (combs - 1) * out_warp_pitch + Op::M && out_ldm % 4 == 0, "output staging");
   static_assert(out_bytes <= smem_bytes && kWmmaFrags % kOutFrags == 0, "the output staging fits in what it aliases");
   static_assert(smem_bytes <= 48 * 1024, "static shared memory");
 };
 
 // Block: output rows y0 .. y0+R-1, columns xb .. xb + block_cols - 1, responses r0 .. r0+Cb-1 of one (b, i).
-// Warp w: comb group w / L, shift w % L, i.e. columns xb + (w / L)*L*M + w % L + L*m.
+// Comb c (warp c % kWmmaWarps): comb group c / L, shift c % L, i.e. columns xb + (c / L)*L*M + c % L + L*m.
 template <typename scalar_t>
 __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     dense_forward_wmma_kernel(const scalar_t* __restrict__ response, const scalar_t* __restrict__ impulse,
@@ -182,9 +188,11 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
 #pragma unroll
   for (int f = 0; f < kWmmaFrags; ++f) t_hi[f] = min((N * f + N - 1) / Cb, rows - 1);
 
-  wmma::fragment<wmma::accumulator, M, N, K, float> acc[kWmmaFrags];
+  wmma::fragment<wmma::accumulator, M, N, K, float> acc[Layout::kCombs][kWmmaFrags];
 #pragma unroll
-  for (int f = 0; f < kWmmaFrags; ++f) wmma::fill_fragment(acc[f], 0.0f);
+  for (int i = 0; i < Layout::kCombs; ++i)
+#pragma unroll
+    for (int f = 0; f < kWmmaFrags; ++f) wmma::fill_fragment(acc[i][f], 0.0f);
 
   // Causal window: tap p reaches row y only if p <= y, tap q column x only if q <= x.
   const long long p_end = min64(s.Hr, y0 + rows), q_end = min64(s.Wr, xb + Layout::block_cols);
@@ -232,30 +240,35 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
       __syncthreads();  // taps and the first window rows staged
       for (int a0 = a_begin; a0 < a_end; a0 += kWmmaWindowRows) {
         const int nr = min(kWmmaWindowRows, a_end - a0);
-        // copies[dr][shift][j] = window[dr][shift + j]: warp dr, one 16-byte vector per shift from two aligned
-        // ones (a warp's requests stay in one row: consecutive vectors, no bank conflict).
-        if (warp < nr) {
+        // copies[dr][shift][j] = window[dr][shift + j]: rows dr on warp dr % kWmmaWarps, one 16-byte vector per
+        // shift from two aligned ones (a warp's requests stay in one row: consecutive vectors, no bank conflict).
+#pragma unroll 1
+        for (int dr = warp; dr < nr; dr += kWmmaWarps) {
 #pragma unroll 1
           for (int j = lane; j < Layout::copy_vecs; j += 32) {
-            const Vec* src = reinterpret_cast<const Vec*>(window + warp * row_cols + j * L);
+            const Vec* src = reinterpret_cast<const Vec*>(window + dr * row_cols + j * L);
             const Vec lo = src[0], hi = src[1];
 #pragma unroll
             for (int shift = 0; shift < L; ++shift) {
               Vec v;
 #pragma unroll
               for (int m = 0; m < L; ++m) v.v[m] = shift + m < L ? lo.v[shift + m] : hi.v[shift + m - L];
-              *reinterpret_cast<Vec*>(copies + (warp * L + shift) * copy_cols + j * L) = v;
+              *reinterpret_cast<Vec*>(copies + (dr * L + shift) * copy_cols + j * L) = v;
             }
           }
         }
         __syncthreads();  // copies built; the window rows are no longer read
         if (a0 + kWmmaWindowRows < a_end) stage_window(a0 + kWmmaWindowRows);  // block-uniform
         for (int dr = 0; dr < nr; ++dr) {
-          wmma::fragment<wmma::matrix_a, M, N, K, typename Op::element, wmma::row_major> a_frag;
-          wmma::load_matrix_sync(a_frag,
-                                 reinterpret_cast<const memory_t*>(copies + (dr * L + warp % L) * copy_cols +
-                                                                   warp / L * (L * M)),
-                                 L);
+          wmma::fragment<wmma::matrix_a, M, N, K, typename Op::element, wmma::row_major> a_frag[Layout::kCombs];
+#pragma unroll
+          for (int i = 0; i < Layout::kCombs; ++i) {
+            const int comb = warp + kWmmaWarps * i;
+            wmma::load_matrix_sync(a_frag[i],
+                                   reinterpret_cast<const memory_t*>(copies + (dr * L + comb % L) * copy_cols +
+                                                                     comb / L * (L * M)),
+                                   L);
+          }
           // Column j = t*Cb + r of B takes tap row y0 + t - a, staged at column (y0 - a - p0)*Cb + j.
           // (N = 16 columns per fragment: every fragment starts on the same copy.)
           const int d = d0 - (a0 + dr), c = d * Cb, copy = Layout::tap_copies == 2 ? c & 1 : 0;
@@ -269,7 +282,10 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
             wmma::load_matrix_sync(b_frag,
                                    reinterpret_cast<const memory_t*>(active ? b_cols + f * N * Layout::tap_pitch : taps),
                                    Layout::tap_pitch);
-            if (active) wmma::mma_sync(acc[f], a_frag, b_frag, acc[f]);
+            if (active) {
+#pragma unroll
+              for (int i = 0; i < Layout::kCombs; ++i) wmma::mma_sync(acc[i][f], a_frag[i], b_frag, acc[i][f]);
+            }
           }
         }
         __syncthreads();  // the group's MMAs are done with the copies; the next window rows are staged
@@ -282,8 +298,8 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   static_assert(kThreadsPerBlock % Layout::block_cols == 0, "whole output rows per pass");
   float* staged_out = reinterpret_cast<float*>(smem);
   const int col = threadIdx.x % Layout::block_cols;
-  const int col_warp = col / (L * M) * L + col % L, col_m = col % (L * M) / L;
-  const float* out_src = staged_out + col_warp * Layout::out_warp_pitch + col_m;
+  const int col_comb = col / (L * M) * L + col % L, col_m = col % (L * M) / L;
+  const float* out_src = staged_out + col_comb * Layout::out_warp_pitch + col_m;
   const bool col_inside = xb + col < s.Wi;
   const long long plane = s.Hi * s.Wi;
   scalar_t* out_col = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * plane + y0 * s.Wi + xb + col;
@@ -293,9 +309,11 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     if (f0 * N >= used_cols) break;  // block-uniform
     __syncthreads();  // shared memory is no longer read (MMAs, or the previous fragments' writes)
 #pragma unroll
-    for (int f = 0; f < Layout::kOutFrags; ++f)
-      wmma::store_matrix_sync(staged_out + f * N * Layout::out_ldm + warp * Layout::out_warp_pitch, acc[f0 + f],
-                              Layout::out_ldm, wmma::mem_col_major);
+    for (int i = 0; i < Layout::kCombs; ++i)
+#pragma unroll
+      for (int f = 0; f < Layout::kOutFrags; ++f)
+        wmma::store_matrix_sync(staged_out + f * N * Layout::out_ldm + (warp + kWmmaWarps * i) * Layout::out_warp_pitch,
+                                acc[i][f0 + f], Layout::out_ldm, wmma::mem_col_major);
     __syncthreads();
     if (col_inside) {
 #pragma unroll 1
