@@ -24,16 +24,18 @@ UNIT_ROUNDOFF = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8, torch.float32
 OPERAND_ERROR = {torch.float16: 0.0, torch.bfloat16: 0.0, torch.float32: 2.0**-10 + 2.0**-21}  # per product
 DTYPE_ID = {torch.float16: "f16", torch.bfloat16: "bf16", torch.float32: "tf32"}
 
-# (B, Ci, Cr, Hi, Wi, Hr, Wr): a block is 8 rows x 256 (TF32: 128) columns x 8 (16) responses; taps staged
-# 48 rows x 16 (8) columns at a time, window rows 4 at a time.
+# (B, Ci, Cr, Hi, Wi, Hr, Wr): a block is 128 (TF32: 64) columns x Cb responses (Cr split evenly, at most 16) x
+# min(16, 64 // Cb) rows; taps staged 256 // Cb rows x 16 (TF32: 8) columns at a time, window rows 8 at a time.
 SHAPES = {
     "one_pixel_B1": (1, 1, 1, 1, 1, 1, 1),
     "odd_two_q_chunks": (1, 2, 5, 9, 37, 5, 19),
     "kernel_1x1": (2, 1, 3, 7, 33, 1, 1),
     "kernel_larger_than_image": (1, 1, 2, 5, 11, 9, 20),
-    "Cr9_two_response_chunks": (1, 1, 9, 4, 20, 3, 5),
-    "tall_taps_two_p_chunks": (1, 1, 2, 56, 10, 50, 3),
-    "wide_two_x_blocks": (1, 1, 2, 3, 300, 2, 3),
+    "Cr9_one_chunk_7_rows": (1, 1, 9, 4, 20, 3, 5),
+    "Cr17_two_response_chunks": (1, 1, 17, 9, 20, 3, 5),
+    "Cr5_three_row_tiles": (1, 1, 5, 30, 20, 13, 4),
+    "tall_taps_two_p_chunks": (1, 1, 16, 60, 10, 55, 3),
+    "wide_three_x_blocks": (1, 1, 2, 3, 300, 2, 3),
 }
 
 

@@ -2,27 +2,35 @@
 //
 // No ATen here (see compat.cuh); under the test-only emulator, tests/emu/wmma_emu.h supplies nvcuda::wmma.
 //
-// Implicit GEMM, per (b, i) and chunk of K tap columns q0 .. q0+K-1, for window row a and output row y = a + p:
-//   out[b, i*Cr + r, y, x(m)] += sum_k A_a[m, k] * B_p[k, r]
-//   A_a[m, k] = impulse[b, i, a, x(m) - q(k)]   (zero outside the image)
-//   B_p[k, r] = response[b, r, p, q(k)]          (zero past Wr or Cr),   q(k) = q0 + K-1 - k (taps reversed)
-// M = output columns, N = response channels (padded to the fragment), K = tap columns.
+// Implicit GEMM per (b, i), chunk of K tap columns q0 .. q0+K-1 and window row a (16 x 16 x K fragments):
+//   out[b, i*Cr + r0 + r, y0 + t, x(m)] += sum_k A_a[m, k] * B_a[k, j],   j = t*Cb + r   (packed columns)
+//   A_a[m, k] = impulse[b, i, a, x(m) - q(k)]              (zero outside the image)
+//   B_a[k, j] = response[b, r0 + r, y0 + t - a, q(k)]      (zero outside the taps), q(k) = q0 + K-1 - k
+// M = output columns, K = tap columns (reversed), N = (output row t, response r) pairs of the block.
+//
+// Packing N: a block takes Cb responses (Cr split evenly, at most 16) and R = min(16, 64 / Cb) output rows, so
+// its R*Cb <= 64 accumulator columns fill up to 4 fragments of 16 (the user's Cr = 5: 12 rows, 60 of 64 columns;
+// one fragment per output row padded 5 to 8 responses wasted 3/8). As the tap row of column j is y0 + t - a, the
+// B columns of window row a are consecutive in an array of taps staged as taps[p*Cb + r][k]: B_a starts at column
+// (y0 - a - p0)*Cb, and each window row loads its fragments from there, no copy per output row. A fragment none of
+// whose columns has a tap row in the chunk is skipped (block-uniform), so the zero MMAs are the few at the edges
+// of each fragment's band of window rows.
 //
 // No im2col is built: with the taps reversed, A_a[m, k] = row_a[x(m) - q0 - (K-1) + k] is a Hankel matrix of one
 // window row, and row_a + offset read with the least leading dimension WMMA allows, L = 16 bytes (8 elements of
 // 16 bits, 4 of float), gives A[m][k] = row_a[offset + L*m + k]: the output columns of one fragment form a comb
 // x(m) = x_first + L*m. The L combs shifted by 0 .. L-1 columns cover L*M consecutive columns; as a fragment
 // pointer must be 256-bit aligned, each window row is staged L times, shifted by 0 .. L-1 (16-byte vector
-// copies), and every warp loads its A fragment straight from its shift's copy.
+// copies), and every warp loads its A fragments straight from its shifts' copies. A warp takes 2 combs (TF32: 1),
+// so that each B fragment it loads feeds 2 MMAs (B fragments are loaded per window row).
 //
-// Reuse: one A fragment (window row a) feeds the MMAs of every output row of the block that it reaches (y0 + t
-// with tap row p = y0 + t - a); the B fragment of output row t + 1 at window row a + 1 is that of row t at a,
-// so the B fragments move along in registers and each window row loads one. The response taps of up to
-// kWmmaTapRows rows are staged once per block and chunk. Accumulation is in float (the fragment accumulators,
-// one per output row).
+// Pipeline, two barriers per kWmmaWindowRows window rows: the shifted copies of a group are built from the staged
+// window rows; barrier; the next group's window rows are staged (the window is free) and the group's MMAs run;
+// barrier. (Holding the next rows in registers across the MMAs spilled bfloat16, whose WMMA loads nvcc emits as
+// generic loads with 64-bit addresses.) Accumulation in float (fragment accumulators).
 //
-// Operands: float16 / bfloat16 inputs as they are (m32n8k16: 8 responses per block, the user's Cr = 5 uses
-// 5/8); float32 rounded to TF32 with __float_to_tf32 (m16n16k8), only when the caller allows TF32.
+// Operands: float16 / bfloat16 inputs as they are (m16n16k16); float32 rounded to TF32 with __float_to_tf32
+// (m16n16k8), only when the caller allows TF32.
 #pragma once
 
 #include <limits>
@@ -41,11 +49,26 @@ namespace dc {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kWmmaWarps = 8;        // warps per block: one comb of output columns each
-constexpr int kWmmaRows = 8;         // output rows per block: one accumulator fragment each, per warp
-constexpr int kWmmaTapRows = 48;     // response tap rows staged per chunk
-constexpr int kWmmaWindowRows = 4;   // window rows staged at a time (each L times shifted)
-constexpr int kWmmaMinBlocksPerSM = 2;  // 16 warps per SM: at most 128 registers
+constexpr int kWmmaWarps = 4;           // warps per block
+constexpr int kWmmaFrags = 4;           // accumulator fragments per comb: packed (output row, response) columns
+constexpr int kWmmaMaxResponses = 16;   // responses per block (Cr split evenly)
+constexpr int kWmmaMaxRows = 16;        // output rows per block
+constexpr int kWmmaWindowRows = 8;     // window rows staged at a time (each L times shifted)
+constexpr int kWmmaTapCols = 256;       // staged columns of taps (p, r) per chunk (the user's Cb = 5: 51 tap rows)
+constexpr int kWmmaTapMargin = 16;      // zero columns on each side: a fragment reaches 15 columns past the chunk
+constexpr int kWmmaMinBlocksPerSM = 4;  // 16 warps per SM: at most 128 registers
+
+// The block's packing of Cr responses: Cb responses (Cr in the fewest chunks of at most kWmmaMaxResponses, of
+// equal size where possible) and R output rows, R*Cb <= 16 * kWmmaFrags columns. Host and device.
+struct WmmaPacking {
+  int responses, rows, r_chunks;
+};
+__host__ __device__ inline WmmaPacking wmma_packing(long long Cr) {
+  const long long chunks = (Cr + kWmmaMaxResponses - 1) / kWmmaMaxResponses;
+  const int Cb = (int)((Cr + chunks - 1) / chunks);
+  const int R = 16 * kWmmaFrags / Cb < kWmmaMaxRows ? 16 * kWmmaFrags / Cb : kWmmaMaxRows;
+  return {Cb, R, (int)chunks};
+}
 
 // Fragment shape and operand types per input dtype (by its significand bits: c10::Half 11, c10::BFloat16 8,
 // float 24). `storage` is what shared memory holds, `memory` the pointer type load_matrix_sync takes.
@@ -53,7 +76,7 @@ template <typename scalar_t, int digits = std::numeric_limits<scalar_t>::digits>
 struct WmmaOperands;
 template <typename scalar_t>
 struct WmmaOperands<scalar_t, 11> {
-  static constexpr int M = 32, N = 8, K = 16;
+  static constexpr int M = 16, N = 16, K = 16;
   using element = __half;
   using memory = __half;
   using storage = scalar_t;  // same bits as __half
@@ -61,7 +84,7 @@ struct WmmaOperands<scalar_t, 11> {
 };
 template <typename scalar_t>
 struct WmmaOperands<scalar_t, 8> {
-  static constexpr int M = 32, N = 8, K = 16;
+  static constexpr int M = 16, N = 16, K = 16;
   using element = __nv_bfloat16;
   using memory = __nv_bfloat16;
   using storage = scalar_t;  // same bits as __nv_bfloat16
@@ -83,31 +106,51 @@ struct WmmaLayout {
   using storage = typename Op::storage;
   static constexpr int L = 16 / int(sizeof(storage));      // comb pitch = ldm of the A loads = shifted copies
   static constexpr int kAlign = 32 / int(sizeof(storage)); // elements per 256 bits (fragment pointers)
-  static constexpr int block_cols = kWmmaWarps * Op::M;    // output columns per block: kWmmaWarps / L comb groups
+  // Combs of output columns per warp (comb c = warp + kWmmaWarps * i): 2 for 16-bit operands; TF32's larger
+  // fragments spill with 2.
+  static constexpr int kCombs = sizeof(storage) == 2 ? 2 : 1;
+  static constexpr int combs = kWmmaWarps * kCombs;
+  static constexpr int block_cols = combs * Op::M;         // output columns per block: combs / L comb groups
   static constexpr int copy_cols = (int)round_up(block_cols + Op::K, kAlign);  // a shifted copy of a window row
+  static constexpr int copy_vecs = copy_cols / L;
   static constexpr int row_cols = copy_cols + L;           // a staged window row: every shift's copy_cols columns
-  // Column pitch of the staged B tiles (ldm of the B loads). 16-bit tiles are read 8 columns of 16 bytes at a
-  // time (ldmatrix): a 48-byte pitch puts those on distinct banks, where 32 bytes would pair them (2-way).
-  static constexpr int tap_pitch = sizeof(storage) == 2 ? Op::K + Op::K / 2 : Op::K;
-  static constexpr int tap_tile = Op::N * tap_pitch;  // one tap row: B_p
-  // The staged tap rows with kWmmaRows - 1 rows of margin on each side: B fragments are loaded for output
-  // rows whose tap row is outside the chunk too (never multiplied), at fixed offsets, without clamping.
-  static constexpr int taps_elems = (kWmmaTapRows + 2 * (kWmmaRows - 1)) * tap_tile;
+  static constexpr int window_elems = kWmmaWindowRows * row_cols;
+  static constexpr int window_loads = (window_elems + kWmmaWarps * 32 - 1) / (kWmmaWarps * 32);  // per thread
+  // Taps: column c = (p - p0)*Cb + r holds the K taps of (p, r), tap_pitch apart. 16-bit B fragments are read
+  // by ldmatrix, 16 bytes of 8 columns at a time: a 48-byte pitch puts those on distinct banks (32 bytes would
+  // pair them, 2-way). As a fragment pointer must be 256-bit aligned and 48-byte columns are so every second
+  // one, the taps are staged twice, copy 1 shifted by one column (copy1[c] = copy0[c + 1]): a fragment starting
+  // at an odd column reads copy 1. TF32: 32-byte columns (fragments of plain loads), one copy.
+  static constexpr bool kHalf = sizeof(storage) == 2;
+  static constexpr int tap_pitch = kHalf ? Op::K + Op::K / 2 : Op::K;
+  static constexpr int tap_copies = kHalf ? 2 : 1;
+  static constexpr int tap_copy_elems = (kWmmaTapCols + 2 * kWmmaTapMargin) * tap_pitch;
+  static constexpr int taps_elems = tap_copies * tap_copy_elems;
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
-  static constexpr int rows_elems = kWmmaWindowRows * row_cols;
-  static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + rows_elems);
-  static_assert(kWmmaWarps % L == 0, "whole comb groups per block");
-  static_assert(tap_tile % kAlign == 0 && taps_elems % kAlign == 0 && copy_cols % kAlign == 0 &&
-                    copies_elems % kAlign == 0 && tap_pitch % L == 0 && row_cols % L == 0,
-                "fragment pointers 256-bit aligned, ldm a multiple of 16 bytes, window rows 16-byte aligned");
-  static_assert(block_cols * Op::N * sizeof(float) <= copies_elems * sizeof(storage),
-                "the output staging fits in the copies it aliases");
+  static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + window_elems);
+  // Output staging (aliases the rest once the MMAs are done), kOutFrags fragments at a time: column m of comb c
+  // at out_warp_pitch * c + m, column-major (ldm out_ldm). A pitch of 24 words (the least multiple of 8 words,
+  // 256 bits, that is not one of 16) spreads the combs' columns over the banks: the reads of 32 consecutive
+  // output columns (L combs) meet at most 2 per bank.
+  static constexpr int out_warp_pitch = 24;
+  // out_ldm >= (combs - 1) * 24 + 16, = 4 mod 32: a store's 16 fragment columns on 8 banks, 2 rows (16-bit: 196)
+  static constexpr int out_ldm = ((combs - 1) * out_warp_pitch + Op::M - 4 + 31) / 32 * 32 + 4;
+  static constexpr int kOutFrags = 2;
+  static constexpr int out_bytes = int(sizeof(float)) * kOutFrags * Op::N * out_ldm;
+  static_assert(combs % L == 0, "whole comb groups per block");
+  static_assert(Op::K * sizeof(storage) == 32 && Op::M == 16 && Op::N == 16, "32-byte tap columns, 16 x 16");
+  static_assert((tap_copies * tap_pitch * sizeof(storage)) % 32 == 0 && tap_pitch % L == 0,
+                "every tap_copies-th column 256-bit aligned, ldm a multiple of 16 bytes");
+  static_assert(copy_cols % kAlign == 0 && (L * Op::M) % kAlign == 0 && row_cols % L == 0 &&
+                    tap_copy_elems % kAlign == 0 && copies_elems % kAlign == 0,
+                "fragment pointers 256-bit aligned, window rows 16-byte aligned");
+  static_assert(out_ldm >= (combs - 1) * out_warp_pitch + Op::M && out_ldm % 4 == 0, "output staging");
+  static_assert(out_bytes <= smem_bytes && kWmmaFrags % kOutFrags == 0, "the output staging fits in what it aliases");
   static_assert(smem_bytes <= 48 * 1024, "static shared memory");
 };
 
-// Block: output rows y0 .. y0+kWmmaRows-1, columns xb .. xb + block_cols - 1, responses r0 .. r0+N-1 of one
-// (b, i). Warp w: comb group w / L, shift w % L, i.e. columns xb + tile_col + L*m with
-// tile_col = (w / L)*L*M + w % L.
+// Block: output rows y0 .. y0+R-1, columns xb .. xb + block_cols - 1, responses r0 .. r0+Cb-1 of one (b, i).
+// Comb c (warp c % kWmmaWarps): comb group c / L, shift c % L, i.e. columns xb + (c / L)*L*M + c % L + L*m.
 template <typename scalar_t>
 __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
     dense_forward_wmma_kernel(const scalar_t* __restrict__ response, const scalar_t* __restrict__ impulse,
@@ -119,151 +162,175 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   using memory_t = typename Op::memory;
   using Vec = SharedVec<storage_t>;  // L elements, 16 bytes
   constexpr int M = Op::M, N = Op::N, K = Op::K, L = Layout::L, kThreadsPerBlock = kWmmaWarps * 32;
-  constexpr int copy_cols = Layout::copy_cols, row_cols = Layout::row_cols, tap_tile = Layout::tap_tile;
+  constexpr int copy_cols = Layout::copy_cols, row_cols = Layout::row_cols;
   __shared__ __align__(32) unsigned char smem[Layout::smem_bytes];
 
+  const WmmaPacking pack = wmma_packing(s.Cr);
+  const int Cb = pack.responses;
   const ForwardBlock blk = forward_block(tiles_x, tiles_y, r_chunks, s.Ci);
-  const long long y0 = blk.ty_tile * kWmmaRows, xb = blk.tx_tile * Layout::block_cols, r0 = blk.r_chunk * N;
-  const int rows = (int)min64(kWmmaRows, s.Hi - y0);  // output rows of the block inside the image
-  const int responses = (int)min64(N, s.Cr - r0);     // responses of the block that exist
+  const long long y0 = (long long)blk.ty_tile * pack.rows, xb = (long long)blk.tx_tile * Layout::block_cols;
+  const long long r0 = (long long)blk.r_chunk * Cb;
+  const int rows = (int)min64(pack.rows, s.Hi - y0);  // output rows of the block inside the image
+  const int responses = (int)min64(Cb, s.Cr - r0);    // responses of the block that exist
   const scalar_t* imp = impulse + (blk.b * s.Ci + blk.i) * s.Hi * s.Wi;
   const scalar_t* resp = response + (blk.b * s.Cr + r0) * s.Hr * s.Wr;       // response r0
-  scalar_t* out_y0 = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * s.Hi * s.Wi + y0 * s.Wi;  // response r0, row y0
-  const int warp = threadIdx.x / 32, tile_col = warp / L * (L * M) + warp % L;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
 
-  // taps[dp][n][k] = B_{p0+dp}[k][n], column-major, dp in [-(kWmmaRows-1), kWmmaTapRows + kWmmaRows-1)
-  storage_t* taps = reinterpret_cast<storage_t*>(smem) + (kWmmaRows - 1) * tap_tile;
+  // taps[copy][c][k] (pitch tap_pitch), c in [-kWmmaTapMargin, kWmmaTapCols + kWmmaTapMargin): copy 0's column c
+  // = (p - p0)*Cb + r, copy 1's column c that of copy 0's c + 1
+  storage_t* taps = reinterpret_cast<storage_t*>(smem) + kWmmaTapMargin * Layout::tap_pitch;
   storage_t* copies = reinterpret_cast<storage_t*>(smem) + Layout::taps_elems;  // [kWmmaWindowRows][L][copy_cols]
   storage_t* window = copies + Layout::copies_elems;     // [kWmmaWindowRows][row_cols]
-  float* staged_out = reinterpret_cast<float*>(copies);  // [block_cols][N], after the main loop
   const storage_t zero = storage_t(0.0f);
 
-  wmma::fragment<wmma::accumulator, M, N, K, float> acc[kWmmaRows];
+  // Fragment f holds output rows N*f / Cb .. t_hi[f] (t_hi < N*f / Cb: none of the block's rows).
+  int t_hi[kWmmaFrags], active_span[kWmmaFrags];
 #pragma unroll
-  for (int t = 0; t < kWmmaRows; ++t) wmma::fill_fragment(acc[t], 0.0f);
+  for (int f = 0; f < kWmmaFrags; ++f) t_hi[f] = min((N * f + N - 1) / Cb, rows - 1);
 
-  // Tap staging: thread -> one (n, k) of every kTapRowsPerPass-th tap row.
-  static_assert(kThreadsPerBlock % (N * K) == 0, "whole tap rows per pass");
-  constexpr int kTapRowsPerPass = kThreadsPerBlock / (N * K);
-  const int tap_n = threadIdx.x % (N * K) / K, tap_k = threadIdx.x % K, tap_dp = threadIdx.x / (N * K);
-  storage_t* tap_slot = taps + tap_dp * tap_tile + tap_n * Layout::tap_pitch + tap_k;
+  wmma::fragment<wmma::accumulator, M, N, K, float> acc[Layout::kCombs][kWmmaFrags];
+#pragma unroll
+  for (int i = 0; i < Layout::kCombs; ++i)
+#pragma unroll
+    for (int f = 0; f < kWmmaFrags; ++f) wmma::fill_fragment(acc[i][f], 0.0f);
 
   // Causal window: tap p reaches row y only if p <= y, tap q column x only if q <= x.
   const long long p_end = min64(s.Hr, y0 + rows), q_end = min64(s.Wr, xb + Layout::block_cols);
+  const int chunk_rows = kWmmaTapCols / Cb;
   for (long long q0 = 0; q0 < q_end; q0 += K) {
     const long long wx = xb - q0 - (K - 1);  // impulse column of window column 0
-    const long long tap_q = q0 + K - 1 - tap_k;
-    const bool tap_exists = tap_q < s.Wr && tap_n < responses;
-    for (long long p0 = 0; p0 < p_end; p0 += kWmmaTapRows) {
-      const int np = (int)min64(kWmmaTapRows, p_end - p0);
-      __syncthreads();  // the previous chunk's taps are no longer read
-      // (Staging loops not unrolled: their unrolled address arithmetic spills next to the accumulators.)
+    for (long long p0 = 0; p0 < p_end; p0 += chunk_rows) {
+      const int np = (int)min64(chunk_rows, p_end - p0);
+      // Fragment f has a tap row of the chunk at window row a = d0 - d iff 0 <= d + t_hi[f] < active_span[f]
+      // (d + t_hi >= 0 and d + t_lo < np, t_lo = N*f / Cb: one unsigned comparison).
+#pragma unroll
+      for (int f = 0; f < kWmmaFrags; ++f) active_span[f] = max(0, np + t_hi[f] - N * f / Cb);
+      // (The previous chunk's last barrier: its taps and window rows are no longer read.)
+      // Taps of the chunk and the zero margins around them (every copy), consecutive k on consecutive threads.
+      const int tap_cols = np * Cb, staged_cols = tap_cols + 2 * kWmmaTapMargin;
 #pragma unroll 1
-      for (int dp = tap_dp; dp < np; dp += kTapRowsPerPass)
-        tap_slot[(dp - tap_dp) * tap_tile] =
-            tap_exists ? Op::operand(resp[(tap_n * s.Hr + p0 + dp) * s.Wr + tap_q]) : zero;
+      for (int e = threadIdx.x; e < Layout::tap_copies * staged_cols * K; e += kThreadsPerBlock) {
+        const int copy = e / (staged_cols * K), c = e / K % staged_cols - kWmmaTapMargin, k = e % K;
+        const int tc = c + copy;  // the column of copy 0 it holds
+        const long long q = q0 + K - 1 - k;
+        storage_t v = zero;
+        if (tc >= 0 && tc < tap_cols && q < s.Wr) {
+          const int dp = tc / Cb, r = tc % Cb;
+          if (r < responses) v = Op::operand(resp[((long long)r * s.Hr + p0 + dp) * s.Wr + q]);
+        }
+        taps[copy * Layout::tap_copy_elems + c * Layout::tap_pitch + k] = v;
+      }
       // Window rows a feed output rows y = a + p, p in [p0, p0 + np), y in [y0, y0 + rows); rows a < 0 are
       // zero padding.
-      const long long a_begin = max64(0, y0 - p0 - np + 1), a_end = y0 + rows - p0;
-      wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frags[kWmmaRows];  // below
-      for (long long a0 = a_begin; a0 < a_end; a0 += kWmmaWindowRows) {
-        const int nr = (int)min64(kWmmaWindowRows, a_end - a0);
-        __syncthreads();  // the previous window rows are no longer read
+      // (int: rows and columns of one image fit; only offsets into the tensors need 64 bits)
+      const int a_begin = (int)max64(0, y0 - p0 - np + 1), a_end = (int)(y0 + rows - p0);
+      const int d0 = (int)(y0 - p0);  // window row a takes tap columns from (d0 - a)*Cb on
+      // Window rows a0 .. a0 + kWmmaWindowRows - 1 (zero past a_end) into `window`, consecutive columns on
+      // consecutive threads.
+      auto stage_window = [&](int a0) {
+#pragma unroll
+        for (int i = 0; i < Layout::window_loads; ++i) {
+          const int e = threadIdx.x + i * kThreadsPerBlock, dr = e / row_cols, a = a0 + dr;
+          const long long x = wx + e % row_cols;
+          if (e < Layout::window_elems)
+            window[e] = a < a_end && x >= 0 && x < s.Wi ? Op::operand(imp[a * s.Wi + x]) : zero;
+        }
+      };
+      stage_window(a_begin);
+      __syncthreads();  // taps and the first window rows staged
+      for (int a0 = a_begin; a0 < a_end; a0 += kWmmaWindowRows) {
+        const int nr = min(kWmmaWindowRows, a_end - a0);
+        // copies[dr][shift][j] = window[dr][shift + j]: rows dr on warp dr % kWmmaWarps, one 16-byte vector per
+        // shift from two aligned ones (a warp's requests stay in one row: consecutive vectors, no bank conflict).
 #pragma unroll 1
-        for (int dr = 0; dr < nr; ++dr) {
-          const scalar_t* imp_row = imp + (a0 + dr) * s.Wi;
+        for (int dr = warp; dr < nr; dr += kWmmaWarps) {
 #pragma unroll 1
-          for (int c = threadIdx.x; c < row_cols; c += kThreadsPerBlock) {
-            const long long x = wx + c;
-            window[dr * row_cols + c] = (x >= 0 && x < s.Wi) ? Op::operand(imp_row[x]) : zero;
+          for (int j = lane; j < Layout::copy_vecs; j += 32) {
+            const Vec* src = reinterpret_cast<const Vec*>(window + dr * row_cols + j * L);
+            const Vec lo = src[0], hi = src[1];
+#pragma unroll
+            for (int shift = 0; shift < L; ++shift) {
+              Vec v;
+#pragma unroll
+              for (int m = 0; m < L; ++m) v.v[m] = shift + m < L ? lo.v[shift + m] : hi.v[shift + m - L];
+              *reinterpret_cast<Vec*>(copies + (dr * L + shift) * copy_cols + j * L) = v;
+            }
           }
         }
-        __syncthreads();
-        // copies[dr][shift][j] = window[dr][shift + j], one 16-byte vector per shift from two aligned ones.
-        for (int e = threadIdx.x; e < nr * (copy_cols / L); e += kThreadsPerBlock) {
-          const int dr = e / (copy_cols / L), j = e % (copy_cols / L) * L;
-          const Vec* src = reinterpret_cast<const Vec*>(window + dr * row_cols + j);
-          const Vec lo = src[0], hi = src[1];
-#pragma unroll
-          for (int shift = 0; shift < L; ++shift) {
-            Vec v;
-#pragma unroll
-            for (int m = 0; m < L; ++m) v.v[m] = shift + m < L ? lo.v[shift + m] : hi.v[shift + m - L];
-            *reinterpret_cast<Vec*>(copies + (dr * L + shift) * copy_cols + j) = v;
-          }
-        }
-        __syncthreads();
+        __syncthreads();  // copies built; the window rows are no longer read
+        if (a0 + kWmmaWindowRows < a_end) stage_window(a0 + kWmmaWindowRows);  // block-uniform
         for (int dr = 0; dr < nr; ++dr) {
-          wmma::fragment<wmma::matrix_a, M, N, K, typename Op::element, wmma::row_major> a_frag;
-          wmma::load_matrix_sync(a_frag,
-                                 reinterpret_cast<const memory_t*>(copies + (dr * L + warp % L) * copy_cols +
-                                                                   warp / L * (L * M)),
-                                 L);
-          // Output row y0 + t takes tap row p = y0 + t - a, staged at p - p0 = t + u: rows t_begin .. t_end-1.
-          const int u = (int)(y0 - (a0 + dr) - p0);
-          const int t_begin = max(0, -u), t_end = min(rows, np - u);
-          // b_frags[t] = B_p of output row t: the previous window row's b_frags[t - 1] (p is the same), so one
-          // new B per window row; all of them for the chunk's first.
-          const storage_t* b_rows = taps + u * tap_tile;  // B_p of row t: b_rows + t * tap_tile
-          if (a0 + dr == a_begin) {
+          wmma::fragment<wmma::matrix_a, M, N, K, typename Op::element, wmma::row_major> a_frag[Layout::kCombs];
 #pragma unroll
-            for (int t = 0; t < kWmmaRows; ++t)
-              wmma::load_matrix_sync(b_frags[t], reinterpret_cast<const memory_t*>(b_rows + t * tap_tile),
-                                     Layout::tap_pitch);
-          } else {
-#pragma unroll
-            for (int t = kWmmaRows - 1; t > 0; --t) b_frags[t] = b_frags[t - 1];
-            wmma::load_matrix_sync(b_frags[0], reinterpret_cast<const memory_t*>(b_rows), Layout::tap_pitch);
+          for (int i = 0; i < Layout::kCombs; ++i) {
+            const int comb = warp + kWmmaWarps * i;
+            wmma::load_matrix_sync(a_frag[i],
+                                   reinterpret_cast<const memory_t*>(copies + (dr * L + comb % L) * copy_cols +
+                                                                     comb / L * (L * M)),
+                                   L);
           }
-          if (t_begin == 0 && t_end == kWmmaRows) {  // block-uniform; the common case without a test per row
+          // Column j = t*Cb + r of B takes tap row y0 + t - a, staged at column (y0 - a - p0)*Cb + j.
+          // (N = 16 columns per fragment: every fragment starts on the same copy.)
+          const int d = d0 - (a0 + dr), c = d * Cb, copy = Layout::tap_copies == 2 ? c & 1 : 0;
+          const storage_t* b_cols = taps + copy * Layout::tap_copy_elems + (c - copy) * Layout::tap_pitch;
 #pragma unroll
-            for (int t = 0; t < kWmmaRows; ++t) wmma::mma_sync(acc[t], a_frag, b_frags[t], acc[t]);
-          } else {
+          for (int f = 0; f < kWmmaFrags; ++f) {
+            // block-uniform: a row of the fragment has a tap row here. (The load is not in the branch, where nvcc
+            // would recompute the lanes' offsets for each fragment; an idle fragment reads column 0 instead.)
+            const bool active = unsigned(d + t_hi[f]) < unsigned(active_span[f]);
+            wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
+            wmma::load_matrix_sync(b_frag,
+                                   reinterpret_cast<const memory_t*>(active ? b_cols + f * N * Layout::tap_pitch : taps),
+                                   Layout::tap_pitch);
+            if (active) {
 #pragma unroll
-            for (int t = 0; t < kWmmaRows; ++t)
-              if (t >= t_begin && t < t_end) wmma::mma_sync(acc[t], a_frag, b_frags[t], acc[t]);  // block-uniform
+              for (int i = 0; i < Layout::kCombs; ++i) wmma::mma_sync(acc[i][f], a_frag[i], b_frag, acc[i][f]);
+            }
           }
         }
+        __syncthreads();  // the group's MMAs are done with the copies; the next window rows are staged
       }
     }
   }
 
-  // Each output row through shared memory ([column][response]: the combs interleave), then written with
-  // consecutive columns on consecutive threads: thread c of every block_cols writes column c, 4 responses
-  // at a time.
-  static_assert(kThreadsPerBlock % Layout::block_cols == 0 && N % (4 * (kThreadsPerBlock / Layout::block_cols)) == 0,
-                "every thread writes one column, the same number of 4-response groups");
+  // Each accumulator column j = t*Cb + r through shared memory, then written with consecutive output columns on
+  // consecutive threads (the combs interleave), kOutFrags fragments at a time.
+  static_assert(kThreadsPerBlock % Layout::block_cols == 0, "whole output rows per pass");
+  float* staged_out = reinterpret_cast<float*>(smem);
   const int col = threadIdx.x % Layout::block_cols;
+  const int col_comb = col / (L * M) * L + col % L, col_m = col % (L * M) / L;
+  const float* out_src = staged_out + col_comb * Layout::out_warp_pitch + col_m;
   const bool col_inside = xb + col < s.Wi;
-  scalar_t* out_col = out_y0 + xb + col;
   const long long plane = s.Hi * s.Wi;
-  __syncthreads();  // the copies, which staged_out aliases, are no longer read
+  scalar_t* out_col = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * plane + y0 * s.Wi + xb + col;
+  const int used_cols = rows * Cb;  // columns t < rows (r >= responses are skipped below)
+#pragma unroll  // (acc indexed by constants: a runtime index would put the accumulators in local memory)
+  for (int f0 = 0; f0 < kWmmaFrags; f0 += Layout::kOutFrags) {
+    if (f0 * N >= used_cols) break;  // block-uniform
+    __syncthreads();  // shared memory is no longer read (MMAs, or the previous fragments' writes)
 #pragma unroll
-  for (int t = 0; t < kWmmaRows; ++t) {
-    if (t >= rows) break;  // block-uniform
-    wmma::store_matrix_sync(staged_out + tile_col * N, acc[t], L * N, wmma::mem_row_major);
+    for (int i = 0; i < Layout::kCombs; ++i)
+#pragma unroll
+      for (int f = 0; f < Layout::kOutFrags; ++f)
+        wmma::store_matrix_sync(staged_out + f * N * Layout::out_ldm + (warp + kWmmaWarps * i) * Layout::out_warp_pitch,
+                                acc[i][f0 + f], Layout::out_ldm, wmma::mem_col_major);
     __syncthreads();
     if (col_inside) {
 #pragma unroll 1
-      for (int n4 = threadIdx.x / Layout::block_cols * 4; n4 < responses;
-           n4 += kThreadsPerBlock / Layout::block_cols * 4) {
-        float v[4];
-        load_shared_vec(v, staged_out + col * N + n4);
-        scalar_t* o = out_col + n4 * plane + t * s.Wi;
-#pragma unroll
-        for (int j = 0; j < 4; ++j, o += plane)
-          if (n4 + j < responses) *o = static_cast<scalar_t>(v[j]);
+      for (int jj = threadIdx.x / Layout::block_cols; jj < Layout::kOutFrags * N;
+           jj += kThreadsPerBlock / Layout::block_cols) {
+        const int j = f0 * N + jj, t = j / Cb, r = j % Cb;
+        if (t < rows && r < responses) out_col[r * plane + t * s.Wi] = static_cast<scalar_t>(out_src[jj * Layout::out_ldm]);
       }
     }
-    __syncthreads();  // staged_out is read before the next row's store
   }
 }
 
 template <typename scalar_t>
 LaunchConfig dense_forward_wmma_config(const ConvSizes& s) {
-  using Op = WmmaOperands<scalar_t>;
-  const int64_t blocks = ceil_div(s.Wi, WmmaLayout<scalar_t>::block_cols) * ceil_div(s.Hi, kWmmaRows) *
-                         ceil_div(s.Cr, Op::N) * s.Ci * s.B;
+  const WmmaPacking pack = wmma_packing(s.Cr);
+  const int64_t blocks = ceil_div(s.Wi, WmmaLayout<scalar_t>::block_cols) * ceil_div(s.Hi, pack.rows) *
+                         pack.r_chunks * s.Ci * s.B;
   return {blocks, 1, 1, kWmmaWarps * 32, 0};  // static shared memory only
 }
 
@@ -272,10 +339,11 @@ template <typename scalar_t, typename Op = WmmaOperands<scalar_t>>
 void launch_dense_forward_wmma(const scalar_t* response, const scalar_t* impulse, scalar_t* out, const ConvSizes& s,
                                cudaStream_t stream) {
   const LaunchConfig cfg = dense_forward_wmma_config<scalar_t>(s);
+  const WmmaPacking pack = wmma_packing(s.Cr);
   auto* kernel = &dense_forward_wmma_kernel<scalar_t>;
   DC_LAUNCH(kernel, checked_grid(cfg, "dense_conv2d forward"), cfg.threads, cfg.smem_bytes, stream)(
       response, impulse, out, s, (unsigned)ceil_div(s.Wi, WmmaLayout<scalar_t>::block_cols),
-      (unsigned)ceil_div(s.Hi, kWmmaRows), (unsigned)ceil_div(s.Cr, Op::N));
+      (unsigned)ceil_div(s.Hi, pack.rows), (unsigned)pack.r_chunks);
 }
 
 // The op's forward (host entry point; sizes non-empty): float16 / bfloat16 on tensor cores, float32 on

@@ -122,15 +122,21 @@ inline void check_pointer(const void* p, unsigned ldm, size_t element_bytes, con
 #if defined(DC_EMU_COUNT)
 // Counting build: the warp loads the tile once, not once per lane as emulated. Counted as the hardware's
 // loads are shaped: the tile's contiguous lines (rows, or columns when column-major) cut into pieces of up to
-// 16 bytes, piece k loaded by lane k % 32.
+// 16 bytes, piece k loaded by lane k % 32. 16-bit tiles as ldmatrix (LDSM, what nvcc emits for them on sm_80+)
+// reads them: 8x8 matrices, the 16-byte pieces of 8 consecutive lines at the same place in the line together
+// (one quarter-warp phase), so 8 lines one pitch apart meet on the banks as they do on the GPU.
 template <typename T>
 void count_tile_load(const T* p, unsigned ldm, int lines, int line_elements) {
   const int lane = dc_emu::rt().current % 32;
   const size_t line_bytes = size_t(line_elements) * sizeof(T), piece = std::min<size_t>(16, line_bytes);
   const size_t pieces_per_line = line_bytes / piece;
-  for (size_t k = lane; k < size_t(lines) * pieces_per_line; k += 32)
-    dc_emu::count_access(reinterpret_cast<uintptr_t>(p + (k / pieces_per_line) * ldm) + (k % pieces_per_line) * piece,
-                         uint32_t(piece), false);
+  const bool ldmatrix = sizeof(T) == 2 && piece == 16 && lines % 8 == 0;
+  for (size_t k = lane; k < size_t(lines) * pieces_per_line; k += 32) {
+    // k -> (line, piece): consecutive k along the lines (8 at a time, ldmatrix) or along the pieces
+    const size_t line = ldmatrix ? k / (8 * pieces_per_line) * 8 + k % 8 : k / pieces_per_line;
+    const size_t at = ldmatrix ? k / 8 % pieces_per_line : k % pieces_per_line;
+    dc_emu::count_access(reinterpret_cast<uintptr_t>(p + line * ldm) + at * piece, uint32_t(piece), false);
+  }
 }
 #endif
 
