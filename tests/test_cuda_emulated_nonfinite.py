@@ -105,24 +105,28 @@ def dense_case(shape, dtype):
     return response, impulse, grad_out
 
 
-def run_dense(shape, dtype):
-    """Forward, grad_impulse, grad_response: sample 0 gets a non-finite input of each op, sample 2 a second one,
-    the last other sample a NaN in the stale result only."""
-    B = shape[0]
-    response, impulse, grad_out = dense_case(shape, dtype)
+def run_exact(taps, impulse, grad_out, definition, forward, grad_impulse, grad_taps, dtype):
+    """The three exact kernels of one op (dense: taps = the response; per_sample: the weight): sample 0 gets a
+    non-finite input of each op, sample 2 a second one, the last other sample a NaN in the stale result only."""
+    B = impulse.shape[0]
     stale = B - 1 if B > 1 and B - 1 != 2 else (1 if B > 1 else None)
-    plant(response, 0, 0)
+    plant(taps, 0, 0)
     if B > 2:
         plant(impulse, 2, 1)
-    out, gi, gr = dense_definition(response, impulse, grad_out)
+    out, gi, gt = definition(taps, impulse, grad_out)
     bad = [0] + ([2] if B > 2 else [])
-    check_exact(harness.exact_dense_forward, response, impulse, out, dtype, bad, stale)
-    # the gradients: a non-finite grad_out too (grad_impulse reads grad_out and the response, grad_response
+    check_exact(forward, taps, impulse, out, dtype, bad, stale)
+    # the gradients: a non-finite grad_out too (grad_impulse reads grad_out and the taps, the taps' gradient
     # grad_out and the impulse)
     plant(grad_out, 0, 2)
-    out, gi, gr = dense_definition(response, impulse, grad_out)
-    check_exact(harness.exact_dense_grad_impulse, grad_out, response, gi, dtype, [0], stale)
-    check_exact(harness.exact_dense_grad_response, grad_out, impulse, gr, dtype, bad, stale)
+    out, gi, gt = definition(taps, impulse, grad_out)
+    check_exact(grad_impulse, grad_out, taps, gi, dtype, [0], stale)
+    check_exact(grad_taps, grad_out, impulse, gt, dtype, bad, stale)
+
+
+def run_dense(shape, dtype):
+    run_exact(*dense_case(shape, dtype), dense_definition, harness.exact_dense_forward,
+              harness.exact_dense_grad_impulse, harness.exact_dense_grad_response, dtype)
 
 
 def per_sample_case(shape, dtype):
@@ -135,19 +139,8 @@ def per_sample_case(shape, dtype):
 
 
 def run_per_sample(shape, dtype):
-    B = shape[0]
-    weight, impulse, grad_out = per_sample_case(shape, dtype)
-    stale = B - 1 if B > 1 and B - 1 != 2 else (1 if B > 1 else None)
-    plant(weight, 0, 0)
-    if B > 2:
-        plant(impulse, 2, 1)
-    out, gi, gw = per_sample_definition(weight, impulse, grad_out)
-    bad = [0] + ([2] if B > 2 else [])
-    check_exact(harness.exact_per_sample_forward, weight, impulse, out, dtype, bad, stale)
-    plant(grad_out, 0, 2)
-    out, gi, gw = per_sample_definition(weight, impulse, grad_out)
-    check_exact(harness.exact_per_sample_grad_impulse, grad_out, weight, gi, dtype, [0], stale)
-    check_exact(harness.exact_per_sample_grad_weight, grad_out, impulse, gw, dtype, bad, stale)
+    run_exact(*per_sample_case(shape, dtype), per_sample_definition, harness.exact_per_sample_forward,
+              harness.exact_per_sample_grad_impulse, harness.exact_per_sample_grad_weight, dtype)
 
 
 @pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(DENSE_SHAPES, DENSE_HALF))

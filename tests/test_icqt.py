@@ -226,7 +226,6 @@ def test_module_checks_bins():
         dc.ICQT(n_bins=None)
 
 
-
 def test_torch_compile_matches_eager():
     """CQT (kept operands, or built per call when trainable) and ICQT (converted constants) trace under
     torch.compile and give eager's values and gradients."""

@@ -620,9 +620,10 @@ def level_matmuls(weight, own, raised, ker: CQTKernels):
                 continue
             blocks, row = [], 0
             for k, r0, r1, dmin, _, _, gain in group:
-                if not any(k is t for t in sources):
+                src = next((i for i, t in enumerate(sources) if t is k), len(sources))
+                if src == len(sources):
                     sources.append(k)
-                blocks.append(([i for i, t in enumerate(sources) if t is k][0], r0, r1, row, dmin - a, gain))
+                blocks.append((src, r0, r1, row, dmin - a, gain))
                 row += r1 - r0
             layout.append((rows, b - a, tuple(blocks)))
             assembled.append((lvl, len(matmuls[lvl])))
@@ -664,7 +665,7 @@ def _octave_cqt(x, matmuls, own_dmin, raised_dmin, ker: CQTKernels, hop, pad_mod
         lo = min(a for a, _, _, _ in groups)
         width = max(b for _, b, _, _ in groups) - lo
         fr = frame_view(sigs[lvl], lo, width, hop >> lvl, n_frames, "constant", (Z + P) >> lvl)
-        fr = fr.reshape(R * n_frames, width)  # a copy
+        fr = fr.reshape(R * n_frames, width)  # a copy when R > 1 (overlapping frames of several rows)
         for a, b, wt, group in groups:
             c = (fr[:, a - lo:b - lo] @ wt).view(R, n_frames, wt.shape[1] // 2, 2)  # [R, F, rows, 2]
             row = 0
