@@ -148,7 +148,29 @@ def choose(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L=None):
     """'direct' or 'fft', whichever the model expects to be faster (L: dense_mix_conv2d's outputs)."""
     if min(B, Ci, Cr, Hi, Wi, Hr, Wr, 1 if L is None else L) <= 0:
         return "direct"
-    direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L)
+    table = constants()
+    if torch.compiler.is_compiling():  # sizes may be symbolic: no dict keys of them
+        return _cheaper(table, B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L)
+    # Remembered per constants table: pricing the two models is most of a small call's Python time (~70 us of
+    # ~130 us on a 1x1 problem). The entry holds its table, so the id cannot be reused by another while cached.
+    entry = _CHOICES.get(id(table))
+    if entry is None or entry[0] is not table:
+        entry = _CHOICES[id(table)] = (table, {})
+    known = entry[1]
+    args = (B, Ci, Cr, Hi, Wi, Hr, Wr, bool(backward), L)
+    if args not in known:
+        if len(known) >= _MAX_CHOICES:
+            known.clear()
+        known[args] = _cheaper(table, *args)
+    return known[args]
+
+
+_CHOICES = {}  # id(table) -> (table, {choose's arguments: its answer})
+_MAX_CHOICES = 4096
+
+
+def _cheaper(table, B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L):
+    direct, fft = costs(B, Ci, Cr, Hi, Wi, Hr, Wr, backward, L, table)
     return "fft" if fft < direct else "direct"
 
 

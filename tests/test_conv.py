@@ -190,6 +190,20 @@ def test_auto_cpu_choice(shape, backward, expected):
     assert _algorithm.choose(*shape, backward) == expected
 
 
+def test_auto_cpu_choice_follows_the_constants(monkeypatch):
+    # choose remembers its answers per constants table: a new table (a calibration, another
+    # DENSE_CONV_CALIBRATION) must be priced afresh, and the old table's answers come back with it.
+    shape = (64, 4, 5, 84, 600, 37, 16)
+    builtin = _algorithm.BUILTIN_CONSTANTS
+    assert _algorithm.choose(*shape, True) == "fft"
+    fft_dear = {model: {term: (1.0 if ".fft." in model else 0.0) for term in terms}
+                for model, terms in builtin.items()}
+    monkeypatch.setattr(_algorithm, "constants", lambda: fft_dear)
+    assert _algorithm.choose(*shape, True) == "direct"
+    monkeypatch.setattr(_algorithm, "constants", lambda: builtin)
+    assert _algorithm.choose(*shape, True) == "fft"
+
+
 def test_auto_cuda_rule():
     # fitted on an H200: training FFT from ~186 taps at Ci=4, Cr=5 and 384 for sparse; a forward alone later
     # (~363 and 750 taps)
