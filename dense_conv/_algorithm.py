@@ -373,9 +373,16 @@ def keep_fft_spectra(response: torch.Tensor, impulse: torch.Tensor, mix_weight: 
         return False
     B, Ci, Hi, Wi = impulse.shape
     Cr, Hr, Wr = response.shape[1:]
-    H, W = fft_size(Hi, Wi, Hr, Wr)
-    complex_bytes = 16 if impulse.dtype == torch.float64 else 8  # _fake.spectra_dtype
-    spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * complex_bytes
     out_channels = Ci * Cr if mix_weight is None else mix_weight.shape[0]
-    output_bytes = B * out_channels * Hi * Wi * impulse.element_size()
-    return spectra_bytes <= spectra_budget(impulse.device.type) * output_bytes
+    return spectra_fit_budget(B, Ci, Cr, Hi, Wi, Hr, Wr, out_channels, impulse.element_size(),
+                              impulse.dtype == torch.float64, impulse.device.type)
+
+
+def spectra_fit_budget(B, Ci, Cr, Hi, Wi, Hr, Wr, out_channels, itemsize, double, device_type):
+    """keep_fft_spectra's budget rule on sizes (also tools/gpu_model.py's): the B (Ci + Cr) spectra against the
+    output's B out_channels Hi x Wi values of `itemsize` bytes."""
+    H, W = fft_size(Hi, Wi, Hr, Wr)
+    complex_bytes = 16 if double else 8  # _fake.spectra_dtype
+    spectra_bytes = B * (Ci + Cr) * H * (W // 2 + 1) * complex_bytes
+    output_bytes = B * out_channels * Hi * Wi * itemsize
+    return spectra_bytes <= spectra_budget(device_type) * output_bytes

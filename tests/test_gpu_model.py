@@ -322,3 +322,53 @@ def test_measured_times_per_pass():
     grad = {**forward, "op": "x.grad_impulse", "kernel": "void dc::g<float>(float const*)"}
     assert gpu_model.measured_kernel_seconds(measured, grad) == pytest.approx(7e-6)
     assert gpu_model.measured_kernel_seconds(measured, {**forward, "shape": "other"}) is None
+
+
+def test_fft_library_bytes_follow_the_pass_counts():
+    # fft_cuda_common.h's counts per plane, S = H (W/2+1) complex: forward (5 + 2fg)S (+2S scaled, +2S kept and
+    # unscaled), inverse 6S whole or (4 + 4f)S pruned, plus the cropped corner's read + write.
+    S = 8 * 5 * 8  # H = W = 8, float32 complex
+    assert gpu_model.forward_spectra_bytes(3, 8, 8, 8, 8, 4) == pytest.approx(3 * 7 * S)
+    assert gpu_model.forward_spectra_bytes(1, 8, 8, 4, 2, 4, scaled=True) == pytest.approx((5 + 2 / 8 + 2) * S)
+    assert gpu_model.forward_spectra_bytes(1, 8, 8, 8, 8, 4, kept=True) == pytest.approx(9 * S)
+    assert gpu_model.inverse_rows_bytes(1, 8, 8, 4, 4, 4) == pytest.approx(6 * S + 2 * 16 * 4)    # 2 * 4 == H
+    assert gpu_model.inverse_rows_bytes(1, 8, 8, 3, 4, 4) == pytest.approx(5.5 * S + 2 * 12 * 4)  # pruned
+
+
+def test_fft_library_bytes_of_a_call():
+    # dense, B = 2, Ci = 1, Cr = 2, 5 x 6 image, 4 x 3 response: transform 8 x 8 (fft_size), S = 8 * 5 * 8
+    from dense_conv._shapes import fft_size
+    assert fft_size(5, 6, 4, 3) == (8, 8)
+    S, f = 8 * 5 * 8, gpu_model
+    impulse, response = (2, 1, 5, 6), (2, 2, 4, 3)
+    inputs = f.forward_spectra_bytes(2, 8, 8, 5, 6, 4) + f.forward_spectra_bytes(4, 8, 8, 4, 3, 4, scaled=True)
+    forward = inputs + f.inverse_rows_bytes(4, 8, 8, 5, 6, 4)
+    assert f.fft_library_bytes("dense", impulse, response, 0, "float32", False) == (pytest.approx(forward), False)
+    # forward + backward: grad_out's spectra, the inputs' again (not kept: 3 spectra planes of 320 B per sample
+    # against 2 output planes of 120 B), the two inverses and grad_response's zero fill
+    backward = (f.forward_spectra_bytes(4, 8, 8, 5, 6, 4) + inputs + f.inverse_rows_bytes(2, 8, 8, 5, 6, 4)
+                + f.inverse_rows_bytes(4, 8, 8, 4, 3, 4) + 2 * 2 * 4 * 3 * 4)
+    assert f.fft_library_bytes("dense", impulse, response, 0, "float32", True) == \
+        (pytest.approx(forward + backward), False)
+    assert S == gpu_model.spectrum_plane_bytes(8, 8, 4)
+    # sparse: B * C one-channel problems; mix: L output planes
+    sparse = f.fft_library_bytes("sparse", (2, 2, 5, 6), (2, 2, 4, 3), 0, "float32", False)[0]
+    assert sparse == pytest.approx(f.forward_spectra_bytes(4, 8, 8, 5, 6, 4) + f.forward_spectra_bytes(
+        4, 8, 8, 4, 3, 4, scaled=True) + f.inverse_rows_bytes(4, 8, 8, 5, 6, 4))
+    mix = f.fft_library_bytes("mix", impulse, response, 7, "float32", False)[0]
+    assert mix == pytest.approx(inputs + f.inverse_rows_bytes(14, 8, 8, 5, 6, 4))
+
+
+def test_fft_library_bytes_keep_the_spectra_by_the_cuda_budget():
+    # the user's shape: dense keeps its spectra (0.69x the output), the mix at L = 8 does not (1.7x)
+    user_impulse, user_response = (64, 4, 84, 600), (64, 5, 37, 16)
+    kept_bytes, kept = gpu_model.fft_library_bytes("dense", user_impulse, user_response, 0, "float32", True)
+    assert kept
+    assert not gpu_model.fft_library_bytes("mix", user_impulse, user_response, 8, "float32", True)[1]
+    # keeping trades the backward's input transforms for one copy of the impulse spectra
+    from dense_conv._shapes import fft_size
+    H, W = fft_size(84, 600, 37, 16)
+    S = gpu_model.spectrum_plane_bytes(H, W, 4)
+    recomputed = (kept_bytes - 64 * 4 * 2 * S + gpu_model.forward_spectra_bytes(64 * 4, H, W, 84, 600, 4)
+                  + gpu_model.forward_spectra_bytes(64 * 5, H, W, 37, 16, 4, scaled=True))
+    assert recomputed > kept_bytes

@@ -384,6 +384,119 @@ def measured_call_table(measured):
     return "\n".join(lines)
 
 
+# ---- the FFT algorithms' library work: cuFFT's transforms and ATen's copies, priced by their bytes ----
+# The emulator sees only this project's spectrum kernels. Around them the CUDA FFT paths (csrc/cuda/fft_conv_cuda.cu,
+# fft_mix_cuda.cu) call cuFFT through ATen and ATen copies (zero padding, crops, the C2R input clone, the response
+# spectra's scaling). Their DRAM bytes per plane are the pass counts written down in csrc/cuda/fft_cuda_common.h
+# (cuFFT's 2-D transform taken as two passes over the plane, ATen's copies as read + write), priced at DRAM
+# bandwidth: a lower bound, as for the kernels, and a model of cuFFT, not a count of it.
+BENCH_BATCH = 64  # the batch of the counts (tools/emu_counts.py --batch default) and of the measured run
+
+
+def spectrum_plane_bytes(H, W, real_bytes):
+    """S of fft_cuda_common.h: one H x (W/2+1) complex plane."""
+    return H * (W // 2 + 1) * 2 * real_bytes
+
+
+def forward_spectra_bytes(planes, H, W, h, w, real_bytes, scaled=False, kept=False):
+    """forward_spectra of `planes` h x w planes: (5 + 2fg) S each; the response spectra's norm='forward' scaling
+    2S more; a kept (unscaled) impulse spectrum one copy (2S) more."""
+    S = spectrum_plane_bytes(H, W, real_bytes)
+    passes = 5 + 2 * (h / H) * (w / W) + (2 if scaled else 0) + (2 if kept and not scaled else 0)
+    return planes * passes * S
+
+
+def inverse_rows_bytes(planes, H, W, h_keep, w_keep, real_bytes):
+    """inverse_rows of `planes` spectra, then the h_keep x w_keep corner copied out: 6S whole, (4 + 4f)S pruned
+    (2 h_keep < H), and the corner's read + write."""
+    S = spectrum_plane_bytes(H, W, real_bytes)
+    f = h_keep / H
+    passes = 4 + 4 * f if 2 * h_keep < H else 6
+    return planes * (passes * S + 2 * h_keep * w_keep * real_bytes)
+
+
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def fft_library_bytes(kind, impulse, response, L, dtype, backward):
+    """(bytes of cuFFT + ATen work of one call, spectra kept) for the FFT algorithm of a benchmark case (bench.py
+    Case: kind 'dense' | 'sparse' | 'mix', impulse and response shapes); forward, or forward + backward."""
+    from dense_conv._algorithm import spectra_fit_budget
+    from dense_conv._shapes import fft_size
+    B, Ci, Hi, Wi = impulse
+    Cr, Hr, Wr = response[1:]
+    if kind == "sparse":  # sparse_conv2d runs as B*C one-channel problems
+        B, Ci, Cr = B * Ci, 1, 1
+    outs = L if kind == "mix" else Ci * Cr
+    H, W = fft_size(Hi, Wi, Hr, Wr)
+    Hq, Wq = min(Hr, Hi), min(Wr, Wi)
+    real = 8 if dtype == "float64" else 4  # 16-bit inputs transform in float32
+    kept = backward and spectra_fit_budget(B, Ci, Cr, Hi, Wi, Hr, Wr, outs, DTYPE_BYTES[dtype], dtype == "float64",
+                                           "cuda")
+
+    def spectra_of_inputs(keep):
+        return (forward_spectra_bytes(B * Ci, H, W, Hi, Wi, real, kept=keep)
+                + forward_spectra_bytes(B * Cr, H, W, Hq, Wq, real, scaled=True))
+    total = spectra_of_inputs(kept) + inverse_rows_bytes(B * outs, H, W, Hi, Wi, real)
+    if backward:
+        total += forward_spectra_bytes(B * outs, H, W, Hi, Wi, real)  # grad_out
+        total += 0 if kept else spectra_of_inputs(False)
+        total += inverse_rows_bytes(B * Ci, H, W, Hi, Wi, real) + inverse_rows_bytes(B * Cr, H, W, Hq, Wq, real)
+        total += B * Cr * Hr * Wr * DTYPE_BYTES[dtype]  # grad_response's zero fill
+    return total, kept
+
+
+def benchmark_cases():
+    """bench/bench.py's cases by name (importing it needs the built extension, as the benchmark does)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench
+    return {case.name: case for case in bench.cases(BENCH_BATCH)}
+
+
+def measured_call(measured, shape, dtype, algorithm, row_direction):
+    """(our kernels, cuFFT + ATen kernels, whole call) in seconds of a measured row, or None."""
+    for row in (measured or {}).get("rows", []):
+        if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
+                (shape, dtype, algorithm, row_direction, False) and "kernels" in row:
+            mine = sum(k["us"] for k in row["kernels"] if ours(k["name"])) * 1e-6
+            libraries = sum(k["us"] for k in row["kernels"] if not ours(k["name"])) * 1e-6
+            return mine, libraries, row["ms"] * 1e-3
+    return None
+
+
+def fft_call_table(rows, measured):
+    """Per FFT op and pass: the model's whole call on each GPU (our kernels + the library bytes at DRAM bandwidth),
+    and the measured split where a measurement exists."""
+    cases = benchmark_cases()
+    gpus = list(GPUS)
+    lines = ["| op | shape | dtype | pass | spectra kept | cuFFT + ATen bytes | "
+             + " | ".join(f"{g}: ours + library = call" for g in gpus)
+             + f" | measured {MEASURED_GPU}: ours, cuFFT + ATen, call (GPU idle) | measured / model: cuFFT + ATen, call |",
+             "|" + "---|" * (8 + len(gpus))]
+    for (family, algorithm, shape, dtype), parts in sorted(per_op(rows).items()):
+        case = cases.get(shape)
+        if algorithm != "fft" or case is None:
+            continue
+        for part, row_direction in (("forward", "fwd"), ("forward+backward", "fwd+bwd")):
+            if part not in parts or (part == "forward+backward" and not parts["counts_backward"]):
+                continue
+            nbytes, kept = fft_library_bytes(case.kind, case.impulse, case.response, case.mix_channels, dtype,
+                                             part == "forward+backward")
+            cells = []
+            for g in gpus:
+                library = nbytes / (GPUS[g]["dram_gbs"] * 1e9)
+                cells.append(f"{fmt_time(parts[part][g][0])} + {fmt_time(library)} = "
+                             f"{fmt_time(parts[part][g][0] + library)}")
+            m = measured_call(measured, shape, dtype, "fft", row_direction)
+            model_library = nbytes / (GPUS[MEASURED_GPU]["dram_gbs"] * 1e9)
+            model_call = parts[part][MEASURED_GPU][0] + model_library
+            seen = (f"{fmt_time(m[0])}, {fmt_time(m[1])}, {fmt_time(m[2])} ({fmt_time(max(0.0, m[2] - m[0] - m[1]))}) | "
+                    f"{ratio(m[1], model_library)}, {ratio(m[2], model_call)}" if m else "not measured | n/a")
+            lines.append(f"| {family} | {shape} | {dtype} | {part} | {'yes' if kept else 'no'} | {nbytes / 1e9:.2f} GB | "
+                         + " | ".join(cells) + f" | {seen} |")
+    return "\n".join(lines)
+
+
 def measured_report(rows, measured):
     commit = f", source {measured['commit']}" if measured.get("commit") else ""
     note = f" **{measured['note']}**" if measured.get("note") else ""
@@ -402,11 +515,17 @@ def report(rows, missing, sass, before=None, measured=None):
             "times, as written down in [docs/gpu_model.md](docs/gpu_model.md). % of peak counts the op's useful "
             "multiply-adds only.\n\n"
             "Per op (launches summed; the FFT rows count only this project's spectrum kernels, not cuFFT's "
-            "transforms; dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
+            "transforms (the whole FFT calls are priced further down); dense_mix_conv2d direct counts its per_sample kernels, not the torch einsum that pre-mixes "
             "the responses):\n\n" + op_table(rows)
             + "\n\nPer launch (launches of one kernel in one pass summed; bound: the largest term of the model; "
             "executed FMAs: multiplies the emulated threads executed, useful: the op's multiply-adds):\n\n"
-            + launch_table(rows, sass) + "\n")
+            + launch_table(rows, sass) + "\n"
+            + "\nThe FFT algorithms' whole calls (MODEL): this project's spectrum kernels (the rows above) plus "
+            "cuFFT's transforms and ATen's copies, which the emulator does not see, priced by their DRAM bytes (the "
+            "pass counts of csrc/cuda/fft_cuda_common.h, cuFFT's 2-D transform taken as two passes; spectra kept for "
+            "the backward by dense_conv's CUDA budget rule); launch gaps and host time are not priced. The measured "
+            f"{MEASURED_GPU} call, where one exists, is from before the changes named in the measured section:\n\n"
+            + fft_call_table(rows, measured) + "\n")
     if before:
         text += (f"\nBefore / after: {before['source']}\n\n" + before_after_table(before, rows, sass) + "\n")
     if measured:
