@@ -193,19 +193,23 @@ void exact_nonfinite_per_sample_grad_weight(Tensor& grad_weight, const Tensor& g
 
 // ---- dense_mix_conv2d: out[b, l] = sum_{j,k} weight[l, j, k] * dense[b, j, k] --------------------------
 
-namespace {
-
-// Samples where any of `tensors` has a non-finite value in its slice [b] (every sample when the weight
-// has one: it reaches every sample); undefined when there is none. The weight's sum joins every sample's
-// checksum, so the whole check is one device-to-host copy on CUDA (it was two: the weight's, then the samples').
-Tensor nonfinite_mix_samples(int64_t B, const std::vector<Tensor>& tensors, const Tensor& weight) {
+Tensor nonfinite_mix_checksums(int64_t B, const std::vector<Tensor>& tensors, const Tensor& weight) {
   if (B == 0) return {};
+  const at::ScalarType acc = acc_type(weight.scalar_type());
   Tensor checksums = nonfinite_checksums(B, tensors);
-  if (weight.numel() > 0) {
-    const Tensor w = weight.sum(acc_type(weight.scalar_type()));
+  if (weight.numel() > 0) {  // an add on the device, no synchronisation
+    const Tensor w = weight.sum(acc);
     checksums = checksums.defined() ? checksums + w : w.expand({B});
   }
-  return flagged_samples(checksums);
+  // the kernels index it [b] in the accumulation type: a fresh contiguous tensor
+  return checksums.defined() ? checksums.to(acc).contiguous() : checksums;
+}
+
+namespace {
+
+// The mix's checked tensors for the host path (see nonfinite_mix_checksums).
+Tensor nonfinite_mix_samples(int64_t B, const std::vector<Tensor>& tensors, const Tensor& weight) {
+  return flagged_samples(nonfinite_mix_checksums(B, tensors, weight));
 }
 
 }  // namespace

@@ -14,10 +14,10 @@
 //
 // Each function overwrites the affected samples of `result` (a dense_conv2d layout: output [B, Ci*Cr,
 // Hi, Wi], grad_impulse [B, Ci, Hi, Wi], grad_response [B, Cr, Hr, Wr]) and does nothing when the
-// checked tensors are finite. These functions run on the host's side of the check (one device-to-host copy
-// per op on CUDA): the CPU ops, and dense_mix_conv2d's CUDA ops. The other CUDA ops keep the check on the
-// device: nonfinite_checksums, then csrc/cuda/nonfinite_kernels.cuh's kernels, which recompute in place
-// the samples whose checksum is non-finite (no host synchronisation, CUDA graph capture allowed).
+// checked tensors are finite. These functions are the CPU ops' path (the flagged samples gathered on the
+// host's side of the check). The CUDA ops keep the check on the device: nonfinite_checksums (or
+// nonfinite_mix_checksums), then csrc/cuda/nonfinite_kernels.cuh's kernels, which recompute in place the
+// samples whose checksum is non-finite (no host synchronisation, CUDA graph capture allowed).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -46,7 +46,11 @@ void exact_nonfinite_per_sample_grad_weight(at::Tensor& grad_weight, const at::T
 
 // dense_mix_conv2d (weight [L, Ci, Cr]): out [B, L, Hi, Wi]; the backward's per-sample weight gradients
 // grad_weight_per_sample [B, L, Ci, Cr] (summed over the batch by the caller). A sample is recomputed when
-// its inputs or results are non-finite, every sample when the weight is.
+// its inputs or results are non-finite, every sample when the weight is: its checksum is
+// nonfinite_checksums(B, tensors) plus the weight's sum (contiguous [B], the accumulation type of the weight's
+// dtype; undefined when B == 0 or everything is empty). Both paths use it: below, and on CUDA
+// nonfinite_kernels.cuh's launch_exact_mix_*.
+at::Tensor nonfinite_mix_checksums(int64_t B, const std::vector<at::Tensor>& tensors, const at::Tensor& weight);
 void exact_nonfinite_mix_forward(at::Tensor& out, const at::Tensor& response, const at::Tensor& impulse,
                                  const at::Tensor& weight);
 void exact_nonfinite_mix_backward(at::Tensor& grad_response, at::Tensor& grad_impulse,

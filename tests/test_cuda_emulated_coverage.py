@@ -25,8 +25,10 @@ from test_cuda_emulated import check_dense_kernels, check_fft_kernels, check_oct
 from test_cuda_emulated_per_sample import check_per_sample_kernels  # noqa: E402
 from test_cuda_emulated_mix_fft import SPECTRA, check_fft_mix_kernels  # noqa: E402
 from test_cuda_emulated_nonfinite import DENSE_SHAPES as NONFINITE_DENSE  # noqa: E402
+from test_cuda_emulated_nonfinite import MIX_SHAPES as NONFINITE_MIX  # noqa: E402
 from test_cuda_emulated_nonfinite import PER_SAMPLE_SHAPES as NONFINITE_PER_SAMPLE  # noqa: E402
 from test_cuda_emulated_nonfinite import run_dense as check_nonfinite_dense  # noqa: E402
+from test_cuda_emulated_nonfinite import run_mix as check_nonfinite_mix  # noqa: E402
 from test_cuda_emulated_nonfinite import run_per_sample as check_nonfinite_per_sample  # noqa: E402
 from test_cuda_emulated_wmma import check_wmma_forward  # noqa: E402
 
@@ -159,9 +161,10 @@ def run_sweep():
             x = torch.randn(rows, T, generator=g, dtype=torch.float64)
             f = torch.randn(taps, generator=g, dtype=torch.float64)
             check_octave_kernels(x, f, levels, dtype, g)
-        # the exact path for NaN / inf samples (nonfinite_kernels.cuh: causal, correlation and taps sums)
+        # the exact path for NaN / inf samples (nonfinite_kernels.cuh: causal, correlation and taps sums; the mix's)
         check_nonfinite_dense(NONFINITE_DENSE["odd"], dtype)
         check_nonfinite_per_sample(NONFINITE_PER_SAMPLE["odd"], dtype)
+        check_nonfinite_mix(NONFINITE_MIX["odd"], dtype)
     for shape in DENSE_TF32_SWEEP:
         check_wmma_forward(shape, torch.float32)
     for dtype in (torch.float32, torch.float64):  # the FFT ops transform 16-bit inputs in float32

@@ -7,6 +7,8 @@ whole plane); one more sample gets a NaN in that result only. The checksums come
 (harness.nonfinite_checksums mirrors csrc/nonfinite.cpp: the result or the inputs, whichever are smaller). Then:
 the flagged samples equal the float64 definition (autograd of dense_conv.reference's shift-add on the inputs rounded
 to the dtype: NaN and infinity positions exactly), and the others are bit-for-bit the result passed in.
+dense_mix_conv2d's kernels (run_mix) the same way, with its checksum (inputs, results and the weight's sum: a
+non-finite weight flags every sample) and its definition (mix_definition, checked against the CPU op's exact path).
 """
 import os
 import sys
@@ -151,6 +153,169 @@ def test_dense_exact(shape, dtype, schedule):
 @pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(PER_SAMPLE_SHAPES, PER_SAMPLE_HALF))
 def test_per_sample_exact(shape, dtype, schedule):
     run_per_sample(shape, dtype)
+
+
+# ---- dense_mix_conv2d (weight [L, Ci, Cr]): the checksum holds the inputs, the results and the weight's sum ----
+
+# (B, L, Ci, Cr, Hi, Wi, Hr, Wr)
+MIX_SHAPES = {
+    "B1_kernel_1x1": (1, 2, 2, 3, 5, 7, 1, 1),
+    "odd": (3, 3, 2, 3, 7, 9, 3, 4),
+    "kernel_larger_than_image": (3, 2, 1, 2, 4, 6, 7, 9),
+    "L1_Ci1_Cr1": (2, 1, 1, 1, 9, 13, 4, 5),
+    # more pixels than a sample's 8 x 256 threads and taps than its 64 warps: the threads' and warps' walks step;
+    # W > 32 (each lane one pixel a row)
+    "many_pixels_and_taps": (2, 2, 1, 2, 41, 52, 9, 8),
+    "many_channel_pairs": (1, 2, 9, 8, 6, 7, 2, 3),  # 72 (j, k) pairs > 64 warps: the weight gradient's walk steps
+}
+MIX_HALF = ["odd", "kernel_larger_than_image"]
+
+
+def mix_case(shape, dtype):
+    B, L, Ci, Cr, Hi, Wi, Hr, Wr = shape
+    g = torch.Generator().manual_seed(sum(shape) + 1)
+    response = torch.randn(B, Cr, Hr, Wr, generator=g, dtype=torch.float64).to(dtype)
+    impulse = torch.randn(B, Ci, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    weight = torch.randn(L, Ci, Cr, generator=g, dtype=torch.float64).to(dtype)
+    grad_out = torch.randn(B, L, Hi, Wi, generator=g, dtype=torch.float64).to(dtype)
+    return response, impulse, weight, grad_out
+
+
+def mix_definition(response, impulse, weight, grad_out):
+    """float64 (out, grad_response, grad_impulse, grad_weight_per_sample) of exact_nonfinite_mix_* (csrc/nonfinite.cpp):
+    dense = the shift-add reference; out = sum_jk w * dense and gw = sum_yx g * dense, the dense sums whole; the
+    input gradients through g_dense = sum_l g w (whole) and the reference's autograd. Broadcast products, not
+    einsum, so that no BLAS shortcut skips a zero times a NaN."""
+    B, Cr = response.shape[:2]
+    L, Ci = weight.shape[:2]
+    r = response.to(torch.float64, copy=True).requires_grad_()
+    i = impulse.to(torch.float64, copy=True).requires_grad_()
+    w, g = weight.double(), grad_out.double()
+    dense = reference.dense_shift_add(r, i).view(B, Ci, Cr, *impulse.shape[2:])
+    out = (w[None, :, :, :, None, None] * dense.detach()[:, None]).sum((2, 3))
+    gw = (g[:, :, None, None] * dense.detach()[:, None]).sum((4, 5))
+    dense.backward((g[:, :, None, None] * w[None, :, :, :, None, None]).sum(1))
+    return out, r.grad, i.grad, gw
+
+
+def check_flagged(results, fasts, definitions, flagged, dtype):
+    """Flagged samples: the float64 definition (NaN / inf exactly); the others: bit for bit the fast result."""
+    for result, fast, definition in zip(results, fasts, definitions):
+        for b in range(fast.shape[0]):
+            if flagged[b]:
+                finite = definition[b][torch.isfinite(definition[b])]
+                scale = finite.abs().max().item() if finite.numel() else 0.0
+                torch.testing.assert_close(result[b].double(), definition[b], rtol=0,
+                                           atol=harness.TOLERANCE[dtype] * max(scale, 1e-30), equal_nan=True,
+                                           msg=lambda m: f"sample {b} (recomputed): {m}")
+            else:
+                assert torch.equal(bits(result[b]), bits(fast[b])), f"sample {b} is not flagged but was written"
+
+
+def stand_in(definition, dtype, bad):
+    """The fast kernels' result: the definition rounded to dtype, NaN over the samples with a non-finite input."""
+    fast = definition.to(dtype, copy=True)
+    for b in bad:
+        fast[b] = float("nan")
+    return fast
+
+
+def run_mix(shape, dtype, where="inputs"):
+    """where: 'inputs' (response of sample 0, impulse of sample 2, grad_out of sample 0; a NaN in one fast result of
+    the last other sample, each result in turn) or 'weight' (a non-finite weight: every sample is flagged)."""
+    response, impulse, weight, grad_out = mix_case(shape, dtype)
+    B = shape[0]
+    stale = B - 1 if B > 1 and B - 1 != 2 else (1 if B > 1 else None)
+    if where == "weight":
+        weight.view(-1)[(7919 * 2) % weight.numel()] = NONFINITE[1 if dtype == torch.float64 else 2]
+        bad, stale = list(range(B)), None
+    else:
+        plant(response, 0, 0)
+        if B > 2:
+            plant(impulse, 2, 1)
+        plant(grad_out, 0, 2)
+        bad = [0] + ([2] if B > 2 else [])
+    out, gr, gi, gw = mix_definition(response, impulse, weight, grad_out)
+    # forward
+    fast_out = stand_in(out, dtype, bad)
+    if stale is not None:
+        plant(fast_out, stale, 0)
+    checksum = harness.nonfinite_mix_checksums([response, impulse, fast_out], weight)
+    flagged = ~torch.isfinite(checksum)
+    assert flagged.tolist() == [b in bad or b == stale for b in range(B)]
+    result = harness.exact_mix_forward(response, impulse, weight, fast_out, checksum)
+    check_flagged([result], [fast_out], [out], flagged, dtype)
+    # backward: the stale NaN in grad_response, grad_impulse, then grad_weight_per_sample
+    for target in range(3 if stale is not None else 1):
+        fasts = [stand_in(gr, dtype, bad), stand_in(gi, dtype, bad), stand_in(gw, torch.float64, bad)]
+        if stale is not None:
+            plant(fasts[target], stale, target)
+        checksum = harness.nonfinite_mix_checksums([grad_out, response, impulse, *fasts], weight)
+        flagged = ~torch.isfinite(checksum)
+        assert flagged.tolist() == [b in bad or b == stale for b in range(B)]
+        results = harness.exact_mix_backward(grad_out, response, impulse, weight, *fasts, checksum)
+        check_flagged(results, fasts, [gr, gi, gw], flagged, dtype)
+
+
+@pytest.mark.parametrize("where", ["inputs", "weight"])
+@pytest.mark.parametrize("shape,dtype", harness.shape_dtype_cases(MIX_SHAPES, MIX_HALF))
+def test_mix_exact(shape, dtype, where, schedule):
+    run_mix(shape, dtype, where)
+
+
+def test_mix_definition_is_the_cpu_ops():
+    """mix_definition is exact_nonfinite_mix_*'s (the CPU op's exact path, float64): the same NaN / inf positions
+    and values, for non-finite inputs and weights."""
+    try:
+        from dense_conv import _extension
+        ops = _extension.ops()
+    except (ImportError, RuntimeError, OSError) as e:
+        pytest.skip(f"the extension is not built: {e}")
+    shape = MIX_SHAPES["odd"]
+    for where in ("inputs", "weight"):
+        response, impulse, weight, grad_out = mix_case(shape, torch.float64)
+        if where == "weight":
+            weight[1, 0, 2] = float("inf")
+        else:
+            plant(response, 0, 0)
+            plant(impulse, 2, 1)
+            plant(grad_out, 0, 2)
+        out, gr, gi, gw = mix_definition(response, impulse, weight, grad_out)
+        cpu_out = ops.dense_mix_conv2d_fft(response, impulse, weight)
+        cpu_gr, cpu_gi, cpu_gw = ops.dense_mix_conv2d_fft_backward(grad_out, response, impulse, weight)
+        for actual, expected in [(cpu_out, out), (cpu_gr, gr), (cpu_gi, gi), (cpu_gw, gw.sum(0))]:
+            torch.testing.assert_close(actual, expected, rtol=1e-10, atol=1e-10, equal_nan=True)
+        assert not torch.isfinite(out).all() and torch.isfinite(out).any()
+
+
+def test_mix_finite_checksums_touch_nothing():
+    """Finite checksums (large, negative, zero): the mix's launches write nothing, not even over a NaN result."""
+    response, impulse, weight, grad_out = mix_case(MIX_SHAPES["odd"], torch.float32)
+    checksum = torch.tensor([3e38, -1.0, 0.0])
+    results = [torch.full_like(t, float("nan")) for t in (grad_out, response, impulse)]
+    results.append(torch.full((3, *weight.shape), float("nan"), dtype=torch.float64))
+    results[0][1] = 7
+    out = harness.exact_mix_forward(response, impulse, weight, results[0], checksum)
+    assert torch.equal(bits(out), bits(results[0]))
+    for new, old in zip(harness.exact_mix_backward(grad_out, response, impulse, weight, *results[1:], checksum),
+                        results[1:]):
+        assert torch.equal(bits(new), bits(old))
+
+
+def test_mix_results_are_bitwise_the_same_in_every_schedule():
+    shape = MIX_SHAPES["many_pixels_and_taps"]
+    response, impulse, weight, grad_out = mix_case(shape, torch.float32)
+    plant(impulse, 1, 0)
+    B, L, Ci, Cr = shape[:4]
+    checksum = torch.full((B,), float("nan"))
+    results = harness.under_each_schedule(lambda: (
+        harness.exact_mix_forward(response, impulse, weight, torch.zeros_like(grad_out), checksum),
+        *harness.exact_mix_backward(grad_out, response, impulse, weight, torch.zeros_like(response),
+                                    torch.zeros_like(impulse), torch.zeros(B, L, Ci, Cr, dtype=torch.float64),
+                                    checksum)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert torch.equal(bits(a), bits(b))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])

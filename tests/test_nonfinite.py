@@ -133,11 +133,62 @@ def test_cuda_nonfinite_sample_gets_the_definition(kind, algorithm, dtype):
 
 
 @needs_cuda_kernels
-@pytest.mark.parametrize("poison", [None, "nan_tap", "inf_pixel"])
-@pytest.mark.parametrize("kind", ["dense", "sparse", "per_sample"])
+@pytest.mark.parametrize("dtype", CUDA_DTYPES, ids=str)
+@pytest.mark.parametrize("where", ["nan_tap", "inf_pixel", "inf_weight"])
+def test_cuda_mix_nonfinite_samples_get_the_definition(where, dtype):
+    """dense_mix_conv2d's FFT algorithm on CUDA with a non-finite tap / pixel (one sample) or weight (every sample):
+    its output and three gradients are the CPU op's float64 ones (its exact path: the einsum definition) in NaN and
+    infinity positions and close elsewhere; the samples without one are bit for bit those of a clean run. (The direct
+    algorithm pre-mixes the responses and follows per_sample_conv2d's definition on them: where an infinity meets
+    weights of both signs its sums can give +-inf where the mix definition's give NaN, on every device.)"""
+    algorithm = "fft"
+    response, impulse = _inputs("dense", seed=4)
+    weight = torch.randn(4, impulse.shape[1], response.shape[1], generator=torch.Generator().manual_seed(5),
+                         dtype=torch.float64)
+    response, impulse, weight = (t.to(dtype).double() for t in (response, impulse, weight))  # the dtype's values
+    grad_out = torch.randn(3, 4, *impulse.shape[2:], dtype=torch.float64).to(dtype).double()
+    poisoned = _poison(response, impulse, where)
+    poisoned_weight = weight.clone()
+    if where == "inf_weight":
+        poisoned_weight[2, 1, 0] = float("inf")
+    runs = {}
+    for name, inputs in (("clean", (response, impulse, weight)), ("bad", (*poisoned, poisoned_weight))):
+        r, i, w = (t.to("cuda", dtype, copy=True).requires_grad_() for t in inputs)
+        out = dense_conv.dense_mix_conv2d(r, i, w, algorithm=algorithm)
+        out.backward(grad_out.to("cuda", dtype))
+        runs[name] = [t.detach().cpu() for t in (out, r.grad, i.grad, w.grad)]
+    r64, i64, w64 = (t.detach().clone().requires_grad_() for t in (*poisoned, poisoned_weight))
+    out64 = dense_conv.dense_mix_conv2d(r64, i64, w64, algorithm="fft")
+    out64.backward(grad_out)
+    bad = list(range(3)) if where == "inf_weight" else [1 if where == "nan_tap" else 0]
+    keep = [b for b in range(3) if b not in bad]
+    for n, (actual, clean, expected) in enumerate(zip(runs["bad"], runs["clean"], (out64, r64.grad, i64.grad))):
+        assert torch.equal(actual[keep], clean[keep]), "a finite sample was recomputed"
+        _assert_close_nonfinite(actual[bad].double(), expected.detach()[bad], dtype)
+    # the weight's gradient sums every sample's
+    _assert_close_nonfinite(runs["bad"][3].double(), w64.grad, dtype)
+
+
+def _assert_close_nonfinite(actual, expected, dtype):
+    assert torch.equal(torch.isnan(actual), torch.isnan(expected)), "NaN positions differ from the definition"
+    assert torch.equal(torch.isinf(actual), torch.isinf(expected)), "infinite positions differ from the definition"
+    infinite = torch.isinf(expected)
+    assert torch.equal(actual[infinite], expected[infinite])  # same signs of infinity
+    finite = torch.isfinite(expected)
+    if finite.any():
+        err = (actual[finite] - expected[finite]).abs().max() / expected[finite].abs().max().clamp_min(1e-30)
+        assert err <= TOLERANCE[dtype], f"relative error {err:.2e} ({dtype})"
+
+
+@needs_cuda_kernels
+@pytest.mark.parametrize("poison", [None, "nan_tap", "inf_pixel", "inf_weight"])
+@pytest.mark.parametrize("kind", ["dense", "sparse", "per_sample", "dense_mix"])
 def test_cuda_ops_do_not_synchronise(kind, poison):
     """Forward and backward of every algorithm, finite or with NaN / inf, run without a host synchronisation
     (torch.cuda.set_sync_debug_mode("error") raises on one): the non-finite check stays on the device."""
+    weight = None
+    if poison == "inf_weight" and kind != "dense_mix":
+        pytest.skip("only dense_mix_conv2d has a shared weight")
     if kind == "per_sample":
         g = torch.Generator().manual_seed(3)
         response = torch.randn(3, 4, 2, 4, 5, generator=g, dtype=torch.float64)  # weight [B, L, Ci, Hr, Wr]
@@ -147,6 +198,15 @@ def test_cuda_ops_do_not_synchronise(kind, poison):
         elif poison == "inf_pixel":
             impulse[0, 1, 4, 6] = float("-inf")
         calls = [lambda r, i: dense_conv.per_sample_conv2d(r, i)]
+    elif kind == "dense_mix":
+        response, impulse = _inputs("dense")
+        weight = torch.randn(4, impulse.shape[1], response.shape[1], generator=torch.Generator().manual_seed(3),
+                             dtype=torch.float64)
+        if poison == "inf_weight":
+            weight[1, 0, 2] = float("inf")
+        elif poison is not None:
+            response, impulse = _poison(response, impulse, poison)
+        calls = [lambda r, i, w, a=a: dense_conv.dense_mix_conv2d(r, i, w, algorithm=a) for a in ALGORITHMS]
     else:
         response, impulse = _inputs(kind)
         if poison is not None:
@@ -155,10 +215,11 @@ def test_cuda_ops_do_not_synchronise(kind, poison):
     for dtype in (torch.float32, torch.float16):
         r = response.to("cuda", dtype).requires_grad_()
         i = impulse.to("cuda", dtype).requires_grad_()
+        inputs = (r, i) if weight is None else (r, i, weight.to("cuda", dtype).requires_grad_())
         for call in calls:
             def run():
-                out = call(r, i)
-                return torch.autograd.grad(out, (r, i), torch.ones_like(out))
+                out = call(*inputs)
+                return torch.autograd.grad(out, inputs, torch.ones_like(out))
             run()  # once outside the check: first-call set-up (cuFFT plans, the allocator) is not the point
             torch.cuda.synchronize()
             torch.cuda.set_sync_debug_mode("error")

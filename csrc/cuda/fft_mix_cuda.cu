@@ -15,7 +15,8 @@
 // Transforms run in float32 for float16 / bfloat16 / float32 inputs (float64 for float64), as dense_conv2d's;
 // results are cast back when copied into the outputs. Chunks: fft_cuda::chunk_samples (fft_cuda_common.h), with
 // every per-sample intermediate counted. tests/test_cuda_emulated_mix_fft.py emulated_mix_fft mirrors this
-// pipeline step by step (torch.fft on the CPU around the emulated kernels).
+// pipeline step by step (torch.fft on the CPU around the emulated kernels). Samples holding NaN / inf get the
+// definition on the device (nonfinite_cuda.cuh): no host synchronisation.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -82,8 +83,20 @@ Tensor mix_fft_forward(const Tensor& response, const Tensor& impulse, const Tens
       out.narrow(0, b0, nb).copy_(inverse_rows(Y, s.Hi, f.W).narrow(3, 0, s.Wi));
     }
   });
-  // the host path, unlike the other CUDA ops (nonfinite_cuda.cuh): skipped under CUDA graph capture
-  if (nonfinite_check_allowed()) exact_nonfinite_mix_forward(out, response, impulse, weight);
+  // NaN / inf: the flagged samples get the definition, on the device (nonfinite_cuda.cuh); the checked tensors of
+  // exact_nonfinite_mix_forward
+  const Tensor checksum = nonfinite_mix_checksums(s.B, {response, impulse, out}, weight);
+  if (checksum.defined()) {
+    const Tensor resp_c = response.contiguous(), imp_c = impulse.contiguous(), w_c = weight.contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "dense_mix_conv2d_fft_cuda_nonfinite",
+                                    [&] {
+      launch_exact_mix_forward<scalar_t>(resp_c.data_ptr<scalar_t>(), imp_c.data_ptr<scalar_t>(),
+                                         w_c.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                                         checksum_data<scalar_t>(checksum), s, L,
+                                         at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
   return out;
 }
 
@@ -155,9 +168,23 @@ std::tuple<Tensor, Tensor, Tensor> mix_fft_backward(const Tensor& grad_out, cons
           inverse_rows(GH, f.Hq, f.W).narrow(3, 0, f.Wq));
     }
   });
-  if (nonfinite_check_allowed())
-    exact_nonfinite_mix_backward(grad_response, grad_impulse, grad_weight_per_sample, grad_out, response, impulse,
-                                 weight);
+  // NaN / inf: as the forward, with exact_nonfinite_mix_backward's checked tensors (one checksum for the three
+  // gradients)
+  const Tensor checksum = nonfinite_mix_checksums(
+      s.B, {grad_out, response, impulse, grad_response, grad_impulse, grad_weight_per_sample}, weight);
+  if (checksum.defined()) {
+    const Tensor g_c = grad_out.contiguous(), resp_c = response.contiguous(), imp_c = impulse.contiguous(),
+                 w_c = weight.contiguous();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(),
+                                    "dense_mix_conv2d_fft_backward_cuda_nonfinite", [&] {
+      launch_exact_mix_backward<scalar_t>(g_c.data_ptr<scalar_t>(), resp_c.data_ptr<scalar_t>(),
+                                          imp_c.data_ptr<scalar_t>(), w_c.data_ptr<scalar_t>(),
+                                          grad_response.data_ptr<scalar_t>(), grad_impulse.data_ptr<scalar_t>(),
+                                          grad_weight_per_sample.data_ptr<double>(), checksum_data<scalar_t>(checksum),
+                                          s, L, at::cuda::getCurrentCUDAStream());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
   // A reduction kernel of fixed shape sums in a fixed order (no atomics): the same bits on every run.
   const Tensor grad_weight = grad_weight_per_sample.sum(0).to(grad_out.scalar_type());
   return {grad_response, grad_impulse, grad_weight};

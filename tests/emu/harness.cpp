@@ -238,6 +238,28 @@ DC_EMU_BINDING(dc_emu_exact_per_sample, (int op, int dtype, const void* first, c
                  else if (op == 1) dc::launch_exact_per_sample_grad_impulse<T>(x, y, r, c, s, nullptr);
                  else dc::launch_exact_per_sample_grad_weight<T>(x, y, r, c, s, nullptr);
                }))
+// dense_mix_conv2d; shape = {B, Ci, Cr, Hi, Wi, Hr, Wr, L}; grad_weight_per_sample is float64 for every dtype.
+DC_EMU_BINDING(dc_emu_exact_mix_forward, (int dtype, const void* response, const void* impulse, const void* weight,
+                                          void* out, const void* checksum, const int64_t* shape),
+               with_scalar_type_and_half(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_exact_mix_forward<T>(
+                     static_cast<const T*>(response), static_cast<const T*>(impulse), static_cast<const T*>(weight),
+                     static_cast<T*>(out), static_cast<const typename dc::AccType<T>::type*>(checksum),
+                     conv_sizes(shape), shape[7], nullptr);
+               }))
+DC_EMU_BINDING(dc_emu_exact_mix_backward, (int dtype, const void* grad_out, const void* response, const void* impulse,
+                                           const void* weight, void* grad_response, void* grad_impulse,
+                                           void* grad_weight_per_sample, const void* checksum, const int64_t* shape),
+               with_scalar_type_and_half(dtype, [&](auto zero) {
+                 using T = decltype(zero);
+                 dc::launch_exact_mix_backward<T>(
+                     static_cast<const T*>(grad_out), static_cast<const T*>(response), static_cast<const T*>(impulse),
+                     static_cast<const T*>(weight), static_cast<T*>(grad_response), static_cast<T*>(grad_impulse),
+                     static_cast<double*>(grad_weight_per_sample),
+                     static_cast<const typename dc::AccType<T>::type*>(checksum), conv_sizes(shape), shape[7],
+                     nullptr);
+               }))
 
 // ---- csrc/cuda/fft_conv_kernels.cuh ---------------------------------------------------------
 // sizes = {nb, Ci, Cr, K}; spectra are interleaved complex of the dtype (complex64 / complex128 tensors)

@@ -468,6 +468,51 @@ def exact_per_sample_grad_weight(grad_out, impulse, grad_weight, checksum):
                   per_sample_sizes(B, L, Ci, Hi, Wi, Hr, Wr))
 
 
+
+def nonfinite_mix_checksums(tensors, weight):
+    """csrc/nonfinite.cpp's nonfinite_mix_checksums: the sums of the samples' slices of `tensors` (each in its
+    accumulation dtype), plus the weight's sum (a non-finite weight flags every sample), in the weight's."""
+    acc = torch.float64 if weight.dtype == torch.float64 else torch.float32
+    B = tensors[0].shape[0]
+    total = torch.zeros(B, dtype=acc)
+    for t in tensors:
+        if t.numel():
+            total += t.reshape(B, -1).sum(1, dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
+    return total + weight.sum(dtype=acc)
+
+
+def _mix_exact_sizes(response, impulse, weight):
+    B, Cr, Hr, Wr = response.shape
+    _, Ci, Hi, Wi = impulse.shape
+    assert tuple(weight.shape[1:]) == (Ci, Cr)
+    return (ctypes.c_int64 * 8)(B, Ci, Cr, Hi, Wi, Hr, Wr, weight.shape[0])
+
+
+def _check_checksum(checksum, dtype, B):
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    assert checksum.dtype == acc and checksum.shape == (B,), "checksum: [B] of the accumulation type"
+
+
+def exact_mix_forward(response, impulse, weight, out, checksum):
+    """A copy of out [B, L, Hi, Wi] with the flagged samples recomputed by the mix's definition."""
+    _check_checksum(checksum, out.dtype, out.shape[0])
+    out = out.clone()
+    call("dc_emu_exact_mix_forward", _dtype_code(response, impulse, weight, out), response, impulse, weight, out,
+         checksum.contiguous(), _mix_exact_sizes(response, impulse, weight))
+    return out
+
+
+def exact_mix_backward(grad_out, response, impulse, weight, grad_response, grad_impulse, grad_weight_per_sample,
+                       checksum):
+    """Copies of (grad_response, grad_impulse, grad_weight_per_sample [B, L, Ci, Cr] float64) with the flagged
+    samples recomputed by the mix's definition."""
+    _check_checksum(checksum, grad_out.dtype, grad_out.shape[0])
+    assert grad_weight_per_sample.dtype == torch.float64
+    gr, gi, gw = grad_response.clone(), grad_impulse.clone(), grad_weight_per_sample.clone()
+    call("dc_emu_exact_mix_backward", _dtype_code(grad_out, response, impulse, weight, gr, gi), grad_out, response,
+         impulse, weight, gr, gi, gw, checksum.contiguous(), _mix_exact_sizes(response, impulse, weight))
+    return gr, gi, gw
+
 # ---- csrc/cuda/fft_conv_kernels.cuh ------------------------------------------------------------
 
 COMPLEX_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
