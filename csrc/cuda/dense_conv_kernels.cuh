@@ -67,13 +67,30 @@ template <typename T>
 struct alignas(16) SharedVec {
   T v[vec_width<T>()];
 };
+// *dst = *src, V an aligned vector struct: one access of sizeof(V) bytes, as nvcc makes it (LDS.128, STS.128,
+// LDG.128, ...). Under g++ the vector goes through memory whole, so that the emulator's counting build sees that
+// one access: GCC's scalar replacement splits a struct copy into word accesses, which it would count as requests
+// of their own (a row of STS.128 split into 4 STS.32 requests, 16 bytes apart: 4-way bank conflicts).
+template <typename V>
+__device__ __forceinline__ void copy_vector(V* dst, const V* src) {
+#if defined(DC_CUDA_EMULATOR)
+  typedef unsigned char Bytes __attribute__((vector_size(sizeof(V))));
+  Bytes bytes;
+  __builtin_memcpy(&bytes, src, sizeof bytes);
+  asm volatile("" : "+m"(bytes));
+  *reinterpret_cast<Bytes*>(dst) = bytes;
+#else
+  *dst = *src;
+#endif
+}
 // dst[0 .. N) = src[0 .. N), src 16-byte aligned and readable up to padded_to_vec<T>(N).
 template <int N, typename T>
 __device__ __forceinline__ void load_shared_vec(T (&dst)[N], const T* src) {
   constexpr int W = vec_width<T>();
 #pragma unroll
   for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
-    const SharedVec<T> chunk = reinterpret_cast<const SharedVec<T>*>(src)[c];
+    SharedVec<T> chunk;
+    copy_vector(&chunk, reinterpret_cast<const SharedVec<T>*>(src) + c);
 #pragma unroll
     for (int j = 0; j < W; ++j)
       if (c * W + j < N) dst[c * W + j] = chunk.v[j];
@@ -167,7 +184,7 @@ __device__ __forceinline__ void store_shared_vec(T* dst, const T (&src)[N]) {
     SharedVec<T> chunk;
 #pragma unroll
     for (int j = 0; j < W; ++j) chunk.v[j] = src[c * W + j];
-    reinterpret_cast<SharedVec<T>*>(dst)[c] = chunk;
+    copy_vector(reinterpret_cast<SharedVec<T>*>(dst) + c, &chunk);
   }
 }
 
@@ -342,58 +359,69 @@ struct alignas(N * sizeof(T)) GlobalVec {
 };
 template <int N, typename T>
 __device__ __forceinline__ GlobalVec<T, N> load_global_vec(const T* __restrict__ src) {
-#if defined(DC_CUDA_EMULATOR)
-  // Under g++ the vector goes through memory whole, so that the emulator's counting build sees the GPU's one
-  // access (its requests and sectors), not the N scalar loads g++ splits a struct copy into.
-  typedef unsigned char Bytes __attribute__((vector_size(sizeof(GlobalVec<T, N>))));
-  Bytes bytes;
-  __builtin_memcpy(&bytes, src, sizeof bytes);
-  asm volatile("" : "+m"(bytes));
   GlobalVec<T, N> in;
-  __builtin_memcpy(&in, &bytes, sizeof in);
+  copy_vector(&in, reinterpret_cast<const GlobalVec<T, N>*>(src));  // one access, in the emulator's counts too
   return in;
-#else
-  return *reinterpret_cast<const GlobalVec<T, N>*>(src);
-#endif
+}
+
+// window[a * kPitch + c .. + N) = src[a * W + c .. + N), zero outside a < rows_in, c < cols_in: one N-value global
+// load (src and W N-aligned when N > 1: a vector is then wholly inside or wholly outside cols_in) and one shared store.
+template <int N, int kPitch, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void stage_vector(acc_t* window, int a, int c, int rows_in, int cols_in,
+                                             const scalar_t* __restrict__ src_row) {
+  acc_t vals[N];
+  if (a < rows_in && c < cols_in) {
+    const GlobalVec<scalar_t, N> in = load_global_vec<N>(src_row + c);
+#pragma unroll
+    for (int j = 0; j < N; ++j) vals[j] = acc_t(in.v[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) vals[j] = acc_t(0);
+  }
+  if constexpr (N == 1)
+    window[a * kPitch + c] = vals[0];
+  else
+    store_shared_vec(window + a * kPitch + c, vals);
 }
 
 // window[a][c] = src[a * W + c] for a < rows_in, c < cols_in, zero for the other a < rows, c < kCols (row pitch
 // kPitch). N values per step: one N-value global load, when the caller knows that src and W are N-aligned (a vector
 // is then wholly inside or wholly outside cols_in, a multiple of N or at least kCols), and one STS.128 (N =
-// vec_width: a warp reads 32 consecutive vectors of a row); else N = 1. rows is a multiple of kGiStageRows, so that
-// every warp runs the same number of steps. Thread t takes the window's vectors t, t + kThreads, ... (row-major):
-// its row, column and row pointer move on by constants, with no division and no 64-bit compare per step.
+// vec_width); else N = 1. rows is a multiple of kGiStageRows, so that every warp runs the same number of steps.
+// No warp's stores straddle two rows: the pitch's gap at a row's end inside a phase (8 16-byte lanes, 32 4-byte
+// ones) put its first and last lanes on the same banks (float: 5 wavefronts instead of 4 for 4 of 9 warps). So the
+// window is walked in two parts, each thread's column fixed and its row moved on by a constant:
+//   main: columns [0, kCols - kTapCols), a multiple of 32 lanes per row: a phase holds consecutive columns of a row;
+//   tail: the last kTapCols columns (64 bytes a row for float, 128 for double), 8 rows per group of 8 * kTapCols / N
+//   lanes; a float phase (128 bytes) holds the tails of rows j and j + 4 of the group, 16 banks apart.
 template <int N, int kCols, int kPitch, typename scalar_t, typename acc_t>
 __device__ __forceinline__ void stage_window(acc_t* window, int rows, int rows_in, int cols_in,
                                              const scalar_t* __restrict__ src, long long W) {
-  constexpr int kVecsPerRow = kCols / N, kStepRows = kThreads / kVecsPerRow, kStepCols = kThreads % kVecsPerRow * N;
-  static_assert(kCols % N == 0 && kGiStageRows * kVecsPerRow % 32 == 0 &&
+  constexpr int kMainCols = kCols - kTapCols, kMainVecs = kMainCols / N, kTailVecs = kTapCols / N;
+  constexpr int kTailBytes = kTapCols * (int)sizeof(acc_t);
+  static_assert(kMainCols % N == 0 && kMainVecs % 32 == 0 && kThreads % kMainVecs == 0 && kTapCols % N == 0 &&
+                    kGiStageRows == 8 && 8 * kTailVecs % 32 == 0 && kThreads % (8 * kTailVecs) == 0 &&
                     (N == 1 || N == vec_width<acc_t>()),
-                "whole vectors, whole warps");
-  int a = threadIdx.x / kVecsPerRow, c = threadIdx.x % kVecsPerRow * N;
-  const scalar_t* src_row = src + a * W;
-  while (a < rows) {
-    acc_t vals[N];
-    if (a < rows_in && c < cols_in) {
-      const GlobalVec<scalar_t, N> in = load_global_vec<N>(src_row + c);
-#pragma unroll
-      for (int j = 0; j < N; ++j) vals[j] = acc_t(in.v[j]);
-    } else {
-#pragma unroll
-      for (int j = 0; j < N; ++j) vals[j] = acc_t(0);
-    }
-    if constexpr (N == 1)
-      window[a * kPitch + c] = vals[0];
-    else
-      store_shared_vec(window + a * kPitch + c, vals);
-    a += kStepRows;
-    c += kStepCols;
-    src_row += kStepRows * W;
-    if (c >= kCols) {
-      c -= kCols;
-      ++a;
-      src_row += W;
-    }
+                "whole vectors, whole warps, a thread's column fixed");
+  static_assert(kTailBytes == 128 || (kTailBytes == 64 && 4 * kPitch * sizeof(acc_t) / 4 % 32 == 16),
+                "a phase's two tail rows (j, j + 4) on disjoint banks");
+  {
+    const int c = threadIdx.x % kMainVecs * N;
+    constexpr int kStepRows = kThreads / kMainVecs;
+    int a = threadIdx.x / kMainVecs;
+    const scalar_t* src_row = src + a * W;
+#pragma unroll 1
+    for (; a < rows; a += kStepRows, src_row += kStepRows * W)
+      stage_vector<N, kPitch>(window, a, c, rows_in, cols_in, src_row);
+  }
+  {
+    constexpr int kGroup = 8 * kTailVecs, kStepRows = 8 * (kThreads / kGroup);
+    const int f = threadIdx.x % kGroup, c = kMainCols + f % kTailVecs * N;
+    int a = threadIdx.x / kGroup * 8 + f / (2 * kTailVecs) + f / kTailVecs % 2 * 4;
+    const scalar_t* src_row = src + a * W;
+#pragma unroll 1
+    for (; a < rows; a += kStepRows, src_row += kStepRows * W)
+      stage_vector<N, kPitch>(window, a, c, rows_in, cols_in, src_row);
   }
 }
 

@@ -21,32 +21,8 @@
 
 namespace dc {
 
-// Shared-memory vector loads (load_shared_vec's contract) that stay single 16-byte accesses under g++ too:
-// there, GCC's scalar replacement splits load_shared_vec's struct copy into word loads, which the emulator's
-// counting build would count as 32-bit requests, with bank conflicts that the GPU's LDS.128 does not have.
-#if defined(DC_CUDA_EMULATOR)
-template <int N, typename T>
-inline void load_vectors(T (&dst)[N], const T* src) {
-  typedef T Vec __attribute__((vector_size(16)));
-  constexpr int W = vec_width<T>();
-  for (int c = 0; c < padded_to_vec<T>(N) / W; ++c) {
-    Vec chunk;
-    __builtin_memcpy(&chunk, src + c * W, 16);
-    asm volatile("" : "+m"(chunk));  // the whole vector goes through memory: one 16-byte load
-    for (int j = 0; j < W; ++j)
-      if (c * W + j < N) dst[c * W + j] = chunk[j];
-  }
-}
-#else
-template <int N, typename T>
-__device__ __forceinline__ void load_vectors(T (&dst)[N], const T* src) {
-  load_shared_vec(dst, src);
-}
-#endif
-
 // out[0 .. N) = v, as one vector store when out is aligned to it (N * sizeof(T) bytes; 16-byte pieces on the
-// GPU), else N scalar stores. Under g++ the vector goes through memory in whole, so that the emulator's counting
-// build sees the vector stores the GPU makes rather than g++'s split ones.
+// GPU), else N scalar stores (copy_vector: the emulator's counts see the GPU's vector stores too).
 template <int N, typename T>
 struct alignas(N * sizeof(T)) StoreVec {
   T v[N];
@@ -57,15 +33,7 @@ __device__ __forceinline__ void store_row(T* out, const T (&v)[N]) {
     StoreVec<N, T> chunk;
 #pragma unroll
     for (int j = 0; j < N; ++j) chunk.v[j] = v[j];
-#if defined(DC_CUDA_EMULATOR)
-    typedef unsigned char Bytes __attribute__((vector_size(sizeof chunk)));
-    Bytes bytes;
-    __builtin_memcpy(&bytes, &chunk, sizeof chunk);
-    asm volatile("" : "+m"(bytes));
-    *reinterpret_cast<Bytes*>(out) = bytes;
-#else
-    *reinterpret_cast<StoreVec<N, T>*>(out) = chunk;
-#endif
+    copy_vector(reinterpret_cast<StoreVec<N, T>*>(out), &chunk);
   } else {
 #pragma unroll
     for (int j = 0; j < N; ++j) out[j] = v[j];
@@ -191,11 +159,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
 #pragma unroll 1
         for (int dp = 0; dp < np; ++dp) {
           acc_t v[kRowSpan];
-          load_vectors(v, window + (ty + (kForward ? np - 1 - dp : dp)) * kWindowPitch + x_first);
+          load_shared_vec(v, window + (ty + (kForward ? np - 1 - dp : dp)) * kWindowPitch + x_first);
           acc_t w_row[kByOutput ? RC : 1][kTapCols];
           if constexpr (kByOutput) {
 #pragma unroll
-            for (int r = 0; r < RC; ++r) load_vectors(w_row[r], taps + (dp * RC + r) * kTapCols);
+            for (int r = 0; r < RC; ++r) load_shared_vec(w_row[r], taps + (dp * RC + r) * kTapCols);
           }
 #pragma unroll
           for (int dq = 0; dq < kTapCols; ++dq) {
@@ -206,7 +174,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
               for (int r = 0; r < RC; ++r) w[r] = w_row[r][dq];
             } else {
               acc_t slots[kStride];
-              load_vectors(slots, taps + (dp * kTapCols + dq) * kStride);
+              load_shared_vec(slots, taps + (dp * kTapCols + dq) * kStride);
 #pragma unroll
               for (int r = 0; r < RC; ++r) w[r] = slots[(r + per_sample_tap_skew<kStride>(dq)) % kStride];
             }
@@ -462,9 +430,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSM)
         for (int yy = 0; yy < kGwPixRows; ++yy) {
           acc_t gv[LC][Q], wv[IC][Q];
 #pragma unroll
-          for (int l = 0; l < LC; ++l) load_vectors(gv[l], lane_grad + (l * kGwPixRows + yy) * kPixCols);
+          for (int l = 0; l < LC; ++l) load_shared_vec(gv[l], lane_grad + (l * kGwPixRows + yy) * kPixCols);
 #pragma unroll
-          for (int i = 0; i < IC; ++i) load_vectors(wv[i], lane_window + i * Q * copy_size + yy * pitch);
+          for (int i = 0; i < IC; ++i) load_shared_vec(wv[i], lane_window + i * Q * copy_size + yy * pitch);
 #pragma unroll
           for (int l = 0; l < LC; ++l)
 #pragma unroll
