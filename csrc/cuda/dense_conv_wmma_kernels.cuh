@@ -177,7 +177,7 @@ struct WmmaLayout {
   static constexpr int kOutCols = 4 / int(sizeof(storage));
   static constexpr int out_warp_pitch = 24;
   static __host__ __device__ constexpr int out_slot(int comb) { return comb / kOutCols + combs / kOutCols * (comb % kOutCols); }
-  // out_ldm >= (combs - 1) * 24 + 16 and = 4 mod 8 (16-bit: 196): store_matrix_sync of a float accumulator is
+  // out_ldm >= (combs - 1) * 24 + 16 and = 4 mod 8 (16-bit: 188): store_matrix_sync of a float accumulator is
   // 8 32-bit stores per lane (sm_80+: lane l holds rows l/4 (+8), columns 2*(l%4) (+1, +8)), whose 8 rows x 4
   // column pairs then fall on distinct banks (8 * (ldm / 4) * q + row, ldm / 4 odd).
   static constexpr int out_ldm = ((combs - 1) * out_warp_pitch + Op::M - 4 + 7) / 8 * 8 + 4;
