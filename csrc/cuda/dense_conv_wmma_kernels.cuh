@@ -26,13 +26,15 @@
 //
 // Pipeline, two barriers per kWmmaWindowRows window rows: the shifted copies of a group are built from the staged
 // window rows; barrier; the next group's window rows are staged (the window is free) and the group's MMAs run;
-// barrier. (Holding the next rows in registers across the MMAs spilled bfloat16, whose WMMA loads nvcc emits as
-// generic loads with 64-bit addresses.) Accumulation in float (fragment accumulators).
+// barrier. (Holding the next rows in registers across the MMAs spilled bfloat16, when its WMMA loads were generic
+// loads with 64-bit addresses: see load_shared_fragment.) Accumulation in float (fragment accumulators).
 //
 // Operands: float16 / bfloat16 inputs as they are (m16n16k16); float32 rounded to TF32 with __float_to_tf32
 // (m16n16k8), only when the caller allows TF32.
 #pragma once
 
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -99,6 +101,42 @@ struct WmmaOperands<scalar_t, 24> {
   static __device__ __forceinline__ storage operand(scalar_t v) { return wmma::__float_to_tf32(v); }
 };
 
+// load_matrix_sync of an operand fragment from shared memory. nvcc (13.0) compiles the bfloat16 load_matrix_sync
+// to the generic wmma.load (LD.E with 64-bit addresses, 4 per fragment instead of one LDSM: it does not infer
+// the shared space for the bfloat16 builtins as it does for half), so bfloat16 m16n16k16 issues the .shared
+// form itself, on the 32-bit shared address (same fragment registers as the builtin: 4 words of 2 elements).
+template <typename Use, int M, int N, int K, typename T, typename Layout, typename P>
+__device__ __forceinline__ void load_shared_fragment(wmma::fragment<Use, M, N, K, T, Layout>& f, const P* p,
+                                                     unsigned ldm
+#if defined(DC_CUDA_EMULATOR)
+                                                     , const char* file = __builtin_FILE(), int line = __builtin_LINE()
+#endif
+) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, __nv_bfloat16> && M == 16 && N == 16 && K == 16) {
+    static_assert(std::is_same_v<Use, wmma::matrix_a> == std::is_same_v<Layout, wmma::row_major> &&
+                      !std::is_same_v<Use, wmma::accumulator>,
+                  "row-major A or column-major B (the forms below)");
+    const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    unsigned* x = reinterpret_cast<unsigned*>(f.x);
+    if constexpr (std::is_same_v<Use, wmma::matrix_a>)
+      asm volatile("wmma.load.a.sync.aligned.row.m16n16k16.shared.bf16 {%0, %1, %2, %3}, [%4], %5;"
+                   : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                   : "r"(address), "r"(ldm));
+    else
+      asm volatile("wmma.load.b.sync.aligned.col.m16n16k16.shared.bf16 {%0, %1, %2, %3}, [%4], %5;"
+                   : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                   : "r"(address), "r"(ldm));
+  } else {
+    wmma::load_matrix_sync(f, p, ldm);
+  }
+#elif defined(DC_CUDA_EMULATOR)
+  wmma::load_matrix_sync(f, p, ldm, file, line);  // the call site of the kernel's load, for the warp checks
+#else
+  wmma::load_matrix_sync(f, p, ldm);
+#endif
+}
+
 // Block geometry and shared memory (in elements of the operand storage) per operand type.
 template <typename scalar_t>
 struct WmmaLayout {
@@ -129,12 +167,20 @@ struct WmmaLayout {
   static constexpr int copies_elems = kWmmaWindowRows * L * copy_cols;
   static constexpr int smem_bytes = int(sizeof(storage)) * (taps_elems + copies_elems + window_elems);
   // Output staging (aliases the rest once the MMAs are done), kOutFrags fragments at a time: column m of comb c
-  // at out_warp_pitch * c + m, column-major (ldm out_ldm). A pitch of 24 words (the least multiple of 8 words,
-  // 256 bits, that is not one of 16) spreads the combs' columns over the banks: the reads of 32 consecutive
-  // output columns (L combs) meet at most 2 per bank.
+  // at out_warp_pitch * out_slot(c) + m, column-major (ldm out_ldm). Each thread writes kOutCols consecutive
+  // output columns (16-bit: 2, one 32-bit store; float: 1), so a warp's read v (v < kOutCols) takes the combs
+  // c = v mod kOutCols, each at 32 / (combs / kOutCols) consecutive m. out_slot puts those combs on consecutive
+  // slots; a pitch of 24 words (the least multiple of 8 words, 256 bits, that is not one of 16) puts consecutive
+  // slots on distinct 8-bank groups (24 * {0, 1, 2, 3} mod 32 = 0, 24, 16, 8), so a read meets every bank once.
+  // (Slots of all 8 combs, 8-word aligned, cannot all differ mod 32: with one column per thread the 8 combs of
+  // 32 consecutive columns met 2 per bank.)
+  static constexpr int kOutCols = 4 / int(sizeof(storage));
   static constexpr int out_warp_pitch = 24;
-  // out_ldm >= (combs - 1) * 24 + 16, = 4 mod 32: a store's 16 fragment columns on 8 banks, 2 rows (16-bit: 196)
-  static constexpr int out_ldm = ((combs - 1) * out_warp_pitch + Op::M - 4 + 31) / 32 * 32 + 4;
+  static __host__ __device__ constexpr int out_slot(int comb) { return comb / kOutCols + combs / kOutCols * (comb % kOutCols); }
+  // out_ldm >= (combs - 1) * 24 + 16 and = 4 mod 8 (16-bit: 188): store_matrix_sync of a float accumulator is
+  // 8 32-bit stores per lane (sm_80+: lane l holds rows l/4 (+8), columns 2*(l%4) (+1, +8)), whose 8 rows x 4
+  // column pairs then fall on distinct banks (8 * (ldm / 4) * q + row, ldm / 4 odd).
+  static constexpr int out_ldm = ((combs - 1) * out_warp_pitch + Op::M - 4 + 7) / 8 * 8 + 4;
   static constexpr int kOutFrags = 2;
   static constexpr int out_bytes = int(sizeof(float)) * kOutFrags * Op::N * out_ldm;
   static_assert(combs % L == 0, "whole comb groups per block");
@@ -144,10 +190,20 @@ struct WmmaLayout {
   static_assert(copy_cols % kAlign == 0 && (L * Op::M) % kAlign == 0 && row_cols % L == 0 &&
                     tap_copy_elems % kAlign == 0 && copies_elems % kAlign == 0,
                 "fragment pointers 256-bit aligned, window rows 16-byte aligned");
-  static_assert(out_ldm >= (combs - 1) * out_warp_pitch + Op::M && out_ldm % 4 == 0, "output staging");
+  static_assert(out_ldm >= (combs - 1) * out_warp_pitch + Op::M && out_ldm % 8 == 4, "output staging");
+  static_assert(combs == L && (kOutCols == 1 || combs / kOutCols == 4), "one comb group; 4 combs per read");
   static_assert(out_bytes <= smem_bytes && kWmmaFrags % kOutFrags == 0, "the output staging fits in what it aliases");
   static_assert(smem_bytes <= 48 * 1024, "static shared memory");
 };
+
+// The 16 bits of a 16-bit value, as the low half of a word.
+template <typename T>
+__host__ __device__ __forceinline__ uint32_t bits16(T v) {
+  static_assert(sizeof(T) == 2, "16-bit values");
+  uint16_t b;
+  memcpy(&b, &v, 2);
+  return b;
+}
 
 // Block: output rows y0 .. y0+R-1, columns xb .. xb + block_cols - 1, responses r0 .. r0+Cb-1 of one (b, i).
 // Comb c (warp c % kWmmaWarps): comb group c / L, shift c % L, i.e. columns xb + (c / L)*L*M + c % L + L*m.
@@ -264,10 +320,10 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
 #pragma unroll
           for (int i = 0; i < Layout::kCombs; ++i) {
             const int comb = warp + kWmmaWarps * i;
-            wmma::load_matrix_sync(a_frag[i],
-                                   reinterpret_cast<const memory_t*>(copies + (dr * L + comb % L) * copy_cols +
-                                                                     comb / L * (L * M)),
-                                   L);
+            load_shared_fragment(a_frag[i],
+                                 reinterpret_cast<const memory_t*>(copies + (dr * L + comb % L) * copy_cols +
+                                                                   comb / L * (L * M)),
+                                 L);
           }
           // Column j = t*Cb + r of B takes tap row y0 + t - a, staged at column (y0 - a - p0)*Cb + j.
           // (N = 16 columns per fragment: every fragment starts on the same copy.)
@@ -279,9 +335,9 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
             // would recompute the lanes' offsets for each fragment; an idle fragment reads column 0 instead.)
             const bool active = unsigned(d + t_hi[f]) < unsigned(active_span[f]);
             wmma::fragment<wmma::matrix_b, M, N, K, typename Op::element, wmma::col_major> b_frag;
-            wmma::load_matrix_sync(b_frag,
-                                   reinterpret_cast<const memory_t*>(active ? b_cols + f * N * Layout::tap_pitch : taps),
-                                   Layout::tap_pitch);
+            load_shared_fragment(b_frag,
+                                 reinterpret_cast<const memory_t*>(active ? b_cols + f * N * Layout::tap_pitch : taps),
+                                 Layout::tap_pitch);
             if (active) {
 #pragma unroll
               for (int i = 0; i < Layout::kCombs; ++i) wmma::mma_sync(acc[i][f], a_frag[i], b_frag, acc[i][f]);
@@ -294,33 +350,54 @@ __global__ void __launch_bounds__(kWmmaWarps * 32, kWmmaMinBlocksPerSM)
   }
 
   // Each accumulator column j = t*Cb + r through shared memory, then written with consecutive output columns on
-  // consecutive threads (the combs interleave), kOutFrags fragments at a time.
-  static_assert(kThreadsPerBlock % Layout::block_cols == 0, "whole output rows per pass");
+  // consecutive threads (the combs interleave), kOutCols columns per thread, kOutFrags fragments at a time.
+  constexpr int V = Layout::kOutCols, kThreadsPerRow = Layout::block_cols / V;
+  static_assert(kThreadsPerBlock % kThreadsPerRow == 0, "whole output rows per pass");
   float* staged_out = reinterpret_cast<float*>(smem);
-  const int col = threadIdx.x % Layout::block_cols;
-  const int col_comb = col / (L * M) * L + col % L, col_m = col % (L * M) / L;
-  const float* out_src = staged_out + col_comb * Layout::out_warp_pitch + col_m;
-  const bool col_inside = xb + col < s.Wi;
+  const int col = threadIdx.x % kThreadsPerRow * V;  // the thread's first column; col + v in comb (col + v) % L
+  const float* out_src[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v)
+    out_src[v] = staged_out + Layout::out_slot((col + v) % L) * Layout::out_warp_pitch + (col + v) / L;
   const long long plane = s.Hi * s.Wi;
   scalar_t* out_col = out + ((blk.b * s.Ci + blk.i) * s.Cr + r0) * plane + y0 * s.Wi + xb + col;
+  // 16-bit: the pair of columns in one 32-bit store where every row starts 4-byte aligned (then both columns are
+  // inside or neither, as col and Wi are even); else one store per column.
+  const bool paired = V == 2 && s.Wi % 2 == 0 && reinterpret_cast<uintptr_t>(out) % 4 == 0;
   const int used_cols = rows * Cb;  // columns t < rows (r >= responses are skipped below)
 #pragma unroll  // (acc indexed by constants: a runtime index would put the accumulators in local memory)
   for (int f0 = 0; f0 < kWmmaFrags; f0 += Layout::kOutFrags) {
     if (f0 * N >= used_cols) break;  // block-uniform
     __syncthreads();  // shared memory is no longer read (MMAs, or the previous fragments' writes)
 #pragma unroll
-    for (int i = 0; i < Layout::kCombs; ++i)
+    for (int i = 0; i < Layout::kCombs; ++i) {
+      const int comb = warp + kWmmaWarps * i;
 #pragma unroll
       for (int f = 0; f < Layout::kOutFrags; ++f)
-        wmma::store_matrix_sync(staged_out + f * N * Layout::out_ldm + (warp + kWmmaWarps * i) * Layout::out_warp_pitch,
+        wmma::store_matrix_sync(staged_out + f * N * Layout::out_ldm + Layout::out_slot(comb) * Layout::out_warp_pitch,
                                 acc[i][f0 + f], Layout::out_ldm, wmma::mem_col_major);
+    }
     __syncthreads();
-    if (col_inside) {
+    if (xb + col < s.Wi) {
 #pragma unroll 1
-      for (int jj = threadIdx.x / Layout::block_cols; jj < Layout::kOutFrags * N;
-           jj += kThreadsPerBlock / Layout::block_cols) {
+      for (int jj = threadIdx.x / kThreadsPerRow; jj < Layout::kOutFrags * N; jj += kThreadsPerBlock / kThreadsPerRow) {
         const int j = f0 * N + jj, t = j / Cb, r = j % Cb;
-        if (t < rows && r < responses) out_col[r * plane + t * s.Wi] = static_cast<scalar_t>(out_src[jj * Layout::out_ldm]);
+        if (t < rows && r < responses) {
+          scalar_t* dst = out_col + r * plane + t * s.Wi;
+          scalar_t v[V];
+#pragma unroll
+          for (int k = 0; k < V; ++k) v[k] = static_cast<scalar_t>(out_src[k][jj * Layout::out_ldm]);
+          if constexpr (V == 2) {
+            if (paired) {
+              *reinterpret_cast<uint32_t*>(dst) = bits16(v[0]) | bits16(v[1]) << 16;  // little-endian: v[0] first
+            } else {
+              dst[0] = v[0];
+              if (xb + col + 1 < s.Wi) dst[1] = v[1];
+            }
+          } else {
+            dst[0] = v[0];
+          }
+        }
       }
     }
   }

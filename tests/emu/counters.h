@@ -151,6 +151,20 @@ inline void count_begin_block(int nthreads) {
   c.tensor_fma = 0;
 }
 
+// At a __syncthreads every lane of a warp is converged: a lane that made fewer accesses since (inactive in a
+// divergent branch, e.g. a loop over 18 vectors on lanes 0..17) catches up with its warp's count, so that
+// the lanes' n-th accesses after the barrier are the same instruction again. (Without it, one such loop shifted
+// every later request of the warp by the difference, mixing different instructions' addresses in one request.)
+inline void count_barrier(int nthreads) {
+  Counter& c = counter();
+  for (auto* seq : {&c.shared_seq, &c.load_seq, &c.store_seq})
+    for (int w = 0; w < nthreads; w += 32) {
+      const int end = std::min(nthreads, w + 32);
+      const uint32_t most = *std::max_element(seq->begin() + w, seq->begin() + end);
+      std::fill(seq->begin() + w, seq->begin() + end, most);
+    }
+}
+
 // Adds the block's requests to the launch's totals, `weight` times (the blocks it stands for).
 inline void count_end_block(LaunchCounts& counts, double weight) {
   Counter& c = counter();

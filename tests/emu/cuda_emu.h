@@ -872,6 +872,9 @@ inline void run_block(const std::vector<MemoryRange>& static_smem) {
       count += s.predicate != 0;
     }
     r.barrier_result = count;
+#if defined(DC_EMU_COUNT)
+    if (counting_enabled) count_barrier(n);
+#endif
     for (int t = 0; t < n; ++t) r.threads[t].status = Status::runnable;
     r.stacks_dirty = false;
   }

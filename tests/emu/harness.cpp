@@ -326,6 +326,7 @@ DC_EMU_BINDING(dc_emu_access_probe, (int vector_width, int shared, const void* i
                  case 2: dc_selftest::launch_access_probe(shared, (const float2*)in, (float2*)out, nthreads, stride); break;
                  default: dc_selftest::launch_access_probe(shared, (const float4*)in, (float4*)out, nthreads, stride);
                })
+DC_EMU_BINDING(dc_emu_divergent_probe, (float* out), dc_selftest::launch_divergent_probe(out))
 DC_EMU_BINDING(dc_emu_multiply_add_probe, (int dtype, const void* a, const void* b, void* out, int nblocks, int nthreads,
                                            int n),
                with_scalar_type(dtype, [&](auto zero) {

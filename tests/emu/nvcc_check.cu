@@ -18,6 +18,7 @@ void instantiate_all(float* f, double* d, int* i, unsigned* u) {
   launch_divergent_barrier(f);
   launch_warp_deadlock(f);
   dc_selftest::launch_shuffle<float>(f, f, 32, 0, 0, 32, ~0u);
+  dc_selftest::launch_divergent_probe(f);
   dc_selftest::launch_shuffle<double>(d, d, 32, 0, 0, 32, ~0u);
   dc_selftest::launch_ballot(i, u, i, i, 32, ~0u);
   dc_selftest::launch_barrier(i, i, 1, 32);

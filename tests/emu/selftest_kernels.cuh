@@ -140,6 +140,23 @@ void launch_access_probe(bool shared, const T* in, T* out, int nthreads, int str
     DC_LAUNCH(global_probe_kernel<T>, dim3(1), dim3(nthreads), 0, nullptr)(in, out, stride);
 }
 
+// Divergence probe for the counting build: lanes 0..17 of one warp read shared words 0..17 in a loop (its one
+// pass), then, after a barrier, all 32 lanes read word 32 + (lane + 14) % 32 (distinct banks): two requests
+// of one wavefront each. (Pairing each lane's n-th access across the barrier instead would put lanes 18..31's
+// second read with lanes 0..17's first, banks 0..13 twice: 2 wavefronts.)
+template <typename T>
+__global__ void divergent_probe_kernel(T* out) {
+  __shared__ T tile[64];
+  T sum = T(0);
+  for (int j = threadIdx.x; j < 18; j += 32) sum += tile[j];
+  __syncthreads();
+  out[threadIdx.x] = sum + tile[32 + (threadIdx.x + 14) % 32];
+}
+
+inline void launch_divergent_probe(float* out) {
+  DC_LAUNCH(divergent_probe_kernel<float>, dim3(1), dim3(32), 0, nullptr)(out);
+}
+
 // Planted multiply-adds (the counting build's executed-FMA count): every thread of every block runs n
 // multiply-adds in a loop and one fused multiply-add intrinsic: blocks * threads * (n + 1) in all.
 inline __device__ float fused_multiply_add(float a, float b, float c) { return __fmaf_rn(a, b, c); }

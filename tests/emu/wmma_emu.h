@@ -138,6 +138,25 @@ void count_tile_load(const T* p, unsigned ldm, int lines, int line_elements) {
     dc_emu::count_access(reinterpret_cast<uintptr_t>(p + line * ldm) + at * piece, uint32_t(piece), false);
   }
 }
+
+// Counting build: the warp's store of a 16 x 16 float accumulator tile as nvcc compiles it for sm_80+ (read off
+// cuobjdump of store_matrix_sync on sm_90): the fragment is two m16n8 mma accumulator tiles, lane l holding
+// rows l/4 and l/4 + 8 by columns 2*(l%4), +1, +8, +9. Column-major: 8 32-bit stores per lane (STS, one per
+// element); row-major: 4 64-bit stores (STS.64) of the column pairs. (The emulated loop below, element e by
+// lane e % 32, would store 16 columns of 2 rows at a time, a different bank pattern.)
+inline void count_accumulator_store(const float* p, unsigned ldm, bool row_major) {
+  const int lane = dc_emu::rt().current % 32, row = lane / 4, col = 2 * (lane % 4);
+  for (int half = 0; half < 2; ++half)      // columns col, col + 8
+    for (int lower = 0; lower < 2; ++lower) {  // rows row, row + 8
+      const size_t i = size_t(row + 8 * lower), j = size_t(col + 8 * half);
+      if (row_major) {
+        dc_emu::count_access(reinterpret_cast<uintptr_t>(p + i * ldm + j), 8, true);
+      } else {
+        dc_emu::count_access(reinterpret_cast<uintptr_t>(p + j * ldm + i), 4, true);
+        dc_emu::count_access(reinterpret_cast<uintptr_t>(p + (j + 1) * ldm + i), 4, true);
+      }
+    }
+}
 #endif
 
 template <typename Frag, typename T>
@@ -189,10 +208,18 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
   detail::warp_collective("store_matrix_sync", file, line);
   detail::check_pointer(p, ldm, sizeof(float), "store_matrix_sync");
   const int lane = dc_emu::rt().current % 32;
+#if defined(DC_EMU_COUNT)
+  const bool busy = dc_emu::counting_busy, modelled = M == 16 && N == 16;
+  if (modelled) dc_emu::counting_busy = true;  // the emulated per-lane stores below are not counted
+#endif
   for (int e = lane; e < M * N; e += 32) {
     const int i = e / N, j = e % N;
     p[layout == mem_row_major ? size_t(i) * ldm + j : size_t(j) * ldm + i] = f.x[e];
   }
+#if defined(DC_EMU_COUNT)
+  dc_emu::counting_busy = busy;
+  if (modelled) detail::count_accumulator_store(p, ldm, layout == mem_row_major);
+#endif
 }
 
 // d = a * b + c (d may alias c).
