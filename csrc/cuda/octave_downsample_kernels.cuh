@@ -95,8 +95,12 @@ __device__ __forceinline__ void nonzero_range(const T* __restrict__ f, int taps,
     const acc_t v = acc_t(f[n < taps ? n : taps - 1]);
     const int e = n - M, ph = e & 1, j = (e - ph) / 2;
     if (n < taps && v != acc_t(0)) {
-      lo[ph] = j < lo[ph] ? j : lo[ph];
-      hi[ph] = j > hi[ph] ? j : hi[ph];
+#pragma unroll
+      for (int p = 0; p < 2; ++p)  // not lo[ph]: a runtime index would put the arrays in local memory
+        if (p == ph) {
+          lo[p] = j < lo[p] ? j : lo[p];
+          hi[p] = j > hi[p] ? j : hi[p];
+        }
     }
   }
 #pragma unroll
@@ -131,9 +135,11 @@ __device__ PhaseTaps stage_phase_taps(const T* __restrict__ f, int taps, bool re
   }
   const int n_slots = (int)tap_slots(taps);
   for (int v = threadIdx.x; v < n_slots; v += kThreads) {  // n_slots: whole warps
-    const int ph = v < pt.base[1] ? 0 : 1, u = v - pt.base[ph] - pt.lead[ph];
-    const int j = reversed ? pt.hi[ph] - u : pt.lo[ph] + u;
-    const bool valid = v < slots && u >= 0 && j >= pt.lo[ph] && j <= pt.hi[ph];
+    // selects, not pt.x[ph]: a runtime index would put pt in local memory
+    const int ph = v < pt.base[1] ? 0 : 1, lo = ph ? pt.lo[1] : pt.lo[0], hi = ph ? pt.hi[1] : pt.hi[0];
+    const int u = v - (ph ? pt.base[1] + pt.lead[1] : pt.lead[0]);
+    const int j = reversed ? hi - u : lo + u;
+    const bool valid = v < slots && u >= 0 && j >= lo && j <= hi;
     const int n = M + 2 * j + ph;
     const acc_t w = acc_t(f[valid ? n : 0]);
     hs[v] = valid ? w : acc_t(0);
