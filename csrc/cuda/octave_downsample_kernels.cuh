@@ -306,8 +306,7 @@ DC_HD constexpr FilterGradGeometry filter_grad_geometry(int64_t taps) {
 }
 
 // Shared memory of grad_filter, acc_t elements: x staged by kLags phases (its space later holds the
-// segments' sums, by kLags phases of kThreads rows), then G, segment s at s * g_pitch (g_pitch: whole
-// 16-byte vectors, segments in different banks).
+// segments' sums, by kLags phases of kThreads rows), then G, segment s at s * g_pitch.
 struct FilterGradSmem {
   int64_t x_len, x_pitch, sums_pitch, g_offset, g_pitch, g_len, total;
 };
@@ -319,7 +318,9 @@ DC_HD constexpr FilterGradSmem filter_grad_smem(int64_t taps) {
   const int64_t x_pitch = phase_pitch<acc_t, kLags>(x_len / kLags);
   const int64_t sums_pitch = phase_pitch<acc_t, kLags>(kThreads);
   const int64_t g_offset = kLags * max64(x_pitch, sums_pitch);
-  const int64_t g_pitch = phase_pitch<acc_t, 8>(q.seg_len);  // 16 bytes (mod 128): 8 segments, 8 bank groups
+  // seg_len is a multiple of 8, an even number of 16-byte vectors: one more makes it odd, so that the first
+  // vectors of 8 consecutive segments, which a quarter warp may read together, lie in 8 different banks
+  const int64_t g_pitch = q.seg_len + 16 / (int64_t)sizeof(acc_t);
   const int64_t g_len = round_up(q.block_out, 32);
   return {x_len, x_pitch, sums_pitch, g_offset, g_pitch, g_len, g_offset + ceil_div(g_len, q.seg_len) * g_pitch};
 }
@@ -423,8 +424,9 @@ LaunchConfig level_config(int64_t rows, int64_t blocks_per_row, int64_t smem_ele
 }
 
 // The dynamic shared memory grows with the filter (the staged windows' halos, the taps; grad_filter's
-// window of 2 block_out + taps samples): past the default 48 KiB (about 2100 taps in double and 4600 in
-// float for the forward) the kernel must opt in, up to the device's per-block limit (227 KiB on sm_90).
+// window of 2 block_out + taps samples): past the default 48 KiB (the forward from 979 taps in double and
+// 4019 in float, the backward from 2643 in double, grad_filter in double always: 50-75 KiB) the kernel must
+// opt in, up to the device's per-block limit (227 KiB on sm_90).
 template <typename Kernel>
 void allow_smem(Kernel* kernel, size_t bytes, int64_t taps) {
   if (bytes <= 48 * 1024) return;
