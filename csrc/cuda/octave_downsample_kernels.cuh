@@ -138,10 +138,9 @@ __device__ PhaseTaps stage_phase_taps(const T* __restrict__ f, int taps, bool re
     // selects, not pt.x[ph]: a runtime index would put pt in local memory
     const int ph = v < pt.base[1] ? 0 : 1, lo = ph ? pt.lo[1] : pt.lo[0], hi = ph ? pt.hi[1] : pt.hi[0];
     const int u = v - (ph ? pt.base[1] + pt.lead[1] : pt.lead[0]);
-    const int j = reversed ? hi - u : lo + u;
-    const bool valid = v < slots && u >= 0 && j >= lo && j <= hi;
-    const int n = M + 2 * j + ph;
-    const acc_t w = acc_t(f[valid ? n : 0]);
+    const bool valid = v < slots && lo <= hi && u >= 0 && u <= hi - lo;  // (an empty phase: lo = INT_MAX)
+    const int j = !valid ? 0 : reversed ? hi - u : lo + u;
+    const acc_t w = acc_t(f[valid ? M + 2 * j + ph : 0]);
     hs[v] = valid ? w : acc_t(0);
   }
   return pt;
