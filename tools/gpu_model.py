@@ -327,19 +327,32 @@ def ours(kernel_name):
     return short_name(kernel_name).startswith("dc::")
 
 
+def measured_row(measured, shape, dtype, algorithm, row_direction):
+    """The measured row (not TF32) of a call, or None."""
+    for row in (measured or {}).get("rows", []):
+        if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
+                (shape, dtype, algorithm, row_direction, False):
+            return row
+    return None
+
+
+def call_split(row):
+    """(our kernels, cuFFT + ATen kernels, whole call) in seconds of a measured row with its kernels."""
+    mine = sum(k["us"] for k in row["kernels"] if ours(k["name"])) * 1e-6
+    libraries = sum(k["us"] for k in row["kernels"] if not ours(k["name"])) * 1e-6
+    return mine, libraries, row["ms"] * 1e-3
+
+
 def measured_kernel_seconds(measured, launch):
     """Measured device time (s) per call of `launch`'s kernel in its pass, or None: the forward launches from the
     forward row of the same shape, dtype and algorithm; the backward launches from the forward+backward row less
     that kernel's forward time (a kernel both passes launch, e.g. fft_mix_kernel)."""
     def kernel_us(row_direction):
-        for row in measured["rows"]:
-            if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
-                    (launch["shape"], launch["dtype"], launch.get("algorithm", "direct"), row_direction, False):
-                if "kernels" not in row:
-                    return None
-                key = kernel_key(launch["kernel"])
-                return sum(k["us"] for k in row["kernels"] if kernel_key(k["name"]) == key)
-        return None
+        row = measured_row(measured, launch["shape"], launch["dtype"], launch.get("algorithm", "direct"), row_direction)
+        if row is None or "kernels" not in row:
+            return None
+        key = kernel_key(launch["kernel"])
+        return sum(k["us"] for k in row["kernels"] if kernel_key(k["name"]) == key)
     forward = kernel_us("fwd")
     if direction(launch["op"]) == "forward":
         return forward * 1e-6 if forward else None
@@ -373,9 +386,7 @@ def measured_call_table(measured):
     for row in measured["rows"]:
         if "kernels" not in row:
             continue
-        mine = sum(k["us"] for k in row["kernels"] if ours(k["name"])) * 1e-6
-        libraries = sum(k["us"] for k in row["kernels"] if not ours(k["name"])) * 1e-6
-        call = row["ms"] * 1e-3
+        mine, libraries, call = call_split(row)
         dtype = row["dtype"] + (" (TF32)" if row.get("tf32") else "")
         launches = sum(k["calls"] for k in row["kernels"])
         lines.append(f"| {row['shape']} | {dtype} | {row['algorithm']} | {row['direction']} | {fmt_time(call)} | "
@@ -453,17 +464,6 @@ def benchmark_cases():
     return {case.name: case for case in bench.cases(BENCH_BATCH)}
 
 
-def measured_call(measured, shape, dtype, algorithm, row_direction):
-    """(our kernels, cuFFT + ATen kernels, whole call) in seconds of a measured row, or None."""
-    for row in (measured or {}).get("rows", []):
-        if (row.get("shape"), row.get("dtype"), row.get("algorithm"), row.get("direction"), row.get("tf32")) == \
-                (shape, dtype, algorithm, row_direction, False) and "kernels" in row:
-            mine = sum(k["us"] for k in row["kernels"] if ours(k["name"])) * 1e-6
-            libraries = sum(k["us"] for k in row["kernels"] if not ours(k["name"])) * 1e-6
-            return mine, libraries, row["ms"] * 1e-3
-    return None
-
-
 def fft_call_table(rows, measured):
     """Per FFT op and pass: the model's whole call on each GPU (our kernels + the library bytes at DRAM bandwidth),
     and the measured split where a measurement exists."""
@@ -482,16 +482,14 @@ def fft_call_table(rows, measured):
                 continue
             nbytes, kept = fft_library_bytes(case.kind, case.impulse, case.response, case.mix_channels, dtype,
                                              part == "forward+backward")
-            cells = []
-            for g in gpus:
-                library = nbytes / (GPUS[g]["dram_gbs"] * 1e9)
-                cells.append(f"{fmt_time(parts[part][g][0])} + {fmt_time(library)} = "
-                             f"{fmt_time(parts[part][g][0] + library)}")
-            m = measured_call(measured, shape, dtype, "fft", row_direction)
-            model_library = nbytes / (GPUS[MEASURED_GPU]["dram_gbs"] * 1e9)
-            model_call = parts[part][MEASURED_GPU][0] + model_library
+            library = {g: nbytes / (GPUS[g]["dram_gbs"] * 1e9) for g in gpus}
+            call = {g: parts[part][g][0] + library[g] for g in gpus}
+            cells = [f"{fmt_time(parts[part][g][0])} + {fmt_time(library[g])} = {fmt_time(call[g])}" for g in gpus]
+            row = measured_row(measured, shape, dtype, "fft", row_direction)
+            m = call_split(row) if row is not None and "kernels" in row else None
             seen = (f"{fmt_time(m[0])}, {fmt_time(m[1])}, {fmt_time(m[2])} ({fmt_time(max(0.0, m[2] - m[0] - m[1]))}) | "
-                    f"{ratio(m[1], model_library)}, {ratio(m[2], model_call)}" if m else "not measured | n/a")
+                    f"{ratio(m[1], library[MEASURED_GPU])}, {ratio(m[2], call[MEASURED_GPU])}" if m
+                    else "not measured | n/a")
             lines.append(f"| {family} | {shape} | {dtype} | {part} | {'yes' if kept else 'no'} | {nbytes / 1e9:.2f} GB | "
                          + " | ".join(cells) + f" | {seen} |")
     return "\n".join(lines)
